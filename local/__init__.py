@@ -1,0 +1,1 @@
+"""Docker-free local stack for `make dev` and the tests (never deployed)."""

@@ -1,0 +1,70 @@
+"""`make dev`: the product on this machine, no Docker. Ctrl-C stops everything it started.
+
+Ports: DYNAMODB_LOCAL_PORT (8000), MOTO_PORT (5000), LOCAL_API_PORT (3000), all on 127.0.0.1.
+"""
+
+import json
+import os
+import shlex
+import signal
+import threading
+
+from local import template
+from local.stack import LocalStack
+
+EVENTS = template.ROOT / "events"
+
+
+def curl_line(api_url: str, event: dict) -> str:
+    body = event["body"]
+    if event.get("isBase64Encoded"):
+        import base64
+
+        body = base64.b64decode(body).decode()
+    body = " ".join(body.split("\n"))  # one line; JSON whitespace only sits between tokens
+    parts = ["curl", "-sS", "-X", "POST", f"{api_url}{event['rawPath']}"]
+    for name, value in event["headers"].items():
+        if name not in ("host", "user-agent"):
+            parts += ["-H", f"{name}: {value}"]
+    parts += ["--data-binary", body]
+    return shlex.join(parts)
+
+
+def main() -> None:
+    stack = LocalStack(int(os.environ.get("DYNAMODB_LOCAL_PORT", 8000)), int(os.environ.get("MOTO_PORT", 5000)))
+    print("Starting DynamoDB Local and moto server ...", flush=True)
+    stack.start()
+    try:
+        stack.export_to_process()
+        # One console line per delivery; DEV_LOG_LEVEL=INFO shows the handlers' JSON logs and metrics.
+        os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("DEV_LOG_LEVEL", "ERROR")
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", str(os.environ["POWERTOOLS_LOG_LEVEL"] != "INFO").lower())
+        from local.server import LocalApi
+
+        api = LocalApi(int(os.environ.get("LOCAL_API_PORT", 3000))).start()
+        print(f"\nDynamoDB Local  {stack.dynamodb.url}   (table NotificationsTable)")
+        print(f"moto server     {stack.moto.url}   (SNS AlertsTopic, SQS local-alerts, secrets)")
+        print(f"HTTP API        {api.url}\n")
+        for route in template.routes():
+            print(f"  {route.method} {api.url}{route.path}  ->  {route.function}")
+        print("\nPost the sample events:\n")
+        for path in sorted(EVENTS.glob("*.json")):
+            print(curl_line(api.url, json.loads(path.read_text())), "\n")
+        print("Look into the table:")
+        print(f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws dynamodb scan --table-name NotificationsTable "
+              f"--endpoint-url {stack.dynamodb.url} --region us-east-1\n")
+        print("Serving; Ctrl-C stops everything.\n", flush=True)
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        try:
+            stopped.wait()
+        except KeyboardInterrupt:
+            pass
+        api.stop()
+    finally:
+        stack.stop()
+        print("\nStopped.")
+
+
+if __name__ == "__main__":
+    main()

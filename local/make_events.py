@@ -1,0 +1,68 @@
+"""Write events/: one API Gateway HTTP API 2.0 event per function, its body a seed payload.
+
+    .venv/bin/python -m local.make_events
+
+Billing bodies are the seed examples unchanged; the Bitrix24 body is the seed event plus the
+`member_id` and `application_token` its own table requires, form-encoded as the wire sends it.
+"""
+
+import json
+
+from local import provision, samples, seeds, template
+from local.server import http_api_event
+from local.wire import php_form_encode
+
+EVENTS = template.ROOT / "events"
+
+
+def bitrix24_payment_body() -> dict:
+    body = seeds.bitrix24_payment_seed()
+    body["auth"]["member_id"] = samples.PORTAL_MEMBER_ID
+    body["auth"]["application_token"] = samples.PORTAL_APPLICATION_TOKEN
+    return body
+
+
+def sample_events() -> dict[str, dict]:
+    """{function directory name: event}."""
+    billing = seeds.billing_seed_texts()
+    events = {}
+    for route in template.routes():
+        headers = {"host": "127.0.0.1:3000", "user-agent": "sample-event"}
+        if route.path.startswith("/bitrix24/"):
+            body = php_form_encode(bitrix24_payment_body())
+            headers["content-type"] = "application/x-www-form-urlencoded"
+        else:
+            body = billing[route.function.removesuffix("Function")]
+            headers["content-type"] = "application/json"
+            headers["authorization"] = f"Bearer {samples.BILLING_TOKEN}"
+        event = http_api_event(route.method, route.path, "", headers, body.encode())
+        event["requestContext"]["requestId"] = f"sample-{route.code_dir.name}"
+        event["requestContext"]["time"] = "23/Nov/2026:00:00:00 +0000"
+        event["requestContext"]["timeEpoch"] = 1795392000000
+        events[route.code_dir.name] = event
+    return events
+
+
+def sam_local_env(dynamodb_port: int = 8000, moto_port: int = 5000) -> dict:
+    """`sam local invoke --env-vars local/env.json`: the template's variables pointed at `make dev`.
+    From inside SAM's container the host is host.docker.internal (Linux: --add-host host.docker.internal:host-gateway)."""
+    host = "http://host.docker.internal"
+    env = provision.handler_environment({
+        "AWS_ENDPOINT_URL_DYNAMODB": f"{host}:{dynamodb_port}",
+        "AWS_ENDPOINT_URL_SNS": f"{host}:{moto_port}",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": f"{host}:{moto_port}",
+    })
+    return {"Parameters": env}
+
+
+def main() -> None:
+    EVENTS.mkdir(exist_ok=True)
+    for name, event in sample_events().items():
+        (EVENTS / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
+        print(f"events/{name}.json")
+    (template.ROOT / "local" / "env.json").write_text(json.dumps(sam_local_env(), indent=2) + "\n")
+    print("local/env.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Create on the local services what template.yaml declares: the table, topic and secrets.
+
+Read from the template, not restated: a new index or secret there shows up here by itself.
+"""
+
+import json
+from typing import Any
+
+import boto3
+
+from local import samples, template
+from local.services import REGION
+
+ACCOUNT_ID = "123456789012"  # moto's account
+ALERTS_QUEUE = "local-alerts"
+
+_TABLE_PROPERTIES = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
+
+
+def physical_ids() -> dict[str, str]:
+    """What a !Ref to each resource resolves to on the local stack."""
+    ids = {}
+    for name in template.resources("AWS::DynamoDB::Table"):
+        ids[name] = name
+    for name in template.resources("AWS::SNS::Topic"):
+        ids[name] = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{name}"
+    for name in template.resources("AWS::SecretsManager::Secret"):
+        ids[name] = name
+    return ids
+
+
+def handler_environment(endpoints: dict[str, str]) -> dict[str, str]:
+    """The template's Globals environment, with the local endpoints winning over its empty placeholders."""
+    env = template.global_environment(physical_ids())
+    env.update(endpoints)
+    return env
+
+
+def create_resources(endpoints: dict[str, str]) -> dict[str, Any]:
+    session = boto3.Session(
+        aws_access_key_id=endpoints["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=endpoints["AWS_SECRET_ACCESS_KEY"],
+        region_name=REGION,
+    )
+    dynamodb = session.client("dynamodb", endpoint_url=endpoints["AWS_ENDPOINT_URL_DYNAMODB"])
+    for name, resource in template.resources("AWS::DynamoDB::Table").items():
+        props = {key: resource["Properties"][key] for key in _TABLE_PROPERTIES if key in resource["Properties"]}
+        dynamodb.create_table(TableName=name, **props)
+        dynamodb.get_waiter("table_exists").wait(TableName=name)
+
+    secrets = session.client("secretsmanager", endpoint_url=endpoints["AWS_ENDPOINT_URL_SECRETS_MANAGER"])
+    for name in template.resources("AWS::SecretsManager::Secret"):
+        secrets.create_secret(Name=name, SecretString=json.dumps(samples.SECRET_VALUES[name]))
+
+    sns = session.client("sns", endpoint_url=endpoints["AWS_ENDPOINT_URL_SNS"])
+    sqs = session.client("sqs", endpoint_url=endpoints["AWS_ENDPOINT_URL_SQS"])
+    topics = {name: sns.create_topic(Name=name)["TopicArn"] for name in template.resources("AWS::SNS::Topic")}
+    queue_url = sqs.create_queue(QueueName=ALERTS_QUEUE)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topics["AlertsTopic"], Protocol="sqs", Endpoint=queue_arn)
+    return {"topics": topics, "alerts_queue_url": queue_url}

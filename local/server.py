@@ -1,0 +1,189 @@
+"""The local HTTP API: template.yaml's routes, served through the same handlers with the same
+HTTP API payload 2.0 event that API Gateway sends. Loopback only."""
+
+import base64
+import importlib.util
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl
+
+from local import template
+
+# API Gateway passes these through as text; any other body arrives base64-encoded (forms included).
+_TEXT_MEDIA_TYPES = ("application/json", "text/")
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = ""
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    function_version: str = "$LATEST"
+
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 10_000
+
+
+def http_api_event(
+    method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes, source_ip: str = "127.0.0.1"
+) -> dict[str, Any]:
+    """An API Gateway HTTP API payload 2.0 event, as API Gateway builds it."""
+    lowered: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
+    content_type = lowered.get("content-type", "")
+    is_text = not body or content_type.startswith(_TEXT_MEDIA_TYPES)
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    now = datetime.now(UTC)
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": lowered,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": lowered.get("host", "127.0.0.1"),
+            "domainPrefix": "local",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": f"{method} {path}",
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "body": body.decode("utf-8", "replace") if is_text else base64.b64encode(body).decode(),
+        "isBase64Encoded": not is_text,
+    }
+    if query:
+        event["queryStringParameters"] = query
+    return event
+
+
+class LocalFunction:
+    """One function's handler, loaded from its CodeUri like Lambda does; one event at a time."""
+
+    def __init__(self, route: template.Route) -> None:
+        self.route = route
+        module_name, _, attribute = route.handler.rpartition(".")
+        module = _load_module(f"function_{route.function}", route.code_dir / f"{module_name}.py")
+        self.handler: Callable[[dict, Any], dict] = getattr(module, attribute)
+        self._lock = threading.Lock()  # a Lambda container runs one event at a time
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return self.handler(event, LambdaContext(self.route.function))
+
+
+def _load_module(name: str, path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def describe(response: dict[str, Any]) -> str:
+    """A short summary of an answer for the console: outcome and key, or the problem's title."""
+    try:
+        body = json.loads(response.get("body") or "{}")
+    except ValueError:
+        return ""
+    if "notification_id" in body:
+        return f"{body['status']} {body['notification_id']}/{body['type']}"
+    return body.get("title", "")
+
+
+class LocalApi:
+    def __init__(self, port: int, log: Callable[[str], None] | None = print) -> None:
+        self.functions = {route.route_key: LocalFunction(route) for route in template.routes()}
+        self.log = log
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                api.serve(self)
+
+            do_GET = do_PUT = do_DELETE = do_PATCH = do_POST  # noqa: N815
+
+            def log_message(self, *args: Any) -> None:  # one line per delivery is ours to print
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread: threading.Thread | None = None
+
+    def serve(self, request: BaseHTTPRequestHandler) -> None:
+        started = time.perf_counter()
+        path, _, raw_query = request.path.partition("?")
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        function = self.functions.get(f"{request.command} {path}")
+        if function is None:
+            response = {"statusCode": 404, "headers": {"Content-Type": "application/json"},
+                        "body": json.dumps({"message": "Not Found"})}
+        else:
+            event = http_api_event(request.command, path, raw_query, dict(request.headers.items()), body,
+                                   request.client_address[0])
+            try:
+                response = function.invoke(event)
+            except Exception as error:  # as API Gateway does when a function fails
+                response = {"statusCode": 500, "headers": {"Content-Type": "application/json"},
+                            "body": json.dumps({"message": "Internal Server Error"})}
+                if self.log:
+                    self.log(f"  function {function.route.function} raised {error.__class__.__name__}")
+        self._write(request, response)
+        if self.log:
+            elapsed = (time.perf_counter() - started) * 1000
+            self.log(f"{request.command} {path} -> {response['statusCode']} {describe(response)} ({elapsed:.0f} ms)")
+
+    @staticmethod
+    def _write(request: BaseHTTPRequestHandler, response: dict[str, Any]) -> None:
+        payload = response.get("body") or ""
+        data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
+        request.send_response(response.get("statusCode", 200))
+        for name, value in (response.get("headers") or {}).items():
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
+
+    def start(self) -> "LocalApi":
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="local-api", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,86 @@
+"""template.yaml as data: the routes, resources and environment the local stack mirrors."""
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation short forms (!Ref X, !GetAtt A.B, !Sub ...) as their long forms."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+@cache
+def load() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 (SafeLoader subclass)
+
+
+def resources(kind: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in load()["Resources"].items() if res["Type"] == kind}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    function: str  # logical id
+    code_dir: Path
+    handler: str  # module.attribute
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def routes() -> list[Route]:
+    handler_default = load().get("Globals", {}).get("Function", {}).get("Handler", "app.handler")
+    found = []
+    for name, res in resources("AWS::Serverless::Function").items():
+        props = res["Properties"]
+        for event in props.get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                found.append(
+                    Route(
+                        method=event["Properties"]["Method"].upper(),
+                        path=event["Properties"]["Path"],
+                        function=name,
+                        code_dir=ROOT / props["CodeUri"],
+                        handler=props.get("Handler", handler_default),
+                    )
+                )
+    return sorted(found, key=lambda route: route.path)
+
+
+def global_environment(physical_ids: dict[str, str]) -> dict[str, str]:
+    """Globals' variables with each !Ref resolved to the local resource it names."""
+    variables = load()["Globals"]["Function"]["Environment"]["Variables"]
+    parameters = {name: spec.get("Default", "") for name, spec in load().get("Parameters", {}).items()}
+    env = {}
+    for name, value in variables.items():
+        if isinstance(value, dict) and "Ref" in value:
+            ref = value["Ref"]
+            value = physical_ids.get(ref, parameters.get(ref, ""))
+        env[name] = str(value)
+    return env

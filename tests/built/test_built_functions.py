@@ -1,0 +1,74 @@
+"""`sam build` (x86_64: this machine cannot load arm64 wheels), then each built handler answers
+its sample event on Python 3.13 with the layer from the build output, as Lambda would load it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local import template
+from local.template import ROOT
+
+pytestmark = pytest.mark.slow
+SAM = os.environ.get("SAM_CLI", str(ROOT / ".venv-sam" / "bin" / "sam"))
+RUNTIME_BOTO3 = ROOT / ".cache" / "lambda-runtime-boto3"
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sam-build")
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0",
+           "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.11.7:3.12.1:3.13.0")}
+    result = subprocess.run(
+        [SAM, "build", "--parameter-overrides", "Architecture=x86_64", "--build-dir", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def runtime_boto3() -> Path:
+    """The Lambda runtime ships boto3 (the layer must not): the same here, outside the venv."""
+    import boto3
+
+    marker = RUNTIME_BOTO3 / f".boto3-{boto3.__version__}"
+    if not marker.exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(RUNTIME_BOTO3),
+                        f"boto3=={boto3.__version__}"], check=True, timeout=600)
+        marker.touch()
+    return RUNTIME_BOTO3
+
+
+def _invoke_built(build_dir: Path, runtime: Path, function: str, event_file: Path, environment: dict) -> dict:
+    pythonpath = os.pathsep.join([str(build_dir / function), str(build_dir / "SharedLayer" / "python"), str(runtime)])
+    env = {"PATH": os.environ["PATH"], **environment, "PYTHONPATH": pythonpath}
+    result = subprocess.run(
+        [sys.executable, "-S", "-B", str(Path(__file__).with_name("invoke_built.py")), function, str(event_file)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_built_layer_carries_pydantic_and_powertools_but_not_boto3(build_dir):
+    packages = {p.name for p in (build_dir / "SharedLayer" / "python").iterdir()}
+    assert {"billing_webhooks", "pydantic", "pydantic_core", "aws_lambda_powertools"} <= packages
+    assert "boto3" not in packages and "botocore" not in packages
+    assert any(p.name.endswith("x86_64-linux-gnu.so") for p in (build_dir / "SharedLayer" / "python" / "pydantic_core").iterdir())
+
+
+@pytest.mark.parametrize("route", template.routes(), ids=lambda r: r.function)
+def test_each_built_function_answers_its_sample_event(build_dir, runtime_boto3, stack, table, route):
+    event_file = ROOT / "events" / f"{route.code_dir.name}.json"
+    first = _invoke_built(build_dir, runtime_boto3, route.function, event_file, stack.environment)
+    assert first["app"].startswith(str(build_dir / route.function))
+    assert first["pydantic"].startswith(str(build_dir / "SharedLayer" / "python"))
+    assert first["response"]["statusCode"] == 200, first["response"]
+    assert json.loads(first["response"]["body"])["status"] == "stored"
+    again = _invoke_built(build_dir, runtime_boto3, route.function, event_file, stack.environment)
+    assert json.loads(again["response"]["body"])["status"] == "duplicate"
+    assert len(table.items()) == 1

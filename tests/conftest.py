@@ -1,0 +1,73 @@
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import boto3
+import pytest
+
+from local import template
+from local.server import LambdaContext, LocalApi, LocalFunction
+from local.stack import LocalStack
+
+EVENTS = template.ROOT / "events"
+
+
+def load_event(name: str) -> dict:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """DynamoDB Local and moto server on free loopback ports, with the template's resources."""
+    with LocalStack() as running:
+        running.export_to_process()
+        yield running
+
+
+@pytest.fixture(scope="session")
+def functions(stack) -> dict[str, LocalFunction]:
+    """{function directory name: handler loaded from functions/<name>/app.py}."""
+    return {route.code_dir.name: LocalFunction(route) for route in template.routes()}
+
+
+@pytest.fixture(scope="session")
+def api(stack):
+    running = LocalApi(0, log=None).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def dynamodb(stack):
+    return boto3.client("dynamodb", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_DYNAMODB"])
+
+
+@pytest.fixture
+def table(stack, dynamodb):
+    """The NotificationsTable, emptied before the test."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    class Table:
+        name = "NotificationsTable"
+
+        def items(self) -> list[dict]:
+            pages = dynamodb.get_paginator("scan").paginate(TableName=self.name)
+            deserialize = TypeDeserializer().deserialize
+            return [{k: deserialize(v) for k, v in item.items()} for page in pages for item in page["Items"]]
+
+        def clear(self) -> None:
+            for item in self.items():
+                dynamodb.delete_item(
+                    TableName=self.name,
+                    Key={k: {"S": item[k]} for k in ("notification_id", "notification_type")},
+                )
+
+    table = Table()
+    table.clear()
+    return table
+
+
+def invoke(function: LocalFunction, event: dict) -> tuple[int, dict, dict]:
+    """Call a handler as Lambda would; return (status, headers, JSON body)."""
+    response = function.handler(event, LambdaContext(function.route.function))
+    return response["statusCode"], response["headers"], json.loads(response["body"], parse_float=Decimal)

@@ -1,0 +1,130 @@
+"""The template as SAM translates it: resources, routes, least-privilege policies."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local.template import ROOT
+
+SAM_VENV_BIN = ROOT / ".venv-sam" / "bin"
+ROUTES = {
+    "/bitrix24/app-payment": "AppPaymentFunction",
+    "/billing/invoice-for-new-period": "InvoiceForNewPeriodFunction",
+    "/billing/invoice-for-new-product": "InvoiceForNewProductFunction",
+    "/billing/unpaid-invoice": "UnPaidInvoiceFunction",
+    "/billing/account-state-change": "AccountStateChangeFunction",
+    "/billing/trial-reminder": "TrialReminderFunction",
+    "/billing/percent-of-balance-used": "PercentOfBalanceUsedFunction",
+    "/billing/product-state-change": "ProductStateChangeFunction",
+    "/billing/new-payment": "NewPaymentFunction",
+}
+
+
+def _sam_env() -> dict[str, str]:
+    return {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"}
+
+
+@pytest.fixture(scope="module")
+def translated() -> dict:
+    out = subprocess.run(
+        [str(SAM_VENV_BIN / "python"), str(Path(__file__).with_name("translate.py")), str(ROOT / "template.yaml")],
+        capture_output=True, text=True, check=True, env=_sam_env(),
+    )
+    return json.loads(out.stdout)["Resources"]
+
+
+def _of_type(resources: dict, kind: str) -> dict:
+    return {name: res for name, res in resources.items() if res["Type"] == kind}
+
+
+def test_sam_validate_lint_passes():
+    result = subprocess.run([str(SAM_VENV_BIN / "sam"), "validate", "--lint"], cwd=ROOT, capture_output=True,
+                            text=True, env=_sam_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_is_clean():
+    result = subprocess.run([str(SAM_VENV_BIN / "cfn-lint"), "template.yaml"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_nine_functions_on_python313_with_the_shared_layer_and_the_architecture_parameter(translated):
+    functions = _of_type(translated, "AWS::Lambda::Function")
+    assert set(functions) == set(ROUTES.values())
+    [layer] = _of_type(translated, "AWS::Lambda::LayerVersion")
+    for name, function in functions.items():
+        props = function["Properties"]
+        assert props["Runtime"] == "python3.13"
+        assert props["Architectures"] == [{"Ref": "Architecture"}]
+        assert props["Layers"] == [{"Ref": layer}]
+        assert props["Code"]["S3Key"].startswith("functions/"), name
+
+
+def test_each_route_is_post_only_and_reaches_its_function(translated):
+    [api] = _of_type(translated, "AWS::ApiGatewayV2::Api").values()
+    paths = api["Properties"]["Body"]["paths"]
+    assert set(paths) == set(ROUTES)
+    for path, function in ROUTES.items():
+        assert list(paths[path]) == ["post"]
+        integration = paths[path]["post"]["x-amazon-apigateway-integration"]
+        assert integration["payloadFormatVersion"] == "2.0"
+        assert f"${{{function}.Arn}}" in integration["uri"]["Fn::Sub"]
+
+
+def test_each_function_may_only_put_into_the_table_and_read_its_own_secret(translated):
+    for path, function in ROUTES.items():
+        role = translated[f"{function}Role"]["Properties"]
+        assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
+        statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+        granted = {(json.dumps(s["Action"] if isinstance(s["Action"], list) else [s["Action"]]), json.dumps(s["Resource"]))
+                   for s in statements}
+        secret = "Bitrix24PortalSecret" if path.startswith("/bitrix24/") else "BillingWebhookSecret"
+        assert all(s["Effect"] == "Allow" for s in statements)
+        assert granted == {
+            ('["dynamodb:PutItem"]', json.dumps({"Fn::GetAtt": ["NotificationsTable", "Arn"]})),
+            ('["secretsmanager:GetSecretValue"]',
+             json.dumps({"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": secret}}]})),
+        }, function
+
+
+def test_the_table_is_keyed_by_notification_with_an_account_index_pitr_and_encryption(translated):
+    table = translated["NotificationsTable"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "notification_id", "KeyType": "HASH"},
+                                  {"AttributeName": "notification_type", "KeyType": "RANGE"}]
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "by-account"
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["account_key", "event_time"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert translated["NotificationsTable"]["DeletionPolicy"] == "Retain"
+
+
+def test_the_alert_topic_exists_and_is_encrypted(translated):
+    assert translated["AlertsTopic"]["Properties"]["KmsMasterKeyId"] == "alias/aws/sns"
+
+
+def test_the_layer_builds_for_the_functions_architecture():
+    from local.template import load
+
+    layer = load()["Resources"]["SharedLayer"]
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": {"Ref": "Architecture"}}
+    assert layer["Properties"]["ContentUri"] == "layers/shared"
+    requirements = (ROOT / "layers" / "shared" / "requirements.txt").read_text()
+    assert "pydantic==" in requirements and "aws-lambda-powertools==" in requirements and "boto3" not in requirements
+
+
+def test_globals_declare_empty_endpoint_placeholders_for_sam_local(translated):
+    env = translated["NewPaymentFunction"]["Properties"]["Environment"]["Variables"]
+    for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SNS", "AWS_ENDPOINT_URL_SECRETS_MANAGER"):
+        assert env[name] == ""
+    local_env = json.loads((ROOT / "local" / "env.json").read_text())["Parameters"]
+    assert set(local_env) <= set(env), "sam local only overrides variables the template declares"
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))

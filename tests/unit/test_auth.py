@@ -1,0 +1,67 @@
+import pytest
+
+from billing_webhooks import auth
+from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WrongCredentials
+
+ACTIVE = {"current": "new-secret", "previous": "old-secret"}
+PORTALS = {"member-1": "token-1"}
+
+
+@pytest.fixture
+def secrets(monkeypatch):
+    values = {"BILLING_SECRET_ID": ACTIVE, "BITRIX24_SECRET_ID": PORTALS}
+    monkeypatch.setattr(auth, "_secret", lambda env_var: values[env_var])
+    return values
+
+
+def _billing(headers=None, query=""):
+    return {"headers": headers or {}, "rawQueryString": query}
+
+
+@pytest.mark.parametrize(
+    ("headers", "query"),
+    [
+        ({"authorization": "Bearer new-secret"}, ""),
+        ({"Authorization": "bearer old-secret"}, ""),  # rotation: both active
+        ({"x-webhook-token": "new-secret"}, ""),
+        ({}, "token=old-secret"),
+        ({"authorization": "Bearer wrong"}, "token=new-secret"),
+    ],
+)
+def test_billing_accepts_any_active_secret_in_any_place(secrets, headers, query):
+    auth.billing_shared_secret(_billing(headers, query), {})
+
+
+@pytest.mark.parametrize(("headers", "query"), [({}, ""), ({"authorization": "Basic abc"}, ""), ({}, "token=")])
+def test_billing_without_credentials_is_401(secrets, headers, query):
+    with pytest.raises(MissingCredentials) as caught:
+        auth.billing_shared_secret(_billing(headers, query), {})
+    assert caught.value.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_billing_with_a_wrong_secret_is_403(secrets):
+    with pytest.raises(WrongCredentials):
+        auth.billing_shared_secret(_billing({"authorization": "Bearer new-secreT"}), {})
+
+
+def test_a_secret_that_cannot_be_read_is_503_not_a_refusal(monkeypatch):
+    def fail(env_var):
+        raise ServiceUnavailable("down")
+
+    monkeypatch.setattr(auth, "_secret", fail)
+    with pytest.raises(ServiceUnavailable):
+        auth.billing_shared_secret(_billing({"authorization": "Bearer x"}), {})
+
+
+def test_portal_token_must_match_the_stored_one(secrets):
+    auth.portal_application_token({}, {"auth": {"member_id": "member-1", "application_token": "token-1"}})
+    with pytest.raises(WrongCredentials):
+        auth.portal_application_token({}, {"auth": {"member_id": "member-1", "application_token": "token-2"}})
+    with pytest.raises(WrongCredentials):
+        auth.portal_application_token({}, {"auth": {"member_id": "unknown", "application_token": "token-1"}})
+
+
+@pytest.mark.parametrize("body", [{}, {"auth": "x"}, {"auth": {"member_id": "member-1"}}, {"auth": {"application_token": "t"}}])
+def test_portal_event_without_token_or_member_is_401(secrets, body):
+    with pytest.raises(MissingCredentials):
+        auth.portal_application_token({}, body)

@@ -1,0 +1,98 @@
+import base64
+import json
+from decimal import Decimal
+
+import pytest
+
+from billing_webhooks import decoding
+from billing_webhooks.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
+from local.wire import php_form_encode
+
+BOTH = frozenset({decoding.JSON, decoding.FORM})
+
+
+def _event(body: str | bytes, content_type: str | None = "application/json", b64: bool = False) -> dict:
+    raw = body.encode() if isinstance(body, str) else body
+    headers = {"content-type": content_type} if content_type else {}
+    if b64:
+        return {"headers": headers, "body": base64.b64encode(raw).decode(), "isBase64Encoded": True}
+    return {"headers": headers, "body": raw.decode("utf-8", "replace"), "isBase64Encoded": False}
+
+
+def test_php_bracket_keys_rebuild_nested_data_exactly_as_the_wire_sends_it():
+    wire = (
+        "event=ONAPPPAYMENT&event_handler_id=14&data%5BCODE%5D=bitrix.gds_company&data%5BDAYS%5D=28"
+        "&ts=1466439714&auth%5Bdomain%5D=some-domain.bitrix24.com"
+        "&auth%5Bclient_endpoint%5D=https%3A%2F%2Fsome-domain.bitrix24.com%2Frest%2F"
+    )
+    assert decoding.parse_php_form(wire) == {
+        "event": "ONAPPPAYMENT",
+        "event_handler_id": "14",
+        "data": {"CODE": "bitrix.gds_company", "DAYS": "28"},
+        "ts": "1466439714",
+        "auth": {"domain": "some-domain.bitrix24.com", "client_endpoint": "https://some-domain.bitrix24.com/rest/"},
+    }
+
+
+def test_php_lists_from_empty_and_numeric_brackets():
+    assert decoding.parse_php_form("a[]=1&a[]=2&b[0]=x&b[1]=y&c[5]=z&d=") == {
+        "a": ["1", "2"], "b": ["x", "y"], "c": {"5": "z"}, "d": "",
+    }
+
+
+def test_form_encoding_round_trips_nested_values():
+    data = {"event": "ONAPPPAYMENT", "data": {"CODE": "x", "LIST": ["1", "2"]}, "auth": {"member_id": "m"}}
+    assert decoding.parse_php_form(php_form_encode(data)) == data
+
+
+def test_base64_bodies_are_decoded_as_api_gateway_sends_forms():
+    event = _event(php_form_encode({"event": "ONAPPPAYMENT", "auth": {"domain": "d"}}), decoding.FORM, b64=True)
+    assert decoding.decode(event, BOTH) == {"event": "ONAPPPAYMENT", "auth": {"domain": "d"}}
+
+
+def test_json_fractions_are_decimals():
+    assert decoding.decode(_event('{"amount": 1861.52}'), BOTH) == {"amount": Decimal("1861.52")}
+
+
+def test_content_type_parameters_and_case_are_ignored():
+    assert decoding.decode(_event('{"a": 1}', "Application/JSON; charset=utf-8"), BOTH) == {"a": 1}
+
+
+def test_a_missing_content_type_is_read_as_json():
+    assert decoding.decode(_event('{"a": 1}', None), BOTH) == {"a": 1}
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "multipart/form-data; boundary=x"])
+def test_other_content_types_are_415(content_type):
+    with pytest.raises(UnsupportedMediaType):
+        decoding.decode(_event('{"a": 1}', content_type), BOTH)
+
+
+def test_billing_routes_refuse_forms_with_415():
+    with pytest.raises(UnsupportedMediaType):
+        decoding.decode(_event("a=1", decoding.FORM), frozenset({decoding.JSON}))
+
+
+@pytest.mark.parametrize("body", ['{"a": ', "[1, 2]", '"text"', "{}", '{"a": NaN}', "\ufeff{"])
+def test_malformed_or_non_object_bodies_are_400(body):
+    with pytest.raises(MalformedBody):
+        decoding.decode(_event(body), BOTH)
+
+
+def test_invalid_utf8_is_400():
+    with pytest.raises(MalformedBody):
+        decoding.decode(_event(b'{"a": "\xff"}', b64=True), BOTH)
+
+
+def test_invalid_base64_is_400():
+    with pytest.raises(MalformedBody):
+        decoding.decode({"headers": {}, "body": "***", "isBase64Encoded": True}, BOTH)
+
+
+def test_bodies_over_64_kib_are_413_and_64_kib_exactly_is_read():
+    filler = "x" * (64 * 1024 - len('{"a": ""}'))
+    assert decoding.decode(_event(json.dumps({"a": filler})), BOTH)["a"] == filler
+    with pytest.raises(PayloadTooLarge):
+        decoding.decode(_event(json.dumps({"a": filler + "y"})), BOTH)
+    with pytest.raises(PayloadTooLarge):
+        decoding.decode(_event(json.dumps({"a": filler + "y"}), b64=True), BOTH)
