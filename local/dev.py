@@ -30,6 +30,27 @@ def curl_line(api_url: str, event: dict) -> str:
     return shlex.join(parts)
 
 
+def print_alerts(stack: LocalStack, stopped: threading.Event) -> None:
+    """Show each alert's text as it arrives on the stack's own queue (local-alerts is left alone)."""
+    import boto3
+
+    from local.provision import CONSOLE_QUEUE
+
+    sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
+    url = stack.resources["queues"][CONSOLE_QUEUE]
+    while not stopped.is_set():
+        try:
+            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        except Exception:  # the stack is going down
+            return
+        for message in batch:
+            envelope = json.loads(message["Body"])
+            document = json.loads(envelope["Message"])
+            indented = "\n    ".join(document["text"].splitlines())
+            print(f"  ALERT {envelope.get('Subject', '')}\n    {indented}", flush=True)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
 def main() -> None:
     stack = LocalStack(int(os.environ.get("DYNAMODB_LOCAL_PORT", 8000)), int(os.environ.get("MOTO_PORT", 5000)))
     print("Starting DynamoDB Local and moto server ...", flush=True)
@@ -55,11 +76,13 @@ def main() -> None:
               f"--endpoint-url {stack.dynamodb.url} --region us-east-1\n")
         print("Serving; Ctrl-C stops everything.\n", flush=True)
         stopped = threading.Event()
+        threading.Thread(target=print_alerts, args=(stack, stopped), daemon=True).start()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
         try:
             stopped.wait()
         except KeyboardInterrupt:
             pass
+        stopped.set()
         api.stop()
     finally:
         stack.stop()

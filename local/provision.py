@@ -12,7 +12,8 @@ from local import samples, template
 from local.services import REGION
 
 ACCOUNT_ID = "123456789012"  # moto's account
-ALERTS_QUEUE = "local-alerts"
+ALERTS_QUEUE = "local-alerts"  # left for any consumer to read
+CONSOLE_QUEUE = "local-alerts-console"  # the stack's own: `make dev` prints what arrives here
 
 _TABLE_PROPERTIES = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
 
@@ -55,7 +56,9 @@ def create_resources(endpoints: dict[str, str]) -> dict[str, Any]:
     sns = session.client("sns", endpoint_url=endpoints["AWS_ENDPOINT_URL_SNS"])
     sqs = session.client("sqs", endpoint_url=endpoints["AWS_ENDPOINT_URL_SQS"])
     topics = {name: sns.create_topic(Name=name)["TopicArn"] for name in template.resources("AWS::SNS::Topic")}
-    queue_url = sqs.create_queue(QueueName=ALERTS_QUEUE)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topics["AlertsTopic"], Protocol="sqs", Endpoint=queue_arn)
-    return {"topics": topics, "alerts_queue_url": queue_url}
+    queues = {}
+    for queue in (ALERTS_QUEUE, CONSOLE_QUEUE):
+        queues[queue] = sqs.create_queue(QueueName=queue)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queues[queue], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topics["AlertsTopic"], Protocol="sqs", Endpoint=arn)
+    return {"topics": topics, "queues": queues}

@@ -1,4 +1,5 @@
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,6 +11,9 @@ from local.server import LambdaContext, LocalApi, LocalFunction
 from local.stack import LocalStack
 
 EVENTS = template.ROOT / "events"
+
+# Powertools reads its settings when Logger/Metrics are created, which may be at collection time.
+os.environ.update({k: v for k, v in template.global_environment({}).items() if k.startswith("POWERTOOLS_")})
 
 
 def load_event(name: str) -> dict:

@@ -4,4 +4,4 @@ from billing_webhooks.auth import billing_shared_secret
 from billing_webhooks.models.billing import UnPaidInvoice
 from billing_webhooks.pipeline import Webhook
 
-handler = Webhook(UnPaidInvoice, auth=billing_shared_secret).handler
+handler = Webhook(UnPaidInvoice, auth=billing_shared_secret, alert=True).handler

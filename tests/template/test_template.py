@@ -52,9 +52,12 @@ def test_cfn_lint_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_nine_functions_on_python313_with_the_shared_layer_and_the_architecture_parameter(translated):
+ALERT_FUNCTIONS = {"UnPaidInvoiceFunction", "TrialReminderFunction"}
+
+
+def test_nine_webhook_functions_and_the_redrive_on_python313_with_the_shared_layer(translated):
     functions = _of_type(translated, "AWS::Lambda::Function")
-    assert set(functions) == set(ROUTES.values())
+    assert set(functions) == set(ROUTES.values()) | {"AlertRedriveFunction"}
     [layer] = _of_type(translated, "AWS::Lambda::LayerVersion")
     for name, function in functions.items():
         props = function["Properties"]
@@ -75,29 +78,61 @@ def test_each_route_is_post_only_and_reaches_its_function(translated):
         assert f"${{{function}.Arn}}" in integration["uri"]["Fn::Sub"]
 
 
+def _grants(translated: dict, function: str) -> set[tuple[str, str]]:
+    role = translated[f"{function}Role"]["Properties"]
+    assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
+    statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    assert all(s["Effect"] == "Allow" for s in statements)
+    return {
+        (action, json.dumps(s["Resource"]))
+        for s in statements
+        for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+
+
+TABLE = json.dumps({"Fn::GetAtt": ["NotificationsTable", "Arn"]})
+PUBLISH = ("sns:Publish", json.dumps({"Fn::Sub": ["arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:${topicName}",
+                                                 {"topicName": {"Fn::GetAtt": ["AlertsTopic", "TopicName"]}}]}))
+
+
 def test_each_function_may_only_put_into_the_table_and_read_its_own_secret(translated):
     for path, function in ROUTES.items():
-        role = translated[f"{function}Role"]["Properties"]
-        assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
-        statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
-        granted = {(json.dumps(s["Action"] if isinstance(s["Action"], list) else [s["Action"]]), json.dumps(s["Resource"]))
-                   for s in statements}
         secret = "Bitrix24PortalSecret" if path.startswith("/bitrix24/") else "BillingWebhookSecret"
-        assert all(s["Effect"] == "Allow" for s in statements)
-        assert granted == {
-            ('["dynamodb:PutItem"]', json.dumps({"Fn::GetAtt": ["NotificationsTable", "Arn"]})),
-            ('["secretsmanager:GetSecretValue"]',
-             json.dumps({"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": secret}}]})),
-        }, function
+        expected = {
+            ("dynamodb:PutItem", TABLE),
+            ("secretsmanager:GetSecretValue", json.dumps({"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": secret}}]})),
+        }
+        if function in ALERT_FUNCTIONS:  # only these two may publish, and update the alert state
+            expected |= {("dynamodb:UpdateItem", TABLE), PUBLISH}
+        assert _grants(translated, function) == expected, function
+
+
+def test_the_redrive_may_only_query_the_pending_index_update_and_publish(translated):
+    assert _grants(translated, "AlertRedriveFunction") == {
+        ("dynamodb:Query", json.dumps({"Fn::Sub": "${NotificationsTable.Arn}/index/pending-alerts"})),
+        ("dynamodb:UpdateItem", TABLE),
+        PUBLISH,
+    }
+    [rule] = [r for r in _of_type(translated, "AWS::Events::Rule").values()]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+
+
+def test_an_alert_email_is_optional_and_the_topic_arn_is_exported():
+    from local.template import load
+
+    template = load()
+    assert template["Parameters"]["AlertEmail"]["Default"] == ""
+    subscription = template["Resources"]["AlertEmailSubscription"]
+    assert subscription["Condition"] == "HasAlertEmail" and subscription["Properties"]["Protocol"] == "email"
+    assert "Export" in template["Outputs"]["AlertsTopicArn"]
 
 
 def test_the_table_is_keyed_by_notification_with_an_account_index_pitr_and_encryption(translated):
     table = translated["NotificationsTable"]["Properties"]
     assert table["KeySchema"] == [{"AttributeName": "notification_id", "KeyType": "HASH"},
                                   {"AttributeName": "notification_type", "KeyType": "RANGE"}]
-    [index] = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "by-account"
-    assert [k["AttributeName"] for k in index["KeySchema"]] == ["account_key", "event_time"]
+    indexes = {index["IndexName"]: [k["AttributeName"] for k in index["KeySchema"]] for index in table["GlobalSecondaryIndexes"]}
+    assert indexes == {"by-account": ["account_key", "event_time"], "pending-alerts": ["alert_pending", "alert_lease_until"]}
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"] == {"SSEEnabled": True}

@@ -1,16 +1,17 @@
-"""The one request pipeline: decode -> authenticate -> validate -> store -> respond.
+"""The one request pipeline: decode -> authenticate -> validate -> store -> alert -> respond.
 
 A function's app.py binds a model and an authenticator:
 
-    handler = Webhook(UnPaidInvoice, auth=billing_shared_secret).handler
+    handler = Webhook(UnPaidInvoice, auth=billing_shared_secret, alert=True).handler
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from billing_webhooks import decoding, responses, storage
+from billing_webhooks import alerts, decoding, responses, storage
 from billing_webhooks.auth import Authenticator
 from billing_webhooks.errors import InvalidPayload, WebhookError
 from billing_webhooks.models.base import Notification
@@ -37,8 +38,10 @@ class Webhook:
         *,
         auth: Authenticator,
         media_types: frozenset[str] = frozenset({decoding.JSON}),
+        alert: bool = False,
     ) -> None:
         self.model = model
+        self.alert = alert
         self.auth = auth
         self.media_types = media_types
         self.handler = logger.inject_lambda_context(clear_state=True)(metrics.log_metrics(self.handle))
@@ -66,7 +69,26 @@ class Webhook:
             raise validation_problem(error) from None
         logger.set_correlation_id(notification.notification_id)
         logger.append_keys(notification_type=notification.notification_type)
-        outcome = storage.put_record(storage.build_record(notification))
+        now = datetime.now(UTC)
+        record = storage.build_record(notification, now)
+        if self.alert:
+            record.update(alerts.new_claim(now))
+        outcome, stored = storage.put_record(record)
         metrics.add_metric(name=outcome.capitalize(), unit=MetricUnit.Count, value=1)
+        if self.alert:
+            self._alert(outcome, stored, now)
         logger.info("delivery accepted", extra={"outcome": outcome.value})
         return responses.accepted(outcome, notification.notification_id, notification.notification_type)
+
+    @staticmethod
+    def _alert(outcome: storage.Outcome, stored: dict[str, Any], now: datetime) -> None:
+        if outcome is storage.Outcome.STORED:
+            claim = stored["alert_claim"]  # written already claimed: no extra call
+        elif stored.get("alert_status") == alerts.PENDING:
+            claim = alerts.claim(stored, now)  # only if the lease expired
+        else:
+            return
+        if claim:
+            message_id = alerts.publish(stored, claim)
+            metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=1)
+            logger.info("alert published", extra={"message_id": message_id})

@@ -55,7 +55,15 @@ def _to_item(record: dict[str, Any]) -> dict[str, Any]:
     return {name: serialize(value) for name, value in record.items()}
 
 
-def put_record(record: dict[str, Any]) -> Outcome:
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserialize = TypeDeserializer().deserialize
+    return {name: deserialize(value) for name, value in item.items()}
+
+
+def put_record(record: dict[str, Any]) -> tuple[Outcome, dict[str, Any]]:
+    """Store the record unless its key exists; return the outcome and the record as stored."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -65,16 +73,16 @@ def put_record(record: dict[str, Any]) -> Outcome:
             ConditionExpression="attribute_not_exists(notification_id)",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
-        return Outcome.STORED
+        return Outcome.STORED, record
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
             raise ServiceUnavailable("The notification could not be stored; retry later.") from None
-        stored_hash = exc.response.get("Item", {}).get("payload_sha256", {}).get("S")
+        stored = from_item(exc.response.get("Item") or {})
     except BotoCoreError:
         raise ServiceUnavailable("The notification could not be stored; retry later.") from None
-    if stored_hash != record["payload_sha256"]:
+    if stored.get("payload_sha256") != record["payload_sha256"]:
         raise PayloadConflict(
             f"Notification {record['notification_id']!r} of type {record['notification_type']!r} "
             "was already received with a different payload; the stored record is unchanged."
         )
-    return Outcome.DUPLICATE
+    return Outcome.DUPLICATE, stored

@@ -1,0 +1,222 @@
+"""Step 5 of the pipeline: exactly one SNS alert per UnPaidInvoice / TrialReminder notification.
+
+The record carries the alert state. A first delivery writes its record already claimed (alert
+pending, lease until now + LEASE), publishes, then marks it published: PutItem, Publish,
+UpdateItem. A redelivery that finds the alert pending with an expired lease claims it with a
+conditional update first. The sparse GSI `pending-alerts` (attributes removed once published)
+lets AlertRedriveFunction find leases that expired without a publish.
+
+A standard topic cannot dedupe: a crash between Publish and the final update repeats one
+message at the next claim. Subscribers dedupe on the `notification_key` message attribute.
+"""
+
+import json
+import os
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from billing_webhooks.errors import ServiceUnavailable
+from billing_webhooks.models.base import utc_timestamp
+
+LEASE = timedelta(seconds=30)  # > the function timeout: a live claimant always finishes first
+PENDING = "pending"
+PUBLISHED = "published"
+PENDING_INDEX = "pending-alerts"
+
+_sns = None
+
+
+def sns():
+    """Made on first use: only the alert functions ever publish."""
+    global _sns
+    if _sns is None:
+        import boto3
+        from botocore.config import Config
+
+        _sns = boto3.client("sns", config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard"}))
+    return _sns
+
+
+def new_claim(now: datetime) -> dict[str, str]:
+    """Alert attributes of a record that its first delivery writes already claimed."""
+    return {
+        "alert_status": PENDING,
+        "alert_pending": PENDING,  # sparse index key: present only while pending
+        "alert_lease_until": utc_timestamp(now + LEASE),
+        "alert_claim": uuid.uuid4().hex,
+    }
+
+
+# --- what people read and programs parse ---
+
+def _day(value: str | None) -> str:
+    return datetime.fromisoformat(value).date().isoformat() if value else "?"
+
+
+def _links(details: dict[str, Any]) -> list[str]:
+    return [f"{link.get('PaymentSystem', '')}: {link.get('URL', '')}" for link in details.get("Url_to_pay") or []]
+
+
+_TEXTS = {
+    ("UnPaidInvoice", "en"): (
+        "Invoice {invoice_id} of account {account_id} is unpaid for {days_not_paid} days; due {due}; "
+        "blocking in {days_before_blocking} days.",
+        "What to do: remind the customer to pay before the account is blocked.",
+    ),
+    ("UnPaidInvoice", "ru"): (
+        "Счёт {invoice_id} аккаунта {account_id} не оплачен {days_not_paid} дн.; срок оплаты {due}; "
+        "блокировка через {days_before_blocking} дн.",
+        "Что сделать: напомните клиенту об оплате до блокировки аккаунта.",
+    ),
+    ("TrialReminder", "en"): (
+        "The trial of account {account_id}, started {start}, ends in {days_left} days.",
+        "What to do: offer the customer a paid plan before the trial ends.",
+    ),
+    ("TrialReminder", "ru"): (
+        "Пробный период аккаунта {account_id}, начатый {start}, закончится через {days_left} дн.",
+        "Что сделать: предложите клиенту платный тариф до окончания пробного периода.",
+    ),
+}
+_PAY_LINKS = {"en": "Pay links:", "ru": "Ссылки для оплаты:"}
+_SUBJECTS = {
+    "UnPaidInvoice": "Unpaid invoice {invoice_id} of account {account_id}: {days_not_paid} days, blocking in {days_before_blocking}",
+    "TrialReminder": "Trial of account {account_id} ends in {days_left} days",
+}
+SEVERITY = {"UnPaidInvoice": "high", "TrialReminder": "medium"}
+
+
+def _fields(record: dict[str, Any]) -> dict[str, Any]:
+    payload = record["payload"]
+    details = payload.get("details") or {}
+    return {
+        **details,
+        "account_id": payload.get("account_id"),
+        "due": _day(details.get("payment_due_date")),
+        "start": _day(details.get("start_date")),
+    }
+
+
+def language(record: dict[str, Any]) -> str:
+    lang = str(record["payload"].get("lang_code") or "").lower()
+    return lang if lang in ("ru", "en") else "en"
+
+
+def text(record: dict[str, Any]) -> str:
+    lang = language(record)
+    summary, action = _TEXTS[(record["notification_type"], lang)]
+    fields = _fields(record)
+    lines = [summary.format(**fields), action]
+    links = _links(record["payload"].get("details") or {})
+    if links:
+        lines += [_PAY_LINKS[lang], *links]
+    return "\n".join(lines)
+
+
+def subject(record: dict[str, Any]) -> str:
+    line = _SUBJECTS[record["notification_type"]].format(**_fields(record))
+    # SNS subjects: ASCII, no line breaks, under 100 characters.
+    return line.encode("ascii", "replace").decode()[:99]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def notification_key(record: dict[str, Any]) -> str:
+    return f"{record['notification_type']}#{record['notification_id']}"
+
+
+def message(record: dict[str, Any]) -> dict[str, Any]:
+    """Publish arguments: text for people (default, email), the record as JSON for programs."""
+    readable = text(record)
+    document = json.dumps(
+        {"subject": subject(record), "text": readable, "notification_key": notification_key(record),
+         "record": _plain({k: v for k, v in record.items() if not k.startswith("alert_")})},
+        ensure_ascii=False,
+    )
+    payload = record["payload"]
+    return {
+        "Subject": subject(record),
+        "MessageStructure": "json",
+        "Message": json.dumps({"default": readable, "email": readable, "sqs": document, "lambda": document,
+                               "https": document, "http": document, "email-json": document}, ensure_ascii=False),
+        "MessageAttributes": {
+            "notification_type": {"DataType": "String", "StringValue": record["notification_type"]},
+            "account_id": {"DataType": "Number", "StringValue": str(payload.get("account_id"))},
+            "code": {"DataType": "String", "StringValue": str(record.get("code") or "-")},
+            "severity": {"DataType": "String", "StringValue": SEVERITY[record["notification_type"]]},
+            "notification_key": {"DataType": "String", "StringValue": notification_key(record)},
+        },
+    }
+
+
+# --- claim, publish, mark ---
+
+def _key(record: dict[str, Any]) -> dict[str, Any]:
+    return {"notification_id": {"S": record["notification_id"]}, "notification_type": {"S": record["notification_type"]}}
+
+
+def claim(record: dict[str, Any], now: datetime) -> str | None:
+    """Take a pending alert whose lease has expired; None if published or held by a live claimant."""
+    from botocore.exceptions import ClientError
+
+    from billing_webhooks.storage import dynamodb
+
+    token = uuid.uuid4().hex
+    try:
+        dynamodb().update_item(
+            TableName=os.environ["TABLE_NAME"],
+            Key=_key(record),
+            UpdateExpression="SET alert_lease_until = :until, alert_claim = :token",
+            ConditionExpression="alert_status = :pending AND alert_lease_until < :now",
+            ExpressionAttributeValues={":pending": {"S": PENDING}, ":now": {"S": utc_timestamp(now)},
+                                       ":until": {"S": utc_timestamp(now + LEASE)}, ":token": {"S": token}},
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return None
+        raise ServiceUnavailable("The alert state could not be read; retry later.") from None
+    return token
+
+
+def publish(record: dict[str, Any], claim_token: str) -> str:
+    """Publish under our claim and mark the alert published. A failed publish leaves it pending
+    with its lease released, so the sender's retry (or the redrive) publishes it."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from billing_webhooks.storage import dynamodb
+
+    table, key = os.environ["TABLE_NAME"], _key(record)
+    owned = {":token": {"S": claim_token}}
+    try:
+        message_id = sns().publish(TopicArn=os.environ["ALERT_TOPIC_ARN"], **message(record))["MessageId"]
+    except (BotoCoreError, ClientError):
+        try:
+            dynamodb().update_item(TableName=table, Key=key, UpdateExpression="SET alert_lease_until = :expired",
+                                   ConditionExpression="alert_claim = :token",
+                                   ExpressionAttributeValues={**owned, ":expired": {"S": utc_timestamp(datetime(2000, 1, 1, tzinfo=UTC))}})
+        except (BotoCoreError, ClientError):
+            pass  # the lease expires by itself
+        raise ServiceUnavailable("The alert could not be published; it stays pending and is retried.") from None
+    try:
+        dynamodb().update_item(
+            TableName=table, Key=key,
+            UpdateExpression="SET alert_status = :published, alert_message_id = :id, alert_published_at = :at "
+                             "REMOVE alert_pending, alert_lease_until, alert_claim",
+            ConditionExpression="alert_claim = :token",
+            ExpressionAttributeValues={**owned, ":published": {"S": PUBLISHED}, ":id": {"S": message_id},
+                                       ":at": {"S": utc_timestamp(datetime.now(UTC))}},
+        )
+    except (BotoCoreError, ClientError):
+        pass  # published; the record says so once the lease holder's bookkeeping lands or the redrive repeats it
+    return message_id
