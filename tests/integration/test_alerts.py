@@ -106,3 +106,16 @@ def test_the_redrive_handler_runs_as_a_scheduled_function(stack, table):
 
     handler = redrive.handler
     assert handler({"source": "aws.events"}, LambdaContext("AlertRedriveFunction")) == {"published": 0, "failed": 0}
+
+
+def test_a_claim_with_dynamodb_unreachable_is_503_not_a_crash(monkeypatch):
+    from botocore.config import Config
+
+    from billing_webhooks import storage
+    from billing_webhooks.errors import ServiceUnavailable
+
+    dead = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:9",
+                        config=Config(retries={"total_max_attempts": 1}, connect_timeout=1))
+    monkeypatch.setattr(storage, "_client", dead)
+    with pytest.raises(ServiceUnavailable):
+        alerts.claim({"notification_id": "x", "notification_type": "TrialReminder"}, datetime.now(UTC))

@@ -13,7 +13,7 @@ message at the next claim. Subscribers dedupe on the `notification_key` message 
 import json
 import os
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -121,14 +121,13 @@ def subject(record: dict[str, Any]) -> str:
 
 
 def _plain(value: Any) -> Any:
+    """Record values as JSON: DynamoDB hands numbers back as Decimal."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
+    if isinstance(value, list):
         return [_plain(v) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
     return value
 
 
@@ -138,15 +137,15 @@ def notification_key(record: dict[str, Any]) -> str:
 
 def message(record: dict[str, Any]) -> dict[str, Any]:
     """Publish arguments: text for people (default, email), the record as JSON for programs."""
-    readable = text(record)
+    readable, title = text(record), subject(record)
     document = json.dumps(
-        {"subject": subject(record), "text": readable, "notification_key": notification_key(record),
+        {"subject": title, "text": readable, "notification_key": notification_key(record),
          "record": _plain({k: v for k, v in record.items() if not k.startswith("alert_")})},
         ensure_ascii=False,
     )
     payload = record["payload"]
     return {
-        "Subject": subject(record),
+        "Subject": title,
         "MessageStructure": "json",
         "Message": json.dumps({"default": readable, "email": readable, "sqs": document, "lambda": document,
                                "https": document, "http": document, "email-json": document}, ensure_ascii=False),
@@ -168,9 +167,9 @@ def _key(record: dict[str, Any]) -> dict[str, Any]:
 
 def claim(record: dict[str, Any], now: datetime) -> str | None:
     """Take a pending alert whose lease has expired; None if published or held by a live claimant."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    from billing_webhooks.storage import dynamodb
+    from billing_webhooks.storage import condition_failed, dynamodb
 
     token = uuid.uuid4().hex
     try:
@@ -182,8 +181,8 @@ def claim(record: dict[str, Any], now: datetime) -> str | None:
             ExpressionAttributeValues={":pending": {"S": PENDING}, ":now": {"S": utc_timestamp(now)},
                                        ":until": {"S": utc_timestamp(now + LEASE)}, ":token": {"S": token}},
         )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+    except (BotoCoreError, ClientError) as exc:
+        if condition_failed(exc):
             return None
         raise ServiceUnavailable("The alert state could not be read; retry later.") from None
     return token

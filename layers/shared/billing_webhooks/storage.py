@@ -55,6 +55,12 @@ def _to_item(record: dict[str, Any]) -> dict[str, Any]:
     return {name: serialize(value) for name, value in record.items()}
 
 
+def condition_failed(error: Exception) -> bool:
+    """True when a conditional write was refused because of its condition (not a fault)."""
+    response = getattr(error, "response", None) or {}
+    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeDeserializer
 
@@ -75,7 +81,7 @@ def put_record(record: dict[str, Any]) -> tuple[Outcome, dict[str, Any]]:
         )
         return Outcome.STORED, record
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+        if not condition_failed(exc):
             raise ServiceUnavailable("The notification could not be stored; retry later.") from None
         stored = from_item(exc.response.get("Item") or {})
     except BotoCoreError:
