@@ -9,7 +9,7 @@ import shlex
 import signal
 import threading
 
-from local import template
+from local import samples, template
 from local.stack import LocalStack
 
 EVENTS = template.ROOT / "events"
@@ -65,6 +65,8 @@ def main() -> None:
         api = LocalApi(int(os.environ.get("LOCAL_API_PORT", 3000))).start()
         print(f"\nDynamoDB Local  {stack.dynamodb.url}   (table NotificationsTable)")
         print(f"moto server     {stack.moto.url}   (SNS AlertsTopic, SQS local-alerts, secrets)")
+        print(f"fake Bitrix24   http://127.0.0.1:{stack.bitrix24.port}   (HTTPS proxy answering every portal's "
+              f"app.info; sample portal {samples.PORTAL_DOMAIN} pre-installed)")
         print(f"HTTP API        {api.url}\n")
         for route in template.routes():
             print(f"  {route.method} {api.url}{route.path}  ->  {route.function}")

@@ -2,8 +2,9 @@
 
     .venv/bin/python -m local.make_events
 
-Billing bodies are the seed examples unchanged; the Bitrix24 body is the seed event plus the
-`member_id` and `application_token` its own table requires, form-encoded as the wire sends it.
+Billing bodies are the seed examples unchanged; the Bitrix24 bodies (local/samples.py) are the
+seed event plus the `member_id` and `application_token` every real event carries, and the app
+lifecycle events alike, form-encoded as the wire sends them.
 """
 
 import json
@@ -15,13 +16,6 @@ from local.wire import php_form_encode
 EVENTS = template.ROOT / "events"
 
 
-def bitrix24_payment_body() -> dict:
-    body = seeds.bitrix24_payment_seed()
-    body["auth"]["member_id"] = samples.PORTAL_MEMBER_ID
-    body["auth"]["application_token"] = samples.PORTAL_APPLICATION_TOKEN
-    return body
-
-
 def sample_events() -> dict[str, dict]:
     """{function directory name: event}."""
     billing = seeds.billing_seed_texts()
@@ -29,7 +23,7 @@ def sample_events() -> dict[str, dict]:
     for route in template.routes():
         headers = {"host": "127.0.0.1:3000", "user-agent": "sample-event"}
         if route.path.startswith("/bitrix24/"):
-            body = php_form_encode(bitrix24_payment_body())
+            body = php_form_encode(samples.BITRIX24_BODIES[route.code_dir.name]())
             headers["content-type"] = "application/x-www-form-urlencoded"
         else:
             body = billing[route.function.removesuffix("Function")]

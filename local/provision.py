@@ -4,6 +4,7 @@ Read from the template, not restated: a new index or secret there shows up here 
 """
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -32,7 +33,7 @@ def physical_ids() -> dict[str, str]:
 
 def handler_environment(endpoints: dict[str, str]) -> dict[str, str]:
     """The template's Globals environment, with the local endpoints winning over its empty placeholders."""
-    env = template.global_environment(physical_ids())
+    env = template.global_environment(physical_ids(), samples.PARAMETERS)
     env.update(endpoints)
     return env
 
@@ -53,6 +54,8 @@ def create_resources(endpoints: dict[str, str]) -> dict[str, Any]:
     for name in template.resources("AWS::SecretsManager::Secret"):
         secrets.create_secret(Name=name, SecretString=json.dumps(samples.SECRET_VALUES[name]))
 
+    install_sample_portal(dynamodb)
+
     sns = session.client("sns", endpoint_url=endpoints["AWS_ENDPOINT_URL_SNS"])
     sqs = session.client("sqs", endpoint_url=endpoints["AWS_ENDPOINT_URL_SQS"])
     topics = {name: sns.create_topic(Name=name)["TopicArn"] for name in template.resources("AWS::SNS::Topic")}
@@ -62,3 +65,17 @@ def create_resources(endpoints: dict[str, str]) -> dict[str, Any]:
         arn = sqs.get_queue_attributes(QueueUrl=queues[queue], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topics["AlertsTopic"], Protocol="sqs", Endpoint=arn)
     return {"topics": topics, "queues": queues}
+
+
+def install_sample_portal(dynamodb: Any) -> None:
+    """The sample portal, installed as ONAPPINSTALL would have installed it, so the sample
+    events work from the start."""
+    template.use_layer()
+    from billing_webhooks.installations import installation_record
+    from billing_webhooks.models.bitrix24 import AppInfo, AppInstallEvent
+    from billing_webhooks.storage import to_item
+
+    event = AppInstallEvent.model_validate(samples.bitrix24_install_body())
+    info = AppInfo.model_validate(samples.sample_app_info())
+    record = installation_record(event, info, datetime.now(UTC))
+    dynamodb.put_item(TableName=physical_ids()["InstallationsTable"], Item=to_item(record))

@@ -1,16 +1,16 @@
-"""The whole local AWS side in one object: DynamoDB Local + moto server, resources created."""
+"""The whole local cloud in one object: DynamoDB Local + moto server with the template's resources,
+and a fake Bitrix24 whose sample portal answers app.info."""
 
 import os
-import sys
 
-from local import provision, services
-from local.template import ROOT
+from local import provision, samples, services, template
+from local.fake_bitrix24 import FakeBitrix24, Portal
 
 
 class LocalStack:
     def __init__(self, dynamodb_port: int | None = None, moto_port: int | None = None) -> None:
         self.dynamodb_port, self.moto_port = dynamodb_port, moto_port
-        self.dynamodb = self.moto = None
+        self.dynamodb = self.moto = self.bitrix24 = None
 
     def start(self) -> "LocalStack":
         try:
@@ -18,21 +18,27 @@ class LocalStack:
             self.moto = services.start_moto(self.moto_port)
             self.endpoints = services.endpoint_environment(self.dynamodb, self.moto)
             self.resources = provision.create_resources(self.endpoints)
+            self.bitrix24 = FakeBitrix24().start()
+            self.reset_portals()
         except BaseException:
             self.stop()
             raise
-        self.environment = provision.handler_environment(self.endpoints)
+        self.environment = provision.handler_environment(self.endpoints) | self.bitrix24.environment
         return self
+
+    def reset_portals(self) -> None:
+        """Only the sample portal, answering app.info as an installed copy of the sample app."""
+        self.bitrix24.portals.clear()
+        self.bitrix24.requests.clear()
+        self.bitrix24.portals[samples.PORTAL_DOMAIN] = Portal(samples.PORTAL_ACCESS_TOKEN, samples.APP_CODE)
 
     def export_to_process(self) -> None:
         """Handlers run in this process: give them the template's environment and the layer."""
         os.environ.update(self.environment)
-        layer = str(ROOT / "layers" / "shared")
-        if layer not in sys.path:
-            sys.path.insert(0, layer)
+        template.use_layer()
 
     def stop(self) -> None:
-        for service in (self.moto, self.dynamodb):
+        for service in (self.bitrix24, self.moto, self.dynamodb):
             if service is not None:
                 service.stop()
 

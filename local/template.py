@@ -1,5 +1,6 @@
 """template.yaml as data: the routes, resources and environment the local stack mirrors."""
 
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -9,6 +10,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
+LAYER = ROOT / "layers" / "shared"
+
+
+def use_layer() -> None:
+    """Make the layer's package importable here, as /opt/python is on Lambda."""
+    if str(LAYER) not in sys.path:
+        sys.path.insert(0, str(LAYER))
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -73,10 +81,13 @@ def routes() -> list[Route]:
     return sorted(found, key=lambda route: route.path)
 
 
-def global_environment(physical_ids: dict[str, str]) -> dict[str, str]:
-    """Globals' variables with each !Ref resolved to the local resource it names."""
+def global_environment(physical_ids: dict[str, str], parameters: dict[str, str] | None = None) -> dict[str, str]:
+    """Globals' variables with each !Ref resolved to the local resource or parameter it names
+    (a parameter's default unless `parameters` sets it)."""
     variables = load()["Globals"]["Function"]["Environment"]["Variables"]
-    parameters = {name: spec.get("Default", "") for name, spec in load().get("Parameters", {}).items()}
+    parameters = {name: spec.get("Default", "") for name, spec in load().get("Parameters", {}).items()} | (
+        parameters or {}
+    )
     env = {}
     for name, value in variables.items():
         if isinstance(value, dict) and "Ref" in value:

@@ -46,27 +46,42 @@ def dynamodb(stack):
     return boto3.client("dynamodb", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_DYNAMODB"])
 
 
+class Table:
+    def __init__(self, dynamodb, name: str, key: tuple[str, ...]) -> None:
+        self.dynamodb, self.name, self.key = dynamodb, name, key
+
+    def items(self) -> list[dict]:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        pages = self.dynamodb.get_paginator("scan").paginate(TableName=self.name, ConsistentRead=True)
+        deserialize = TypeDeserializer().deserialize
+        return [{k: deserialize(v) for k, v in item.items()} for page in pages for item in page["Items"]]
+
+    def get(self, **key: str) -> dict | None:
+        return next((item for item in self.items() if all(item.get(k) == v for k, v in key.items())), None)
+
+    def clear(self) -> None:
+        for item in self.items():
+            self.dynamodb.delete_item(TableName=self.name, Key={k: {"S": item[k]} for k in self.key})
+
+
 @pytest.fixture
-def table(stack, dynamodb):
-    """The NotificationsTable, emptied before the test."""
-    from boto3.dynamodb.types import TypeDeserializer
+def installations(stack, dynamodb) -> Table:
+    """The InstallationsTable holding only the sample portal, installed; the fake Bitrix24 knows
+    only that portal."""
+    from local import provision
 
-    class Table:
-        name = "NotificationsTable"
+    table = Table(dynamodb, "InstallationsTable", ("member_id",))
+    table.clear()
+    provision.install_sample_portal(dynamodb)
+    stack.reset_portals()
+    return table
 
-        def items(self) -> list[dict]:
-            pages = dynamodb.get_paginator("scan").paginate(TableName=self.name)
-            deserialize = TypeDeserializer().deserialize
-            return [{k: deserialize(v) for k, v in item.items()} for page in pages for item in page["Items"]]
 
-        def clear(self) -> None:
-            for item in self.items():
-                dynamodb.delete_item(
-                    TableName=self.name,
-                    Key={k: {"S": item[k]} for k in ("notification_id", "notification_type")},
-                )
-
-    table = Table()
+@pytest.fixture
+def table(stack, dynamodb, installations) -> Table:
+    """The NotificationsTable, emptied before the test (and the installations reset)."""
+    table = Table(dynamodb, "NotificationsTable", ("notification_id", "notification_type"))
     table.clear()
     return table
 

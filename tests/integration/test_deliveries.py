@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 
 from billing_webhooks import storage
 from local import samples, seeds
-from local.make_events import bitrix24_payment_body
+from local.samples import bitrix24_payment_body
 from local.template import routes
 from local.wire import php_form_encode
 from tests.conftest import invoke, load_event

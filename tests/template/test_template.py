@@ -13,6 +13,9 @@ from local.template import ROOT
 SAM_VENV_BIN = ROOT / ".venv-sam" / "bin"
 ROUTES = {
     "/bitrix24/app-payment": "AppPaymentFunction",
+    "/bitrix24/app-install": "AppInstallFunction",
+    "/bitrix24/app-update": "AppUpdateFunction",
+    "/bitrix24/app-uninstall": "AppUninstallFunction",
     "/billing/invoice-for-new-period": "InvoiceForNewPeriodFunction",
     "/billing/invoice-for-new-product": "InvoiceForNewProductFunction",
     "/billing/unpaid-invoice": "UnPaidInvoiceFunction",
@@ -55,7 +58,7 @@ def test_cfn_lint_is_clean():
 ALERT_FUNCTIONS = {"UnPaidInvoiceFunction", "TrialReminderFunction"}
 
 
-def test_nine_webhook_functions_and_the_redrive_on_python313_with_the_shared_layer(translated):
+def test_twelve_webhook_functions_and_the_redrive_on_python313_with_the_shared_layer(translated):
     functions = _of_type(translated, "AWS::Lambda::Function")
     assert set(functions) == set(ROUTES.values()) | {"AlertRedriveFunction"}
     [layer] = _of_type(translated, "AWS::Lambda::LayerVersion")
@@ -95,16 +98,42 @@ PUBLISH = ("sns:Publish", json.dumps({"Fn::Sub": ["arn:${AWS::Partition}:sns:${A
                                                  {"topicName": {"Fn::GetAtt": ["AlertsTopic", "TopicName"]}}]}))
 
 
-def test_each_function_may_only_put_into_the_table_and_read_its_own_secret(translated):
+INSTALLATIONS = json.dumps({"Fn::GetAtt": ["InstallationsTable", "Arn"]})
+
+
+def _reads_secret(secret: str) -> tuple[str, str]:
+    return "secretsmanager:GetSecretValue", json.dumps({"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": secret}}]})
+
+
+def test_each_billing_function_may_only_put_into_the_table_and_read_its_own_secret(translated):
     for path, function in ROUTES.items():
-        secret = "Bitrix24PortalSecret" if path.startswith("/bitrix24/") else "BillingWebhookSecret"
-        expected = {
-            ("dynamodb:PutItem", TABLE),
-            ("secretsmanager:GetSecretValue", json.dumps({"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": secret}}]})),
-        }
+        if path.startswith("/bitrix24/"):
+            continue
+        expected = {("dynamodb:PutItem", TABLE), _reads_secret("BillingWebhookSecret")}
         if function in ALERT_FUNCTIONS:  # only these two may publish, and update the alert state
             expected |= {("dynamodb:UpdateItem", TABLE), PUBLISH}
         assert _grants(translated, function) == expected, function
+
+
+def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_needs(translated):
+    record = ("dynamodb:PutItem", TABLE)
+    read, update = ("dynamodb:GetItem", INSTALLATIONS), ("dynamodb:UpdateItem", INSTALLATIONS)
+    expected = {
+        "AppInstallFunction": {record, read, ("dynamodb:PutItem", INSTALLATIONS)},  # no secret: app.info decides
+        "AppUpdateFunction": {record, read, update},
+        "AppPaymentFunction": {record, read, update, _reads_secret("Bitrix24PortalSecret")},
+        "AppUninstallFunction": {record, read, update, _reads_secret("Bitrix24PortalSecret")},
+    }
+    for function, grants in expected.items():
+        assert _grants(translated, function) == grants, function
+
+
+def test_the_installations_table_is_keyed_by_member_id_with_pitr_and_encryption(translated):
+    table = translated["InstallationsTable"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "member_id", "KeyType": "HASH"}]
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert translated["InstallationsTable"]["DeletionPolicy"] == "Retain"
 
 
 def test_the_redrive_may_only_query_the_pending_index_update_and_publish(translated):

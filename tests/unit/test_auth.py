@@ -1,6 +1,6 @@
 import pytest
 
-from billing_webhooks import auth
+from billing_webhooks import auth, installations
 from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WrongCredentials
 
 ACTIVE = {"current": "new-secret", "previous": "old-secret"}
@@ -53,12 +53,40 @@ def test_a_secret_that_cannot_be_read_is_503_not_a_refusal(monkeypatch):
         auth.billing_shared_secret(_billing({"authorization": "Bearer x"}), {})
 
 
-def test_portal_token_must_match_the_stored_one(secrets):
-    auth.portal_application_token({}, {"auth": {"member_id": "member-1", "application_token": "token-1"}})
+def _portal_event(member_id: str, token: str) -> dict:
+    return {"auth": {"member_id": member_id, "application_token": token}}
+
+
+@pytest.fixture
+def installed(monkeypatch):
+    """member-2 installed with token-2, member-3 uninstalled; member-1 has no installation record."""
+    records = {
+        "member-2": {"member_id": "member-2", "status": "installed",
+                     "application_token_sha256": installations.token_sha256("token-2")},
+        "member-3": {"member_id": "member-3", "status": "uninstalled",
+                     "application_token_sha256": installations.token_sha256("token-3")},
+    }
+    monkeypatch.setattr(installations, "get", records.get)
+    return records
+
+
+def test_an_installed_portals_token_is_checked_against_its_stored_hash(secrets, installed):
+    assert auth.portal_application_token({}, _portal_event("member-2", "token-2")) == installed["member-2"]
     with pytest.raises(WrongCredentials):
-        auth.portal_application_token({}, {"auth": {"member_id": "member-1", "application_token": "token-2"}})
+        auth.portal_application_token({}, _portal_event("member-2", "token-1"))
+
+
+def test_an_uninstalled_portal_is_refused_even_with_its_token(secrets, installed):
     with pytest.raises(WrongCredentials):
-        auth.portal_application_token({}, {"auth": {"member_id": "unknown", "application_token": "token-1"}})
+        auth.portal_application_token({}, _portal_event("member-3", "token-3"))
+
+
+def test_a_portal_without_installation_falls_back_to_the_configured_map(secrets, installed):
+    assert auth.portal_application_token({}, _portal_event("member-1", "token-1")) is None
+    with pytest.raises(WrongCredentials):
+        auth.portal_application_token({}, _portal_event("member-1", "token-2"))
+    with pytest.raises(WrongCredentials):
+        auth.portal_application_token({}, _portal_event("unknown", "token-1"))
 
 
 @pytest.mark.parametrize("body", [{}, {"auth": "x"}, {"auth": {"member_id": "member-1"}}, {"auth": {"application_token": "t"}}])

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from billing_webhooks.models import billing
 from billing_webhooks.models.bitrix24 import AppPaymentEvent, AppStatus, YesNo
 from local import seeds
-from local.make_events import bitrix24_payment_body
+from local.samples import bitrix24_payment_body
 
 SEEDS = seeds.billing_seeds()
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from local import make_events, seeds, template
+from local import make_events, samples, seeds, template
 from local.template import ROOT
 
 EVENTS = ROOT / "events"
@@ -36,7 +36,7 @@ def test_the_bitrix24_event_is_the_seed_form_encoded_with_member_id_and_token():
     from billing_webhooks.decoding import parse_php_form
 
     decoded = parse_php_form(wire)
-    expected = make_events.bitrix24_payment_body()
+    expected = samples.bitrix24_payment_body()
     assert decoded == json.loads(json.dumps(expected), parse_int=str)
 
 

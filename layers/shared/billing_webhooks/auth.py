@@ -10,10 +10,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WrongCredentials
+from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WebhookError, WrongCredentials
 
-# An authenticator looks at the raw event and the decoded body and raises if it is not convinced.
-Authenticator = Callable[[dict[str, Any], dict[str, Any]], None]
+# An authenticator looks at the raw event and the decoded body and raises if it is not convinced;
+# what it returns (what it learned of the sender, e.g. the portal's installation) goes to the
+# function's effect.
+Authenticator = Callable[[dict[str, Any], dict[str, Any]], Any]
 
 
 def _secret(env_var: str) -> Any:
@@ -58,15 +60,77 @@ def billing_shared_secret(event: dict[str, Any], payload: dict[str, Any]) -> Non
         raise WrongCredentials("The shared secret is not valid.")
 
 
-def portal_application_token(event: dict[str, Any], payload: dict[str, Any]) -> None:
-    """Bitrix24: `auth.application_token` must be the one stored for the portal's `member_id`."""
+def _portal_auth(payload: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
     auth = payload.get("auth")
     auth = auth if isinstance(auth, dict) else {}
     token, member_id = auth.get("application_token"), auth.get("member_id")
     if not isinstance(token, str) or not token or not isinstance(member_id, str) or not member_id:
         raise MissingCredentials("auth[member_id] and auth[application_token] are required.")
+    return auth, member_id, token
+
+
+def _stored_portal_token(payload: dict[str, Any], *, accept_uninstalled: bool) -> dict[str, Any] | None:
+    """`auth.application_token` must be the one stored for the portal's `member_id`.
+
+    The portal's installation record decides; a portal with none is looked up in the configured
+    secret map (a single local app, installed by hand). Returns the installation, if any."""
+    from billing_webhooks import installations
+
+    _, member_id, token = _portal_auth(payload)
+    installation = installations.get(member_id)
+    if installation is not None:
+        statuses = {installations.INSTALLED, installations.UNINSTALLED} if accept_uninstalled else {installations.INSTALLED}
+        if not installations.token_matches(installation, token) or installation.get("status") not in statuses:
+            raise WrongCredentials("The application token is not valid for this portal, or the app is not installed.")
+        return installation
     portals = _secret("BITRIX24_SECRET_ID")
     expected = portals.get(member_id) if isinstance(portals, dict) else None
     # Compare even for an unknown portal so that timing does not tell which portals we know.
     if not matches_any(token, [expected if isinstance(expected, str) else ""]) or not expected:
         raise WrongCredentials("The application token is not valid for this portal.")
+    return None
+
+
+def portal_application_token(event: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any] | None:
+    """Any event of an installed portal: its stored token, and the app still installed."""
+    return _stored_portal_token(payload, accept_uninstalled=False)
+
+
+def portal_uninstall_token(event: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any] | None:
+    """ONAPPUNINSTALL has no proof but the stored token; once uninstalled, a redelivery is still
+    recognised (answered as a duplicate) rather than refused."""
+    return _stored_portal_token(payload, accept_uninstalled=True)
+
+
+def _confirmed_by_portal(payload: dict[str, Any], *, known_portal: bool) -> Any:
+    """ONAPPINSTALL / ONAPPUPDATE carry the token we will trust from now on, so they are believed
+    only when the portal itself, asked at its own checked address, says our app is installed."""
+    from billing_webhooks import installations, portal
+
+    auth, member_id, _ = _portal_auth(payload)
+    access_token = auth.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise MissingCredentials("auth[access_token] is required to confirm the installation with the portal.")
+    url = portal.app_info_url(auth.get("domain"), auth.get("client_endpoint"))  # refuses before any call
+    domain = str(auth["domain"]).strip().lower()
+    installation = installations.get(member_id)
+    installed = installation is not None and installation.get("status") == installations.INSTALLED
+    if known_portal and not installed:
+        raise WrongCredentials("This portal has no installation of the app to update.")
+    if installed and installation.get("domain") != domain:
+        raise WrongCredentials("This portal is installed on another domain.")
+    info = portal.app_info(url, access_token)
+    app_code = os.environ.get("BITRIX24_APP_CODE")
+    if not app_code:
+        raise WebhookError("Installs cannot be confirmed: BITRIX24_APP_CODE is not configured.")
+    if info.CODE != app_code or not info.INSTALLED:
+        raise WrongCredentials("The portal does not confirm that this app is installed.")
+    return info
+
+
+def portal_confirms_install(event: dict[str, Any], payload: dict[str, Any]) -> Any:
+    return _confirmed_by_portal(payload, known_portal=False)
+
+
+def portal_confirms_update(event: dict[str, Any], payload: dict[str, Any]) -> Any:
+    return _confirmed_by_portal(payload, known_portal=True)

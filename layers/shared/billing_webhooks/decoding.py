@@ -12,6 +12,7 @@ from billing_webhooks.errors import MalformedBody, PayloadTooLarge, UnsupportedM
 MAX_BODY_BYTES = 64 * 1024
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
+BITRIX24 = frozenset({FORM, JSON})  # form on the wire; JSON as the docs show it
 
 
 def media_type(headers: dict[str, str] | None) -> str | None:

@@ -57,6 +57,12 @@ class InvalidPayload(WebhookError):
     status, title, slug, reason = 422, "Invalid payload", "invalid-payload", "invalid"
 
 
+class PortalUnavailable(WebhookError):
+    """The portal did not confirm in time, or answered something other than app.info's result."""
+
+    status, title, slug, reason = 502, "Portal did not confirm", "portal-unavailable", "portal_unavailable"
+
+
 class ServiceUnavailable(WebhookError):
     status, title, slug, reason = 503, "Temporarily unavailable", "unavailable", "unavailable"
     retry_after_seconds = 5

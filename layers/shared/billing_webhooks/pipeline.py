@@ -1,10 +1,12 @@
 """The one request pipeline: decode -> authenticate -> validate -> store -> alert -> respond.
 
-A function's app.py binds a model and an authenticator:
+A function's app.py binds a model, an authenticator and what a delivery does besides its record:
 
     handler = Webhook(UnPaidInvoice, auth=billing_shared_secret, alert=True).handler
+    handler = Webhook(AppInstallEvent, auth=portal_confirms_install, effect=installations.install).handler
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +33,11 @@ def validation_problem(error: ValidationError) -> InvalidPayload:
     return InvalidPayload(f"{len(fields)} field(s) failed validation.", errors=fields)
 
 
+# After the record is stored (or found stored): (notification, what auth returned, now). Runs on
+# duplicates too, so it must be idempotent; a write it refuses as stale is not an error.
+Effect = Callable[[Notification, Any, datetime], Any]
+
+
 class Webhook:
     def __init__(
         self,
@@ -39,9 +46,11 @@ class Webhook:
         auth: Authenticator,
         media_types: frozenset[str] = frozenset({decoding.JSON}),
         alert: bool = False,
+        effect: Effect | None = None,
     ) -> None:
         self.model = model
         self.alert = alert
+        self.effect = effect
         self.auth = auth
         self.media_types = media_types
         self.handler = logger.inject_lambda_context(clear_state=True)(metrics.log_metrics(self.handle))
@@ -62,7 +71,7 @@ class Webhook:
 
     def _deliver(self, event: dict[str, Any]) -> dict[str, Any]:
         payload = decoding.decode(event, self.media_types)
-        self.auth(event, payload)
+        sender = self.auth(event, payload)
         try:
             notification = self.model.model_validate(payload)
         except ValidationError as error:
@@ -77,6 +86,9 @@ class Webhook:
         metrics.add_metric(name=outcome.capitalize(), unit=MetricUnit.Count, value=1)
         if self.alert:
             self._alert(outcome, stored, now)
+        if self.effect is not None:
+            changed = self.effect(notification, sender, now)
+            logger.info("effect applied", extra={"effect": self.effect.__name__, "changed": bool(changed)})
         logger.info("delivery accepted", extra={"outcome": outcome.value})
         return responses.accepted(outcome, notification.notification_id, notification.notification_type)
 

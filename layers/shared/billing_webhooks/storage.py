@@ -48,7 +48,7 @@ def build_record(notification: Notification, received_at: datetime | None = None
     }
 
 
-def _to_item(record: dict[str, Any]) -> dict[str, Any]:
+def to_item(record: dict[str, Any]) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeSerializer
 
     serialize = TypeSerializer().serialize
@@ -75,7 +75,7 @@ def put_record(record: dict[str, Any]) -> tuple[Outcome, dict[str, Any]]:
     try:
         dynamodb().put_item(
             TableName=os.environ["TABLE_NAME"],
-            Item=_to_item(record),
+            Item=to_item(record),
             ConditionExpression="attribute_not_exists(notification_id)",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )

@@ -1,4 +1,5 @@
-"""Bitrix24 ONAPPPAYMENT (seed 000, with what WIRE-FORMATS.md adds of the real wire)."""
+"""Bitrix24 events: ONAPPPAYMENT (seed 000) and the app lifecycle (ONAPPINSTALL, ONAPPUPDATE,
+ONAPPUNINSTALL), with what WIRE-FORMATS.md adds of the real wire, and the `app.info` answer (seed 003)."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -34,6 +35,9 @@ def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
+UpperCase = BeforeValidator(_upper)  # event names are upper case on the wire, not always in docs
+
+
 # Tokens are secrets: never dumped (so never stored, hashed or logged), never shown in a repr.
 Token = Annotated[SecretStr | None, Field(default=None, exclude=True)]
 
@@ -48,24 +52,47 @@ class PortalAuth(WireModel):
     refresh_token: Token
 
 
+# Absent, empty or null on real deliveries, negative after expiry.
+Days = Annotated[int | None, BeforeValidator(empty_as_none)]
+
+
 class AppPaymentData(WireModel):
     CODE: str
     VERSION: int
     STATUS: AppStatus
     PAYMENT_EXPIRED: YesNo
-    # Absent, empty or null on real deliveries, negative after expiry.
-    DAYS: Annotated[int | None, BeforeValidator(empty_as_none)] = None
+    DAYS: Days = None
     LANGUAGE_ID: str | None = None
 
 
-class AppPaymentEvent(Notification):
+class AppInstallData(WireModel):
+    VERSION: int
+    ACTIVE: YesNo | None = None
+    INSTALLED: YesNo | None = None
+    LANGUAGE_ID: str | None = None
+
+
+class AppUpdateData(WireModel):
+    VERSION: int
+    PREVIOUS_VERSION: int | None = None
+    LANGUAGE_ID: str | None = None
+
+
+class AppUninstallData(WireModel):
+    LANGUAGE_ID: str | None = None
+    CLEAN: Annotated[int | None, BeforeValidator(empty_as_none)] = None  # 1: the portal erased the app's data
+
+
+class Bitrix24Event(Notification):
+    """What every Bitrix24 event has: `event`, `data`, `ts` and the portal's `auth`."""
+
     source: ClassVar[str] = "bitrix24"
     # The queue server stamps a new handler id; tokens are excluded from the payload anyway.
     restamped_fields: ClassVar[frozenset[str]] = frozenset({"event_handler_id"})
 
-    event: Annotated[Literal["ONAPPPAYMENT"], BeforeValidator(_upper)]
+    event: str
     event_handler_id: Annotated[int | None, BeforeValidator(empty_as_none)] = None
-    data: AppPaymentData
+    data: WireModel
     ts: UnixTime  # Unix seconds: when the queue sent the event
     auth: PortalAuth
 
@@ -94,4 +121,53 @@ class AppPaymentEvent(Notification):
 
     @property
     def rule_code(self) -> str:
+        return self.event
+
+
+class AppPaymentEvent(Bitrix24Event):
+    event: Annotated[Literal["ONAPPPAYMENT"], UpperCase]
+    data: AppPaymentData
+
+    @property
+    def rule_code(self) -> str:
         return self.data.CODE
+
+
+class AppInstallEvent(Bitrix24Event):
+    event: Annotated[Literal["ONAPPINSTALL"], UpperCase]
+    data: AppInstallData
+
+
+class AppUpdateEvent(Bitrix24Event):
+    event: Annotated[Literal["ONAPPUPDATE"], UpperCase]
+    data: AppUpdateData
+
+
+class AppUninstallEvent(Bitrix24Event):
+    event: Annotated[Literal["ONAPPUNINSTALL"], UpperCase]
+    data: AppUninstallData
+
+
+def _truthy(value: Any) -> Any:
+    # JSON answers `true`, the XML flavour `1`; both mean installed.
+    if isinstance(value, str) and value.strip().lower() in {"1", "true", "y"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"", "0", "false", "n"}:
+        return False
+    return value
+
+
+class AppInfo(WireModel):
+    """`app.info`'s `result`: the portal's own word on our app (seed 003)."""
+
+    ID: str | int | None = None
+    CODE: str
+    VERSION: int | str | None = None
+    STATUS: AppStatus | None = None
+    INSTALLED: Annotated[bool, BeforeValidator(_truthy)]
+    PAYMENT_EXPIRED: YesNo | None = None
+    DAYS: Days = None
+    LANGUAGE_ID: str | None = None
+    LICENSE: str | None = None
+    LICENSE_TYPE: str | None = None
+    LICENSE_FAMILY: str | None = None

@@ -1,0 +1,189 @@
+"""One installation record per Bitrix24 portal (InstallationsTable, keyed by `member_id`).
+
+ONAPPINSTALL writes it once the portal confirmed the install, ONAPPUPDATE replaces the token,
+ONAPPUNINSTALL marks it uninstalled, ONAPPPAYMENT refreshes the licence state. The application
+token is kept only as its SHA-256 and compared in constant time. Every write is conditional on
+the event's `ts`, so an older event never overwrites what a newer one wrote.
+"""
+
+import hashlib
+import hmac
+import os
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from billing_webhooks import storage
+from billing_webhooks.errors import ServiceUnavailable
+from billing_webhooks.models.base import utc_timestamp
+from billing_webhooks.models.bitrix24 import (
+    AppInfo,
+    AppInstallEvent,
+    AppPaymentEvent,
+    AppUninstallEvent,
+    AppUpdateEvent,
+    Bitrix24Event,
+    Days,
+)
+
+INSTALLED = "installed"
+UNINSTALLED = "uninstalled"
+
+
+def _table() -> str:
+    return os.environ["INSTALLATIONS_TABLE_NAME"]
+
+
+def token_sha256(token: str) -> str:
+    # The token is 128 random bits chosen by Bitrix24, so a plain hash is enough to make a leaked
+    # table useless for forging events.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(installation: dict[str, Any], token: str) -> bool:
+    stored = str(installation.get("application_token_sha256") or "")
+    return hmac.compare_digest(stored.encode(), token_sha256(token).encode())
+
+
+def _faults():
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return BotoCoreError, ClientError
+
+
+def get(member_id: str) -> dict[str, Any] | None:
+    BotoCoreError, ClientError = _faults()
+    try:
+        answer = storage.dynamodb().get_item(
+            TableName=_table(), Key={"member_id": {"S": member_id}}, ConsistentRead=True
+        )
+    except (BotoCoreError, ClientError):
+        raise ServiceUnavailable("The portal's installation cannot be read right now; retry later.") from None
+    return storage.from_item(answer["Item"]) if "Item" in answer else None
+
+
+def _write(operation: str, **request: Any) -> bool:
+    """A conditional write; False when its condition refused it (an older or repeated event)."""
+    BotoCoreError, ClientError = _faults()
+    try:
+        getattr(storage.dynamodb(), operation)(TableName=_table(), **request)
+    except ClientError as exc:
+        if storage.condition_failed(exc):
+            return False
+        raise ServiceUnavailable("The portal's installation could not be saved; retry later.") from None
+    except BotoCoreError:
+        raise ServiceUnavailable("The portal's installation could not be saved; retry later.") from None
+    return True
+
+
+def _update(
+    member_id: str,
+    values: dict[str, Any],
+    condition: str,
+    *,
+    condition_values: dict[str, Any] | None = None,
+    remove: tuple[str, ...] = (),
+) -> bool:
+    """SET `values` (and REMOVE `remove`) if `condition` holds; every #name maps to itself."""
+    expression = "SET " + ", ".join(f"#{name} = :{name}" for name in values)
+    if remove:
+        expression += " REMOVE " + ", ".join(f"#{name}" for name in remove)
+    names = {f"#{name}": name for name in re.findall(r"#(\w+)", f"{expression} {condition}")}
+    placeholders = {f":{name}": value for name, value in values.items()} | (condition_values or {})
+    return _write(
+        "update_item",
+        Key={"member_id": {"S": member_id}},
+        UpdateExpression=expression,
+        ConditionExpression=condition,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=storage.to_item(placeholders),
+    )
+
+
+def _event_ts(event: Bitrix24Event) -> int:
+    return int(event.ts.timestamp())
+
+
+def _licence(status: Any, payment_expired: Any, days: Days, as_of: datetime) -> dict[str, Any]:
+    """Licence state as of an event; paid-until is the day DAYS runs out, counted from the event."""
+    licence: dict[str, Any] = {
+        name: str(value) for name, value in (("licence_status", status), ("payment_expired", payment_expired)) if value
+    }
+    if days is not None:
+        licence["days"] = days
+        licence["paid_until"] = (as_of + timedelta(days=days)).date().isoformat()
+    return licence
+
+
+def installation_record(event: AppInstallEvent, info: AppInfo, now: datetime) -> dict[str, Any]:
+    ts = _event_ts(event)
+    record = {
+        "member_id": event.auth.member_id,
+        "domain": event.auth.domain.lower(),
+        "client_endpoint": event.auth.client_endpoint,
+        "server_endpoint": event.auth.server_endpoint,
+        "status": INSTALLED,
+        "app_version": event.data.VERSION,
+        "language_id": event.data.LANGUAGE_ID or info.LANGUAGE_ID,
+        "application_token_sha256": token_sha256(event.auth.application_token.get_secret_value()),
+        "installed_at": utc_timestamp(now),
+        "updated_at": utc_timestamp(now),
+        "lifecycle_ts": ts,
+        "licence": info.LICENSE,
+        "licence_ts": ts,
+        **_licence(info.STATUS, info.PAYMENT_EXPIRED, info.DAYS, event.ts),
+    }
+    return {name: value for name, value in record.items() if value is not None}
+
+
+def install(event: AppInstallEvent, info: AppInfo, now: datetime) -> bool:
+    """A new (or re-)installation, confirmed by the portal: the whole record is written afresh."""
+    record = installation_record(event, info, now)
+    return _write(
+        "put_item",
+        Item=storage.to_item(record),
+        # A portal installed on one domain is not moved to another by an install naming its member_id.
+        ConditionExpression=(
+            "attribute_not_exists(member_id) OR "
+            "(lifecycle_ts < :ts AND (#status = :uninstalled OR #domain = :domain))"
+        ),
+        ExpressionAttributeNames={"#status": "status", "#domain": "domain"},
+        ExpressionAttributeValues=storage.to_item(
+            {":ts": record["lifecycle_ts"], ":uninstalled": UNINSTALLED, ":domain": record["domain"]}
+        ),
+    )
+
+
+def update(event: AppUpdateEvent, info: AppInfo, now: datetime) -> bool:
+    """A new app version on an installed portal: the new token replaces the old one."""
+    values = {
+        "app_version": event.data.VERSION,
+        "application_token_sha256": token_sha256(event.auth.application_token.get_secret_value()),
+        "client_endpoint": event.auth.client_endpoint,
+        "server_endpoint": event.auth.server_endpoint,
+        "updated_at": utc_timestamp(now),
+        "lifecycle_ts": _event_ts(event),
+    }
+    if event.data.LANGUAGE_ID:
+        values["language_id"] = event.data.LANGUAGE_ID
+    condition = "attribute_exists(member_id) AND #status = :installed AND #lifecycle_ts < :lifecycle_ts"
+    return _update(event.auth.member_id, values, condition, condition_values={":installed": INSTALLED})
+
+
+def uninstall(event: AppUninstallEvent, installation: dict[str, Any] | None, now: datetime) -> bool:
+    """The portal removed the app: its events are refused from now on."""
+    if installation is None:  # known only from the configured secret map: nothing to mark
+        return False
+    values = {"status": UNINSTALLED, "uninstalled_at": utc_timestamp(now), "lifecycle_ts": _event_ts(event)}
+    return _update(event.auth.member_id, values, "attribute_exists(member_id) AND #lifecycle_ts < :lifecycle_ts")
+
+
+def refresh_licence(event: AppPaymentEvent, installation: dict[str, Any] | None, now: datetime) -> bool:
+    """ONAPPPAYMENT's licence state onto the installation, unless a newer event already set it."""
+    if installation is None:
+        return False
+    licence = _licence(event.data.STATUS, event.data.PAYMENT_EXPIRED, event.data.DAYS, event.ts)
+    values = {**licence, "licence_ts": _event_ts(event), "licence_updated_at": utc_timestamp(now)}
+    gone = tuple(name for name in ("days", "paid_until") if name not in licence)
+    condition = "attribute_exists(member_id) AND (attribute_not_exists(#licence_ts) OR #licence_ts < :licence_ts)"
+    return _update(event.auth.member_id, values, condition, remove=gone)

@@ -1,0 +1,111 @@
+"""Asking a Bitrix24 portal about our app: `app.info` (seed 003), the only outbound call we make.
+
+The portal's address comes from the event's body, which anyone can POST. So before any request
+the endpoint must be https, on the event's own `auth.domain`, a name (not an IP literal) on an
+allowed Bitrix24 domain suffix, port 443, path `/rest/`. The request goes to the URL we rebuild
+from those checked parts, never follows a redirect, and gives up after a short timeout.
+"""
+
+import ipaddress
+import json
+import os
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from pydantic import ValidationError
+
+from billing_webhooks.errors import PortalUnavailable, WrongCredentials
+from billing_webhooks.models.bitrix24 import AppInfo
+
+DEFAULT_DOMAIN_SUFFIXES = "bitrix24.com,bitrix24.ru,bitrix24.de,bitrix24.eu,bitrix24.by,bitrix24.kz,bitrix24.ua"
+DEFAULT_TIMEOUT_SECONDS = 3.0
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+def allowed_suffixes() -> list[str]:
+    configured = os.environ.get("BITRIX24_DOMAIN_SUFFIXES") or DEFAULT_DOMAIN_SUFFIXES
+    return [suffix.strip().strip(".").lower() for suffix in configured.split(",") if suffix.strip().strip(".")]
+
+
+def _on_allowed_suffix(host: str) -> bool:
+    return any(host.endswith("." + suffix) for suffix in allowed_suffixes())
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host.replace(".", "").isdigit()  # 2130706433, 127.1: what resolvers read as numbers
+    return True
+
+
+def app_info_url(domain: Any, client_endpoint: Any) -> str:
+    """The `app.info` URL of the portal named by the event, or a refusal if it names anything else."""
+    if not isinstance(domain, str) or not isinstance(client_endpoint, str):
+        raise WrongCredentials("auth[domain] and auth[client_endpoint] are required.")
+    try:
+        parts = urlsplit(client_endpoint.strip())
+        port = parts.port
+    except ValueError:
+        raise WrongCredentials("auth[client_endpoint] is not a valid URL.") from None
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https":
+        raise WrongCredentials("auth[client_endpoint] must be an https URL.")
+    if parts.username is not None or parts.password is not None or port not in (None, 443):
+        raise WrongCredentials("auth[client_endpoint] must not carry credentials or a port.")
+    if not host or host != domain.strip().lower():
+        raise WrongCredentials("auth[client_endpoint] must be on the portal's own auth[domain].")
+    if _is_ip_literal(host) or not _on_allowed_suffix(host):
+        raise WrongCredentials(f"{host!r} is not on an allowed Bitrix24 domain.")
+    if parts.path.rstrip("/") != "/rest" or parts.query or parts.fragment:
+        raise WrongCredentials("auth[client_endpoint] must be the portal's /rest/ endpoint.")
+    return f"https://{host}/rest/app.info"
+
+
+def _opener():
+    import ssl
+    import urllib.request
+
+    class RefuseRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # a redirect is answered as an error: it could point anywhere
+
+    context = ssl.create_default_context()
+    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), RefuseRedirects())
+
+
+def app_info(url: str, access_token: str) -> AppInfo:
+    """POST `app.info` with the install's access token; the portal's answer, or PortalUnavailable."""
+    import urllib.request
+
+    timeout = float(os.environ.get("BITRIX24_PORTAL_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS)
+    request = urllib.request.Request(
+        url,
+        data=urlencode({"auth": access_token}).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+        method="POST",
+    )
+    try:
+        with _opener().open(request, timeout=timeout) as response:
+            answer = json.loads(response.read(MAX_ANSWER_BYTES), parse_float=Decimal)  # cut short: unreadable
+    except Exception as exc:  # HTTP errors, redirects, TLS, timeouts, garbage: the portal did not confirm
+        raise PortalUnavailable(f"The portal did not answer app.info ({_describe(exc)}).") from None
+    result = answer.get("result") if isinstance(answer, dict) else None
+    if not isinstance(result, dict):
+        raise PortalUnavailable(f"The portal answered app.info without a result ({_portal_error(answer)}).")
+    try:
+        return AppInfo.model_validate(result)
+    except ValidationError:
+        raise PortalUnavailable("The portal's app.info answer is not readable.") from None
+
+
+def _describe(exc: Exception) -> str:
+    code = getattr(exc, "code", None)
+    return f"HTTP {code}" if isinstance(code, int) else exc.__class__.__name__
+
+
+def _portal_error(answer: Any) -> str:
+    # Bitrix24 errors look like {"error": "expired_token", "error_description": "..."}; the code is enough.
+    error = answer.get("error") if isinstance(answer, dict) else None
+    return str(error)[:64] if error else "no error code"

@@ -1,0 +1,191 @@
+"""A fake Bitrix24 cloud on 127.0.0.1: every portal's `app.info`, over real TLS.
+
+It is an HTTPS proxy (`HTTPS_PROXY=http://127.0.0.1:<port>`) that answers each CONNECT itself:
+it terminates TLS with a certificate for the portal's name, signed by a CA of its own
+(`SSL_CERT_FILE=<ca.pem>` makes the handlers trust it), and plays the portal. So the handlers
+make the very request they make in AWS (https, host name, certificate check) without DNS or
+internet, and the fake sees every host anybody tried to reach.
+"""
+
+import json
+import ssl
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+# Wildcards cover one label: "<portal>.bitrix24.com".
+CERTIFICATE_SUFFIXES = ("bitrix24.com", "bitrix24.ru", "bitrix24.de", "bitrix24.eu", "bitrix24.by", "bitrix24.kz",
+                        "bitrix24.ua")
+
+
+@dataclass
+class Portal:
+    """How one fake portal answers `app.info`."""
+
+    access_token: str
+    code: str
+    installed: bool = True
+    status: str = "P"
+    days: int | None = 28
+    answer: str = "ok"  # ok | error (a Bitrix24 error body, HTTP 401) | slow | redirect
+    redirect_to: str = "https://169.254.169.254/latest/meta-data/"
+    slow_seconds: float = 2.0
+
+    def app_info(self) -> dict[str, Any]:
+        return {
+            "result": {
+                "ID": "7",
+                "CODE": self.code,
+                "VERSION": 1,
+                "STATUS": self.status,
+                "INSTALLED": self.installed,
+                "PAYMENT_EXPIRED": "N",
+                "DAYS": self.days,
+                "LICENSE": "en_project",
+            }
+        }
+
+
+@dataclass
+class Request:
+    host: str  # as asked in CONNECT
+    method: str = ""
+    path: str = ""
+    auth: str = ""  # the access token the caller sent
+
+
+def _certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a leaf for *.<suffix>, as strict as Python 3.13's default verification wants."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.now(UTC)
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fake Bitrix24 local CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=7))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    names = [x509.DNSName(f"*.{suffix}") for suffix in CERTIFICATE_SUFFIXES]
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake portal")]))
+        .issuer_name(ca_name).public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=7))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    ca_file, cert_file, key_file = directory / "ca.pem", directory / "portal.pem", directory / "portal.key"
+    ca_file.write_bytes(ca.public_bytes(pem))
+    cert_file.write_bytes(leaf.public_bytes(pem))
+    key_file.write_bytes(leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+    return ca_file, cert_file, key_file
+
+
+@dataclass
+class FakeBitrix24:
+    portals: dict[str, Portal] = field(default_factory=dict)  # by domain
+    requests: list[Request] = field(default_factory=list)
+
+    def start(self) -> "FakeBitrix24":
+        self._directory = tempfile.TemporaryDirectory(prefix="fake-bitrix24-")
+        self.ca_file, cert_file, key_file = _certificates(Path(self._directory.name))
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(cert_file, key_file)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            tunnel: Request | None = None
+
+            def do_CONNECT(self) -> None:  # noqa: N802
+                self.tunnel = Request(host=self.path)
+                fake.requests.append(self.tunnel)
+                self.send_response(200, "Connection established")
+                self.end_headers()
+                try:
+                    self.connection = tls.wrap_socket(self.connection, server_side=True)
+                except (ssl.SSLError, OSError):
+                    self.close_connection = True
+                    return
+                self.rfile = self.connection.makefile("rb")
+                self.wfile = self.connection.makefile("wb", buffering=0)
+                self.close_connection = False
+                while not self.close_connection:
+                    self.handle_one_request()
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                form = dict(parse_qsl(self.rfile.read(length).decode())) if length else {}
+                host = (self.tunnel.host if self.tunnel else "").rsplit(":", 1)[0]
+                if self.tunnel:
+                    self.tunnel.method, self.tunnel.path, self.tunnel.auth = "POST", self.path, form.get("auth", "")
+                portal = fake.portals.get(host)
+                if self.tunnel is None or portal is None or self.path.split("?")[0] != "/rest/app.info":
+                    return self._answer(404, {"error": "NOT_FOUND"})
+                if portal.answer == "slow":
+                    time.sleep(portal.slow_seconds)
+                if portal.answer == "redirect":
+                    return self._answer(302, {}, {"Location": portal.redirect_to})
+                if portal.answer == "error" or form.get("auth") != portal.access_token:
+                    return self._answer(401, {"error": "invalid_token", "error_description": "The access token is invalid"})
+                return self._answer(200, portal.app_info())
+
+            do_GET = do_POST  # noqa: N815
+
+            def _answer(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:  # the caller gave up waiting (the slow portal)
+                    self.close_connection = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, name="fake-bitrix24", daemon=True).start()
+        return self
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What a handler's process needs to reach the fake instead of the internet."""
+        proxy = f"http://127.0.0.1:{self.port}"
+        return {"HTTPS_PROXY": proxy, "https_proxy": proxy, "SSL_CERT_FILE": str(self.ca_file)}
+
+    def hosts_asked(self) -> list[str]:
+        return [request.host for request in self.requests]
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._directory.cleanup()
