@@ -8,6 +8,8 @@ VENV := .venv
 SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 ARCH ?= x86_64
 
 .PHONY: setup dev test build lint validate clean
@@ -24,17 +26,23 @@ $(SAM_VENV)/.installed: pyproject.toml
 	$(SAM_VENV)/bin/pip install --quiet --group sam
 	touch $@
 
+$(CHECKOV_VENV)/.installed: pyproject.toml
+	$(PYTHON313) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet --group checkov
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-setup: $(VENV)/.installed $(SAM_VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed
 
 dev: $(VENV)/.installed node_modules/.installed
 	$(PY) -m local.dev
 
 test: setup
-	SAM_CLI=$(abspath $(SAM)) $(PY) -m pytest
+	SAM_CLI=$(abspath $(SAM)) CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest
 
 validate: $(SAM_VENV)/.installed
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint
@@ -42,8 +50,9 @@ validate: $(SAM_VENV)/.installed
 build: $(SAM_VENV)/.installed
 	SAM_CLI_TELEMETRY=0 $(SAM) build --parameter-overrides Architecture=$(ARCH)
 
-lint: validate $(VENV)/.installed
+lint: validate $(CHECKOV_VENV)/.installed
 	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) node_modules .aws-sam .cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) node_modules .aws-sam .cache

@@ -9,6 +9,7 @@ import copy
 from local import seeds
 
 BILLING_TOKEN = "local-billing-token"
+BILLING_SIGNING_KEY = "local-signing-key"  # used when BILLING_SIGNATURE=required
 PORTAL_MEMBER_ID = "a223c6b3710f85df22e9377d6c4f7553"
 PORTAL_DOMAIN = "some-domain.bitrix24.com"
 PORTAL_APPLICATION_TOKEN = "51856fefc120afa4b628cc82d3935cce"
@@ -18,6 +19,7 @@ APP_CODE = "bitrix.gds_company"  # the seed's app: what app.info must name
 # Secret logical id in template.yaml -> the JSON value the local stack stores under that name.
 SECRET_VALUES = {
     "BillingWebhookSecret": {"current": BILLING_TOKEN},
+    "BillingSigningSecret": {"current": BILLING_SIGNING_KEY},
     "Bitrix24PortalSecret": {PORTAL_MEMBER_ID: PORTAL_APPLICATION_TOKEN},
 }
 # Template parameters without a default, as the local stack sets them.

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -125,6 +126,28 @@ def test_billing_token_in_the_query_string_is_accepted(api, table):
     status, _, _ = post(api, f"/billing/new-payment?token={samples.BILLING_TOKEN}", SEEDS["NewPayment"],
                         {"Content-Type": "application/json"})
     assert status == 200 and len(table.items()) == 1
+
+
+def _signed_headers(body: str, key: str = samples.BILLING_SIGNING_KEY, age: int = 0) -> dict[str, str]:
+    from billing_webhooks.auth import signature
+
+    timestamp = str(int(time.time()) - age)
+    return {**BILLING_AUTH, "X-Webhook-Timestamp": timestamp,
+            "X-Webhook-Signature": signature(key, timestamp, body.encode())}
+
+
+def test_with_signatures_required_only_signed_fresh_bodies_are_stored(api, table, monkeypatch):
+    monkeypatch.setenv("BILLING_SIGNATURE", "required")
+    body = SEEDS["NewPayment"]
+    assert post(api, "/billing/new-payment", body, BILLING_AUTH)[0] == 401
+    assert post(api, "/billing/new-payment", body, _signed_headers(body, key="guessed"))[0] == 403
+    assert post(api, "/billing/new-payment", body, _signed_headers(body, age=600))[0] == 403
+    tampered = body.replace('"amount": 2000', '"amount": 20000')
+    assert tampered != body
+    assert post(api, "/billing/new-payment", tampered, _signed_headers(body))[0] == 403
+    assert table.items() == []
+    status, _, answer = post(api, "/billing/new-payment", body, _signed_headers(body))
+    assert (status, answer["status"]) == (200, "stored") and len(table.items()) == 1
 
 
 def test_a_body_of_another_type_than_the_route_is_422(api, table):

@@ -29,19 +29,19 @@ def _billing(headers=None, query=""):
     ],
 )
 def test_billing_accepts_any_active_secret_in_any_place(secrets, headers, query):
-    auth.billing_shared_secret(_billing(headers, query), {})
+    auth.billing_credentials(_billing(headers, query), {})
 
 
 @pytest.mark.parametrize(("headers", "query"), [({}, ""), ({"authorization": "Basic abc"}, ""), ({}, "token=")])
 def test_billing_without_credentials_is_401(secrets, headers, query):
     with pytest.raises(MissingCredentials) as caught:
-        auth.billing_shared_secret(_billing(headers, query), {})
+        auth.billing_credentials(_billing(headers, query), {})
     assert caught.value.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_billing_with_a_wrong_secret_is_403(secrets):
     with pytest.raises(WrongCredentials):
-        auth.billing_shared_secret(_billing({"authorization": "Bearer new-secreT"}), {})
+        auth.billing_credentials(_billing({"authorization": "Bearer new-secreT"}), {})
 
 
 def test_a_secret_that_cannot_be_read_is_503_not_a_refusal(monkeypatch):
@@ -50,7 +50,7 @@ def test_a_secret_that_cannot_be_read_is_503_not_a_refusal(monkeypatch):
 
     monkeypatch.setattr(auth, "_secret", fail)
     with pytest.raises(ServiceUnavailable):
-        auth.billing_shared_secret(_billing({"authorization": "Bearer x"}), {})
+        auth.billing_credentials(_billing({"authorization": "Bearer x"}), {})
 
 
 def _portal_event(member_id: str, token: str) -> dict:
@@ -93,3 +93,64 @@ def test_a_portal_without_installation_falls_back_to_the_configured_map(secrets,
 def test_portal_event_without_token_or_member_is_401(secrets, body):
     with pytest.raises(MissingCredentials):
         auth.portal_application_token({}, body)
+
+
+SIGNING = {"current": "key-new", "previous": "key-old"}
+BODY = b'{"id": "X1", "type": "NewPayment"}'
+
+
+@pytest.fixture
+def signing(monkeypatch, secrets):
+    secrets["BILLING_SIGNING_SECRET_ID"] = SIGNING
+    monkeypatch.setenv("BILLING_SIGNATURE", "required")
+
+
+def _signed(key: str | None = "key-new", *, age: int = 0, body: bytes = BODY, signatures: list[str] | None = None) -> dict:
+    import time
+
+    timestamp = str(int(time.time()) - age)
+    headers = {"authorization": "Bearer new-secret", "x-webhook-timestamp": timestamp}
+    signatures = signatures if signatures is not None else [auth.signature(key, timestamp, BODY)]
+    if signatures:
+        headers["x-webhook-signature"] = ", ".join(signatures)
+    return {"headers": headers, "rawQueryString": "", "body": body.decode(), "isBase64Encoded": False}
+
+
+@pytest.mark.parametrize("key", ["key-new", "key-old"])
+def test_a_signature_with_any_active_key_is_accepted(signing, key):
+    auth.billing_credentials(_signed(key), {})
+
+
+def test_one_valid_signature_among_several_is_enough(signing):
+    auth.billing_credentials(_signed(signatures=["sha256=00", auth.signature("key-new", _signed()["headers"]["x-webhook-timestamp"], BODY)]), {})
+
+
+def test_a_missing_signature_is_401_when_signatures_are_required(signing):
+    with pytest.raises(MissingCredentials):
+        auth.billing_credentials(_signed(signatures=[]), {})
+
+
+@pytest.mark.parametrize(
+    "delivery",
+    [
+        pytest.param({"key": "key-unknown"}, id="wrong-key"),
+        pytest.param({"body": BODY.replace(b"X1", b"X2")}, id="tampered-body"),
+        pytest.param({"age": 301}, id="older-than-5-minutes"),
+        pytest.param({"age": -301}, id="more-than-5-minutes-ahead"),
+    ],
+)
+def test_a_signature_that_does_not_hold_is_403(signing, delivery):
+    with pytest.raises(WrongCredentials):
+        auth.billing_credentials(_signed(**delivery), {})
+
+
+def test_signatures_are_not_asked_for_unless_configured(secrets, monkeypatch):
+    monkeypatch.setenv("BILLING_SIGNATURE", "off")
+    auth.billing_credentials(_signed(signatures=[]), {})
+
+
+def test_the_shared_secret_is_still_required_with_a_valid_signature(signing):
+    event = _signed()
+    event["headers"]["authorization"] = "Bearer wrong"
+    with pytest.raises(WrongCredentials):
+        auth.billing_credentials(event, {})

@@ -48,16 +48,54 @@ def presented_billing_tokens(event: dict[str, Any]) -> list[str]:
     return tokens
 
 
-def billing_shared_secret(event: dict[str, Any], payload: dict[str, Any]) -> None:
-    """Billing: `Authorization: Bearer`, `X-Webhook-Token` or `?token=`, against every active
-    secret (the secret is a JSON object; each of its values is a token, so rotation keeps two)."""
+def _active_values(secret: Any) -> list[str]:
+    """A rotation secret is a JSON object whose every non-empty string value is active."""
+    return [value for value in secret.values() if isinstance(value, str) and value] if isinstance(secret, dict) else []
+
+
+SIGNATURE_TOLERANCE_SECONDS = 300
+SIGNATURE_PREFIX = "sha256="
+
+
+def signature(key: str, timestamp: str, body: bytes) -> str:
+    """What the sender puts in X-Webhook-Signature: HMAC-SHA256 of "<timestamp>." + the raw body."""
+    return SIGNATURE_PREFIX + hmac.new(key.encode(), timestamp.encode() + b"." + body, "sha256").hexdigest()
+
+
+def billing_signature(event: dict[str, Any]) -> None:
+    """`X-Webhook-Timestamp` (Unix seconds, within ±5 minutes: a captured delivery cannot be
+    replayed later) and `X-Webhook-Signature: sha256=<hex>` (several, comma-separated, while the
+    sender rotates) over the raw body, checked against every active signing key."""
+    import time
+
+    from billing_webhooks.decoding import raw_body
+
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    timestamp = headers.get("x-webhook-timestamp", "").strip()
+    presented = [part.strip() for part in headers.get("x-webhook-signature", "").split(",") if part.strip()]
+    if not timestamp.isdigit() or not presented:
+        raise MissingCredentials(
+            "Sign the body: X-Webhook-Timestamp (Unix seconds) and X-Webhook-Signature: sha256=<hex>."
+        )
+    if abs(time.time() - int(timestamp)) > SIGNATURE_TOLERANCE_SECONDS:
+        raise WrongCredentials(f"X-Webhook-Timestamp is more than {SIGNATURE_TOLERANCE_SECONDS} s away from now.")
+    body = raw_body(event)
+    expected = [signature(key, timestamp, body) for key in _active_values(_secret("BILLING_SIGNING_SECRET_ID"))]
+    if not any([matches_any(given, expected) for given in presented]):
+        raise WrongCredentials("X-Webhook-Signature does not match the body.")
+
+
+def billing_credentials(event: dict[str, Any], payload: dict[str, Any]) -> None:
+    """Billing: the shared secret as `Authorization: Bearer`, `X-Webhook-Token` or `?token=`,
+    against every active secret; and, when BILLING_SIGNATURE=required, an HMAC signature."""
     presented = presented_billing_tokens(event)
     if not presented:
         raise MissingCredentials("Send the shared secret as 'Authorization: Bearer <token>'.")
-    secret = _secret("BILLING_SECRET_ID")
-    active = [value for value in secret.values() if isinstance(value, str) and value] if isinstance(secret, dict) else []
+    active = _active_values(_secret("BILLING_SECRET_ID"))
     if not any([matches_any(token, active) for token in presented]):
         raise WrongCredentials("The shared secret is not valid.")
+    if os.environ.get("BILLING_SIGNATURE", "off") == "required":
+        billing_signature(event)
 
 
 def _portal_auth(payload: dict[str, Any]) -> tuple[dict[str, Any], str, str]:

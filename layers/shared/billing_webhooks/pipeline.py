@@ -2,7 +2,7 @@
 
 A function's app.py binds a model, an authenticator and what a delivery does besides its record:
 
-    handler = Webhook(UnPaidInvoice, auth=billing_shared_secret, alert=True).handler
+    handler = Webhook(UnPaidInvoice, auth=billing_credentials, alert=True).handler
     handler = Webhook(AppInstallEvent, auth=portal_confirms_install, effect=installations.install).handler
 """
 
