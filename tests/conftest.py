@@ -11,6 +11,9 @@ from local.server import LambdaContext, LocalApi, LocalFunction
 from local.stack import LocalStack
 
 EVENTS = template.ROOT / "events"
+# The environment this test run started with, for the tools it runs (sam, pip, checkov): the local
+# stack later exports the handlers' environment into this process, fake Bitrix24 proxy included.
+HOST_ENVIRONMENT = dict(os.environ)
 
 # Powertools reads its settings when Logger/Metrics are created, which may be at collection time.
 os.environ.update({k: v for k, v in template.global_environment({}).items() if k.startswith("POWERTOOLS_")})

@@ -11,6 +11,7 @@ import pytest
 
 from local import template
 from local.template import ROOT
+from tests.conftest import HOST_ENVIRONMENT
 
 pytestmark = pytest.mark.slow
 SAM = os.environ.get("SAM_CLI", str(ROOT / ".venv-sam" / "bin" / "sam"))
@@ -20,7 +21,7 @@ RUNTIME_BOTO3 = ROOT / ".cache" / "lambda-runtime-boto3"
 @pytest.fixture(scope="module")
 def build_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sam-build")
-    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0",
+    env = {**HOST_ENVIRONMENT, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0",
            "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.11.7:3.12.1:3.13.0")}
     result = subprocess.run(
         [SAM, "build", "--parameter-overrides", "Architecture=x86_64", "--build-dir", str(out)],
@@ -38,14 +39,14 @@ def runtime_boto3() -> Path:
     marker = RUNTIME_BOTO3 / f".boto3-{boto3.__version__}"
     if not marker.exists():
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(RUNTIME_BOTO3),
-                        f"boto3=={boto3.__version__}"], check=True, timeout=600)
+                        f"boto3=={boto3.__version__}"], check=True, timeout=600, env=HOST_ENVIRONMENT)
         marker.touch()
     return RUNTIME_BOTO3
 
 
 def _invoke_built(build_dir: Path, runtime: Path, function: str, event_file: Path, environment: dict) -> dict:
     pythonpath = os.pathsep.join([str(build_dir / function), str(build_dir / "SharedLayer" / "python"), str(runtime)])
-    env = {"PATH": os.environ["PATH"], **environment, "PYTHONPATH": pythonpath}
+    env = {"PATH": HOST_ENVIRONMENT["PATH"], **environment, "PYTHONPATH": pythonpath}
     result = subprocess.run(
         [sys.executable, "-S", "-B", str(Path(__file__).with_name("invoke_built.py")), function, str(event_file)],
         env=env, capture_output=True, text=True, timeout=60,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from local.template import ROOT
+from tests.conftest import HOST_ENVIRONMENT
 
 SAM_VENV_BIN = ROOT / ".venv-sam" / "bin"
 ROUTES = {
@@ -28,7 +29,7 @@ ROUTES = {
 
 
 def _sam_env() -> dict[str, str]:
-    return {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"}
+    return {**HOST_ENVIRONMENT, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,8 @@ def test_sam_validate_lint_passes():
 
 
 def test_cfn_lint_is_clean():
-    result = subprocess.run([str(SAM_VENV_BIN / "cfn-lint"), "template.yaml"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([str(SAM_VENV_BIN / "cfn-lint"), "template.yaml"], cwd=ROOT, capture_output=True, text=True,
+                            env=HOST_ENVIRONMENT)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -59,7 +61,7 @@ def test_checkov_reports_no_failed_check_and_every_skip_gives_its_reason():
     checkov = os.environ.get("CHECKOV", str(ROOT / ".venv-checkov" / "bin" / "checkov"))
     result = subprocess.run(
         [checkov, "-f", "template.yaml", "--framework", "cloudformation", "--skip-download", "-o", "json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=HOST_ENVIRONMENT,
     )
     report = json.loads(result.stdout)
     assert report["summary"]["failed"] == 0 and report["summary"]["parsing_errors"] == 0, result.stdout[-3000:]
