@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 ARCH ?= x86_64
 
-.PHONY: setup dev test build lint validate clean
+.PHONY: setup dev test build lint validate bench clean
 
 $(VENV)/.installed: pyproject.toml layers/shared/requirements.txt
 	$(PYTHON313) -m venv $(VENV)
@@ -47,8 +47,14 @@ test: setup
 validate: $(SAM_VENV)/.installed
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint
 
-build: $(SAM_VENV)/.installed
+# Shipped with bytecode (unchecked-hash .pyc): Lambda's /opt and /var/task are read-only.
+build: $(SAM_VENV)/.installed $(VENV)/.installed
 	SAM_CLI_TELEMETRY=0 $(SAM) build --parameter-overrides Architecture=$(ARCH)
+	$(PY) -m local.shipping .aws-sam/build
+
+# Cold start, warm cost, AWS calls, memory and sizes against floors (x86_64 build; ~5 minutes).
+bench: setup
+	SAM_CLI=$(abspath $(SAM)) $(PY) -m bench.run
 
 lint: validate $(CHECKOV_VENV)/.installed
 	$(SAM_VENV)/bin/cfn-lint template.yaml

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from local import template
+from local import shipping, template
 from local.template import ROOT
 from tests.conftest import HOST_ENVIRONMENT
 
 pytestmark = pytest.mark.slow
 SAM = os.environ.get("SAM_CLI", str(ROOT / ".venv-sam" / "bin" / "sam"))
-RUNTIME_BOTO3 = ROOT / ".cache" / "lambda-runtime-boto3"
 
 
 @pytest.fixture(scope="module")
@@ -28,24 +27,17 @@ def build_dir(tmp_path_factory) -> Path:
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    shipping.compile_build(out)  # as `make build` ships it
     return out
 
 
 @pytest.fixture(scope="module")
 def runtime_boto3() -> Path:
-    """The Lambda runtime ships boto3 (the layer must not): the same here, outside the venv."""
-    import boto3
-
-    marker = RUNTIME_BOTO3 / f".boto3-{boto3.__version__}"
-    if not marker.exists():
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(RUNTIME_BOTO3),
-                        f"boto3=={boto3.__version__}"], check=True, timeout=600, env=HOST_ENVIRONMENT)
-        marker.touch()
-    return RUNTIME_BOTO3
+    return shipping.lambda_runtime_boto3(HOST_ENVIRONMENT)
 
 
 def _invoke_built(build_dir: Path, runtime: Path, function: str, event_file: Path, environment: dict) -> dict:
-    pythonpath = os.pathsep.join([str(build_dir / function), str(build_dir / "SharedLayer" / "python"), str(runtime)])
+    pythonpath = shipping.lambda_pythonpath(build_dir, function, runtime)
     env = {"PATH": HOST_ENVIRONMENT["PATH"], **environment, "PYTHONPATH": pythonpath}
     result = subprocess.run(
         [sys.executable, "-S", "-B", str(Path(__file__).with_name("invoke_built.py")), function, str(event_file)],
@@ -60,6 +52,19 @@ def test_the_built_layer_carries_pydantic_and_powertools_but_not_boto3(build_dir
     assert {"billing_webhooks", "pydantic", "pydantic_core", "aws_lambda_powertools"} <= packages
     assert "boto3" not in packages and "botocore" not in packages
     assert any(p.name.endswith("x86_64-linux-gnu.so") for p in (build_dir / "SharedLayer" / "python" / "pydantic_core").iterdir())
+
+
+def test_every_shipped_module_carries_bytecode_that_stays_valid_after_unzipping(build_dir):
+    import importlib.util
+
+    for artifact in [build_dir / "SharedLayer", *(build_dir / route.function for route in template.routes())]:
+        sources = list(artifact.rglob("*.py"))
+        assert sources, artifact
+        for source in sources:
+            cached = Path(importlib.util.cache_from_source(str(source)))
+            assert cached.exists(), source
+            flags = int.from_bytes(cached.read_bytes()[4:8], "little")
+            assert flags == 0b01, f"{cached} is not an unchecked-hash pyc"  # hash-based, not checked
 
 
 @pytest.mark.parametrize("route", template.routes(), ids=lambda r: r.function)

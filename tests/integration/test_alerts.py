@@ -116,6 +116,6 @@ def test_a_claim_with_dynamodb_unreachable_is_503_not_a_crash(monkeypatch):
 
     dead = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:9",
                         config=Config(retries={"total_max_attempts": 1}, connect_timeout=1))
-    monkeypatch.setattr(storage, "_client", dead)
+    monkeypatch.setattr(storage, "dynamodb", lambda: dead)
     with pytest.raises(ServiceUnavailable):
         alerts.claim({"notification_id": "x", "notification_type": "TrialReminder"}, datetime.now(UTC))

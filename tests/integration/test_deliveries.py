@@ -252,7 +252,7 @@ def test_dynamodb_unreachable_answers_503(functions, table, monkeypatch):
 
     dead = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:9",
                         config=Config(retries={"total_max_attempts": 1}, connect_timeout=1))
-    monkeypatch.setattr(storage, "_client", dead)
+    monkeypatch.setattr(storage, "dynamodb", lambda: dead)
     status, headers, _ = invoke(functions["unpaid_invoice"], load_event("unpaid_invoice"))
     assert status == 503 and "Retry-After" in headers
 

@@ -171,3 +171,16 @@ def test_bitrix24_id_is_deterministic_and_ignores_tokens_and_handler_id():
     assert first.payload_sha256() == second.payload_sha256()
     later = AppPaymentEvent.model_validate({**body, "ts": "1466439999"})
     assert later.notification_id != first.notification_id
+
+
+def test_records_serialize_exactly_as_boto3_would():
+    from boto3.dynamodb.types import TypeSerializer
+
+    from billing_webhooks import storage
+
+    record = {"s": "x", "i": 7, "d": Decimal("-138.48"), "b": True, "n": None, "m": {"k": [1, "a", {"z": False}]},
+              "e": {}, "l": []}
+    serialize = TypeSerializer().serialize
+    assert storage.to_item(record) == {name: serialize(value) for name, value in record.items()}
+    with pytest.raises(TypeError):
+        storage.to_item({"f": 1.5})

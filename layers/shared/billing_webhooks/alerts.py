@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from billing_webhooks import aws
 from billing_webhooks.errors import ServiceUnavailable
 from billing_webhooks.models.base import utc_timestamp
 
@@ -25,18 +26,9 @@ PENDING = "pending"
 PUBLISHED = "published"
 PENDING_INDEX = "pending-alerts"
 
-_sns = None
-
-
 def sns():
     """Made on first use: only the alert functions ever publish."""
-    global _sns
-    if _sns is None:
-        import boto3
-        from botocore.config import Config
-
-        _sns = boto3.client("sns", config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard"}))
-    return _sns
+    return aws.client("sns")
 
 
 def new_claim(now: datetime) -> dict[str, str]:

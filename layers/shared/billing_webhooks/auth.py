@@ -1,7 +1,7 @@
 """Step 2 of the pipeline: who sent this? Refuse before trusting anything in the body.
 
-Secrets live in Secrets Manager and are read through Powertools parameters, cached per container
-(POWERTOOLS_PARAMETERS_MAX_AGE). Every comparison is constant-time; no token is ever logged.
+Secrets live in Secrets Manager, read once per container per SECRETS_CACHE_SECONDS (secrets.py).
+Every comparison is constant-time; no token is ever logged.
 """
 
 import hmac
@@ -19,10 +19,11 @@ Authenticator = Callable[[dict[str, Any], dict[str, Any]], Any]
 
 
 def _secret(env_var: str) -> Any:
-    from aws_lambda_powertools.utilities import parameters  # first delivery only; then cached
+    """The JSON secret named by `env_var`, cached for SECRETS_CACHE_SECONDS."""
+    from billing_webhooks.secrets import json_secret
 
     try:
-        return parameters.get_secret(os.environ[env_var], transform="json")
+        return json_secret(os.environ[env_var])
     except Exception as exc:  # any failure to read our own secret is ours, not the sender's
         raise ServiceUnavailable(f"Credentials cannot be checked right now ({exc.__class__.__name__}).") from None
 
@@ -94,8 +95,22 @@ def billing_credentials(event: dict[str, Any], payload: dict[str, Any]) -> None:
     active = _active_values(_secret("BILLING_SECRET_ID"))
     if not any([matches_any(token, active) for token in presented]):
         raise WrongCredentials("The shared secret is not valid.")
-    if os.environ.get("BILLING_SIGNATURE", "off") == "required":
+    if _signatures_required():
         billing_signature(event)
+
+
+def _signatures_required() -> bool:
+    return os.environ.get("BILLING_SIGNATURE", "off") == "required"
+
+
+def billing_secret_ids() -> list[str]:
+    """The secrets billing_credentials reads on every delivery."""
+    names = ["BILLING_SECRET_ID", "BILLING_SIGNING_SECRET_ID"] if _signatures_required() else ["BILLING_SECRET_ID"]
+    return [os.environ[name] for name in names]
+
+
+# What the pipeline may fetch ahead, while it makes its DynamoDB client on a cold start.
+billing_credentials.secret_ids = billing_secret_ids
 
 
 def _portal_auth(payload: dict[str, Any]) -> tuple[dict[str, Any], str, str]:

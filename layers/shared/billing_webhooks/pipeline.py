@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from billing_webhooks import alerts, decoding, responses, storage
+from billing_webhooks import decoding, responses, secrets, storage
 from billing_webhooks.auth import Authenticator
 from billing_webhooks.errors import InvalidPayload, WebhookError
 from billing_webhooks.models.base import Notification
@@ -71,6 +71,7 @@ class Webhook:
 
     def _deliver(self, event: dict[str, Any]) -> dict[str, Any]:
         payload = decoding.decode(event, self.media_types)
+        self._prefetch_secrets()
         sender = self.auth(event, payload)
         try:
             notification = self.model.model_validate(payload)
@@ -81,6 +82,8 @@ class Webhook:
         now = datetime.now(UTC)
         record = storage.build_record(notification, now)
         if self.alert:
+            from billing_webhooks import alerts  # only the alert functions need it
+
             record.update(alerts.new_claim(now))
         outcome, stored = storage.put_record(record)
         metrics.add_metric(name=outcome.capitalize(), unit=MetricUnit.Count, value=1)
@@ -92,8 +95,22 @@ class Webhook:
         logger.info("delivery accepted", extra={"outcome": outcome.value})
         return responses.accepted(outcome, notification.notification_id, notification.notification_type)
 
+    def _prefetch_secrets(self) -> None:
+        """On a cold start, Secrets Manager answers while the DynamoDB client is being made (the
+        wait overlaps the work); warm, the secrets are cached and this does nothing."""
+        secret_ids = getattr(self.auth, "secret_ids", None)
+        if secret_ids is None:
+            return
+        secrets.prefetch(*secret_ids())
+        try:
+            storage.dynamodb()
+        except Exception:  # put_record reports it as it should
+            pass
+
     @staticmethod
     def _alert(outcome: storage.Outcome, stored: dict[str, Any], now: datetime) -> None:
+        from billing_webhooks import alerts
+
         if outcome is storage.Outcome.STORED:
             claim = stored["alert_claim"]  # written already claimed: no extra call
         elif stored.get("alert_status") == alerts.PENDING:

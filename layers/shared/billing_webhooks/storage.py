@@ -6,27 +6,16 @@ One conditional PutItem. If the key exists, DynamoDB hands back the stored item
 
 import os
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from billing_webhooks import aws
 from billing_webhooks.errors import PayloadConflict, ServiceUnavailable
 from billing_webhooks.models.base import Notification, utc_timestamp
 
-_client = None
-
-
 def dynamodb():
-    """One client per container, made on first use."""
-    global _client
-    if _client is None:
-        import boto3
-        from botocore.config import Config
-
-        _client = boto3.client(
-            "dynamodb",
-            config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3}),
-        )
-    return _client
+    return aws.client("dynamodb")
 
 
 class Outcome(StrEnum):
@@ -35,6 +24,7 @@ class Outcome(StrEnum):
 
 
 def build_record(notification: Notification, received_at: datetime | None = None) -> dict[str, Any]:
+    payload = notification.stored_payload()
     return {
         "notification_id": notification.notification_id,
         "notification_type": notification.notification_type,
@@ -43,16 +33,34 @@ def build_record(notification: Notification, received_at: datetime | None = None
         "event_time": utc_timestamp(notification.event_time),
         "received_at": utc_timestamp(received_at or datetime.now(UTC)),
         "code": notification.rule_code,
-        "payload": notification.stored_payload(),
-        "payload_sha256": notification.payload_sha256(),
+        "payload": payload,
+        "payload_sha256": notification.payload_sha256(payload),
     }
 
 
-def to_item(record: dict[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeSerializer
+def _attribute(value: Any) -> dict[str, Any]:
+    # The types a record holds, in the order they occur most. boto3's TypeSerializer does the same
+    # for any type and takes 3x as long (0.07 ms per notification, `make bench`); numbers still go
+    # through its DynamoDB decimal context, which refuses what DynamoDB would.
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | Decimal):
+        from boto3.dynamodb.types import DYNAMODB_CONTEXT
 
-    serialize = TypeSerializer().serialize
-    return {name: serialize(value) for name, value in record.items()}
+        return {"N": str(DYNAMODB_CONTEXT.create_decimal(value))}
+    if isinstance(value, dict):
+        return {"M": {str(key): _attribute(child) for key, child in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [_attribute(child) for child in value]}
+    if value is None:
+        return {"NULL": True}
+    raise TypeError(f"{type(value).__name__} cannot be stored")
+
+
+def to_item(record: dict[str, Any]) -> dict[str, Any]:
+    return {name: _attribute(value) for name, value in record.items()}
 
 
 def condition_failed(error: Exception) -> bool:

@@ -49,6 +49,8 @@ def utc_timestamp(moment: datetime) -> str:
 
 def _canonical(value: Any) -> Any:
     # Numbers compare by value whatever their spelling on the wire (2000, 2000.0, "2000" in a form).
+    if isinstance(value, str):  # most values: first
+        return value
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int | Decimal):
@@ -96,8 +98,9 @@ class Notification(WireModel):
         """The validated payload as stored: money as Decimal, times as ISO strings, extras kept."""
         return self.model_dump(mode="python")
 
-    def payload_sha256(self) -> str:
-        payload = self.stored_payload()
+    def payload_sha256(self, stored_payload: dict[str, Any] | None = None) -> str:
+        """The hash that tells a redelivery from a conflict (`stored_payload` if already dumped)."""
+        payload = dict(stored_payload if stored_payload is not None else self.stored_payload())
         for field in self.restamped_fields:
             payload.pop(field, None)
         return canonical_sha256(payload)

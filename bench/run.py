@@ -1,0 +1,205 @@
+"""`make bench`: cold start, warm cost, AWS calls, memory and sizes of the built functions, each
+beside a floor measured in the same run on the same DynamoDB Local.
+
+    .venv/bin/python -m bench.run    # BENCH_RUNS (11), BENCH_DELIVERIES (500), BENCH_FUNCTIONS (all)
+
+Builds x86_64 (this machine cannot load arm64 wheels) with `sam build`, compiles it as `make build`
+ships it, and runs every process on a bare Python 3.13 (-S -B) with Lambda's PYTHONPATH order and
+the runtime's boto3. Prints a Markdown table (the README's Performance section is its output).
+"""
+
+import base64
+import io
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
+
+from local import provision, shipping, template
+from local.stack import LocalStack
+from local.template import ROOT
+
+HERE = Path(__file__).resolve().parent
+RUNS = int(os.environ.get("BENCH_RUNS", 11))
+DELIVERIES = int(os.environ.get("BENCH_DELIVERIES", 500))
+GOALS = {"cold": 1.10, "warm": 1.15, "layer_mb": 15.0}
+PLAIN_BILLING_CALLS, ALERT_CALLS = 1, 3
+
+
+def build(out: Path, environment: dict[str, str]) -> None:
+    sam = os.environ.get("SAM_CLI", str(ROOT / ".venv-sam" / "bin" / "sam"))
+    env = {"AWS_DEFAULT_REGION": "us-east-1", "PYENV_VERSION": "3.11.7:3.12.1:3.13.0", **environment,
+           "SAM_CLI_TELEMETRY": "0"}
+    result = subprocess.run([sam, "build", "--parameter-overrides", "Architecture=x86_64", "--build-dir", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise SystemExit(f"sam build failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    shipping.compile_build(out)
+
+
+def read_only_copy(build_dir: Path, into: Path) -> Path:
+    copy = Path(shutil.copytree(build_dir, into / "build"))
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(path.stat().st_mode & 0o555)
+    return copy
+
+
+def zipped_mb(directory: Path) -> float:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(directory))
+    return len(buffer.getvalue()) / 1e6
+
+
+def run_json(script: str, args: list[str], env: dict[str, str]) -> dict:
+    result = subprocess.run([sys.executable, "-S", "-B", str(HERE / script), *args], env=env,
+                            capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise SystemExit(f"{script} {args} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def distinct(event: dict, index: int) -> dict:
+    """The same delivery under another key: billing gets another id, Bitrix24 another ts."""
+    event = json.loads(json.dumps(event))
+    if event["isBase64Encoded"]:  # a Bitrix24 form
+        pairs = [(k, str(int(v) + index) if k == "ts" else v)
+                 for k, v in parse_qsl(base64.b64decode(event["body"]).decode(), keep_blank_values=True)]
+        event["body"] = base64.b64encode(urlencode(pairs).encode()).decode()
+    else:
+        event["body"] = re.sub(r'("id"\s*:\s*")([^"]+)"', rf'\g<1>\g<2>-{index}"', event["body"], count=1)
+    return event
+
+
+class Bench:
+    def __init__(self, stack: LocalStack, build_dir: Path, runtime: Path, scratch: Path) -> None:
+        self.stack, self.build_dir, self.runtime, self.scratch = stack, build_dir, runtime, scratch
+        import boto3
+
+        self.dynamodb = boto3.client(
+            "dynamodb", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_DYNAMODB"], region_name="us-east-1",
+            aws_access_key_id=stack.endpoints["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=stack.endpoints["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def env(self, function: str) -> dict[str, str]:
+        return {"PATH": os.environ["PATH"], **self.stack.environment,
+                "PYTHONPATH": shipping.lambda_pythonpath(self.build_dir, function, self.runtime)}
+
+    def reset(self) -> None:
+        """Empty tables, the sample portal installed: every run meets the same state."""
+        for name, key in (("NotificationsTable", ("notification_id", "notification_type")),
+                          ("InstallationsTable", ("member_id",))):
+            for page in self.dynamodb.get_paginator("scan").paginate(TableName=name):
+                for item in page["Items"]:
+                    self.dynamodb.delete_item(TableName=name, Key={k: item[k] for k in key})
+        provision.install_sample_portal(self.dynamodb)
+        self.stack.reset_portals()
+
+    def warm_up_dynamodb_local(self) -> None:
+        for index in range(300):  # the JVM compiles its hot paths first
+            self.dynamodb.put_item(TableName="NotificationsTable",
+                                   Item={"notification_id": {"S": f"warm-up-{index}"}, "notification_type": {"S": "x"}})
+
+    def cold(self, route: template.Route) -> dict:
+        event_file = str(ROOT / "events" / f"{route.code_dir.name}.json")
+        runs, floors = [], []
+        for _ in range(RUNS):
+            self.reset()
+            runs.append(run_json("cold.py", [route.function, event_file], self.env(route.function)))
+            floors.append(run_json("floor.py", [event_file], self.env(route.function)))
+        assert all(run["status"] == 200 for run in runs), runs
+        median = lambda rows, key: statistics.median(row[key] for row in rows)  # noqa: E731
+        return {"cold_ms": median(runs, "cold_ms"), "init_ms": median(runs, "init_ms"),
+                "floor_ms": median(floors, "cold_ms"), "peak_rss_mb": median(runs, "peak_rss_mb"),
+                "floor_rss_mb": median(floors, "peak_rss_mb")}
+
+    def warm(self, route: template.Route) -> dict:
+        self.reset()
+        event = json.loads((ROOT / "events" / f"{route.code_dir.name}.json").read_text())
+        events = {"warmup": event, "deliveries": [distinct(event, index) for index in range(1, DELIVERIES + 2)]}
+        events_file = self.scratch / f"{route.function}-warm.json"
+        events_file.write_text(json.dumps(events))
+        result = run_json("warm.py", [route.function, str(events_file)], self.env(route.function))
+        return {"warm_ms": statistics.median(result["times_ms"]), "warm_floor_ms": statistics.median(result["floor_ms"]),
+                "first_calls": result["first_calls"], "duplicate_calls": result["duplicate_calls"]}
+
+
+def mark(ok: bool) -> str:
+    return "✓" if ok else "✗"
+
+
+def main() -> None:
+    only = set(filter(None, os.environ.get("BENCH_FUNCTIONS", "").split(",")))
+    routes = [route for route in template.routes() if not only or route.function in only]
+    host_env = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        print(f"building x86_64 into {scratch} ...", file=sys.stderr, flush=True)
+        build(scratch / "sam", host_env)
+        build_dir = read_only_copy(scratch / "sam", scratch)
+        runtime = shipping.lambda_runtime_boto3(host_env)
+        rows = {}
+        with LocalStack() as stack:
+            bench = Bench(stack, build_dir, runtime, scratch)
+            bench.warm_up_dynamodb_local()
+            for route in routes:
+                print(f"measuring {route.function} ...", file=sys.stderr, flush=True)
+                rows[route.function] = {**bench.cold(route), **bench.warm(route)}
+        layer_mb = zipped_mb(build_dir / "SharedLayer")
+        sizes = {route.function: zipped_mb(build_dir / route.function) * 1000 for route in routes}
+        for path in [build_dir, *build_dir.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)  # let the scratch directory go
+    report(rows, layer_mb, sizes, [route for route in routes])
+
+
+def report(rows: dict, layer_mb: float, sizes: dict, routes: list) -> None:
+    alert_functions = {"UnPaidInvoiceFunction", "TrialReminderFunction"}
+    print(f"\n{RUNS} cold starts and {DELIVERIES} warm deliveries per function; Python "
+          f"{sys.version.split()[0]}, x86_64, DynamoDB Local + moto on 127.0.0.1.\n")
+    print("| function | cold ms | floor ms | × floor | init ms | peak MB (floor) | warm ms | floor ms | × floor "
+          "| AWS calls new / dup | zip KB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    failures = []
+    for route in routes:
+        row = rows[route.function]
+        cold_ratio, warm_ratio = row["cold_ms"] / row["floor_ms"], row["warm_ms"] / row["warm_floor_ms"]
+        first, duplicate = len(row["first_calls"]), len(row["duplicate_calls"])
+        is_billing = route.path.startswith("/billing/")
+        calls_goal = ALERT_CALLS if route.function in alert_functions else PLAIN_BILLING_CALLS
+        checks = {"cold": cold_ratio <= GOALS["cold"]}
+        if is_billing:  # the warm and AWS-call goals are set for billing deliveries
+            checks["calls"] = first <= calls_goal and duplicate <= calls_goal
+            if route.function not in alert_functions:
+                checks["warm"] = warm_ratio <= GOALS["warm"]
+        failures += [f"{route.function}: {name}" for name, ok in checks.items() if not ok]
+        warm_mark = f" {mark(checks['warm'])}" if "warm" in checks else ""
+        calls_mark = f" {mark(checks['calls'])}" if "calls" in checks else ""
+        print(f"| {route.function.removesuffix('Function')} | {row['cold_ms']:.0f} | {row['floor_ms']:.0f} "
+              f"| {cold_ratio:.2f} {mark(checks['cold'])} | {row['init_ms']:.0f} "
+              f"| {row['peak_rss_mb']:.0f} ({row['floor_rss_mb']:.0f}) | {row['warm_ms']:.2f} "
+              f"| {row['warm_floor_ms']:.2f} | {warm_ratio:.2f}{warm_mark} | {first} / {duplicate}{calls_mark} "
+              f"| {sizes[route.function]:.1f} |")
+    layer_ok = layer_mb <= GOALS["layer_mb"]
+    failures += [] if layer_ok else ["layer size"]
+    print(f"\nSharedLayer: {layer_mb:.2f} MB zipped {mark(layer_ok)} (goal ≤ {GOALS['layer_mb']:.0f} MB; boto3 not bundled)")
+    print("AWS calls (warm, secrets cached): " + "; ".join(
+        f"{route.function.removesuffix('Function')}: {', '.join(rows[route.function]['first_calls'])} / "
+        f"{', '.join(rows[route.function]['duplicate_calls'])}"
+        for route in routes if route.function in alert_functions or route.path.startswith("/bitrix24/")))
+    print(f"Goals: cold ≤ {GOALS['cold']}× floor (every function), warm ≤ {GOALS['warm']}× raw PutItem and "
+          f"{PLAIN_BILLING_CALLS} AWS call (plain billing), ≤ {ALERT_CALLS} calls (alerts).")
+    print("Missed: " + ", ".join(failures) if failures else "All goals met.")
+
+
+if __name__ == "__main__":
+    main()
