@@ -91,8 +91,11 @@ class Webhook:
             self._alert(outcome, stored, now)
         if self.effect is not None:
             changed = self.effect(notification, sender, now)
-            logger.info("effect applied", extra={"effect": self.effect.__name__, "changed": bool(changed)})
-        logger.info("delivery accepted", extra={"outcome": outcome.value})
+            logger.debug("effect applied", extra={"effect": self.effect.__name__, "changed": bool(changed)})
+        # DEBUG: an accepted delivery is in the table and in the Stored/Duplicate metrics already,
+        # and formatting this line costs 0.2 ms of every delivery (`make bench`); refusals,
+        # failures and alerts are logged at INFO and above.
+        logger.debug("delivery accepted", extra={"outcome": outcome.value})
         return responses.accepted(outcome, notification.notification_id, notification.notification_type)
 
     def _prefetch_secrets(self) -> None:
