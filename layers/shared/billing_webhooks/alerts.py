@@ -159,25 +159,20 @@ def _key(record: dict[str, Any]) -> dict[str, Any]:
 
 def claim(record: dict[str, Any], now: datetime) -> str | None:
     """Take a pending alert whose lease has expired; None if published or held by a live claimant."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from billing_webhooks.storage import condition_failed, dynamodb
+    from billing_webhooks.storage import conditional_write
 
     token = uuid.uuid4().hex
-    try:
-        dynamodb().update_item(
-            TableName=os.environ["TABLE_NAME"],
-            Key=_key(record),
-            UpdateExpression="SET alert_lease_until = :until, alert_claim = :token",
-            ConditionExpression="alert_status = :pending AND alert_lease_until < :now",
-            ExpressionAttributeValues={":pending": {"S": PENDING}, ":now": {"S": utc_timestamp(now)},
-                                       ":until": {"S": utc_timestamp(now + LEASE)}, ":token": {"S": token}},
-        )
-    except (BotoCoreError, ClientError) as exc:
-        if condition_failed(exc):
-            return None
-        raise ServiceUnavailable("The alert state could not be read; retry later.") from None
-    return token
+    claimed, _ = conditional_write(
+        "update_item",
+        "The alert state could not be read; retry later.",
+        TableName=os.environ["TABLE_NAME"],
+        Key=_key(record),
+        UpdateExpression="SET alert_lease_until = :until, alert_claim = :token",
+        ConditionExpression="alert_status = :pending AND alert_lease_until < :now",
+        ExpressionAttributeValues={":pending": {"S": PENDING}, ":now": {"S": utc_timestamp(now)},
+                                   ":until": {"S": utc_timestamp(now + LEASE)}, ":token": {"S": token}},
+    )
+    return token if claimed else None
 
 
 def publish(record: dict[str, Any], claim_token: str) -> str:

@@ -45,14 +45,9 @@ def token_matches(installation: dict[str, Any], token: str) -> bool:
     return hmac.compare_digest(stored.encode(), token_sha256(token).encode())
 
 
-def _faults():
+def get(member_id: str) -> dict[str, Any] | None:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    return BotoCoreError, ClientError
-
-
-def get(member_id: str) -> dict[str, Any] | None:
-    BotoCoreError, ClientError = _faults()
     try:
         answer = storage.dynamodb().get_item(
             TableName=_table(), Key={"member_id": {"S": member_id}}, ConsistentRead=True
@@ -64,16 +59,10 @@ def get(member_id: str) -> dict[str, Any] | None:
 
 def _write(operation: str, **request: Any) -> bool:
     """A conditional write; False when its condition refused it (an older or repeated event)."""
-    BotoCoreError, ClientError = _faults()
-    try:
-        getattr(storage.dynamodb(), operation)(TableName=_table(), **request)
-    except ClientError as exc:
-        if storage.condition_failed(exc):
-            return False
-        raise ServiceUnavailable("The portal's installation could not be saved; retry later.") from None
-    except BotoCoreError:
-        raise ServiceUnavailable("The portal's installation could not be saved; retry later.") from None
-    return True
+    written, _ = storage.conditional_write(
+        operation, "The portal's installation could not be saved; retry later.", TableName=_table(), **request
+    )
+    return written
 
 
 def _update(

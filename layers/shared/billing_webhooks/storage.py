@@ -69,6 +69,22 @@ def condition_failed(error: Exception) -> bool:
     return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+def conditional_write(operation: str, unavailable: str, **request: Any) -> tuple[bool, dict[str, Any]]:
+    """One conditional DynamoDB write: (True, {}) when written; (False, the item as it was, if it
+    was asked for) when its condition refused it; ServiceUnavailable(unavailable) on any fault."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        getattr(dynamodb(), operation)(**request)
+    except ClientError as exc:
+        if not condition_failed(exc):
+            raise ServiceUnavailable(unavailable) from None
+        return False, from_item(exc.response.get("Item") or {})
+    except BotoCoreError:
+        raise ServiceUnavailable(unavailable) from None
+    return True, {}
+
+
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeDeserializer
 
@@ -78,22 +94,16 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 def put_record(record: dict[str, Any]) -> tuple[Outcome, dict[str, Any]]:
     """Store the record unless its key exists; return the outcome and the record as stored."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        dynamodb().put_item(
-            TableName=os.environ["TABLE_NAME"],
-            Item=to_item(record),
-            ConditionExpression="attribute_not_exists(notification_id)",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
+    written, stored = conditional_write(
+        "put_item",
+        "The notification could not be stored; retry later.",
+        TableName=os.environ["TABLE_NAME"],
+        Item=to_item(record),
+        ConditionExpression="attribute_not_exists(notification_id)",
+        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+    )
+    if written:
         return Outcome.STORED, record
-    except ClientError as exc:
-        if not condition_failed(exc):
-            raise ServiceUnavailable("The notification could not be stored; retry later.") from None
-        stored = from_item(exc.response.get("Item") or {})
-    except BotoCoreError:
-        raise ServiceUnavailable("The notification could not be stored; retry later.") from None
     if stored.get("payload_sha256") != record["payload_sha256"]:
         raise PayloadConflict(
             f"Notification {record['notification_id']!r} of type {record['notification_type']!r} "
