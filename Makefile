@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 ARCH ?= x86_64
 
-.PHONY: setup dev test build lint validate bench clean
+.PHONY: setup dev test build lint validate bench replay clean
 
 $(VENV)/.installed: pyproject.toml layers/shared/requirements.txt
 	$(PYTHON313) -m venv $(VENV)
@@ -40,6 +40,11 @@ setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed node
 
 dev: $(VENV)/.installed node_modules/.installed
 	$(PY) -m local.dev
+
+# Deliveries `make dev` parked while storage failed, run through their handlers again (run it
+# while `make dev` is up, once DynamoDB answers).
+replay: $(VENV)/.installed
+	$(PY) -m local.replay
 
 test: setup
 	SAM_CLI=$(abspath $(SAM)) CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest

@@ -19,9 +19,11 @@ CONSOLE_QUEUE = "local-alerts-console"  # the stack's own: `make dev` prints wha
 _TABLE_PROPERTIES = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
 
 
-def physical_ids() -> dict[str, str]:
-    """What a !Ref to each resource resolves to on the local stack."""
+def physical_ids(sqs_endpoint: str = "") -> dict[str, str]:
+    """What a !Ref to each resource resolves to on the local stack (a queue's: its URL)."""
     ids = {}
+    for name in template.resources("AWS::SQS::Queue"):
+        ids[name] = queue_url(sqs_endpoint, name)
     for name in template.resources("AWS::DynamoDB::Table"):
         ids[name] = name
     for name in template.resources("AWS::SNS::Topic"):
@@ -31,9 +33,13 @@ def physical_ids() -> dict[str, str]:
     return ids
 
 
+def queue_url(sqs_endpoint: str, name: str) -> str:
+    return f"{sqs_endpoint}/{ACCOUNT_ID}/{name}"  # as moto names it
+
+
 def handler_environment(endpoints: dict[str, str]) -> dict[str, str]:
     """The template's Globals environment, with the local endpoints winning over its empty placeholders."""
-    env = template.global_environment(physical_ids(), samples.PARAMETERS)
+    env = template.global_environment(physical_ids(endpoints["AWS_ENDPOINT_URL_SQS"]), samples.PARAMETERS)
     env.update(endpoints)
     return env
 
@@ -60,6 +66,10 @@ def create_resources(endpoints: dict[str, str]) -> dict[str, Any]:
     sqs = session.client("sqs", endpoint_url=endpoints["AWS_ENDPOINT_URL_SQS"])
     topics = {name: sns.create_topic(Name=name)["TopicArn"] for name in template.resources("AWS::SNS::Topic")}
     queues = {}
+    for name in template.resources("AWS::SQS::Queue"):  # the rescue queues
+        queues[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
+        if queues[name] != queue_url(endpoints["AWS_ENDPOINT_URL_SQS"], name):
+            raise RuntimeError(f"moto named queue {name} {queues[name]}, not as physical_ids() says")
     for queue in (ALERTS_QUEUE, CONSOLE_QUEUE):
         queues[queue] = sqs.create_queue(QueueName=queue)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=queues[queue], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

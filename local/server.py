@@ -2,6 +2,7 @@
 HTTP API payload 2.0 event that API Gateway sends. Loopback only."""
 
 import base64
+import functools
 import importlib.util
 import json
 import threading
@@ -88,11 +89,53 @@ def http_api_event(
     return event
 
 
+class PerThreadMetrics:
+    """Powertools Metrics keeps a container's metrics in state shared by every Metrics object:
+    right in Lambda (one event at a time), wrong here, where deliveries to different functions
+    run side by side on threads of one process. This provider gives each thread its own set,
+    flushed by the handler that thread runs."""
+
+    def __init__(self, make_provider: Callable[[], Any]) -> None:
+        self._make_provider = make_provider
+        self._local = threading.local()
+
+    def current(self) -> Any:
+        provider = getattr(self._local, "provider", None)
+        if provider is None:
+            provider = self._local.provider = self._make_provider()
+        return provider
+
+    def __getattr__(self, name: str) -> Any:  # add_metric, add_dimension, flush_metrics, ...
+        return getattr(self.current(), name)
+
+    def log_metrics(self, lambda_handler: Callable | None = None, **options: Any) -> Any:
+        if lambda_handler is None:
+            return functools.partial(self.log_metrics, **options)
+
+        @functools.wraps(lambda_handler)
+        def flushed_per_thread(*args: Any, **kwargs: Any) -> Any:
+            return self.current().log_metrics(lambda_handler, **options)(*args, **kwargs)
+
+        return flushed_per_thread
+
+
+def isolate_metrics_per_thread() -> None:
+    """Before any handler module is loaded: their log_metrics decorators bind the provider."""
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    from billing_webhooks.observability import metrics
+
+    if not isinstance(metrics.provider, PerThreadMetrics):
+        metrics.provider = PerThreadMetrics(AmazonCloudWatchEMFProvider)
+
+
 class LocalFunction:
     """One function's handler, loaded from its CodeUri like Lambda does; one event at a time."""
 
     def __init__(self, route: template.Route) -> None:
         self.route = route
+        template.use_layer()
+        isolate_metrics_per_thread()
         module_name, _, attribute = route.handler.rpartition(".")
         module = _load_module(f"function_{route.function}", route.code_dir / f"{module_name}.py")
         self.handler: Callable[[dict, Any], dict] = getattr(module, attribute)

@@ -75,7 +75,8 @@ class Service:
         self.log.close()
 
 
-def start_dynamodb_local(port: int | None = None) -> Service:
+def start_dynamodb_local(port: int | None = None, data_dir: Path | None = None) -> Service:
+    """In memory, or kept in `data_dir` so that it can be stopped and started again (an outage)."""
     java = shutil.which("java")
     if not java:
         raise RuntimeError("DynamoDB Local needs Java (17+) on PATH.")
@@ -86,7 +87,7 @@ def start_dynamodb_local(port: int | None = None) -> Service:
         f"-Djava.library.path={home / 'DynamoDBLocal_lib'}",
         "-jar",
         str(home / "DynamoDBLocal.jar"),
-        "-inMemory",
+        *(["-dbPath", str(data_dir)] if data_dir else ["-inMemory"]),
         "-sharedDb",
         "-port",
         str(port),
@@ -100,13 +101,13 @@ def start_moto(port: int | None = None) -> Service:
     return Service("moto server", [str(moto), "-H", "127.0.0.1", "-p", str(port)], port)
 
 
-def endpoint_environment(dynamodb: Service, moto: Service) -> dict[str, str]:
+def endpoint_environment(dynamodb_url: str, moto_url: str) -> dict[str, str]:
     """boto3's own endpoint variables: the code needs no endpoint plumbing of its own."""
     return {
-        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.url,
-        "AWS_ENDPOINT_URL_SNS": moto.url,
-        "AWS_ENDPOINT_URL_SQS": moto.url,
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto.url,
-        "AWS_ENDPOINT_URL_SSM": moto.url,
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+        "AWS_ENDPOINT_URL_SNS": moto_url,
+        "AWS_ENDPOINT_URL_SQS": moto_url,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url,
+        "AWS_ENDPOINT_URL_SSM": moto_url,
         **LOCAL_CREDENTIALS,
     }

@@ -2,6 +2,9 @@
 and a fake Bitrix24 whose sample portal answers app.info."""
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 from local import provision, samples, services, template
 from local.fake_bitrix24 import FakeBitrix24, Portal
@@ -11,12 +14,14 @@ class LocalStack:
     def __init__(self, dynamodb_port: int | None = None, moto_port: int | None = None) -> None:
         self.dynamodb_port, self.moto_port = dynamodb_port, moto_port
         self.dynamodb = self.moto = self.bitrix24 = None
+        # On disk rather than in memory: DynamoDB Local can go down and come back with its data.
+        self.dynamodb_data = Path(tempfile.mkdtemp(prefix="dynamodb-local-"))
 
     def start(self) -> "LocalStack":
         try:
-            self.dynamodb = services.start_dynamodb_local(self.dynamodb_port)
+            self.dynamodb = services.start_dynamodb_local(self.dynamodb_port, self.dynamodb_data)
             self.moto = services.start_moto(self.moto_port)
-            self.endpoints = services.endpoint_environment(self.dynamodb, self.moto)
+            self.endpoints = services.endpoint_environment(self.dynamodb.url, self.moto.url)
             self.resources = provision.create_resources(self.endpoints)
             self.bitrix24 = FakeBitrix24().start()
             self.reset_portals()
@@ -25,6 +30,13 @@ class LocalStack:
             raise
         self.environment = provision.handler_environment(self.endpoints) | self.bitrix24.environment
         return self
+
+    def stop_dynamodb(self) -> None:
+        """An outage: DynamoDB Local goes away (connections refused) until start_dynamodb()."""
+        self.dynamodb.stop()
+
+    def start_dynamodb(self) -> None:
+        self.dynamodb = services.start_dynamodb_local(self.dynamodb.port, self.dynamodb_data)
 
     def reset_portals(self) -> None:
         """Only the sample portal, answering app.info as an installed copy of the sample app."""
@@ -41,6 +53,7 @@ class LocalStack:
         for service in (self.bitrix24, self.moto, self.dynamodb):
             if service is not None:
                 service.stop()
+        shutil.rmtree(self.dynamodb_data, ignore_errors=True)
 
     def __enter__(self) -> "LocalStack":
         return self.start()

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from billing_webhooks.installations import token_sha256
+from billing_webhooks.auth import token_sha256
 from local import samples
 from local.fake_bitrix24 import Portal
 from local.wire import php_form_encode

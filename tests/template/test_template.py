@@ -92,9 +92,9 @@ def test_every_table_topic_and_secret_is_encrypted(translated):
 ALERT_FUNCTIONS = {"UnPaidInvoiceFunction", "TrialReminderFunction"}
 
 
-def test_twelve_webhook_functions_and_the_redrive_on_python313_with_the_shared_layer(translated):
+def test_twelve_webhook_functions_the_redrive_and_the_replay_on_python313_with_the_shared_layer(translated):
     functions = _of_type(translated, "AWS::Lambda::Function")
-    assert set(functions) == set(ROUTES.values()) | {"AlertRedriveFunction"}
+    assert set(functions) == set(ROUTES.values()) | {"AlertRedriveFunction", "ReplayFunction"}
     [layer] = _of_type(translated, "AWS::Lambda::LayerVersion")
     for name, function in functions.items():
         props = function["Properties"]
@@ -133,6 +133,7 @@ PUBLISH = ("sns:Publish", json.dumps({"Fn::Sub": ["arn:${AWS::Partition}:sns:${A
 
 
 INSTALLATIONS = json.dumps({"Fn::GetAtt": ["InstallationsTable", "Arn"]})
+PARK = ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["RescueQueue", "Arn"]}))
 
 
 def _reads_secret(secret: str) -> tuple[str, str]:
@@ -144,7 +145,7 @@ def test_each_billing_function_may_only_put_into_the_table_and_read_its_own_secr
         if path.startswith("/bitrix24/"):
             continue
         expected = {("dynamodb:PutItem", TABLE), _reads_secret("BillingWebhookSecret"),
-                    _reads_secret("BillingSigningSecret")}
+                    _reads_secret("BillingSigningSecret"), PARK}
         if function in ALERT_FUNCTIONS:  # only these two may publish, and update the alert state
             expected |= {("dynamodb:UpdateItem", TABLE), PUBLISH}
         assert _grants(translated, function) == expected, function
@@ -160,7 +161,7 @@ def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_nee
         "AppUninstallFunction": {record, read, update, _reads_secret("Bitrix24PortalSecret")},
     }
     for function, grants in expected.items():
-        assert _grants(translated, function) == grants, function
+        assert _grants(translated, function) == grants | {PARK}, function
 
 
 def test_the_installations_table_is_keyed_by_member_id_with_pitr_and_encryption(translated):
@@ -177,8 +178,27 @@ def test_the_redrive_may_only_query_the_pending_index_update_and_publish(transla
         ("dynamodb:UpdateItem", TABLE),
         PUBLISH,
     }
-    [rule] = [r for r in _of_type(translated, "AWS::Events::Rule").values()]
+    rule = translated["AlertRedriveFunctionEvery5Minutes"]
     assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+
+
+def test_the_replay_may_only_read_the_rescue_queue_and_invoke_the_webhook_functions(translated):
+    queue = json.dumps({"Fn::GetAtt": ["RescueQueue", "Arn"]})
+    invoke = {("lambda:InvokeFunction", json.dumps([{"Fn::GetAtt": [function, "Arn"]} for function in ROUTES.values()]))}
+    grants = _grants(translated, "ReplayFunction")
+    assert {grant for grant in grants if grant[0] != "lambda:InvokeFunction"} == {
+        ("sqs:ReceiveMessage", queue), ("sqs:DeleteMessage", queue), ("sqs:ChangeMessageVisibility", queue)}
+    [(_, resources)] = [grant for grant in grants if grant[0] == "lambda:InvokeFunction"]
+    assert sorted(json.loads(resources), key=json.dumps) == sorted(json.loads(next(iter(invoke))[1]), key=json.dumps)
+    assert translated["ReplayFunctionEvery5Minutes"]["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+
+
+def test_the_rescue_queue_keeps_parcels_14_days_and_moves_poison_ones_to_a_dead_letter_queue(translated):
+    queue = translated["RescueQueue"]["Properties"]
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600 and queue["KmsMasterKeyId"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["RescueDeadLetterQueue", "Arn"]}
+    # A webhook function's retries and its park fit in its timeout; the replay's Invoke waits longer.
+    assert translated["NewPaymentFunction"]["Properties"]["Timeout"] >= 20
 
 
 def test_an_alert_email_is_optional_and_the_topic_arn_is_exported():

@@ -1,6 +1,7 @@
 import pytest
 
 from billing_webhooks import auth, installations
+from billing_webhooks.auth import token_sha256
 from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WrongCredentials
 
 ACTIVE = {"current": "new-secret", "previous": "old-secret"}
@@ -62,9 +63,9 @@ def installed(monkeypatch):
     """member-2 installed with token-2, member-3 uninstalled; member-1 has no installation record."""
     records = {
         "member-2": {"member_id": "member-2", "status": "installed",
-                     "application_token_sha256": installations.token_sha256("token-2")},
+                     "application_token_sha256": token_sha256("token-2")},
         "member-3": {"member_id": "member-3", "status": "uninstalled",
-                     "application_token_sha256": installations.token_sha256("token-3")},
+                     "application_token_sha256": token_sha256("token-3")},
     }
     monkeypatch.setattr(installations, "get", records.get)
     return records

@@ -66,6 +66,9 @@ class PortalUnavailable(WebhookError):
 class ServiceUnavailable(WebhookError):
     status, title, slug, reason = 503, "Temporarily unavailable", "unavailable", "unavailable"
     retry_after_seconds = 5
+    # What the authenticator had confirmed before storage failed (the portal's app.info), parked
+    # with the delivery so that its replay needs no token.
+    sender: dict[str, Any] | None = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, headers={"Retry-After": str(self.retry_after_seconds)})

@@ -6,7 +6,6 @@ token is kept only as its SHA-256 and compared in constant time. Every write is 
 the event's `ts`, so an older event never overwrites what a newer one wrote.
 """
 
-import hashlib
 import hmac
 import os
 import re
@@ -34,15 +33,9 @@ def _table() -> str:
     return os.environ["INSTALLATIONS_TABLE_NAME"]
 
 
-def token_sha256(token: str) -> str:
-    # The token is 128 random bits chosen by Bitrix24, so a plain hash is enough to make a leaked
-    # table useless for forging events.
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def token_matches(installation: dict[str, Any], token: str) -> bool:
+def digest_matches(installation: dict[str, Any], digest: str) -> bool:
     stored = str(installation.get("application_token_sha256") or "")
-    return hmac.compare_digest(stored.encode(), token_sha256(token).encode())
+    return hmac.compare_digest(stored.encode(), digest.encode())
 
 
 def get(member_id: str) -> dict[str, Any] | None:
@@ -114,7 +107,7 @@ def installation_record(event: AppInstallEvent, info: AppInfo, now: datetime) ->
         "status": INSTALLED,
         "app_version": event.data.VERSION,
         "language_id": event.data.LANGUAGE_ID or info.LANGUAGE_ID,
-        "application_token_sha256": token_sha256(event.auth.application_token.get_secret_value()),
+        "application_token_sha256": event.auth.application_token_sha256,
         "installed_at": utc_timestamp(now),
         "updated_at": utc_timestamp(now),
         "lifecycle_ts": ts,
@@ -147,7 +140,7 @@ def update(event: AppUpdateEvent, info: AppInfo, now: datetime) -> bool:
     """A new app version on an installed portal: the new token replaces the old one."""
     values = {
         "app_version": event.data.VERSION,
-        "application_token_sha256": token_sha256(event.auth.application_token.get_secret_value()),
+        "application_token_sha256": event.auth.application_token_sha256,
         "client_endpoint": event.auth.client_endpoint,
         "server_endpoint": event.auth.server_endpoint,
         "updated_at": utc_timestamp(now),

@@ -6,6 +6,7 @@ A function's app.py binds a model, an authenticator and what a delivery does bes
     handler = Webhook(AppInstallEvent, auth=portal_confirms_install, effect=installations.install).handler
 """
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 
 from billing_webhooks import decoding, responses, secrets, storage
 from billing_webhooks.auth import Authenticator
-from billing_webhooks.errors import InvalidPayload, WebhookError
+from billing_webhooks.errors import InvalidPayload, PayloadConflict, WebhookError
 from billing_webhooks.models.base import Notification
 from billing_webhooks.observability import logger, metrics
 
@@ -31,6 +32,17 @@ def validation_problem(error: ValidationError) -> InvalidPayload:
         for item in error.errors(include_url=False, include_input=False, include_context=False)
     ]
     return InvalidPayload(f"{len(fields)} field(s) failed validation.", errors=fields)
+
+
+# Failures of ours, after which the delivery is parked on the rescue queue (rescue.py).
+PARKED_STATUSES = frozenset({500, 503})
+
+
+def _replay_context(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A replayed Bitrix24 event lost its token; the model takes the token's digest instead."""
+    parcel = event.get("rescued")
+    digests = parcel.get("credential_sha256") if isinstance(parcel, dict) else None
+    return {"application_token_sha256": digests[-1]} if digests else None
 
 
 # After the record is stored (or found stored): (notification, what auth returned, now). Runs on
@@ -56,29 +68,44 @@ class Webhook:
         self.handler = logger.inject_lambda_context(clear_state=True)(metrics.log_metrics(self.handle))
 
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        logger.thread_safe_clear_keys()
+        learned: dict[str, Any] = {}  # what the steps found out, for parking a delivery that fails
+        replaying = "rescued" in event  # only ReplayFunction's direct Invoke sets it (rescue.py)
         try:
-            return self._deliver(event)
+            response = self._deliver(event, learned)
         except WebhookError as error:
+            failure = error
             metrics.add_dimension("reason", error.reason)
             metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)
+            if isinstance(error, PayloadConflict):
+                metrics.add_metric(name="Conflict", unit=MetricUnit.Count, value=1)
             log = logger.error if error.status >= 500 else logger.warning
             log("delivery refused", extra={"status": error.status, "reason": error.reason, "detail": error.detail})
-            return responses.problem(error)
         except Exception as error:  # never a stack trace in a response or a log line
+            failure = WebhookError("The delivery could not be processed.")
             metrics.add_metric(name="Failed", unit=MetricUnit.Count, value=1)
             logger.error("delivery failed", extra={"error": error.__class__.__name__})
-            return responses.problem(WebhookError("The delivery could not be processed."))
+        else:
+            if replaying:
+                metrics.add_metric(name="Replayed", unit=MetricUnit.Count, value=1)
+                logger.info("parked delivery replayed", extra={"parked_reason": event["rescued"].get("reason")})
+            return response
+        if failure.status in PARKED_STATUSES and "payload" in learned and not replaying:
+            self._park(event, context, learned, failure)
+        return responses.problem(failure)
 
-    def _deliver(self, event: dict[str, Any]) -> dict[str, Any]:
-        payload = decoding.decode(event, self.media_types)
+    def _deliver(self, event: dict[str, Any], learned: dict[str, Any]) -> dict[str, Any]:
+        payload = learned["payload"] = decoding.decode(event, self.media_types)
         self._prefetch_secrets()
-        sender = self.auth(event, payload)
+        sender = learned["sender"] = self.auth(event, payload)
         try:
-            notification = self.model.model_validate(payload)
+            notification = self.model.model_validate(payload, context=_replay_context(event))
         except ValidationError as error:
             raise validation_problem(error) from None
-        logger.set_correlation_id(notification.notification_id)
-        logger.append_keys(notification_type=notification.notification_type)
+        # Thread-safe keys: the same in a Lambda container, and deliveries served side by side on
+        # one process (the local server) keep their own correlation ids.
+        logger.thread_safe_append_keys(correlation_id=notification.notification_key,
+                                       notification_type=notification.notification_type)
         now = datetime.now(UTC)
         record = storage.build_record(notification, now)
         if self.alert:
@@ -97,6 +124,26 @@ class Webhook:
         # failures and alerts are logged at INFO and above.
         logger.debug("delivery accepted", extra={"outcome": outcome.value})
         return responses.accepted(outcome, notification.notification_id, notification.notification_type)
+
+    @staticmethod
+    def _park(event: dict[str, Any], context: Any, learned: dict[str, Any], failure: WebhookError) -> None:
+        """Keep the delivery on the rescue queue (no secret in it) before answering: the sender
+        may never send it again."""
+        from billing_webhooks import rescue
+
+        # A portal's confirmation (app.info) is kept; an installation record is read again on replay.
+        sender = learned.get("sender")
+        confirmed = getattr(failure, "sender", None) or (sender.model_dump(mode="json") if hasattr(sender, "model_dump") else None)
+        function = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+        try:
+            parcel = rescue.parcel(event, learned["payload"], function, f"{failure.reason}: {failure.detail}", confirmed)
+            message_id = rescue.park(parcel)
+        except Exception as error:  # the last resort failed too: say so loudly, the route and when
+            metrics.add_metric(name="ParkFailed", unit=MetricUnit.Count, value=1)
+            logger.critical("delivery lost: it could not be parked", extra={"error": error.__class__.__name__})
+            return
+        metrics.add_metric(name="Parked", unit=MetricUnit.Count, value=1)
+        logger.warning("delivery parked for replay", extra={"message_id": message_id})
 
     def _prefetch_secrets(self) -> None:
         """On a cold start, Secrets Manager answers while the DynamoDB client is being made (the

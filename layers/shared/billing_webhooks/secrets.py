@@ -51,10 +51,11 @@ def prefetch(*secret_ids: str) -> None:
     for secret_id in secret_ids:
         if not _fresh(secret_id) and secret_id not in _in_flight:
             try:
-                _in_flight[secret_id] = fetch = _Fetch(secret_id)
-                fetch.start()
+                fetch = _Fetch(secret_id)
+                fetch.start()  # before it is visible: another thread may join it at once
             except Exception:
-                _in_flight.pop(secret_id, None)
+                continue
+            _in_flight[secret_id] = fetch
 
 
 def json_secret(secret_id: str) -> Any:

@@ -87,6 +87,11 @@ class Notification(WireModel):
         raise NotImplementedError
 
     @property
+    def notification_key(self) -> str:
+        """The record's key as one string: the correlation id of its log lines and alert."""
+        return f"{self.notification_type}#{self.notification_id}"
+
+    @property
     def event_time(self) -> datetime:
         raise NotImplementedError
 

@@ -1,0 +1,141 @@
+"""Deliveries we could not store, kept instead of lost.
+
+Bitrix24 never redelivers an event, so a delivery answered 503 is gone unless we keep it. When a
+step after decoding fails on our side (DynamoDB down or throttled after boto3's retries, a bug),
+the pipeline parks the delivery on the encrypted rescue queue before it answers 503:
+the body, content type, route, received time and the reason, and never a secret. Credentials
+travel only as SHA-256 digests (tokens are 128+ random bits: a digest cannot be turned back into
+one), and Bitrix24's tokens are cut out of the body. ReplayFunction (`make replay` locally) hands
+each parcel back to the function that parked it, which runs the same pipeline again and checks
+the digests where it checked the tokens.
+"""
+
+import base64
+import json
+import os
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from billing_webhooks import aws
+from billing_webhooks.decoding import FORM, media_type, raw_body
+from billing_webhooks.models.base import utc_timestamp
+
+# Headers a replay needs (the signature is an HMAC of the body, not a key); every other header,
+# Authorization and X-Webhook-Token included, stays behind.
+KEPT_HEADERS = frozenset({"content-type", "user-agent", "x-webhook-timestamp", "x-webhook-signature"})
+# Bitrix24's tokens in `auth`: the application token travels as its digest, the others not at all.
+PORTAL_TOKENS = frozenset({"application_token", "access_token", "refresh_token"})
+SECRET_QUERY_PARAMETERS = frozenset({"token"})
+
+
+def rescued(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The parcel a replayed event carries. API Gateway never sends a top-level `rescued` key:
+    only a direct Invoke (IAM: ReplayFunction) can."""
+    parcel = event.get("rescued")
+    return parcel if isinstance(parcel, dict) else None
+
+
+def _portal_form_token(key: str) -> bool:
+    return key.startswith("auth[") and key[5:].rstrip("]") in PORTAL_TOKENS
+
+
+def _without_portal_tokens(body: bytes, kind: str, payload: dict[str, Any]) -> bytes:
+    auth = payload.get("auth")
+    if not isinstance(auth, dict) or not PORTAL_TOKENS & auth.keys():
+        return body  # nothing to cut: the body is kept byte for byte (a billing signature covers it)
+    if kind == FORM:
+        pairs = parse_qsl(body.decode(), keep_blank_values=True)
+        return urlencode([(key, value) for key, value in pairs if not _portal_form_token(key)]).encode()
+    cleaned = {**payload, "auth": {key: value for key, value in auth.items() if key not in PORTAL_TOKENS}}
+    return json.dumps(cleaned, ensure_ascii=False, default=_number).encode()
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _presented_digests(event: dict[str, Any], payload: dict[str, Any]) -> list[str]:
+    """Digests of every credential the sender presented: billing tokens and the portal's token."""
+    from billing_webhooks.auth import presented_billing_tokens, token_sha256
+
+    tokens = presented_billing_tokens(event)
+    auth = payload.get("auth")
+    if isinstance(auth, dict) and isinstance(auth.get("application_token"), str):
+        tokens.append(auth["application_token"])
+    return [token_sha256(token) for token in tokens]
+
+
+def parcel(event: dict[str, Any], payload: dict[str, Any], function_name: str, reason: str,
+           sender: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the rescue queue keeps of a delivery: everything a replay needs, no secret."""
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    kind = media_type(headers) or "application/json"
+    body = _without_portal_tokens(raw_body(event), kind, payload)
+    query = [(k, v) for k, v in parse_qsl(event.get("rawQueryString") or "", keep_blank_values=True)
+             if k not in SECRET_QUERY_PARAMETERS]
+    context = event.get("requestContext") or {}
+    received_ms = context.get("timeEpoch")
+    received = datetime.fromtimestamp(received_ms / 1000, UTC) if received_ms else datetime.now(UTC)
+    try:
+        text, encoded = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode(), True
+    found = {
+        "route": event.get("routeKey") or f"POST {event.get('rawPath', '')}",
+        "function": function_name,
+        "received_at": utc_timestamp(received),
+        "reason": reason,
+        "request_id": context.get("requestId"),
+        "content_type": kind,
+        "headers": {name: value for name, value in headers.items() if name in KEPT_HEADERS},
+        "query": urlencode(query),
+        "body": text,
+        "body_base64": encoded,
+        "credential_sha256": _presented_digests(event, payload),
+    }
+    if sender is not None:
+        found["sender"] = sender
+    return found
+
+
+def queue() -> Any:
+    """Made on first use: only a failing delivery parks."""
+    return aws.client("sqs")
+
+
+def park(found: dict[str, Any]) -> str:
+    """Send the parcel to the rescue queue; the SQS message id."""
+    return queue().send_message(
+        QueueUrl=os.environ["RESCUE_QUEUE_URL"],
+        MessageBody=json.dumps(found, ensure_ascii=False, separators=(",", ":")),
+        MessageAttributes={
+            "route": {"DataType": "String", "StringValue": found["route"]},
+            "reason": {"DataType": "String", "StringValue": found["reason"][:256]},
+        },
+    )["MessageId"]
+
+
+def replay_event(found: dict[str, Any]) -> dict[str, Any]:
+    """The HTTP API event the function runs again: the parked request, plus the parcel itself."""
+    method, _, path = found["route"].partition(" ")
+    received = datetime.fromisoformat(found["received_at"].replace("Z", "+00:00"))
+    return {
+        "version": "2.0",
+        "routeKey": found["route"],
+        "rawPath": path,
+        "rawQueryString": found.get("query", ""),
+        "headers": dict(found.get("headers") or {}),
+        "requestContext": {"http": {"method": method, "path": path},
+                           "requestId": found.get("request_id"), "timeEpoch": int(received.timestamp() * 1000)},
+        "body": found["body"],
+        "isBase64Encoded": bool(found.get("body_base64")),
+        "rescued": found,
+    }
+
+
+def received_epoch(found: dict[str, Any]) -> float:
+    return datetime.fromisoformat(found["received_at"].replace("Z", "+00:00")).timestamp()

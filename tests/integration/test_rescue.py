@@ -1,0 +1,211 @@
+"""Nothing lost: deliveries that meet a storage outage are parked on the rescue queue (without a
+secret) and replayed once DynamoDB Local is back, each stored exactly once, alert included."""
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+
+from billing_webhooks import rescue
+from billing_webhooks.auth import token_sha256
+from local import samples, traffic
+from local.replay import replay
+from local.server import http_api_event
+from local.wire import php_form_encode
+from tests.integration.test_alerts import alert_queue  # noqa: F401 (fixture)
+from tests.integration.test_deliveries import BILLING_AUTH, FORM, post
+from tests.integration.test_no_secret_in_logs import captured  # noqa: F401 (fixture)
+from tests.integration.test_installations import ACCESS, DOMAIN, MEMBER, TOKEN, acme, deliver, lifecycle  # noqa: F401
+
+SECRETS = (samples.BILLING_TOKEN, samples.PORTAL_APPLICATION_TOKEN, samples.PORTAL_ACCESS_TOKEN, TOKEN, ACCESS,
+           "q5f0idlro1tn4gvcxa2ojeo4hp16hwbs")
+
+
+class RescueQueue:
+    def __init__(self, stack) -> None:
+        self.sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
+        self.url = stack.resources["queues"]["RescueQueue"]
+
+    def parcels(self) -> list[dict]:
+        """What is parked, left in place: received, then made visible again."""
+        seen: dict[str, dict] = {}
+        while batch := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10,
+                                                VisibilityTimeout=60).get("Messages", []):
+            for message in batch:
+                seen[message["MessageId"]] = (json.loads(message["Body"]), message["ReceiptHandle"])
+        for _, handle in seen.values():
+            self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=handle, VisibilityTimeout=0)
+        return [parcel for parcel, _ in seen.values()]
+
+    def empty(self) -> None:
+        while batch := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.fixture
+def rescue_queue(stack) -> RescueQueue:
+    queue = RescueQueue(stack)
+    queue.empty()  # what earlier fault tests parked
+    return queue
+
+
+@pytest.fixture
+def outage(stack):
+    """DynamoDB Local stopped; started again at the end of the test whatever happens."""
+    stack.stop_dynamodb()
+    yield stack
+    if stack.dynamodb.process.poll() is not None:
+        stack.start_dynamodb()
+
+
+def test_deliveries_during_an_outage_mid_run_are_parked_and_replayed_into_exactly_one_record_each(
+    api, stack, table, rescue_queue, alert_queue  # noqa: F811
+):
+    deliveries = traffic.distinct_deliveries(180, run="outage")
+    answers: list[int | None] = [None] * len(deliveries)
+    posted = threading.Semaphore(0)
+
+    def send(index: int) -> None:
+        delivery = deliveries[index]
+        answers[index] = post(api, delivery.path, delivery.body, delivery.headers)[0]
+        posted.release()
+        time.sleep(0.01)  # a steady stream, so the outage falls in the middle of it
+
+    with ThreadPoolExecutor(4) as pool:
+        running = [pool.submit(send, index) for index in range(len(deliveries))]
+        for _ in range(40):
+            posted.acquire()
+        stack.stop_dynamodb()
+        for _ in range(24):
+            posted.acquire()
+        stack.start_dynamodb()
+        for future in running:
+            future.result()
+
+    assert set(answers) <= {200, 503}, answers
+    refused = answers.count(503)
+    assert refused >= 24, f"the outage should have met the stream: {refused} refused"
+    parked = rescue_queue.parcels()
+    assert len(parked) == refused
+    assert not any(secret in json.dumps(parcel) for parcel in parked for secret in SECRETS)
+    assert all(parcel["reason"].startswith("unavailable") and parcel["received_at"].endswith("Z") for parcel in parked)
+
+    assert replay() == {"replayed": refused, "refused": 0, "deferred": 0}
+    assert rescue_queue.parcels() == []
+    records = table.items()
+    assert len(records) == len(deliveries)
+    assert sorted(record["notification_type"] for record in records) == sorted(d.notification_type for d in deliveries)
+    alerts = alert_queue()
+    assert len(alerts) == sum(delivery.alerts for delivery in deliveries)
+    assert len({json.loads(alert["Message"])["notification_key"] for alert in alerts}) == len(alerts)
+    assert all(record["alert_status"] == "published" for record in records if record["notification_type"] in traffic.ALERT_TYPES)
+    assert replay() == {"replayed": 0, "refused": 0, "deferred": 0}
+
+
+def test_a_replay_while_storage_is_still_down_leaves_every_parcel_parked(api, table, rescue_queue, outage):
+    for delivery in traffic.distinct_deliveries(3, run="still-down"):
+        assert post(api, delivery.path, delivery.body, delivery.headers)[0] == 503
+    assert replay() == {"replayed": 0, "refused": 0, "deferred": 1}
+    assert len(rescue_queue.parcels()) == 3
+
+    outage.start_dynamodb()
+    assert replay()["replayed"] == 3
+    assert len(table.items()) == 3
+
+
+def test_a_forged_payment_parked_unchecked_is_refused_on_replay_and_never_stored(api, table, rescue_queue, outage):
+    body = samples.bitrix24_payment_body()
+    body["auth"]["application_token"] = "forged-token"
+    status, headers, problem = post(api, "/bitrix24/app-payment", php_form_encode(body), FORM)
+    assert status == 503 and "Retry-After" in headers and problem["status"] == 503
+    [parcel] = rescue_queue.parcels()
+    assert parcel["credential_sha256"] == [token_sha256("forged-token")] and "forged-token" not in json.dumps(parcel)
+
+    outage.start_dynamodb()
+    assert replay() == {"replayed": 0, "refused": 1, "deferred": 0}
+    assert table.items() == [] and rescue_queue.parcels() == []
+
+
+def test_an_install_during_an_outage_is_confirmed_then_and_replayed_without_any_token(
+    api, stack, table, rescue_queue, acme, outage  # noqa: F811
+):
+    status, _ = deliver(api, "app_install", lifecycle("app_install"))
+    assert status == 503 and len(stack.bitrix24.requests) == 1  # the portal confirmed while we held its token
+    [parcel] = rescue_queue.parcels()
+    assert parcel["sender"]["CODE"] == samples.APP_CODE and parcel["sender"]["INSTALLED"] is True
+    assert not any(secret in json.dumps(parcel) for secret in (TOKEN, ACCESS, "q5f0idlro1tn4gvcxa2ojeo4hp16hwbs"))
+
+    outage.start_dynamodb()
+    assert replay()["replayed"] == 1
+    assert len(stack.bitrix24.requests) == 1  # not asked again
+    installations = boto3.client("dynamodb", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_DYNAMODB"])
+    record = installations.get_item(TableName="InstallationsTable", Key={"member_id": {"S": MEMBER}})["Item"]
+    assert record["application_token_sha256"]["S"] == token_sha256(TOKEN) and record["domain"]["S"] == DOMAIN
+    # The portal's events are accepted with the token its (replayed) install stored.
+    payment = lifecycle("app_payment")
+    assert deliver(api, "app_payment", payment)[0] == 200
+
+
+def test_a_parcel_keeps_the_body_and_route_but_no_credential_header_query_or_portal_token():
+    billing = http_api_event("POST", "/billing/new-payment", f"token={samples.BILLING_TOKEN}&x=1",
+                             {**BILLING_AUTH, "X-Webhook-Token": samples.BILLING_TOKEN, "Cookie": "a=b"}, b'{"id": "1"}')
+    parcel = rescue.parcel(billing, {"id": "1"}, "NewPaymentFunction", "unavailable: test")
+    assert parcel["body"] == '{"id": "1"}' and parcel["query"] == "x=1" and parcel["route"] == "POST /billing/new-payment"
+    assert parcel["headers"] == {"content-type": "application/json"}
+    assert parcel["credential_sha256"] == [token_sha256(samples.BILLING_TOKEN)] * 3
+    assert samples.BILLING_TOKEN not in json.dumps(parcel)
+
+    body = samples.bitrix24_install_body()
+    for encoded, headers in ((php_form_encode(body).encode(), FORM),
+                             (json.dumps(body).encode(), {"Content-Type": "application/json"})):
+        event = http_api_event("POST", "/bitrix24/app-install", "", headers, encoded)
+        parcel = rescue.parcel(event, body, "AppInstallFunction", "unavailable: test")
+        assert not any(secret in json.dumps(parcel) for secret in SECRETS)
+        assert parcel["credential_sha256"] == [token_sha256(samples.PORTAL_APPLICATION_TOKEN)]
+        replayed = rescue.replay_event(parcel)
+        assert replayed["rawPath"] == "/bitrix24/app-install" and replayed["rescued"] is parcel
+        assert ("member_id" in parcel["body"]) and samples.PORTAL_MEMBER_ID in parcel["body"]
+
+
+def test_when_the_rescue_queue_fails_too_the_answer_is_still_503_and_the_loss_is_logged(
+    functions, table, monkeypatch, captured  # noqa: F811
+):
+    from botocore.stub import Stubber
+
+    from billing_webhooks import storage
+    from tests.conftest import invoke, load_event
+
+    def refuse(parcel):
+        raise ConnectionError("sqs down")
+
+    monkeypatch.setattr(rescue, "park", refuse)
+    with Stubber(storage.dynamodb()) as stubber:
+        stubber.add_client_error("put_item", service_error_code="InternalServerError", http_status_code=500)
+        status, headers, _ = invoke(functions["new_payment"], load_event("new_payment"))
+    assert status == 503 and "Retry-After" in headers
+    lost = [json.loads(line) for line in captured if "delivery lost" in line]
+    assert lost and all(line["level"] == "CRITICAL" and line["correlation_id"] == "NewPayment#GLn2BrD7-bf:0-BRrLTG3-pHj:0-bjN2jqM-Qgb-M7"
+                        for line in lost)
+
+
+def test_the_replay_function_invokes_the_parking_function_by_name_and_reads_a_crash_as_500(stack):
+    import io
+
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+
+    from billing_webhooks import aws, replay as replay_module
+
+    client = aws.client("lambda", read_timeout=replay_module.INVOKE_READ_TIMEOUT_SECONDS)
+    answer = json.dumps({"statusCode": 200}).encode()
+    with Stubber(client) as stubber:
+        stubber.add_response("invoke", {"StatusCode": 200, "Payload": StreamingBody(io.BytesIO(answer), len(answer))},
+                             {"FunctionName": "stack-NewPaymentFunction-1", "Payload": b'{"rescued": {}}'})
+        stubber.add_response("invoke", {"StatusCode": 200, "FunctionError": "Unhandled",
+                                        "Payload": StreamingBody(io.BytesIO(b"{}"), 2)})
+        assert replay_module.invoke_function("stack-NewPaymentFunction-1", {"rescued": {}}) == {"statusCode": 200}
+        assert replay_module.invoke_function("stack-NewPaymentFunction-1", {"rescued": {}}) == {"statusCode": 500}
