@@ -117,7 +117,8 @@ def test_each_route_is_post_only_and_reaches_its_function(translated):
 
 def _grants(translated: dict, function: str) -> set[tuple[str, str]]:
     role = translated[f"{function}Role"]["Properties"]
-    assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
+    assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                                         "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"]
     statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
     assert all(s["Effect"] == "Allow" for s in statements)
     return {
@@ -247,3 +248,34 @@ def test_globals_declare_empty_endpoint_placeholders_for_sam_local(translated):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+def _alarmed_functions(alarms: dict, metric: str) -> list[str]:
+    return [query["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+            for alarm in alarms.values() for query in alarm["Properties"].get("Metrics", [])
+            if "MetricStat" in query and query["MetricStat"]["Metric"]["MetricName"] == metric]
+
+
+def test_operators_are_alarmed_on_5xx_every_functions_errors_and_throttles_and_the_rescue_queues(translated):
+    alarms = _of_type(translated, "AWS::CloudWatch::Alarm")
+    functions = set(_of_type(translated, "AWS::Lambda::Function"))
+    for metric in ("Errors", "Throttles"):
+        covered = _alarmed_functions(alarms, metric)
+        assert sorted(covered) == sorted(functions), metric  # each function once
+    single = {(a["Properties"].get("Namespace"), a["Properties"].get("MetricName"),
+               json.dumps(a["Properties"].get("Dimensions"))) for a in alarms.values()}
+    assert ("AWS/ApiGateway", "5xx", json.dumps([{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}])) in single
+    for queue in ("RescueQueue", "RescueDeadLetterQueue"):
+        dimensions = [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+        assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", json.dumps(dimensions)) in single
+    for name, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "OpsTopic"}], name
+        assert alarm["Properties"]["TreatMissingData"] == "notBreaching", name
+
+
+def test_the_ops_topic_key_rotates_and_lets_cloudwatch_alarms_publish(translated):
+    assert translated["OpsTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "OpsKey"}
+    key = translated["OpsKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    [grant] = [s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert set(grant["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
