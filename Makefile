@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 ARCH ?= x86_64
 
-.PHONY: setup dev test build lint validate bench replay clean
+.PHONY: setup dev test build lint validate bench replay load clean
 
 $(VENV)/.installed: pyproject.toml layers/shared/requirements.txt
 	$(PYTHON313) -m venv $(VENV)
@@ -45,6 +45,11 @@ dev: $(VENV)/.installed node_modules/.installed
 # while `make dev` is up, once DynamoDB answers).
 replay: $(VENV)/.installed
 	$(PY) -m local.replay
+
+# 2000 distinct deliveries + a duplicate of every tenth at concurrency 32 against a local stack of
+# its own; counts records and alerts, prints throughput and latency (LOAD_DELIVERIES, LOAD_CONCURRENCY).
+load: $(VENV)/.installed node_modules/.installed
+	$(PY) -m local.load
 
 test: setup
 	SAM_CLI=$(abspath $(SAM)) CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest
