@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 ARCH ?= x86_64
 
-.PHONY: setup dev test build lint validate bench replay load clean
+.PHONY: setup dev test build lint validate bench replay load openapi clean
 
 $(VENV)/.installed: pyproject.toml layers/shared/requirements.txt
 	$(PYTHON313) -m venv $(VENV)
@@ -50,6 +50,10 @@ replay: $(VENV)/.installed
 # its own; counts records and alerts, prints throughput and latency (LOAD_DELIVERIES, LOAD_CONCURRENCY).
 load: $(VENV)/.installed node_modules/.installed
 	$(PY) -m local.load
+
+# openapi.json from the functions' models and the template's routes (a test keeps it in step).
+openapi: $(VENV)/.installed
+	$(PY) -m local.openapi
 
 test: setup
 	SAM_CLI=$(abspath $(SAM)) CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest
