@@ -76,6 +76,8 @@ def main() -> None:
         print("Look into the table:")
         print(f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws dynamodb scan --table-name NotificationsTable "
               f"--endpoint-url {stack.dynamodb.url} --region us-east-1\n")
+        print("A delivery answered 503 is parked on RescueQueue; `make replay` runs the parked ones again.")
+        print(f"The OpenAPI document: {api.url}/openapi.json\n")
         print("Serving; Ctrl-C stops everything.\n", flush=True)
         stopped = threading.Event()
         threading.Thread(target=print_alerts, args=(stack, stopped), daemon=True).start()

@@ -38,8 +38,9 @@ def main() -> None:
     os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("DEV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     counts = replay()
-    print(f"replayed {counts['replayed']}, refused {counts['refused']}, "
-          f"deferred {counts['deferred']} (storage still failing: the rest stay parked)")
+    print(f"replayed {counts['replayed']}, refused {counts['refused']}, deferred {counts['deferred']}")
+    if counts["deferred"]:
+        print("storage is still failing: the rest stay parked; run `make replay` again once it answers")
 
 
 if __name__ == "__main__":
