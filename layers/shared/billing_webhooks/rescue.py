@@ -122,7 +122,6 @@ def park(found: dict[str, Any]) -> str:
 def replay_event(found: dict[str, Any]) -> dict[str, Any]:
     """The HTTP API event the function runs again: the parked request, plus the parcel itself."""
     method, _, path = found["route"].partition(" ")
-    received = datetime.fromisoformat(found["received_at"].replace("Z", "+00:00"))
     return {
         "version": "2.0",
         "routeKey": found["route"],
@@ -130,7 +129,7 @@ def replay_event(found: dict[str, Any]) -> dict[str, Any]:
         "rawQueryString": found.get("query", ""),
         "headers": dict(found.get("headers") or {}),
         "requestContext": {"http": {"method": method, "path": path},
-                           "requestId": found.get("request_id"), "timeEpoch": int(received.timestamp() * 1000)},
+                           "requestId": found.get("request_id"), "timeEpoch": int(received_epoch(found) * 1000)},
         "body": found["body"],
         "isBase64Encoded": bool(found.get("body_base64")),
         "rescued": found,
@@ -138,4 +137,4 @@ def replay_event(found: dict[str, Any]) -> dict[str, Any]:
 
 
 def received_epoch(found: dict[str, Any]) -> float:
-    return datetime.fromisoformat(found["received_at"].replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(found["received_at"]).timestamp()  # 3.11+ reads the trailing Z
