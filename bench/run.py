@@ -5,7 +5,7 @@ beside a floor measured in the same run on the same DynamoDB Local.
 
 Builds x86_64 (this machine cannot load arm64 wheels) with `sam build`, compiles it as `make build`
 ships it, and runs every process on a bare Python 3.13 (-S -B) with Lambda's PYTHONPATH order and
-the runtime's boto3. Prints a Markdown table (the README's Performance section is its output).
+the runtime's boto3. Prints a Markdown table (docs/performance.md carries its output).
 """
 
 import base64
@@ -22,7 +22,8 @@ import zipfile
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
-from local import provision, shipping, template
+from local import provision, template
+from tools import shipping
 from local.stack import LocalStack
 from local.template import ROOT
 

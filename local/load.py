@@ -1,18 +1,21 @@
 """`make load`: distinct deliveries plus a duplicate of every tenth, posted at a given concurrency
 to a local stack of its own; then the table and the alert queue are counted.
 
-LOAD_DELIVERIES (2000) distinct deliveries, LOAD_CONCURRENCY (32) at once. Exit status 1 when a
-count is off or any answer is not 200.
+LOAD_DELIVERIES (2000) distinct deliveries, LOAD_CONCURRENCY (32) at once. Each worker keeps its
+connection alive; `--fresh-connections` (`make load ARGS=--fresh-connections`) opens a new one per
+delivery, as webhook senders do, so every delivery also goes through the listen backlog. Exit
+status 1 when a count is off or any answer is not 200.
 """
 
+import argparse
+import http.client
 import json
 import os
 import random
 import statistics
 import sys
+import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -33,6 +36,7 @@ class Result:
     alerts: int
     expected_alerts: int
     parked: int
+    fresh_connections: bool = False
 
     @property
     def ok(self) -> bool:
@@ -42,7 +46,8 @@ class Result:
         ordered = sorted(self.latencies_ms)
         p99 = ordered[min(len(ordered) - 1, round(0.99 * len(ordered)) - 1)]
         return "\n".join([
-            f"posted      {self.posted} ({self.distinct} distinct + {self.posted - self.distinct} duplicates)",
+            f"posted      {self.posted} ({self.distinct} distinct + {self.posted - self.distinct} duplicates), "
+            f"{'a fresh connection per delivery' if self.fresh_connections else 'keep-alive connections'}",
             f"errors      {self.errors}",
             f"throughput  {self.posted / self.seconds:.0f} deliveries/s ({self.seconds:.1f} s)",
             f"latency     p50 {statistics.median(ordered):.1f} ms, p99 {p99:.1f} ms, max {ordered[-1]:.1f} ms",
@@ -53,18 +58,38 @@ class Result:
         ])
 
 
-def _post(url: str, delivery: traffic.Delivery) -> tuple[int, float]:
-    request = urllib.request.Request(url + delivery.path, data=delivery.body, headers=delivery.headers, method="POST")
-    started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (loopback)
+class Poster:
+    """POSTs deliveries to the local API: on one kept-alive connection per worker thread, or on a
+    fresh connection per delivery (`Connection: close`)."""
+
+    def __init__(self, api_url: str, fresh_connections: bool) -> None:
+        self.address = api_url.removeprefix("http://")
+        self.fresh_connections = fresh_connections
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = None if self.fresh_connections else getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = http.client.HTTPConnection(self.address, timeout=60)
+        return connection
+
+    def post(self, delivery: traffic.Delivery) -> tuple[int, float]:
+        """(status, latency in ms); status 0 when the connection failed (reset, refused, timeout)."""
+        headers = {**delivery.headers, "Connection": "close" if self.fresh_connections else "keep-alive"}
+        started = time.perf_counter()
+        connection = self._connection()
+        try:
+            connection.request("POST", delivery.path, body=delivery.body, headers=headers)
+            response = connection.getresponse()
             response.read()
             status = response.status
-    except urllib.error.HTTPError as error:
-        status = error.code
-    except OSError:
-        status = 0
-    return status, (time.perf_counter() - started) * 1000
+        except OSError:
+            status = 0
+            self._local.connection = None
+            connection.close()
+        if self.fresh_connections:
+            connection.close()
+        return status, (time.perf_counter() - started) * 1000
 
 
 def _alerts(stack: LocalStack) -> int:
@@ -92,22 +117,28 @@ def _records(stack: LocalStack) -> int:
     return sum(page["Count"] for page in pages)
 
 
-def run(stack: LocalStack, api_url: str, distinct: int, concurrency: int, run_name: str = "load") -> Result:
+def run(stack: LocalStack, api_url: str, distinct: int, concurrency: int, run_name: str = "load",
+        fresh_connections: bool = False) -> Result:
     deliveries = traffic.distinct_deliveries(distinct, run=run_name)
     posts = deliveries + deliveries[::10]  # a duplicate of every tenth
     random.Random(7).shuffle(posts)  # duplicates arrive among the others, some at the same time
+    poster = Poster(api_url, fresh_connections)
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        answers = list(pool.map(lambda delivery: _post(api_url, delivery), posts))
+        answers = list(pool.map(poster.post, posts))
     seconds = time.perf_counter() - started
     return Result(
         distinct=distinct, posted=len(posts), errors=sum(status != 200 for status, _ in answers), seconds=seconds,
         latencies_ms=[latency for _, latency in answers], records=_records(stack), alerts=_alerts(stack),
         expected_alerts=sum(delivery.alerts for delivery in deliveries), parked=_parked(stack),
+        fresh_connections=fresh_connections,
     )
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fresh-connections", action="store_true", help="a new TCP connection per delivery")
+    fresh_connections = parser.parse_args().fresh_connections
     distinct = int(os.environ.get("LOAD_DELIVERIES", 2000))
     concurrency = int(os.environ.get("LOAD_CONCURRENCY", 32))
     print(f"Starting a local stack; then {distinct} distinct deliveries at concurrency {concurrency} ...", flush=True)
@@ -119,7 +150,7 @@ def main() -> None:
 
         api = LocalApi(0, log=None).start()
         try:
-            result = run(stack, api.url, distinct, concurrency)
+            result = run(stack, api.url, distinct, concurrency, fresh_connections=fresh_connections)
         finally:
             api.stop()
     print(result.report())

@@ -15,7 +15,7 @@ DOCUMENT = template.ROOT / "openapi.json"
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 REF_TEMPLATE = "#/components/schemas/{model}"
 
-# What each refusal means on these routes (pipeline errors.py; the README's table).
+# What each refusal means on these routes (pipeline errors.py; the table in docs/design.md).
 REFUSALS = {
     "400": "Malformed body: not JSON / not a form / not an object; bad base64 or UTF-8",
     "401": "No credentials",

@@ -1,25 +1,17 @@
-"""The seed payloads, read from the reference documents in ../shared/reference/."""
+"""The seed payloads of the specification, kept in events/seeds/ (its README names each source)."""
 
 import json
-import re
 from decimal import Decimal
 from pathlib import Path
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-BILLING_DOC = REFERENCE / "004_8720deebd60fdc68.txt"
-BITRIX24_PAYMENT_DOC = REFERENCE / "000_3eb3e5dd4d4ecb0b.txt"
-
-
-def _json_text_after(text: str, start: int) -> str:
-    brace = text.index("{", start)
-    _, end = json.JSONDecoder().raw_decode(text, brace)
-    return text[brace:end]
+SEEDS = Path(__file__).resolve().parents[1] / "events" / "seeds"
+BILLING_TYPES = ("InvoiceForNewPeriod", "InvoiceForNewProduct", "UnPaidInvoice", "AccountStateChange",
+                 "TrialReminder", "PercentOfBalanceUsed", "ProductStateChange", "NewPayment")
 
 
 def billing_seed_texts() -> dict[str, str]:
     """{type: example JSON text} for the 8 billing notifications, character for character."""
-    text = BILLING_DOC.read_text()
-    return {m.group(1): _json_text_after(text, m.end()) for m in re.finditer(r"Object example\n(\w+)\n", text)}
+    return {kind: (SEEDS / f"{kind}.json").read_text().rstrip("\n") for kind in BILLING_TYPES}
 
 
 def billing_seeds() -> dict[str, dict]:
@@ -27,5 +19,4 @@ def billing_seeds() -> dict[str, dict]:
 
 
 def bitrix24_payment_seed() -> dict:
-    text = BITRIX24_PAYMENT_DOC.read_text()
-    return json.loads(_json_text_after(text, text.index("Data is transmitted as a POST request")))
+    return json.loads((SEEDS / "ONAPPPAYMENT.json").read_text())

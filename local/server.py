@@ -164,6 +164,14 @@ def describe(response: dict[str, Any]) -> str:
     return body.get("title", "")
 
 
+class _LoopbackServer(ThreadingHTTPServer):
+    # Webhook senders open a fresh connection per delivery, many at once; the default listen
+    # backlog of 5 resets the rest of a burst (ConnectionResetError), and a reset is a lost
+    # delivery. Linux caps this at net.core.somaxconn (4096 on current kernels).
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class LocalApi:
     def __init__(self, port: int, log: Callable[[str], None] | None = print) -> None:
         self.functions = {route.route_key: LocalFunction(route) for route in template.routes()}
@@ -184,8 +192,7 @@ class LocalApi:
             def log_message(self, *args: Any) -> None:  # one line per delivery is ours to print
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _LoopbackServer(("127.0.0.1", port), Handler)
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread: threading.Thread | None = None

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from local import shipping, template
+from local import template
+from tools import shipping
 from local.template import ROOT
 from tests.conftest import HOST_ENVIRONMENT
 

@@ -1,0 +1,107 @@
+"""One way to deploy, and it is right: what `make build` leaves behind is what `make deploy` ships,
+read off the real build output."""
+
+import json
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from local import template
+from local.template import ROOT
+from tests.conftest import HOST_ENVIRONMENT
+from tools import deploy, shipping
+
+pytestmark = pytest.mark.slow
+SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
+# SAM CLI's own check behind `sam deploy --guided`'s "… has no authentication. Is this okay?"
+GUIDED_AUTH_CHECK = """
+import json, sys
+from samcli.commands.deploy.auth_utils import auth_per_resource
+from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+stacks, _ = SamLocalStackProvider.get_stacks(sys.argv[1], parameter_overrides={"Bitrix24AppCode": "x"})
+print(json.dumps(dict(auth_per_resource(stacks))))
+"""
+
+
+def _makefile_default_architecture() -> str:
+    return re.search(r"^ARCH \?= (\S+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+
+
+@pytest.fixture(scope="module")
+def make_build() -> subprocess.CompletedProcess:
+    """`make build` exactly as a user runs it, default architecture."""
+    env = {**HOST_ENVIRONMENT, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"}
+    env.pop("ARCH", None)
+    result = subprocess.run(["make", "build"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def built_template(make_build) -> dict:
+    return yaml.load((ROOT / ".aws-sam" / "build" / "template.yaml").read_text(), Loader=template._CfnLoader)  # noqa: S506
+
+
+def test_make_build_the_template_and_samconfig_agree_on_arm64_by_default(make_build):
+    samconfig = tomllib.loads((ROOT / "samconfig.toml").read_text())["default"]
+    saved = {section: deploy.parse_overrides(samconfig[section]["parameters"]["parameter_overrides"])["Architecture"]
+             for section in ("build", "deploy")}
+    assert _makefile_default_architecture() == template.load()["Parameters"]["Architecture"]["Default"] == "arm64"
+    assert saved == {"build": "arm64", "deploy": "arm64"}
+    assert "Architecture=arm64" in make_build.stdout
+    assert "every native library is arm64" in make_build.stdout
+
+
+def test_the_built_layer_holds_arm64_native_code_only(make_build):
+    build = ROOT / ".aws-sam" / "build"
+    assert list(build.glob("SharedLayer/python/pydantic_core/*aarch64*.so"))
+    assert shipping.foreign_libraries(build, "arm64") == []
+
+
+def test_the_guard_refuses_a_build_whose_wheels_do_not_match_the_architecture(make_build):
+    result = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "tools.shipping",
+                             str(ROOT / ".aws-sam" / "build"), "x86_64"],
+                            cwd=ROOT, capture_output=True, text=True, env=HOST_ENVIRONMENT)
+    assert result.returncode != 0
+    assert "x86_64 Lambda functions cannot load" in result.stderr and "_pydantic_core" in result.stderr
+
+
+def test_outputs_give_the_full_url_of_every_webhook_route_and_each_secrets_console(built_template):
+    outputs = built_template["Outputs"]
+    for route in template.routes():
+        url = outputs[route.function.removesuffix("Function") + "Url"]["Value"]["Fn::Sub"]
+        assert url == "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}" + route.path
+    assert "app's settings" in outputs["AppInstallUrl"]["Description"]
+    for secret in deploy.SECRET_SHAPES:
+        console = outputs[f"{secret}Console"]["Value"]["Fn::Sub"]
+        assert console.startswith("https://${AWS::Region}.console.aws.amazon.com/secretsmanager/secret?name=${" + secret)
+        assert outputs[f"{secret}Arn"]["Value"] == {"Ref": secret}
+
+
+def test_guided_deploy_asks_no_authentication_question_for_functions_that_authenticate_in_code(make_build):
+    result = subprocess.run([str(SAM_PYTHON), "-c", GUIDED_AUTH_CHECK, str(ROOT / ".aws-sam" / "build" / "template.yaml")],
+                            capture_output=True, text=True, env={**HOST_ENVIRONMENT, "AWS_DEFAULT_REGION": "us-east-1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == {route.function: True for route in template.routes()}
+
+
+def test_make_deploy_asks_once_then_deploys_the_built_architecture(monkeypatch):
+    answers = iter(["eu-central-1", "vendor.app", "", "ops@example.com"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    settings = deploy.deploy_settings()
+    assert "region" not in settings  # the committed samconfig.toml leaves the region to the first run
+    first = deploy.deploy_command(settings, "arm64", first_time=True)
+    assert first[first.index("--template-file") + 1] == str(ROOT / ".aws-sam" / "build" / "template.yaml")
+    assert first[first.index("--region") + 1] == "eu-central-1" and "--save-params" in first
+    assert deploy.parse_overrides(first[-1]) == {"Architecture": "arm64", "Bitrix24AppCode": "vendor.app",
+                                                 "AlertEmail": "", "OpsEmail": "ops@example.com"}
+    saved = {**settings, "region": "eu-central-1",
+             "parameter_overrides": "Architecture=arm64 Bitrix24AppCode=vendor.app AlertEmail=\"\""}
+    later = deploy.deploy_command(saved, "x86_64", first_time=False)
+    assert "--save-params" not in later
+    assert deploy.parse_overrides(later[-1]) == {"Architecture": "x86_64", "Bitrix24AppCode": "vendor.app",
+                                                 "AlertEmail": ""}
