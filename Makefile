@@ -14,10 +14,10 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # in step). Tests and the benchmark build x86_64 themselves: this machine cannot load arm64 wheels.
 ARCH ?= arm64
 
-.PHONY: help setup dev test build deploy lint validate bench replay load openapi clean
+.PHONY: help setup dev records alerts test build deploy lint validate bench replay load openapi clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml layers/shared/requirements.txt
 	$(PYTHON313) -m venv $(VENV)
@@ -47,6 +47,14 @@ setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed node
 dev: ## Run the product locally: DynamoDB Local, moto, fake Bitrix24, the HTTP API on :3000
 dev: $(VENV)/.installed node_modules/.installed
 	$(PY) -m local.dev
+
+records: ## The records the running make dev stack stored, newest first
+records: $(VENV)/.installed
+	$(PY) -m local.peek records
+
+alerts: ## The alerts waiting on make dev's local-alerts queue
+alerts: $(VENV)/.installed
+	$(PY) -m local.peek alerts
 
 # Deliveries `make dev` parked while storage failed, run through their handlers again (run it
 # while `make dev` is up, once DynamoDB answers).

@@ -13,6 +13,8 @@ from local import samples, template
 from local.stack import LocalStack
 
 EVENTS = template.ROOT / "events"
+# What `make replay` (another process) needs to reach this run's fake Bitrix24.
+DEV_STATE = template.ROOT / ".cache" / "make-dev.json"
 
 
 def curl_line(api_url: str, event: dict) -> str:
@@ -24,7 +26,7 @@ def curl_line(api_url: str, event: dict) -> str:
     body = " ".join(body.split("\n"))  # one line; JSON whitespace only sits between tokens
     parts = ["curl", "-sS", "-X", "POST", f"{api_url}{event['rawPath']}"]
     for name, value in event["headers"].items():
-        if name not in ("host", "user-agent"):
+        if name not in ("host", "user-agent", "x-forwarded-proto"):  # the server sets what API Gateway would
             parts += ["-H", f"{name}: {value}"]
     parts += ["--data-binary", body]
     return shlex.join(parts)
@@ -57,6 +59,8 @@ def main() -> None:
     stack.start()
     try:
         stack.export_to_process()
+        DEV_STATE.parent.mkdir(exist_ok=True)
+        DEV_STATE.write_text(json.dumps(stack.bitrix24.environment))
         # One console line per delivery; DEV_LOG_LEVEL=INFO shows the handlers' JSON logs and metrics.
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("DEV_LOG_LEVEL", "ERROR")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", str(os.environ["POWERTOOLS_LOG_LEVEL"] != "INFO").lower())
@@ -66,18 +70,19 @@ def main() -> None:
         print(f"\nDynamoDB Local  {stack.dynamodb.url}   (table NotificationsTable)")
         print(f"moto server     {stack.moto.url}   (SNS AlertsTopic, SQS local-alerts, secrets)")
         print(f"fake Bitrix24   http://127.0.0.1:{stack.bitrix24.port}   (HTTPS proxy answering every portal's "
-              f"app.info; sample portal {samples.PORTAL_DOMAIN} pre-installed)")
-        print(f"HTTP API        {api.url}\n")
+              f"app.info, event.get, event.bind, batch; sample portal {samples.PORTAL_DOMAIN} pre-installed)")
+        print(f"HTTP API        {api.url}   (OpenAPI document: {api.url}/openapi.json)\n")
         for route in template.routes():
             print(f"  {route.method} {api.url}{route.path}  ->  {route.function}")
-        print("\nPost the sample events:\n")
+        print("\nThe sample events, one curl line each:\n")
         for path in sorted(EVENTS.glob("*.json")):
             print(curl_line(api.url, json.loads(path.read_text())), "\n")
-        print("Look into the table:")
-        print(f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws dynamodb scan --table-name NotificationsTable "
-              f"--endpoint-url {stack.dynamodb.url} --region us-east-1\n")
-        print("A delivery answered 503 is parked on RescueQueue; `make replay` runs the parked ones again.")
-        print(f"The OpenAPI document: {api.url}/openapi.json\n")
+        print("A delivery answered 503 (or 502 for a bind) is parked on RescueQueue; `make replay` runs it again.\n")
+        print("Try these first, in another terminal:")
+        print("  1. Post an unpaid invoice:")
+        print(f"     {curl_line(api.url, json.loads((EVENTS / 'unpaid_invoice.json').read_text()))}")
+        print("  2. See its record (and every other):   make records")
+        print("  3. See its alert: it prints here as ALERT within a second; `make alerts` reads the local-alerts queue\n")
         print("Serving; Ctrl-C stops everything.\n", flush=True)
         stopped = threading.Event()
         threading.Thread(target=print_alerts, args=(stack, stopped), daemon=True).start()
@@ -89,6 +94,7 @@ def main() -> None:
         stopped.set()
         api.stop()
     finally:
+        DEV_STATE.unlink(missing_ok=True)
         stack.stop()
         print("\nStopped.")
 

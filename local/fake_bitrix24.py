@@ -1,4 +1,5 @@
-"""A fake Bitrix24 cloud on 127.0.0.1: every portal's `app.info`, over real TLS.
+"""A fake Bitrix24 cloud on 127.0.0.1: every portal's `app.info`, `event.get`, `event.bind` and
+`batch`, over real TLS.
 
 It is an HTTPS proxy (`HTTPS_PROXY=http://127.0.0.1:<port>`) that answers each CONNECT itself:
 it terminates TLS with a certificate for the portal's name, signed by a CA of its own
@@ -26,7 +27,7 @@ CERTIFICATE_SUFFIXES = ("bitrix24.com", "bitrix24.ru", "bitrix24.de", "bitrix24.
 
 @dataclass
 class Portal:
-    """How one fake portal answers `app.info`."""
+    """How one fake portal answers `app.info`, and the event handlers bound on it."""
 
     access_token: str
     code: str
@@ -36,6 +37,28 @@ class Portal:
     answer: str = "ok"  # ok | error (a Bitrix24 error body, HTTP 401) | slow | redirect
     redirect_to: str = "https://169.254.169.254/latest/meta-data/"
     slow_seconds: float = 2.0
+    bindings: list[dict[str, Any]] = field(default_factory=list)  # as event.get lists them
+    binds: str = "ok"  # ok | refuse (event.bind errors inside the batch) | down (event.get fails)
+
+    def bind(self, event: str, handler: str) -> dict[str, str] | None:
+        """event.bind: an error answer, or None once bound."""
+        if self.binds == "refuse":
+            return {"error": "ERROR_CORE", "error_description": "Unable to set event handler"}
+        if any(b["event"] == event.upper() and b["handler"] == handler for b in self.bindings):
+            return {"error": "ERROR_CORE", "error_description": "Handler already binded"}
+        self.bindings.append({"event": event.upper(), "handler": handler, "auth_type": "0", "offline": 0})
+        return None
+
+    def batch(self, form: dict[str, str]) -> dict[str, Any]:
+        results, errors = {}, {}
+        for key, command in form.items():
+            if key.startswith("cmd[") and key.endswith("]"):
+                method, _, query = command.partition("?")
+                arguments = dict(parse_qsl(query))
+                error = self.bind(arguments.get("event", ""), arguments.get("handler", "")) \
+                    if method == "event.bind" else {"error": "ERROR_METHOD_NOT_FOUND"}
+                (errors if error else results)[key[4:-1]] = error or True
+        return {"result": {"result": results, "result_error": errors, "result_total": [], "result_next": []}}
 
     def app_info(self) -> dict[str, Any]:
         return {
@@ -58,6 +81,7 @@ class Request:
     method: str = ""
     path: str = ""
     auth: str = ""  # the access token the caller sent
+    form: dict[str, str] = field(default_factory=dict)  # what else it sent
 
 
 def _certificates(directory: Path) -> tuple[Path, Path, Path]:
@@ -141,9 +165,14 @@ class FakeBitrix24:
                 form = dict(parse_qsl(self.rfile.read(length).decode())) if length else {}
                 host = (self.tunnel.host if self.tunnel else "").rsplit(":", 1)[0]
                 if self.tunnel:
+                    if self.tunnel.path:  # a second request on the same tunnel: a record of its own
+                        self.tunnel = Request(host=self.tunnel.host)
+                        fake.requests.append(self.tunnel)
                     self.tunnel.method, self.tunnel.path, self.tunnel.auth = "POST", self.path, form.get("auth", "")
+                    self.tunnel.form = {key: value for key, value in form.items() if key != "auth"}
                 portal = fake.portals.get(host)
-                if self.tunnel is None or portal is None or self.path.split("?")[0] != "/rest/app.info":
+                method = self.path.split("?")[0].removeprefix("/rest/")
+                if self.tunnel is None or portal is None or method not in ("app.info", "event.get", "event.bind", "batch"):
                     return self._answer(404, {"error": "NOT_FOUND"})
                 if portal.answer == "slow":
                     time.sleep(portal.slow_seconds)
@@ -151,7 +180,16 @@ class FakeBitrix24:
                     return self._answer(302, {}, {"Location": portal.redirect_to})
                 if portal.answer == "error" or form.get("auth") != portal.access_token:
                     return self._answer(401, {"error": "invalid_token", "error_description": "The access token is invalid"})
-                return self._answer(200, portal.app_info())
+                if method == "app.info":
+                    return self._answer(200, portal.app_info())
+                if portal.binds == "down":
+                    return self._answer(503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})
+                if method == "event.get":
+                    return self._answer(200, {"result": portal.bindings})
+                if method == "event.bind":
+                    error = portal.bind(form.get("event", ""), form.get("handler", ""))
+                    return self._answer(400, error) if error else self._answer(200, {"result": True})
+                return self._answer(200, portal.batch(form))
 
             do_GET = do_POST  # noqa: N815
 
@@ -181,6 +219,11 @@ class FakeBitrix24:
         """What a handler's process needs to reach the fake instead of the internet."""
         proxy = f"http://127.0.0.1:{self.port}"
         return {"HTTPS_PROXY": proxy, "https_proxy": proxy, "SSL_CERT_FILE": str(self.ca_file)}
+
+    def methods_called(self, host: str) -> list[str]:
+        """The REST methods asked of one portal, in order."""
+        return [request.path.removeprefix("/rest/") for request in self.requests
+                if request.host.rsplit(":", 1)[0] == host and request.path]
 
     def hosts_asked(self) -> list[str]:
         return [request.host for request in self.requests]

@@ -46,6 +46,7 @@ def sam_local_env(dynamodb_port: int = 8000, moto_port: int = 5000) -> dict:
         "AWS_ENDPOINT_URL_SNS": f"{host}:{moto_port}",
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": f"{host}:{moto_port}",
         "AWS_ENDPOINT_URL_SQS": f"{host}:{moto_port}",
+        "AWS_ENDPOINT_URL_KMS": f"{host}:{moto_port}",
     })
     return {"Parameters": env}
 

@@ -1,4 +1,5 @@
-"""Create on the local services what template.yaml declares: the table, topic and secrets.
+"""Create on the local services what template.yaml declares: the tables, topics, queues, secrets
+and KMS aliases.
 
 Read from the template, not restated: a new index or secret there shows up here by itself.
 """
@@ -30,6 +31,8 @@ def physical_ids(sqs_endpoint: str = "") -> dict[str, str]:
         ids[name] = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{name}"
     for name in template.resources("AWS::SecretsManager::Secret"):
         ids[name] = name
+    for name in template.resources("AWS::KMS::Alias"):
+        ids[name] = f"alias/{name}"
     return ids
 
 
@@ -61,6 +64,10 @@ def create_resources(endpoints: dict[str, str]) -> dict[str, Any]:
         secrets.create_secret(Name=name, SecretString=json.dumps(samples.SECRET_VALUES[name]))
 
     install_sample_portal(dynamodb)
+
+    kms = session.client("kms", endpoint_url=endpoints["AWS_ENDPOINT_URL_KMS"])
+    for name in template.resources("AWS::KMS::Alias"):
+        kms.create_alias(AliasName=physical_ids()[name], TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
 
     sns = session.client("sns", endpoint_url=endpoints["AWS_ENDPOINT_URL_SNS"])
     sqs = session.client("sqs", endpoint_url=endpoints["AWS_ENDPOINT_URL_SQS"])

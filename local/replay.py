@@ -2,11 +2,13 @@
 handlers again, as ReplayFunction does in AWS. Start it while `make dev` runs (same ports:
 DYNAMODB_LOCAL_PORT, MOTO_PORT)."""
 
+import json
 import os
 from collections.abc import Callable
 from typing import Any
 
 from local import provision, services, template
+from local.dev import DEV_STATE
 from local.server import LambdaContext, LocalFunction
 
 
@@ -35,12 +37,14 @@ def main() -> None:
         f"http://127.0.0.1:{os.environ.get('MOTO_PORT', 5000)}",
     )
     os.environ.update(provision.handler_environment(endpoints))
+    if DEV_STATE.exists():  # install and update replays call the portal: make dev's fake Bitrix24
+        os.environ.update(json.loads(DEV_STATE.read_text()))
     os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("DEV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     counts = replay()
     print(f"replayed {counts['replayed']}, refused {counts['refused']}, deferred {counts['deferred']}")
     if counts["deferred"]:
-        print("storage is still failing: the rest stay parked; run `make replay` again once it answers")
+        print("storage or a portal is still failing: those stay parked; run `make replay` again once it answers")
 
 
 if __name__ == "__main__":

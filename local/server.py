@@ -51,6 +51,9 @@ def http_api_event(
     for name, value in headers.items():
         key = name.lower()
         lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
+    # As API Gateway does (there "https"): the scheme the caller used, which a handler reads to
+    # tell its own URL (bindings.handler_urls).
+    lowered["x-forwarded-proto"] = "http"
     content_type = lowered.get("content-type", "")
     is_text = not body or content_type.startswith(_TEXT_MEDIA_TYPES)
     query: dict[str, str] = {}

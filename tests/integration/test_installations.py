@@ -61,7 +61,7 @@ def test_an_install_confirmed_by_the_portal_keeps_one_record_and_its_payments_ar
 ):
     status, answer = deliver(api, "app_install", lifecycle("app_install"))
     assert (status, answer["status"], answer["type"]) == (200, "stored", "ONAPPINSTALL")
-    [asked] = stack.bitrix24.requests
+    asked = stack.bitrix24.requests[0]
     assert (asked.host, asked.path, asked.auth) == (f"{DOMAIN}:443", "/rest/app.info", ACCESS)
 
     record = installations.get(member_id=MEMBER)

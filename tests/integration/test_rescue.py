@@ -142,7 +142,7 @@ def test_an_install_during_an_outage_is_confirmed_then_and_replayed_without_any_
     status, _ = deliver(api, "app_install", lifecycle("app_install"))
     assert status == 503 and len(stack.bitrix24.requests) == 1  # the portal confirmed while we held its token
     [parcel] = rescue_queue.parcels()
-    assert parcel["sender"]["CODE"] == samples.APP_CODE and parcel["sender"]["INSTALLED"] is True
+    assert parcel["sender"]["info"]["CODE"] == samples.APP_CODE and parcel["sender"]["info"]["INSTALLED"] is True
     assert not any(secret in json.dumps(parcel) for secret in (TOKEN, ACCESS, "q5f0idlro1tn4gvcxa2ojeo4hp16hwbs"))
 
     outage.start_dynamodb()

@@ -155,9 +155,11 @@ def test_each_billing_function_may_only_put_into_the_table_and_read_its_own_secr
 def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_needs(translated):
     record = ("dynamodb:PutItem", TABLE)
     read, update = ("dynamodb:GetItem", INSTALLATIONS), ("dynamodb:UpdateItem", INSTALLATIONS)
+    # Install and update seal the portal's access token in a parcel, for the replay that binds.
+    seal = {(action, json.dumps({"Fn::GetAtt": ["PortalTokenKey", "Arn"]})) for action in ("kms:Encrypt", "kms:Decrypt")}
     expected = {
-        "AppInstallFunction": {record, read, ("dynamodb:PutItem", INSTALLATIONS)},  # no secret: app.info decides
-        "AppUpdateFunction": {record, read, update},
+        "AppInstallFunction": {record, read, ("dynamodb:PutItem", INSTALLATIONS)} | seal,  # no secret: app.info decides
+        "AppUpdateFunction": {record, read, update} | seal,
         "AppPaymentFunction": {record, read, update, _reads_secret("Bitrix24PortalSecret")},
         "AppUninstallFunction": {record, read, update, _reads_secret("Bitrix24PortalSecret")},
     }

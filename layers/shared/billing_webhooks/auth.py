@@ -186,21 +186,22 @@ def portal_uninstall_token(event: dict[str, Any], payload: dict[str, Any]) -> di
 def _confirmed_by_portal(event: dict[str, Any], payload: dict[str, Any], *, known_portal: bool) -> Any:
     """ONAPPINSTALL / ONAPPUPDATE carry the token we will trust from now on, so they are believed
     only when the portal itself, asked at its own checked address, says our app is installed."""
-    from billing_webhooks import installations, portal
-    from billing_webhooks.models.bitrix24 import AppInfo
+    from billing_webhooks import bindings, installations, portal
+    from billing_webhooks.models.bitrix24 import PortalConfirmation
     from billing_webhooks.rescue import rescued
 
     auth, member_id, _ = _portal_auth(event, payload)
     parcel = rescued(event)
     if parcel is not None and isinstance(parcel.get("sender"), dict):
         # The portal confirmed it when the delivery arrived; the parcel kept its answer, not its token.
-        confirm = lambda: AppInfo.model_validate(parcel["sender"])  # noqa: E731
+        confirm = lambda: PortalConfirmation.model_validate(parcel["sender"])  # noqa: E731
     else:
         access_token = auth.get("access_token")
         if not isinstance(access_token, str) or not access_token:
             raise MissingCredentials("auth[access_token] is required to confirm the installation with the portal.")
         url = portal.app_info_url(auth.get("domain"), auth.get("client_endpoint"))  # refuses before any call
-        confirm = lambda: _confirmed_app_info(portal.app_info(url, access_token))  # noqa: E731
+        confirm = lambda: PortalConfirmation(  # noqa: E731
+            info=_confirmed_app_info(portal.app_info(url, access_token)), handlers=bindings.handler_urls(event))
     domain = str(auth.get("domain") or "").strip().lower()
     try:
         installation = installations.get(member_id)

@@ -25,6 +25,12 @@ class WebhookError(Exception):
         self.errors = errors
         self.headers = headers or {}
 
+    @property
+    def parked(self) -> bool:
+        """A failure of ours that the delivery must outlive: parked on the rescue queue before the
+        answer and run again by the replay (rescue.py). A refusal of the delivery itself is not."""
+        return self.status >= 500
+
 
 class MalformedBody(WebhookError):
     status, title, slug, reason = 400, "Malformed body", "malformed-body", "malformed"
@@ -61,6 +67,15 @@ class PortalUnavailable(WebhookError):
     """The portal did not confirm in time, or answered something other than app.info's result."""
 
     status, title, slug, reason = 502, "Portal did not confirm", "portal-unavailable", "portal_unavailable"
+    parked = False  # without the portal's word there is nothing to keep: the install is not believed
+
+
+class BindingFailed(PortalUnavailable):
+    """The install or update is stored, but the portal did not bind our handlers for its other
+    events: parked (its access token sealed), so that the replay binds them."""
+
+    title, slug, reason = "Portal events not bound", "binding-failed", "binding_failed"
+    parked = True
 
 
 class ServiceUnavailable(WebhookError):

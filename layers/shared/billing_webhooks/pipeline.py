@@ -34,10 +34,6 @@ def validation_problem(error: ValidationError) -> InvalidPayload:
     return InvalidPayload(f"{len(fields)} field(s) failed validation.", errors=fields)
 
 
-# Failures of ours, after which the delivery is parked on the rescue queue (rescue.py).
-PARKED_STATUSES = frozenset({500, 503})
-
-
 def _replay_context(event: dict[str, Any]) -> dict[str, Any] | None:
     """A replayed Bitrix24 event lost its token; the model takes the token's digest instead."""
     parcel = event.get("rescued")
@@ -59,10 +55,13 @@ class Webhook:
         media_types: frozenset[str] = frozenset({decoding.JSON}),
         alert: bool = False,
         effect: Effect | None = None,
+        keep_access_token: bool = False,
     ) -> None:
         self.model = model
         self.alert = alert
         self.effect = effect
+        # Its effect calls the portal again on replay: a parked delivery keeps the access token sealed.
+        self.keep_access_token = keep_access_token
         self.auth = auth
         self.media_types = media_types
         self.handler = logger.inject_lambda_context(clear_state=True)(metrics.log_metrics(self.handle))
@@ -90,12 +89,16 @@ class Webhook:
                 metrics.add_metric(name="Replayed", unit=MetricUnit.Count, value=1)
                 logger.info("parked delivery replayed", extra={"parked_reason": event["rescued"].get("reason")})
             return response
-        if failure.status in PARKED_STATUSES and "payload" in learned and not replaying:
+        if failure.parked and "payload" in learned and not replaying:
             self._park(event, context, learned, failure)
         return responses.problem(failure)
 
     def _deliver(self, event: dict[str, Any], learned: dict[str, Any]) -> dict[str, Any]:
         payload = learned["payload"] = decoding.decode(event, self.media_types)
+        if self.keep_access_token and "rescued" in event:
+            from billing_webhooks import rescue
+
+            payload = rescue.with_sealed_access_token(event["rescued"], payload)
         self._prefetch_secrets()
         sender = learned["sender"] = self.auth(event, payload)
         try:
@@ -125,8 +128,7 @@ class Webhook:
         logger.debug("delivery accepted", extra={"outcome": outcome.value})
         return responses.accepted(outcome, notification.notification_id, notification.notification_type)
 
-    @staticmethod
-    def _park(event: dict[str, Any], context: Any, learned: dict[str, Any], failure: WebhookError) -> None:
+    def _park(self, event: dict[str, Any], context: Any, learned: dict[str, Any], failure: WebhookError) -> None:
         """Keep the delivery on the rescue queue (no secret in it) before answering: the sender
         may never send it again."""
         from billing_webhooks import rescue
@@ -136,7 +138,8 @@ class Webhook:
         confirmed = getattr(failure, "sender", None) or (sender.model_dump(mode="json") if hasattr(sender, "model_dump") else None)
         function = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
         try:
-            parcel = rescue.parcel(event, learned["payload"], function, f"{failure.reason}: {failure.detail}", confirmed)
+            parcel = rescue.parcel(event, learned["payload"], function, f"{failure.reason}: {failure.detail}", confirmed,
+                                   keep_access_token=self.keep_access_token)
             message_id = rescue.park(parcel)
         except Exception as error:  # the last resort failed too: say so loudly, the route and when
             metrics.add_metric(name="ParkFailed", unit=MetricUnit.Count, value=1)

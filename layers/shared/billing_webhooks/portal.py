@@ -1,4 +1,6 @@
-"""Asking a Bitrix24 portal about our app: `app.info` (seed 003), the only outbound call we make.
+"""Calling a Bitrix24 portal's REST API: `app.info` (seed 003) to confirm an install, `event.get`
+and `batch` of `event.bind` to subscribe it to the app's lifecycle (bindings.py). The only
+outbound calls we make.
 
 The portal's address comes from the event's body, which anyone can POST. So before any request
 the endpoint must be https, on the event's own `auth.domain`, a name (not an IP literal) on an
@@ -41,7 +43,11 @@ def _is_ip_literal(host: str) -> bool:
 
 
 def app_info_url(domain: Any, client_endpoint: Any) -> str:
-    """The `app.info` URL of the portal named by the event, or a refusal if it names anything else."""
+    return rest_url(domain, client_endpoint, "app.info")
+
+
+def rest_url(domain: Any, client_endpoint: Any, method: str) -> str:
+    """The URL of a REST `method` of the portal named by the event, or a refusal if it names anything else."""
     if not isinstance(domain, str) or not isinstance(client_endpoint, str):
         raise WrongCredentials("auth[domain] and auth[client_endpoint] are required.")
     try:
@@ -60,7 +66,7 @@ def app_info_url(domain: Any, client_endpoint: Any) -> str:
         raise WrongCredentials(f"{host!r} is not on an allowed Bitrix24 domain.")
     if parts.path.rstrip("/") != "/rest" or parts.query or parts.fragment:
         raise WrongCredentials("auth[client_endpoint] must be the portal's /rest/ endpoint.")
-    return f"https://{host}/rest/app.info"
+    return f"https://{host}/rest/{method}"
 
 
 def _opener():
@@ -75,25 +81,34 @@ def _opener():
     return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), RefuseRedirects())
 
 
-def app_info(url: str, access_token: str) -> AppInfo:
-    """POST `app.info` with the install's access token; the portal's answer, or PortalUnavailable."""
+def call(url: str, access_token: str, params: list[tuple[str, str]] | None = None) -> Any:
+    """POST a REST method with the event's access token (in the body, never the URL); the
+    portal's `result`, or PortalUnavailable."""
     import urllib.request
 
+    method = url.rsplit("/", 1)[-1]
     timeout = float(os.environ.get("BITRIX24_PORTAL_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS)
     request = urllib.request.Request(
         url,
-        data=urlencode({"auth": access_token}).encode(),
+        data=urlencode([("auth", access_token), *(params or [])]).encode(),
         headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
         method="POST",
     )
     try:
         with _opener().open(request, timeout=timeout) as response:
             answer = json.loads(response.read(MAX_ANSWER_BYTES), parse_float=Decimal)  # cut short: unreadable
-    except Exception as exc:  # HTTP errors, redirects, TLS, timeouts, garbage: the portal did not confirm
-        raise PortalUnavailable(f"The portal did not answer app.info ({_describe(exc)}).") from None
-    result = answer.get("result") if isinstance(answer, dict) else None
+    except Exception as exc:  # HTTP errors, redirects, TLS, timeouts, garbage: the portal did not answer
+        raise PortalUnavailable(f"The portal did not answer {method} ({_describe(exc)}).") from None
+    if not isinstance(answer, dict) or "result" not in answer:
+        raise PortalUnavailable(f"The portal answered {method} without a result ({_portal_error(answer)}).")
+    return answer["result"]
+
+
+def app_info(url: str, access_token: str) -> AppInfo:
+    """POST `app.info` with the install's access token; the portal's answer, or PortalUnavailable."""
+    result = call(url, access_token)
     if not isinstance(result, dict):
-        raise PortalUnavailable(f"The portal answered app.info without a result ({_portal_error(answer)}).")
+        raise PortalUnavailable("The portal answered app.info without a result (no error code).")
     try:
         return AppInfo.model_validate(result)
     except ValidationError:

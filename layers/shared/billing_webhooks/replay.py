@@ -3,8 +3,9 @@
 The function runs its own pipeline again, so a replayed delivery is authenticated, validated,
 stored, alerted and applied exactly like a live one: once, whatever happened before. A parcel
 is deleted once its function answered (stored, duplicate, or a refusal that would not change on
-another try); an answer of 5xx means storage is still failing, so the run stops and the parcel
-waits on the queue for the next run.
+another try). An answer of 500 or 503 means storage is still failing, so the run stops and the
+parcels wait on the queue for the next run; a 502 means one portal failed (a bind, bindings.py),
+so that parcel alone waits for the next run (the queue's visibility timeout) and the run goes on.
 """
 
 import json
@@ -20,6 +21,10 @@ from billing_webhooks.observability import logger, metrics
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
 # Above the webhook functions' timeout: an Invoke waits for the whole delivery.
 INVOKE_READ_TIMEOUT_SECONDS = 60
+# Our own storage (or code) failing: every parcel behind this one would fail alike.
+STORAGE_FAILING = frozenset({500, 503})
+# A parcel whose portal failed waits this long: the next scheduled run.
+PORTAL_RETRY_SECONDS = 300
 
 
 def invoke_function(function_name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -34,22 +39,32 @@ def invoke_function(function_name: str, event: dict[str, Any]) -> dict[str, Any]
 def replay_parked(invoke: Invoke, has_time: Callable[[], bool] = lambda: True) -> dict[str, int]:
     sqs, url = rescue.queue(), os.environ["RESCUE_QUEUE_URL"]
     counts = {"replayed": 0, "refused": 0, "deferred": 0}
+    tried: set[str] = set()
     while has_time():
         batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
         if not batch:
             break
         for position, message in enumerate(batch):
+            if message["MessageId"] in tried:  # back already: once a run is enough
+                _release(sqs, url, batch[position:])
+                return counts
+            tried.add(message["MessageId"])
             parcel = json.loads(message["Body"])
             try:
                 status = int(invoke(parcel["function"], rescue.replay_event(parcel)).get("statusCode", 500))
             except Exception as error:  # the function could not be reached: as a failed answer
                 logger.error("replay invoke failed", extra={"error": error.__class__.__name__})
                 status = 500
-            if status >= 500:
+            if status in STORAGE_FAILING:
                 counts["deferred"] += 1
                 logger.warning("replay deferred: storage still failing", extra={"route": parcel["route"], "status": status})
                 _release(sqs, url, batch[position:])
                 return counts
+            if status >= 500:  # this parcel's portal failed: it alone waits for the next run
+                counts["deferred"] += 1
+                logger.warning("replay deferred: the portal failed", extra={"route": parcel["route"], "status": status})
+                _release(sqs, url, [message], PORTAL_RETRY_SECONDS)
+                continue
             if status >= 400:
                 counts["refused"] += 1
                 logger.error("parked delivery refused on replay",
@@ -60,10 +75,10 @@ def replay_parked(invoke: Invoke, has_time: Callable[[], bool] = lambda: True) -
     return counts
 
 
-def _release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
-    """Visible again at once: the next run (or `make replay` once storage is back) takes them."""
+def _release(sqs: Any, url: str, messages: list[dict[str, Any]], seconds: int = 0) -> None:
+    """Visible again after `seconds`: a later run (or `make replay`) takes them."""
     sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
-        {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
+        {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": seconds}
         for number, message in enumerate(messages)
     ])
 

@@ -8,11 +8,17 @@ travel only as SHA-256 digests (tokens are 128+ random bits: a digest cannot be 
 one), and Bitrix24's tokens are cut out of the body. ReplayFunction (`make replay` locally) hands
 each parcel back to the function that parked it, which runs the same pipeline again and checks
 the digests where it checked the tokens.
+
+One exception, for the functions that must call the portal again on replay (install and update
+bind the portal's events, bindings.py): their parcel keeps the event's OAuth access token, sealed
+with a KMS key that only those functions may use, bound to the portal's member_id, and with its
+expiry (Bitrix24's access tokens live an hour): a replay after that gets no token back.
 """
 
 import base64
 import json
 import os
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -69,9 +75,44 @@ def _presented_digests(event: dict[str, Any], payload: dict[str, Any]) -> list[s
     return [token_sha256(token) for token in tokens]
 
 
+ACCESS_TOKEN_SECONDS = 3600  # Bitrix24's OAuth access tokens, when the event does not say
+
+
+def _access_token_expiry(auth: dict[str, Any], received: datetime) -> int:
+    for name, base in (("expires", 0), ("expires_in", int(received.timestamp()))):
+        value = str(auth.get(name) or "")
+        if value.isdigit() and len(value) <= 12:
+            return base + int(value)
+    return int(received.timestamp()) + ACCESS_TOKEN_SECONDS
+
+
+def _seal_access_token(auth: dict[str, Any], received: datetime) -> str | None:
+    token = auth.get("access_token")
+    if not isinstance(token, str) or not token:
+        return None
+    sealed = json.dumps({"access_token": token, "expires": _access_token_expiry(auth, received)}).encode()
+    answer = aws.client("kms").encrypt(KeyId=os.environ["PORTAL_TOKEN_KEY_ID"], Plaintext=sealed,
+                                       EncryptionContext={"member_id": str(auth.get("member_id"))})
+    return base64.b64encode(answer["CiphertextBlob"]).decode()
+
+
+def with_sealed_access_token(found: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """The replayed payload with its sealed access token back in `auth`, while the token is still
+    valid; the payload as parked otherwise."""
+    auth = payload.get("auth")
+    if not found.get("sealed_access_token") or not isinstance(auth, dict):
+        return payload
+    answer = aws.client("kms").decrypt(CiphertextBlob=base64.b64decode(found["sealed_access_token"]),
+                                       EncryptionContext={"member_id": str(auth.get("member_id"))})
+    sealed = json.loads(answer["Plaintext"])
+    if sealed["expires"] <= time.time():
+        return payload
+    return {**payload, "auth": {**auth, "access_token": sealed["access_token"]}}
+
+
 def parcel(event: dict[str, Any], payload: dict[str, Any], function_name: str, reason: str,
-           sender: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What the rescue queue keeps of a delivery: everything a replay needs, no secret."""
+           sender: dict[str, Any] | None = None, keep_access_token: bool = False) -> dict[str, Any]:
+    """What the rescue queue keeps of a delivery: everything a replay needs, no secret in the clear."""
     headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
     kind = media_type(headers) or "application/json"
     body = _without_portal_tokens(raw_body(event), kind, payload)
@@ -99,6 +140,14 @@ def parcel(event: dict[str, Any], payload: dict[str, Any], function_name: str, r
     }
     if sender is not None:
         found["sender"] = sender
+    auth = payload.get("auth")
+    if keep_access_token and isinstance(auth, dict):
+        try:
+            sealed = _seal_access_token(auth, received)
+        except Exception:  # KMS failing too: the delivery is parked all the same, its bind given up
+            sealed = None
+        if sealed:
+            found["sealed_access_token"] = sealed
     return found
 
 

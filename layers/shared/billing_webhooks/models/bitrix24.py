@@ -188,3 +188,11 @@ class AppInfo(WireModel):
     LICENSE: str | None = None
     LICENSE_TYPE: str | None = None
     LICENSE_FAMILY: str | None = None
+
+
+class PortalConfirmation(WireModel):
+    """What an install or update learned from the portal before it was believed: the portal's
+    `app.info`, and the URLs of this stack where the portal's other lifecycle events must go."""
+
+    info: AppInfo
+    handlers: dict[str, str] = Field(default_factory=dict)  # event name -> our handler URL

@@ -1,0 +1,66 @@
+"""`make records` and `make alerts`: what the running `make dev` stack holds, without the AWS CLI.
+
+    make records            every stored notification, newest received first
+    make alerts             the alerts waiting on the local-alerts queue (left there for others)
+
+Same port variables as `make dev` (DYNAMODB_LOCAL_PORT, MOTO_PORT).
+"""
+
+import json
+import os
+import sys
+
+import boto3
+
+from local import provision, services
+
+
+def _client(service: str, endpoint: str):
+    return boto3.client(service, endpoint_url=endpoint, region_name=services.REGION,
+                        aws_access_key_id="local", aws_secret_access_key="local")
+
+
+def records(dynamodb_url: str) -> list[dict]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserialize = TypeDeserializer().deserialize
+    pages = _client("dynamodb", dynamodb_url).get_paginator("scan").paginate(TableName="NotificationsTable")
+    found = [{k: deserialize(v) for k, v in item.items()} for page in pages for item in page["Items"]]
+    return sorted(found, key=lambda record: record.get("received_at", ""), reverse=True)
+
+
+def alerts(moto_url: str) -> list[dict]:
+    """The alert documents on local-alerts, read and made visible again at once."""
+    sqs = _client("sqs", moto_url)
+    url = provision.queue_url(moto_url, provision.ALERTS_QUEUE)
+    seen = {}
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=5).get("Messages", []):
+        for message in batch:
+            seen[message["MessageId"]] = message
+    for message in seen.values():
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    return [json.loads(json.loads(message["Body"])["Message"]) for message in seen.values()]
+
+
+def main() -> None:
+    dynamodb_url = f"http://127.0.0.1:{os.environ.get('DYNAMODB_LOCAL_PORT', 8000)}"
+    moto_url = f"http://127.0.0.1:{os.environ.get('MOTO_PORT', 5000)}"
+    try:
+        if sys.argv[1:] == ["alerts"]:
+            found = alerts(moto_url)
+            for document in found:
+                print(f"{document['notification_key']}  {document['subject']}\n  " + "\n  ".join(document["text"].splitlines()))
+            print(f"{len(found)} alert(s) on {provision.ALERTS_QUEUE}")
+        else:
+            found = records(dynamodb_url)
+            for record in found:
+                alert = f"  alert {record['alert_status']}" if "alert_status" in record else ""
+                print(f"{record['received_at']}  {record['notification_type']:<22} {record['notification_id']:<28} "
+                      f"{record['account_key']}{alert}")
+            print(f"{len(found)} record(s) in NotificationsTable")
+    except Exception as error:  # noqa: BLE001 (one line for a person, not a trace)
+        sys.exit(f"Cannot read the make dev stack ({error.__class__.__name__}): is `make dev` running on these ports?")
+
+
+if __name__ == "__main__":
+    main()
