@@ -14,7 +14,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # in step). Tests and the benchmark build x86_64 themselves: this machine cannot load arm64 wheels.
 ARCH ?= arm64
 
-.PHONY: help setup dev records alerts test build deploy lint validate bench replay load openapi clean
+.PHONY: help setup dev records alerts test build deploy lint validate bench bench-decoder replay replay-quarantine load openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,6 +62,10 @@ replay: ## Run the deliveries make dev parked (answered 503) through their funct
 replay: $(VENV)/.installed
 	$(PY) -m local.replay
 
+replay-quarantine: ## Replay what make dev quarantined (authenticated, refused 422) once a model is fixed
+replay-quarantine: $(VENV)/.installed
+	$(PY) -m local.replay --quarantined
+
 # 2000 distinct deliveries + a duplicate of every tenth at concurrency 32 against a local stack of
 # its own; counts records and alerts, prints throughput and latency (LOAD_DELIVERIES, LOAD_CONCURRENCY;
 # ARGS=--fresh-connections: a new connection per delivery, as webhook senders do).
@@ -97,6 +101,10 @@ deploy: build
 bench: ## Cold start, warm cost, AWS calls, memory, sizes against floors (~7 minutes)
 bench: setup
 	SAM_CLI=$(abspath $(SAM)) $(PY) -m bench.run
+
+bench-decoder: ## What decoding a hostile 64 KiB body costs, shape by shape (seconds)
+bench-decoder: $(VENV)/.installed
+	$(PY) -m bench.decoder
 
 lint: ## sam validate, cfn-lint and checkov
 lint: validate $(CHECKOV_VENV)/.installed

@@ -1,5 +1,5 @@
 """A fake Bitrix24 cloud on 127.0.0.1: every portal's `app.info`, `event.get`, `event.bind` and
-`batch`, over real TLS.
+`batch`, and the OAuth server's token refresh (oauth.bitrix.info), over real TLS.
 
 It is an HTTPS proxy (`HTTPS_PROXY=http://127.0.0.1:<port>`) that answers each CONNECT itself:
 it terminates TLS with a certificate for the portal's name, signed by a CA of its own
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+OAUTH_HOST = "oauth.bitrix.info"
 # Wildcards cover one label: "<portal>.bitrix24.com".
 CERTIFICATE_SUFFIXES = ("bitrix24.com", "bitrix24.ru", "bitrix24.de", "bitrix24.eu", "bitrix24.by", "bitrix24.kz",
                         "bitrix24.ua")
@@ -37,8 +38,10 @@ class Portal:
     answer: str = "ok"  # ok | error (a Bitrix24 error body, HTTP 401) | slow | redirect
     redirect_to: str = "https://169.254.169.254/latest/meta-data/"
     slow_seconds: float = 2.0
+    member_id: str = ""  # what the OAuth server says the portal's tokens belong to
+    refresh_token: str = "q5f0idlro1tn4gvcxa2ojeo4hp16hwbs"  # the installing user's, as the samples carry it
     bindings: list[dict[str, Any]] = field(default_factory=list)  # as event.get lists them
-    binds: str = "ok"  # ok | refuse (event.bind errors inside the batch) | down (event.get fails)
+    binds: str = "ok"  # ok | refuse (event.bind errors inside the batch) | down (event.get fails) | redirect
 
     def bind(self, event: str, handler: str) -> dict[str, str] | None:
         """event.bind: an error answer, or None once bound."""
@@ -105,7 +108,7 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    names = [x509.DNSName(f"*.{suffix}") for suffix in CERTIFICATE_SUFFIXES]
+    names = [x509.DNSName(f"*.{suffix}") for suffix in CERTIFICATE_SUFFIXES] + [x509.DNSName(OAUTH_HOST)]
     leaf = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake portal")]))
@@ -132,6 +135,20 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
 class FakeBitrix24:
     portals: dict[str, Portal] = field(default_factory=dict)  # by domain
     requests: list[Request] = field(default_factory=list)
+    app_credentials: tuple[str, str] = ("", "")  # the app's client_id and client_secret, as the OAuth server knows them
+
+    def refresh(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """oauth.bitrix.info/oauth/token/?grant_type=refresh_token: whose portal the token is."""
+        if (query.get("client_id"), query.get("client_secret")) != self.app_credentials:
+            return 401, {"error": "invalid_client", "error_description": "Invalid client credentials"}
+        for domain, portal in self.portals.items():
+            if query.get("grant_type") == "refresh_token" and portal.refresh_token == query.get("refresh_token"):
+                portal.refresh_token = f"rotated-{portal.refresh_token}"  # a refresh token works once
+                return 200, {"access_token": f"fresh-{portal.access_token}", "refresh_token": portal.refresh_token,
+                             "expires_in": 3600, "scope": "app", "domain": OAUTH_HOST,
+                             "server_endpoint": f"https://{OAUTH_HOST}/rest/", "status": "L",
+                             "client_endpoint": f"https://{domain}/rest/", "member_id": portal.member_id}
+        return 400, {"error": "invalid_grant", "error_description": "Invalid refresh token"}
 
     def start(self) -> "FakeBitrix24":
         self._directory = tempfile.TemporaryDirectory(prefix="fake-bitrix24-")
@@ -170,6 +187,8 @@ class FakeBitrix24:
                         fake.requests.append(self.tunnel)
                     self.tunnel.method, self.tunnel.path, self.tunnel.auth = "POST", self.path, form.get("auth", "")
                     self.tunnel.form = {key: value for key, value in form.items() if key != "auth"}
+                if host == OAUTH_HOST and self.path.startswith("/oauth/token/"):
+                    return self._answer(*fake.refresh(dict(parse_qsl(self.path.partition("?")[2]))))
                 portal = fake.portals.get(host)
                 method = self.path.split("?")[0].removeprefix("/rest/")
                 if self.tunnel is None or portal is None or method not in ("app.info", "event.get", "event.bind", "batch"):
@@ -182,6 +201,8 @@ class FakeBitrix24:
                     return self._answer(401, {"error": "invalid_token", "error_description": "The access token is invalid"})
                 if method == "app.info":
                     return self._answer(200, portal.app_info())
+                if portal.binds == "redirect":
+                    return self._answer(302, {}, {"Location": portal.redirect_to})
                 if portal.binds == "down":
                     return self._answer(503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})
                 if method == "event.get":

@@ -40,7 +40,7 @@ def _components() -> dict[str, Any]:
         "Accepted": {
             "type": "object",
             "required": ["status", "notification_id", "type"],
-            "properties": {"status": {"enum": ["stored", "duplicate"]}, "notification_id": {"type": "string"},
+            "properties": {"status": {"enum": ["stored", "duplicate", "stale"]}, "notification_id": {"type": "string"},
                            "type": {"type": "string"}},
         },
         "Problem": {
@@ -69,7 +69,7 @@ def document() -> dict[str, Any]:
         body = {"$ref": REF_TEMPLATE.format(model=model.__name__)}
         billing = route.path.startswith("/billing/")
         responses: dict[str, Any] = {
-            "200": {"description": "Stored, or a duplicate of what is stored",
+            "200": {"description": "Stored, a duplicate of what is stored, or stored but older than what the installation holds (stale)",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
         }
         refusals = dict(REFUSALS)

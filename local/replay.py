@@ -32,6 +32,9 @@ def replay() -> dict[str, int]:
 
 
 def main() -> None:
+    """`make replay`; `make replay-quarantine` (--quarantined) first sends the quarantined back."""
+    import sys
+
     endpoints = services.endpoint_environment(
         f"http://127.0.0.1:{os.environ.get('DYNAMODB_LOCAL_PORT', 8000)}",
         f"http://127.0.0.1:{os.environ.get('MOTO_PORT', 5000)}",
@@ -41,8 +44,14 @@ def main() -> None:
         os.environ.update(json.loads(DEV_STATE.read_text()))
     os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("DEV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    if "--quarantined" in sys.argv:
+        template.use_layer()
+        from billing_webhooks.replay import requeue_quarantined
+
+        print(f"requeued {requeue_quarantined()} quarantined deliveries")
     counts = replay()
-    print(f"replayed {counts['replayed']}, refused {counts['refused']}, deferred {counts['deferred']}")
+    print(f"replayed {counts['replayed']}, refused {counts['refused']}, deferred {counts['deferred']}, "
+          f"dead-lettered {counts['dead_lettered']}")
     if counts["deferred"]:
         print("storage or a portal is still failing: those stay parked; run `make replay` again once it answers")
 

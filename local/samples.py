@@ -15,12 +15,17 @@ PORTAL_DOMAIN = "some-domain.bitrix24.com"
 PORTAL_APPLICATION_TOKEN = "51856fefc120afa4b628cc82d3935cce"
 PORTAL_ACCESS_TOKEN = "s6p6eclrvim6da22ft9ch94ekreb52lv"
 APP_CODE = "bitrix.gds_company"  # the seed's app: what app.info must name
+# A portal installed by hand: known only from the fallback secret, never from an install.
+HANDMADE_MEMBER_ID = "b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6"
+HANDMADE_APPLICATION_TOKEN = "handmade-application-token-0001"
 
 # Secret logical id in template.yaml -> the JSON value the local stack stores under that name.
 SECRET_VALUES = {
     "BillingWebhookSecret": {"current": BILLING_TOKEN},
     "BillingSigningSecret": {"current": BILLING_SIGNING_KEY},
-    "Bitrix24PortalSecret": {PORTAL_MEMBER_ID: PORTAL_APPLICATION_TOKEN},
+    "Bitrix24PortalSecret": {HANDMADE_MEMBER_ID: HANDMADE_APPLICATION_TOKEN},
+    "RescueSigningSecret": {"current": "local-rescue-signing-key"},
+    "Bitrix24AppCredentials": {"client_id": "local.app.0001", "client_secret": "local-app-client-secret"},
 }
 # Template parameters without a default, as the local stack sets them.
 PARAMETERS = {"Bitrix24AppCode": APP_CODE}

@@ -42,7 +42,10 @@ class LocalStack:
         """Only the sample portal, answering app.info as an installed copy of the sample app."""
         self.bitrix24.portals.clear()
         self.bitrix24.requests.clear()
-        self.bitrix24.portals[samples.PORTAL_DOMAIN] = Portal(samples.PORTAL_ACCESS_TOKEN, samples.APP_CODE)
+        self.bitrix24.portals[samples.PORTAL_DOMAIN] = Portal(samples.PORTAL_ACCESS_TOKEN, samples.APP_CODE,
+                                                              member_id=samples.PORTAL_MEMBER_ID)
+        credentials = samples.SECRET_VALUES["Bitrix24AppCredentials"]
+        self.bitrix24.app_credentials = (credentials["client_id"], credentials["client_secret"])
 
     def export_to_process(self) -> None:
         """Handlers run in this process: give them the template's environment and the layer."""

@@ -27,6 +27,7 @@ SECRET_SHAPES = {
     "BillingWebhookSecret": '{"current": "<token the billing system sends>"}',
     "BillingSigningSecret": '{"current": "<HMAC key the billing system signs with>"}',
     "Bitrix24PortalSecret": '{"<member_id>": "<application_token>"}',
+    "Bitrix24AppCredentials": '{"client_id": "<your app client_id>", "client_secret": "<its secret>"}',
 }
 # Asked the first time: (parameter, question, required).
 FIRST_TIME_PARAMETERS = (

@@ -7,4 +7,4 @@ from billing_webhooks.models.bitrix24 import AppInstallEvent
 from billing_webhooks.pipeline import Webhook
 
 handler = Webhook(AppInstallEvent, auth=portal_confirms_install, media_types=BITRIX24, effect=bindings.install,
-                  keep_access_token=True).handler
+                  keep_access_token=True, validate_first=True).handler

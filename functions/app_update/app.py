@@ -7,4 +7,4 @@ from billing_webhooks.models.bitrix24 import AppUpdateEvent
 from billing_webhooks.pipeline import Webhook
 
 handler = Webhook(AppUpdateEvent, auth=portal_confirms_update, media_types=BITRIX24, effect=bindings.update,
-                  keep_access_token=True).handler
+                  keep_access_token=True, validate_first=True).handler

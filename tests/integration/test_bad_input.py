@@ -2,7 +2,7 @@
 
 Two generators: our own hypothesis strategies (random bytes, random JSON, random content types and
 headers, and seed payloads broken in one required field, sent with valid credentials so that
-validation itself is exercised), and schemathesis driven by the OpenAPI document the local API
+validation itself is exercised; and the hostile shapes of hostile_shape), and schemathesis driven by the OpenAPI document the local API
 serves at /openapi.json. Every answer must be a 4xx problem document; none may be 5xx; nothing may
 be written to either table.
 """
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from local import openapi, samples, seeds, template
 from local.wire import php_form_encode
 from tests.conftest import Table
+from tests.integration.test_rescue import rescue_queue  # noqa: F401 (fixture)
 
 ROUTES = template.routes()
 OWN_EXAMPLES = 1000  # per route, from our strategies
@@ -86,11 +87,35 @@ def broken_seed(draw, route: template.Route) -> tuple[bytes, str]:
 
 
 @st.composite
+def hostile_shape(draw, route: template.Route) -> tuple[bytes, str]:
+    """What cost us 5xx, parked parcels or seconds of CPU before: deep keys, `[]` floods, ids longer
+    than DynamoDB keys, numbers DynamoDB refuses, deep JSON; sent with valid credentials."""
+    payload = seed_payload(route)
+    bitrix24 = route.path.startswith("/bitrix24/")
+    shape = draw(st.sampled_from(["deep-keys", "append-flood", "long-id", "huge-number", "deep-json"]))
+    if shape == "deep-keys":
+        return f"auth[member_id]={payload.get('auth', {}).get('member_id', 'm')}&data{'[a]' * draw(st.integers(31, 3000))}=x".encode(), FORM
+    if shape == "append-flood":
+        return "&".join(["d[]="] * draw(st.integers(1000, 13000))).encode(), FORM
+    if shape == "long-id":
+        if bitrix24:
+            payload["auth"]["member_id"] = "m" * draw(st.integers(129, 5000))
+        else:
+            payload["id"] = "x" * draw(st.integers(2049, 5000))
+        return json.dumps(payload).encode(), JSON
+    if shape == "huge-number":
+        number = draw(st.sampled_from(["1e999999", "9" * 41, str(10**40), "-1e-131"]))
+        return (json.dumps(payload)[:-1] + f', "n": [{number}]}}').encode(), JSON
+    depth = draw(st.integers(31, 5000))
+    return (json.dumps(payload)[:-1] + ', "deep": ' + "[" * depth + "]" * depth + "}").encode(), JSON
+
+
+@st.composite
 def garbage(draw, route: template.Route) -> tuple[bytes, dict[str, str]]:
-    kind = draw(st.sampled_from(["bytes", "json", "broken", "oversized"]))
+    kind = draw(st.sampled_from(["bytes", "json", "broken", "oversized", "hostile"]))
     headers = dict(draw(st.dictionaries(header_names, header_values, max_size=3)))
-    if kind == "broken":
-        body, media_type = draw(broken_seed(route))
+    if kind in ("broken", "hostile"):
+        body, media_type = draw(broken_seed(route) if kind == "broken" else hostile_shape(route))
         return body, {**headers, **credentials(route), "Content-Type": media_type}
     if draw(st.booleans()):
         headers.update(credentials(route))
@@ -115,11 +140,12 @@ def assert_refused(response) -> None:
 
 
 @pytest.fixture
-def nothing_written(stack, dynamodb, table, installations):
+def nothing_written(stack, dynamodb, table, installations, rescue_queue):  # noqa: F811
     before = installations.items()
     yield
     assert table.items() == [], "a refused delivery was stored"
     assert installations.items() == before, "a refused delivery changed an installation"
+    assert rescue_queue.parcels() == [], "a refused delivery was parked"
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.path)

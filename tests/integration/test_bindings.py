@@ -79,7 +79,7 @@ def test_a_refused_bind_keeps_the_install_and_its_replay_binds_with_the_sealed_t
     assert parcel["sender"]["handlers"]["ONAPPPAYMENT"] == f"{api.url}/bitrix24/app-payment"
 
     acme.binds = "ok"
-    assert replay() == {"replayed": 1, "refused": 0, "deferred": 0}
+    assert replay() == {"replayed": 1, "refused": 0, "deferred": 0, "dead_lettered": 0}
     assert set(bound(acme)) == set(ROUTES) and rescue_queue.parcels() == []
     assert stack.bitrix24.requests[-1].auth == ACCESS  # unsealed for the portal, and only there
 
@@ -91,7 +91,7 @@ def test_a_replay_after_the_access_token_expired_gives_up_the_bind_and_drops_the
     assert deliver(api, "app_install", fresh("app_install", seconds=1))[0] == 502
     time.sleep(1.5)
     acme.binds = "ok"
-    assert replay() == {"replayed": 1, "refused": 0, "deferred": 0}
+    assert replay() == {"replayed": 1, "refused": 0, "deferred": 0, "dead_lettered": 0}
     assert acme.bindings == [] and rescue_queue.parcels() == []
     assert installations.get(member_id=MEMBER)["status"] == "installed"
 
@@ -99,17 +99,19 @@ def test_a_replay_after_the_access_token_expired_gives_up_the_bind_and_drops_the
 def test_the_replay_goes_on_past_a_portal_that_still_fails(api, table, installations, acme, stack,
                                                            rescue_queue, monkeypatch):  # noqa: F811
     monkeypatch.setattr(billing_replay, "PORTAL_RETRY_SECONDS", 0)  # back at once, not at the next run
-    beta = stack.bitrix24.portals["beta.bitrix24.com"] = Portal(ACCESS, samples.APP_CODE)
+    beta = stack.bitrix24.portals["beta.bitrix24.com"] = Portal(ACCESS, samples.APP_CODE, member_id="beta-member",
+                                                                refresh_token="beta-refresh-token")
     acme.binds = beta.binds = "refuse"
     assert deliver(api, "app_install", fresh("app_install"))[0] == 502
     beta_install = fresh("app_install", domain="beta.bitrix24.com", client_endpoint="https://beta.bitrix24.com/rest/",
-                         member_id="beta-member", application_token="beta-application-token")
+                         member_id="beta-member", application_token="beta-application-token",
+                         refresh_token="beta-refresh-token")
     assert deliver(api, "app_install", beta_install)[0] == 502
     beta.binds = "ok"
-    assert replay() == {"replayed": 1, "refused": 0, "deferred": 1}  # acme tried once, then the run ends
+    assert replay() == {"replayed": 1, "refused": 0, "deferred": 1, "dead_lettered": 0}  # acme tried once, then the run ends
     assert set(bound(beta)) == set(ROUTES) and acme.bindings == []
     acme.binds = "ok"
-    assert replay() == {"replayed": 1, "refused": 0, "deferred": 0}
+    assert replay() == {"replayed": 1, "refused": 0, "deferred": 0, "dead_lettered": 0}
     assert set(bound(acme)) == set(ROUTES) and rescue_queue.parcels() == []
 
 
@@ -129,3 +131,12 @@ def test_a_delivery_is_parked_even_when_its_token_cannot_be_sealed(api, table, i
     assert deliver(api, "app_install", fresh("app_install"))[0] == 502
     [parcel] = rescue_queue.parcels()
     assert "sealed_access_token" not in parcel and ACCESS not in json.dumps(parcel)
+
+
+def test_a_redirect_from_a_bind_call_is_not_followed(api, table, installations, acme, stack, rescue_queue):  # noqa: F811
+    acme.binds = "redirect"
+    status, answer = deliver(api, "app_install", fresh("app_install"))
+    assert status == 502 and "HTTP 302" in answer["detail"]
+    asked = {request.host for request in stack.bitrix24.requests}
+    assert asked == {f"{DOMAIN}:443", "oauth.bitrix.info:443"}  # never the redirect's target
+    assert stack.bitrix24.methods_called(DOMAIN) == ["app.info", "event.get"]

@@ -2,12 +2,19 @@
 every portal's events are checked against the token its installation stored."""
 
 import copy
+import os
 import sys
 import threading
+from datetime import UTC, datetime
+
+import boto3
 
 import pytest
 
 from billing_webhooks.auth import token_sha256
+from billing_webhooks.installations import installation_record
+from billing_webhooks.models.bitrix24 import AppInfo, AppInstallEvent
+from billing_webhooks.storage import to_item
 from local import samples
 from local.fake_bitrix24 import Portal
 from local.wire import php_form_encode
@@ -16,6 +23,7 @@ from tests.integration.test_deliveries import FORM, post
 DOMAIN = "acme.bitrix24.com"
 MEMBER = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 TOKEN, NEW_TOKEN, ACCESS = "acme-application-token-1", "acme-application-token-2", "acme-access-token"
+REFRESH = "acme-refresh-token"
 
 
 def lifecycle(kind: str, *, ts: int | None = None, token: str = TOKEN, **auth: str) -> dict:
@@ -25,6 +33,7 @@ def lifecycle(kind: str, *, ts: int | None = None, token: str = TOKEN, **auth: s
                          "application_token": token})
     if "access_token" in body["auth"]:
         body["auth"]["access_token"] = ACCESS
+        body["auth"]["refresh_token"] = REFRESH
     body["auth"].update(auth)
     body["auth"] = {name: value for name, value in body["auth"].items() if value is not None}
     if ts is not None:
@@ -39,7 +48,7 @@ def deliver(api, kind: str, body: dict) -> tuple[int, dict]:
 
 @pytest.fixture
 def acme(stack) -> Portal:
-    portal = Portal(ACCESS, samples.APP_CODE, status="T", days=14)
+    portal = Portal(ACCESS, samples.APP_CODE, status="T", days=14, member_id=MEMBER, refresh_token=REFRESH)
     stack.bitrix24.portals[DOMAIN] = portal
     return portal
 
@@ -178,12 +187,33 @@ def test_a_payment_without_days_clears_the_paid_until(api, table, installations,
     assert record["licence_status"] == "F" and "days" not in record and "paid_until" not in record
 
 
-def test_a_portal_without_installation_falls_back_to_the_configured_secret(api, table, installations, dynamodb):
-    dynamodb.delete_item(TableName=installations.name, Key={"member_id": {"S": samples.PORTAL_MEMBER_ID}})
+def _handmade_payment(token: str = samples.HANDMADE_APPLICATION_TOKEN) -> str:
     body = samples.bitrix24_payment_body()
-    status, _, answer = post(api, "/bitrix24/app-payment", php_form_encode(body), FORM)
+    body["auth"].update({"member_id": samples.HANDMADE_MEMBER_ID, "application_token": token})
+    return php_form_encode(body)
+
+
+def test_a_portal_installed_by_hand_is_checked_against_the_fallback_secret(api, table, installations):
+    before = installations.items()
+    status, _, answer = post(api, "/bitrix24/app-payment", _handmade_payment(), FORM)
     assert (status, answer["status"]) == (200, "stored")
-    assert installations.items() == []  # the fallback has no record to refresh
+    assert installations.items() == before  # the fallback has no record to refresh
+    assert post(api, "/bitrix24/app-payment", _handmade_payment("forged"), FORM)[0] == 403
+
+
+def test_the_fallback_secret_wins_over_a_record_it_did_not_write(api, table, installations, acme):
+    # An install naming a portal installed by hand is refused, whichever portal confirms it ...
+    takeover = lifecycle("app_install", member_id=samples.HANDMADE_MEMBER_ID)
+    status, problem = deliver(api, "app_install", takeover)
+    assert status == 403 and "fallback secret" in problem["detail"]
+    assert installations.get(member_id=samples.HANDMADE_MEMBER_ID) is None
+    # ... and a record for it, however it got there, changes nothing: the hand-installed token decides.
+    record = installation_record(AppInstallEvent.model_validate(takeover),
+                                 AppInfo.model_validate(samples.sample_app_info()), datetime.now(UTC))
+    boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMODB"]).put_item(
+        TableName=installations.name, Item=to_item(record))
+    assert post(api, "/bitrix24/app-payment", _handmade_payment(), FORM)[0] == 200
+    assert post(api, "/bitrix24/app-payment", _handmade_payment(TOKEN), FORM)[0] == 403
 
 
 class OutboundConnections:
@@ -257,3 +287,26 @@ def test_a_redirect_from_the_portal_is_not_followed(functions, table, installati
     allowed = _ports(stack) | {stack.bitrix24.port}
     assert [(name, address) for name, address in outbound if address[1] not in allowed] == []
     assert installations.get(member_id=MEMBER) is None
+
+
+def test_an_install_whose_tokens_belong_to_another_portal_is_refused(api, table, installations, acme, stack):
+    acme.member_id = "another-portals-member-id"  # what Bitrix24's OAuth server says the tokens are
+    status, problem = deliver(api, "app_install", lifecycle("app_install"))
+    assert status == 403 and "belong to another portal" in problem["detail"]
+    assert installations.get(member_id=MEMBER) is None and table.items() == []
+    oauth = [request for request in stack.bitrix24.requests if request.host == "oauth.bitrix.info:443"]
+    assert len(oauth) == 1 and "client_secret=local-app-client-secret" in oauth[0].path
+
+
+def test_without_the_apps_oauth_credentials_an_install_is_believed_on_app_info_and_counted(
+    api, table, installations, acme, stack, monkeypatch, capsys
+):
+    from billing_webhooks import auth
+
+    real = auth._secret
+    monkeypatch.setattr(auth, "_secret", lambda name: {"client_id": "", "client_secret": ""}
+                        if name == "BITRIX24_APP_CREDENTIALS_ID" else real(name))
+    acme.member_id = "not-asked"
+    assert deliver(api, "app_install", lifecycle("app_install"))[1]["status"] == "stored"
+    assert all(request.host != "oauth.bitrix.info:443" for request in stack.bitrix24.requests)
+    assert '"MemberUnverified":[1.0]' in capsys.readouterr().out

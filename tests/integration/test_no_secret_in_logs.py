@@ -76,7 +76,7 @@ def bitrix24_deliveries(name: str) -> list[tuple[str, str, dict[str, str]]]:
     forged = copy.deepcopy(body)
     forged["auth"]["application_token"] = FORGED
     invalid = copy.deepcopy(body)
-    invalid["data"] = {"VERSION": "not a number"}
+    invalid["data"] = {"VERSION": {"not": "a version"}}
     json_headers = {"Content-Type": "application/json"}
     return [
         ("", php_form_encode(body), FORM),

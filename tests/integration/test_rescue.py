@@ -95,7 +95,7 @@ def test_deliveries_during_an_outage_mid_run_are_parked_and_replayed_into_exactl
     assert not any(secret in json.dumps(parcel) for parcel in parked for secret in SECRETS)
     assert all(parcel["reason"].startswith("unavailable") and parcel["received_at"].endswith("Z") for parcel in parked)
 
-    assert replay() == {"replayed": refused, "refused": 0, "deferred": 0}
+    assert replay() == {"replayed": refused, "refused": 0, "deferred": 0, "dead_lettered": 0}
     assert rescue_queue.parcels() == []
     # A claim cut off by the outage (written, answer lost; or published, mark lost) is healed by
     # the scheduled redrive once its lease expires, as in AWS.
@@ -109,13 +109,13 @@ def test_deliveries_during_an_outage_mid_run_are_parked_and_replayed_into_exactl
     # At most a repeat for a crash between Publish and its bookkeeping (subscribers dedupe on the key).
     assert len(published) - len(keys) <= 2, len(published)
     assert all(record["alert_status"] == "published" for record in records if record["notification_type"] in traffic.ALERT_TYPES)
-    assert replay() == {"replayed": 0, "refused": 0, "deferred": 0}
+    assert replay() == {"replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 0}
 
 
 def test_a_replay_while_storage_is_still_down_leaves_every_parcel_parked(api, table, rescue_queue, outage):
     for delivery in traffic.distinct_deliveries(3, run="still-down"):
         assert post(api, delivery.path, delivery.body, delivery.headers)[0] == 503
-    assert replay() == {"replayed": 0, "refused": 0, "deferred": 1}
+    assert replay() == {"replayed": 0, "refused": 0, "deferred": 1, "dead_lettered": 0}
     assert len(rescue_queue.parcels()) == 3
 
     outage.start_dynamodb()
@@ -132,7 +132,7 @@ def test_a_forged_payment_parked_unchecked_is_refused_on_replay_and_never_stored
     assert parcel["credential_sha256"] == [token_sha256("forged-token")] and "forged-token" not in json.dumps(parcel)
 
     outage.start_dynamodb()
-    assert replay() == {"replayed": 0, "refused": 1, "deferred": 0}
+    assert replay() == {"replayed": 0, "refused": 1, "deferred": 0, "dead_lettered": 0}
     assert table.items() == [] and rescue_queue.parcels() == []
 
 
@@ -140,14 +140,14 @@ def test_an_install_during_an_outage_is_confirmed_then_and_replayed_without_any_
     api, stack, table, rescue_queue, acme, outage  # noqa: F811
 ):
     status, _ = deliver(api, "app_install", lifecycle("app_install"))
-    assert status == 503 and len(stack.bitrix24.requests) == 1  # the portal confirmed while we held its token
+    assert status == 503 and stack.bitrix24.methods_called(DOMAIN) == ["app.info"]  # confirmed while we held its token
     [parcel] = rescue_queue.parcels()
     assert parcel["sender"]["info"]["CODE"] == samples.APP_CODE and parcel["sender"]["info"]["INSTALLED"] is True
     assert not any(secret in json.dumps(parcel) for secret in (TOKEN, ACCESS, "q5f0idlro1tn4gvcxa2ojeo4hp16hwbs"))
 
     outage.start_dynamodb()
     assert replay()["replayed"] == 1
-    assert len(stack.bitrix24.requests) == 1  # not asked again
+    assert stack.bitrix24.methods_called(DOMAIN) == ["app.info"]  # not asked again
     installations = boto3.client("dynamodb", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_DYNAMODB"])
     record = installations.get_item(TableName="InstallationsTable", Key={"member_id": {"S": MEMBER}})["Item"]
     assert record["application_token_sha256"]["S"] == token_sha256(TOKEN) and record["domain"]["S"] == DOMAIN
@@ -215,3 +215,81 @@ def test_the_replay_function_invokes_the_parking_function_by_name_and_reads_a_cr
                                         "Payload": StreamingBody(io.BytesIO(b"{}"), 2)})
         assert replay_module.invoke_function("stack-NewPaymentFunction-1", {"rescued": {}}) == {"statusCode": 200}
         assert replay_module.invoke_function("stack-NewPaymentFunction-1", {"rescued": {}}) == {"statusCode": 500}
+
+
+def test_a_parcel_that_fails_twice_moves_to_the_dead_letter_queue_and_the_run_goes_on(
+    api, stack, table, rescue_queue, outage, monkeypatch
+):
+    from billing_webhooks import replay as billing_replay
+
+    monkeypatch.setattr(billing_replay, "PORTAL_RETRY_SECONDS", 0)  # back at once, not at the next run
+    deliveries = traffic.distinct_deliveries(3, run="poison")
+    for delivery in deliveries:
+        assert post(api, delivery.path, delivery.body, delivery.headers)[0] == 503
+    outage.start_dynamodb()
+    crash = {"statusCode": 500, "body": json.dumps({"title": "Internal error", "detail": "a bug"})}
+    from local.replay import local_invoker
+
+    real = local_invoker()
+
+    def invoke(function, event):  # the function fails on this one parcel, every time
+        return crash if json.loads(event["body"])["id"] == "poison-1" else real(function, event)
+
+    assert billing_replay.replay_parked(invoke) == {"replayed": 2, "refused": 0, "deferred": 1, "dead_lettered": 0}
+    assert billing_replay.replay_parked(invoke) == {"replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 1}
+    assert rescue_queue.parcels() == [] and len(table.items()) == 2
+    sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
+    [dead] = sqs.receive_message(QueueUrl=stack.resources["queues"]["RescueDeadLetterQueue"],
+                                 MessageAttributeNames=["All"], MaxNumberOfMessages=10)["Messages"]
+    assert json.loads(json.loads(dead["Body"])["body"])["id"] == "poison-1"
+    assert dead["MessageAttributes"]["reason"]["StringValue"] == "replay failed twice (500): Internal error: a bug"
+    sqs.delete_message(QueueUrl=stack.resources["queues"]["RescueDeadLetterQueue"], ReceiptHandle=dead["ReceiptHandle"])
+
+
+def test_a_replayed_event_is_believed_only_with_the_stacks_signature(functions, table, installations):
+    from tests.conftest import invoke
+
+    body = lifecycle("app_install")
+    body["auth"].pop("access_token")
+    event = http_api_event("POST", "/bitrix24/app-install", "", FORM, php_form_encode(body).encode())
+    forged_sender = {"info": {"CODE": samples.APP_CODE, "INSTALLED": True}, "handlers": {}}
+    parcel = rescue.parcel(event, body, "AppInstallFunction", "unavailable: forged", forged_sender)
+    for signature in (None, "sha256=" + "0" * 64, rescue.sign({**parcel, "reason": "other"})["signature"]):
+        forged = {**parcel, **({"signature": signature} if signature else {})}
+        status, _, problem = invoke(functions["app_install"], rescue.replay_event(forged))
+        assert status == 403 and problem["detail"] == "The replayed parcel is not signed by this stack."
+    assert table.items() == [] and installations.get(member_id=MEMBER) is None
+    status, _, answer = invoke(functions["app_install"], rescue.replay_event(rescue.sign(parcel)))
+    assert (status, answer["status"]) == (200, "stored")  # the same parcel, signed by the stack
+
+
+def test_an_unsigned_parcel_on_the_queue_goes_to_the_dead_letter_queue_unrun(stack, table, rescue_queue):
+    delivery = traffic.distinct_deliveries(1, run="unsigned")[0]
+    event = http_api_event("POST", delivery.path, "", delivery.headers, delivery.body)
+    rescue.queue().send_message(QueueUrl=rescue_queue.url, MessageBody=json.dumps(
+        rescue.parcel(event, json.loads(delivery.body), "AccountStateChangeFunction", "unavailable: x")))
+    assert replay() == {"replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 1}
+    assert table.items() == [] and rescue_queue.parcels() == []
+    sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
+    dead_letters = stack.resources["queues"]["RescueDeadLetterQueue"]
+    [dead] = sqs.receive_message(QueueUrl=dead_letters, MessageAttributeNames=["All"])["Messages"]
+    assert dead["MessageAttributes"]["reason"]["StringValue"].startswith("parked unsigned")
+    sqs.delete_message(QueueUrl=dead_letters, ReceiptHandle=dead["ReceiptHandle"])
+
+
+def test_a_signed_billing_delivery_replayed_long_after_is_checked_against_when_it_arrived(
+    stack, table, rescue_queue, monkeypatch
+):
+    from billing_webhooks.auth import signature
+
+    monkeypatch.setenv("BILLING_SIGNATURE", "required")
+    arrived = int(time.time()) - 3600  # parked an hour ago, far outside the 5-minute window of "now"
+    delivery = traffic.distinct_deliveries(1, run="signed-late")[0]
+    headers = {**delivery.headers, "X-Webhook-Timestamp": str(arrived),
+               "X-Webhook-Signature": signature(samples.BILLING_SIGNING_KEY, str(arrived), delivery.body)}
+    event = http_api_event("POST", delivery.path, "", headers, delivery.body)
+    event["requestContext"]["timeEpoch"] = arrived * 1000
+    parcel = rescue.parcel(event, json.loads(delivery.body), "AccountStateChangeFunction", "unavailable: test")
+    rescue.park(parcel)
+    assert replay() == {"replayed": 1, "refused": 0, "deferred": 0, "dead_lettered": 0}
+    assert len(table.items()) == 1

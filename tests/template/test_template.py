@@ -77,7 +77,7 @@ def test_the_stage_is_throttled_and_its_access_log_never_holds_a_query_string_or
     log_format = stage["Properties"]["AccessLogSettings"]["Format"]
     assert "$context.routeKey" in log_format
     assert not any(word in log_format for word in ("path", "querystring", "requestOverride", "body"))
-    assert translated["ApiAccessLogs"]["Properties"]["RetentionInDays"] > 0
+    assert translated["ApiAccessLogs"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
 def test_every_table_topic_and_secret_is_encrypted(translated):
@@ -135,6 +135,9 @@ PUBLISH = ("sns:Publish", json.dumps({"Fn::Sub": ["arn:${AWS::Partition}:sns:${A
 
 INSTALLATIONS = json.dumps({"Fn::GetAtt": ["InstallationsTable", "Arn"]})
 PARK = ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["RescueQueue", "Arn"]}))
+# Every webhook function parks and replays signed parcels, and quarantines what its model refuses.
+SIGN = ("secretsmanager:GetSecretValue", json.dumps({"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": "RescueSigningSecret"}}]}))
+QUARANTINE = ("dynamodb:PutItem", json.dumps({"Fn::GetAtt": ["QuarantineTable", "Arn"]}))
 
 
 def _reads_secret(secret: str) -> tuple[str, str]:
@@ -146,7 +149,7 @@ def test_each_billing_function_may_only_put_into_the_table_and_read_its_own_secr
         if path.startswith("/bitrix24/"):
             continue
         expected = {("dynamodb:PutItem", TABLE), _reads_secret("BillingWebhookSecret"),
-                    _reads_secret("BillingSigningSecret"), PARK}
+                    _reads_secret("BillingSigningSecret"), PARK, SIGN, QUARANTINE}
         if function in ALERT_FUNCTIONS:  # only these two may publish, and update the alert state
             expected |= {("dynamodb:UpdateItem", TABLE), PUBLISH}
         assert _grants(translated, function) == expected, function
@@ -158,13 +161,17 @@ def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_nee
     # Install and update seal the portal's access token in a parcel, for the replay that binds.
     seal = {(action, json.dumps({"Fn::GetAtt": ["PortalTokenKey", "Arn"]})) for action in ("kms:Encrypt", "kms:Decrypt")}
     expected = {
-        "AppInstallFunction": {record, read, ("dynamodb:PutItem", INSTALLATIONS)} | seal,  # no secret: app.info decides
-        "AppUpdateFunction": {record, read, update} | seal,
+        # The fallback map: a portal installed by hand is not taken over by an install naming it.
+        # ... and the app's OAuth credentials: Bitrix24's OAuth server confirms the member_id.
+        "AppInstallFunction": {record, read, ("dynamodb:PutItem", INSTALLATIONS), _reads_secret("Bitrix24PortalSecret"),
+                               _reads_secret("Bitrix24AppCredentials")} | seal,
+        "AppUpdateFunction": {record, read, update, _reads_secret("Bitrix24PortalSecret"),
+                              _reads_secret("Bitrix24AppCredentials")} | seal,
         "AppPaymentFunction": {record, read, update, _reads_secret("Bitrix24PortalSecret")},
         "AppUninstallFunction": {record, read, update, _reads_secret("Bitrix24PortalSecret")},
     }
     for function, grants in expected.items():
-        assert _grants(translated, function) == grants | {PARK}, function
+        assert _grants(translated, function) == grants | {PARK, SIGN, QUARANTINE}, function
 
 
 def test_the_installations_table_is_keyed_by_member_id_with_pitr_and_encryption(translated):
@@ -185,12 +192,16 @@ def test_the_redrive_may_only_query_the_pending_index_update_and_publish(transla
     assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
 
 
-def test_the_replay_may_only_read_the_rescue_queue_and_invoke_the_webhook_functions(translated):
+def test_the_replay_may_only_read_the_rescue_queue_dead_letter_and_invoke_the_webhook_functions(translated):
     queue = json.dumps({"Fn::GetAtt": ["RescueQueue", "Arn"]})
+    dead_letters = json.dumps({"Fn::GetAtt": ["RescueDeadLetterQueue", "Arn"]})
+    quarantine = json.dumps({"Fn::GetAtt": ["QuarantineTable", "Arn"]})
     invoke = {("lambda:InvokeFunction", json.dumps([{"Fn::GetAtt": [function, "Arn"]} for function in ROUTES.values()]))}
     grants = _grants(translated, "ReplayFunction")
     assert {grant for grant in grants if grant[0] != "lambda:InvokeFunction"} == {
-        ("sqs:ReceiveMessage", queue), ("sqs:DeleteMessage", queue), ("sqs:ChangeMessageVisibility", queue)}
+        ("sqs:ReceiveMessage", queue), ("sqs:DeleteMessage", queue), ("sqs:ChangeMessageVisibility", queue),
+        ("sqs:SendMessage", dead_letters), ("sqs:SendMessage", queue),  # dead-letters; requeues the quarantined
+        ("dynamodb:Scan", quarantine), ("dynamodb:DeleteItem", quarantine)}
     [(_, resources)] = [grant for grant in grants if grant[0] == "lambda:InvokeFunction"]
     assert sorted(json.loads(resources), key=json.dumps) == sorted(json.loads(next(iter(invoke))[1]), key=json.dumps)
     assert translated["ReplayFunctionEvery5Minutes"]["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
@@ -281,3 +292,41 @@ def test_the_ops_topic_key_rotates_and_lets_cloudwatch_alarms_publish(translated
     assert key["EnableKeyRotation"] is True
     [grant] = [s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
     assert set(grant["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+
+
+def test_each_route_has_its_own_throttle_budget_bitrix24_apart_from_billing(translated):
+    [stage] = _of_type(translated, "AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["RouteSettings"]
+    assert set(settings) == {f"POST {path}" for path in ROUTES}
+    for path in ROUTES:
+        budget = {"Ref": "Bitrix24RouteRateLimit" if path.startswith("/bitrix24/") else "BillingRouteRateLimit"}
+        assert settings[f"POST {path}"] == {"ThrottlingRateLimit": budget, "ThrottlingBurstLimit": budget}
+
+
+def test_a_429_raises_an_alarm_through_a_metric_filter_on_the_access_log(translated):
+    metric_filter = translated["ApiThrottledFilter"]["Properties"]
+    assert metric_filter["LogGroupName"] == {"Ref": "ApiAccessLogs"} and '"429"' in metric_filter["FilterPattern"]
+    alarm = translated["ApiThrottledAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("BillingWebhooks", "ApiThrottled")
+    assert alarm["AlarmActions"] == [{"Ref": "OpsTopic"}]
+
+
+def test_every_function_logs_to_a_group_kept_for_the_retention_parameter(translated):
+    functions = _of_type(translated, "AWS::Lambda::Function")
+    groups = {group["Properties"]["LogGroupName"]["Fn::Sub"]: group["Properties"]["RetentionInDays"]
+              for group in _of_type(translated, "AWS::Logs::LogGroup").values()
+              if isinstance(group["Properties"].get("LogGroupName"), dict)}
+    assert groups == {f"/aws/lambda/${{{name}}}": {"Ref": "LogRetentionDays"} for name in functions}
+
+
+def test_the_webhook_functions_may_be_invoked_only_by_their_api_routes_and_the_replay(translated):
+    permissions = _of_type(translated, "AWS::Lambda::Permission")
+    assert {permission["Properties"]["Principal"] for permission in permissions.values()} == {
+        "apigateway.amazonaws.com", "events.amazonaws.com"}
+    for permission in permissions.values():
+        props = permission["Properties"]
+        if props["Principal"] == "apigateway.amazonaws.com":
+            assert "${__ApiId__}" in json.dumps(props["SourceArn"])  # this API only
+    invokers = [name for name in _of_type(translated, "AWS::IAM::Role")
+                if "lambda:InvokeFunction" in json.dumps(translated[name]["Properties"].get("Policies", []))]
+    assert invokers == ["ReplayFunctionRole"]

@@ -71,3 +71,42 @@ def test_programs_get_the_record_as_json_and_filterable_attributes():
     attributes = {name: value["StringValue"] for name, value in message["MessageAttributes"].items()}
     assert attributes == {"notification_type": "UnPaidInvoice", "account_id": "504", "code": "UnPaid5Days",
                           "severity": "high", "notification_key": "UnPaidInvoice#RxmLozMomJAO"}
+
+
+# Any JSON a record may hold where the texts look (extras are kept as sent, so Url_to_pay on an
+# UnPaidInvoice may be anything), including markup and other schemes.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+HOSTILE = st.sampled_from(["<script>alert(1)</script>", "javascript:alert(1)", "https://ok.example/pay",
+                           "http://plain.example", "\x00\u202e", "", "2019-03-10 00:00:00 +02:00", "x" * 500])
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.decimals(allow_nan=False, allow_infinity=False)
+                           | st.text(max_size=40) | HOSTILE,
+                           lambda children: st.lists(children, max_size=4)
+                           | st.dictionaries(st.sampled_from(["URL", "PaymentSystem", "x"]) | st.text(max_size=5),
+                                             children, max_size=4),
+                           max_leaves=20)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(kind=st.sampled_from(["UnPaidInvoice", "TrialReminder"]), url_to_pay=JSON_VALUES,
+       details=st.dictionaries(st.sampled_from(["invoice_id", "days_not_paid", "days_before_blocking", "days_left",
+                                                "payment_due_date", "start_date"]), JSON_VALUES, max_size=6))
+def test_an_alert_renders_whatever_shape_the_record_holds(kind, url_to_pay, details):
+    stored = record(kind)
+    stored["payload"]["details"] = {**stored["payload"]["details"], **details, "Url_to_pay": url_to_pay}
+    text, subject = alerts.text(stored), alerts.subject(stored)
+    assert isinstance(text, str) and isinstance(subject, str) and len(subject) < 100
+    assert "<" not in text and ">" not in text
+    assert all(line.split(": ", 1)[1].startswith("https://") for line in text.splitlines()[3:])
+
+
+def test_pay_links_that_are_not_https_urls_stay_in_the_record_but_out_of_the_mail():
+    stored = record("UnPaidInvoice", lang_code="en")
+    stored["payload"]["details"]["Url_to_pay"] = [
+        {"PaymentSystem": "<b>Card</b>", "URL": "https://pay.example/38"},
+        {"PaymentSystem": "Evil", "URL": "javascript:alert(1)"},
+        {"PaymentSystem": "Plain", "URL": "http://pay.example/38"},
+        "x", 1,
+    ]
+    assert alerts.text(stored).splitlines()[2:] == ["Pay links:", "bCard/b: https://pay.example/38"]

@@ -19,6 +19,15 @@ def _billing(headers=None, query=""):
     return {"headers": headers or {}, "rawQueryString": query}
 
 
+def _accepted(event: dict) -> bool:
+    """Whether billing_credentials lets the delivery through (it returns nothing, or raises)."""
+    try:
+        auth.billing_credentials(event, {})
+    except (MissingCredentials, WrongCredentials):
+        return False
+    return True
+
+
 @pytest.mark.parametrize(
     ("headers", "query"),
     [
@@ -30,7 +39,9 @@ def _billing(headers=None, query=""):
     ],
 )
 def test_billing_accepts_any_active_secret_in_any_place(secrets, headers, query):
-    auth.billing_credentials(_billing(headers, query), {})
+    assert _accepted(_billing(headers, query))
+    forged = {name: value.replace("secret", "secreT") for name, value in headers.items()}
+    assert not _accepted(_billing(forged, query.replace("secret", "secreT")))
 
 
 @pytest.mark.parametrize(("headers", "query"), [({}, ""), ({"authorization": "Basic abc"}, ""), ({}, "token=")])
@@ -119,11 +130,14 @@ def _signed(key: str | None = "key-new", *, age: int = 0, body: bytes = BODY, si
 
 @pytest.mark.parametrize("key", ["key-new", "key-old"])
 def test_a_signature_with_any_active_key_is_accepted(signing, key):
-    auth.billing_credentials(_signed(key), {})
+    assert _accepted(_signed(key))
+    assert not _accepted(_signed(key, body=BODY + b" "))
 
 
 def test_one_valid_signature_among_several_is_enough(signing):
-    auth.billing_credentials(_signed(signatures=["sha256=00", auth.signature("key-new", _signed()["headers"]["x-webhook-timestamp"], BODY)]), {})
+    timestamp = _signed()["headers"]["x-webhook-timestamp"]
+    assert _accepted(_signed(signatures=["sha256=00", auth.signature("key-new", timestamp, BODY)]))
+    assert not _accepted(_signed(signatures=["sha256=00", "sha256=11"]))
 
 
 def test_a_missing_signature_is_401_when_signatures_are_required(signing):
@@ -147,11 +161,21 @@ def test_a_signature_that_does_not_hold_is_403(signing, delivery):
 
 def test_signatures_are_not_asked_for_unless_configured(secrets, monkeypatch):
     monkeypatch.setenv("BILLING_SIGNATURE", "off")
-    auth.billing_credentials(_signed(signatures=[]), {})
+    assert _accepted(_signed(signatures=[]))
+    monkeypatch.setenv("BILLING_SIGNATURE", "required")
+    assert not _accepted(_signed(signatures=[]))
 
 
 def test_the_shared_secret_is_still_required_with_a_valid_signature(signing):
     event = _signed()
     event["headers"]["authorization"] = "Bearer wrong"
     with pytest.raises(WrongCredentials):
+        auth.billing_credentials(event, {})
+
+
+@pytest.mark.parametrize("timestamp", ["²³⁴", "١٧٠٠٠٠٠٠٠٠", "9" * 40])
+def test_a_timestamp_of_other_digits_or_absurd_length_is_refused_not_a_crash(signing, timestamp):
+    event = _signed()
+    event["headers"]["x-webhook-timestamp"] = timestamp
+    with pytest.raises(MissingCredentials):
         auth.billing_credentials(event, {})

@@ -96,3 +96,58 @@ def test_bodies_over_64_kib_are_413_and_64_kib_exactly_is_read():
         decoding.decode(_event(json.dumps({"a": filler + "y"})), BOTH)
     with pytest.raises(PayloadTooLarge):
         decoding.decode(_event(json.dumps({"a": filler + "y"}), b64=True), BOTH)
+
+
+def _lines_run(function, *args) -> int:
+    """Lines the decoder executes: its work, counted rather than timed (a noisy machine cannot flake it)."""
+    import sys
+
+    count = 0
+
+    def trace(frame, event, arg):
+        nonlocal count
+        if event == "line":
+            count += 1
+        return trace
+
+    sys.settrace(trace)
+    try:
+        function(*args)
+    finally:
+        sys.settrace(None)
+    return count
+
+
+@pytest.mark.parametrize("shape", ["d[]={}", "d[{}]=x", "k{}=v", "a[b][{}]=x"])
+def test_decoding_a_form_is_linear_in_its_size_whatever_its_shape(shape):
+    def body(pairs: int) -> str:
+        return "&".join(shape.format(number) for number in range(pairs))
+
+    small, large = _lines_run(decoding.parse_php_form, body(2000)), _lines_run(decoding.parse_php_form, body(8000))
+    assert large < 4.5 * small  # 4x the pairs, 4x the work (quadratic would be 16x)
+
+
+def test_a_flood_of_appends_keeps_php_order_and_indexes():
+    assert decoding.parse_php_form("d[]=a&d[5]=b&d[]=c") == {"d": {"0": "a", "5": "b", "6": "c"}}
+    assert decoding.parse_php_form("&".join(["d[]=x"] * 13000))["d"] == ["x"] * 13000
+
+
+def test_indexes_with_leading_zeros_are_keys_not_positions():
+    assert decoding.parse_php_form("data[0]=a&data[01]=b") == {"data": {"0": "a", "01": "b"}}
+    assert decoding.parse_php_form("data[0]=a&data[1]=b") == {"data": ["a", "b"]}
+
+
+@pytest.mark.parametrize("body,kind", [
+    ("data" + "[a]" * 1000 + "=x", decoding.FORM),
+    ("data" + "[a]" * 31 + "=x", decoding.FORM),
+    ('{"a":' * 31 + "1" + "}" * 31, decoding.JSON),
+    ("[" * 20000 + "]" * 20000, decoding.JSON),
+], ids=["form-1000-levels", "form-31-levels", "json-31-levels", "json-20000-levels"])
+def test_bodies_nesting_deeper_than_dynamodb_can_store_are_refused_as_malformed(body, kind):
+    with pytest.raises(MalformedBody):
+        decoding.decode(_event(body, kind), BOTH)
+
+
+def test_thirty_levels_of_nesting_are_kept():
+    assert decoding.decode(_event("data" + "[a]" * 29 + "=x", decoding.FORM), BOTH)["data"]["a"]["a"]
+    assert decoding.decode(_event('{"a":' * 30 + "1" + "}" * 30), BOTH)["a"]["a"]

@@ -43,12 +43,30 @@ def new_claim(now: datetime) -> dict[str, str]:
 
 # --- what people read and programs parse ---
 
-def _day(value: str | None) -> str:
-    return datetime.fromisoformat(value).date().isoformat() if value else "?"
+def _day(value: Any) -> str:
+    try:
+        return datetime.fromisoformat(value).date().isoformat()
+    except (TypeError, ValueError):
+        return "?"
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value as plain text for a mail: printable, no markup, bounded."""
+    text = "".join(char for char in str(value) if char.isprintable() and char not in "<>")
+    return text[:limit]
 
 
 def _links(details: dict[str, Any]) -> list[str]:
-    return [f"{link.get('PaymentSystem', '')}: {link.get('URL', '')}" for link in details.get("Url_to_pay") or []]
+    """The pay links worth showing a person: https URLs only, as text. Anything else the record
+    holds (another scheme, another shape) stays in the record and out of the mail."""
+    links = details.get("Url_to_pay")
+    shown = []
+    for link in links if isinstance(links, list) else []:
+        url = link.get("URL") if isinstance(link, dict) else None
+        if isinstance(url, str) and url.startswith("https://") and url.isprintable() and len(url) <= 2048 \
+                and not any(char in url for char in ' <>"'):
+            shown.append(f"{_shown(link.get('PaymentSystem') or 'link')}: {url}")
+    return shown
 
 
 _TEXTS = {
@@ -81,10 +99,11 @@ SEVERITY = {"UnPaidInvoice": "high", "TrialReminder": "medium"}
 
 def _fields(record: dict[str, Any]) -> dict[str, Any]:
     payload = record["payload"]
-    details = payload.get("details") or {}
+    details = payload.get("details") if isinstance(payload.get("details"), dict) else {}
+    placeholders = ("invoice_id", "days_not_paid", "days_before_blocking", "days_left")
     return {
-        **details,
-        "account_id": payload.get("account_id"),
+        **{name: _shown(details.get(name, "?"), 24) for name in placeholders},
+        "account_id": _shown(payload.get("account_id"), 24),
         "due": _day(details.get("payment_due_date")),
         "start": _day(details.get("start_date")),
     }
@@ -100,7 +119,8 @@ def text(record: dict[str, Any]) -> str:
     summary, action = _TEXTS[(record["notification_type"], lang)]
     fields = _fields(record)
     lines = [summary.format(**fields), action]
-    links = _links(record["payload"].get("details") or {})
+    details = record["payload"].get("details")
+    links = _links(details if isinstance(details, dict) else {})
     if links:
         lines += [_PAY_LINKS[lang], *links]
     return "\n".join(lines)

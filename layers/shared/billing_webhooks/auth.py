@@ -9,7 +9,7 @@ import hmac
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WebhookError, WrongCredentials
 
@@ -98,7 +98,7 @@ def billing_signature(event: dict[str, Any]) -> None:
     headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
     timestamp = headers.get("x-webhook-timestamp", "").strip()
     presented = [part.strip() for part in headers.get("x-webhook-signature", "").split(",") if part.strip()]
-    if not timestamp.isdigit() or not presented:
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12) or not presented:
         raise MissingCredentials(
             "Sign the body: X-Webhook-Timestamp (Unix seconds) and X-Webhook-Signature: sha256=<hex>."
         )
@@ -138,6 +138,13 @@ def billing_secret_ids() -> list[str]:
 billing_credentials.secret_ids = billing_secret_ids
 
 
+# One text for every portal refusal: a known and an unknown portal must not answer differently.
+PORTAL_REFUSED = "The application token is not valid for this portal."
+# Bitrix24's member_id is 32 hex digits; far longer is no portal of Bitrix24's (and past 2 KiB
+# not even a key DynamoDB can look up).
+MAX_MEMBER_ID_LENGTH = 128
+
+
 def _portal_auth(event: dict[str, Any], payload: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
     """(auth, member_id, the SHA-256 of auth.application_token)."""
     auth = payload.get("auth")
@@ -147,29 +154,38 @@ def _portal_auth(event: dict[str, Any], payload: dict[str, Any]) -> tuple[dict[s
     digests = presented_digests(event, tokens)
     if not digests or not isinstance(member_id, str) or not member_id:
         raise MissingCredentials("auth[member_id] and auth[application_token] are required.")
+    if len(member_id) > MAX_MEMBER_ID_LENGTH:
+        raise WrongCredentials(PORTAL_REFUSED)
     return auth, member_id, digests[-1]
+
+
+def _installed_by_hand(member_id: str) -> str | None:
+    """The portal's token in the fallback secret (a portal installed by hand), if it is there."""
+    portals = _secret("BITRIX24_SECRET_ID")
+    token = portals.get(member_id) if isinstance(portals, dict) else None
+    return token if isinstance(token, str) and token else None
 
 
 def _stored_portal_token(event: dict[str, Any], payload: dict[str, Any], *, accept_uninstalled: bool) -> dict[str, Any] | None:
     """`auth.application_token` must be the one stored for the portal's `member_id`.
 
-    The portal's installation record decides; a portal with none is looked up in the configured
-    secret map (a single local app, installed by hand). Returns the installation, if any."""
+    A portal in the fallback secret (installed by hand) is checked there, whatever record an
+    install may have written for its member_id: the operator's word wins. Any other portal is
+    checked against its installation record. Returns the installation the event may change."""
     from billing_webhooks import installations
 
     _, member_id, digest = _portal_auth(event, payload)
+    by_hand = _installed_by_hand(member_id)
+    if by_hand is not None:
+        if not digest_matches_any([digest], [by_hand]):
+            raise WrongCredentials(PORTAL_REFUSED)
+        return None
     installation = installations.get(member_id)
-    if installation is not None:
-        statuses = {installations.INSTALLED, installations.UNINSTALLED} if accept_uninstalled else {installations.INSTALLED}
-        if not installations.digest_matches(installation, digest) or installation.get("status") not in statuses:
-            raise WrongCredentials("The application token is not valid for this portal, or the app is not installed.")
-        return installation
-    portals = _secret("BITRIX24_SECRET_ID")
-    expected = portals.get(member_id) if isinstance(portals, dict) else None
-    # Compare even for an unknown portal so that timing does not tell which portals we know.
-    if not digest_matches_any([digest], [expected if isinstance(expected, str) else ""]) or not expected:
-        raise WrongCredentials("The application token is not valid for this portal.")
-    return None
+    statuses = {installations.INSTALLED, installations.UNINSTALLED} if accept_uninstalled else {installations.INSTALLED}
+    # Compared for an unknown portal too, so that timing does not tell which portals we know.
+    if not installations.digest_matches(installation or {}, digest) or (installation or {}).get("status") not in statuses:
+        raise WrongCredentials(PORTAL_REFUSED)
+    return installation
 
 
 def portal_application_token(event: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any] | None:
@@ -177,10 +193,21 @@ def portal_application_token(event: dict[str, Any], payload: dict[str, Any]) -> 
     return _stored_portal_token(event, payload, accept_uninstalled=False)
 
 
+def _portal_secret_ids() -> list[str]:
+    return [os.environ["BITRIX24_SECRET_ID"]]
+
+
+# The fallback map is read on every portal event: fetched ahead on a cold start, as billing's secrets.
+portal_application_token.secret_ids = _portal_secret_ids
+
+
 def portal_uninstall_token(event: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any] | None:
     """ONAPPUNINSTALL has no proof but the stored token; once uninstalled, a redelivery is still
     recognised (answered as a duplicate) rather than refused."""
     return _stored_portal_token(event, payload, accept_uninstalled=True)
+
+
+portal_uninstall_token.secret_ids = _portal_secret_ids
 
 
 def _confirmed_by_portal(event: dict[str, Any], payload: dict[str, Any], *, known_portal: bool) -> Any:
@@ -194,28 +221,63 @@ def _confirmed_by_portal(event: dict[str, Any], payload: dict[str, Any], *, know
     parcel = rescued(event)
     if parcel is not None and isinstance(parcel.get("sender"), dict):
         # The portal confirmed it when the delivery arrived; the parcel kept its answer, not its token.
-        confirm = lambda: PortalConfirmation.model_validate(parcel["sender"])  # noqa: E731
+        confirm = lambda first_seen=True: PortalConfirmation.model_validate(parcel["sender"])  # noqa: E731
     else:
         access_token = auth.get("access_token")
         if not isinstance(access_token, str) or not access_token:
             raise MissingCredentials("auth[access_token] is required to confirm the installation with the portal.")
         url = portal.app_info_url(auth.get("domain"), auth.get("client_endpoint"))  # refuses before any call
-        confirm = lambda: PortalConfirmation(  # noqa: E731
-            info=_confirmed_app_info(portal.app_info(url, access_token)), handlers=bindings.handler_urls(event))
+
+        def confirm(first_seen: bool = True) -> PortalConfirmation:
+            info = _confirmed_app_info(portal.app_info(url, access_token))
+            if first_seen:  # a member_id with a record was confirmed when it first came, on its domain
+                _member_id_confirmed(auth, member_id)
+            return PortalConfirmation(info=info, handlers=bindings.handler_urls(event))
     domain = str(auth.get("domain") or "").strip().lower()
+    if parcel is None:
+        portal.check_server_endpoint(auth.get("server_endpoint"))
+    if _installed_by_hand(member_id) is not None:
+        raise WrongCredentials("This portal is installed by hand (the fallback secret): remove it there first.")
     try:
         installation = installations.get(member_id)
     except ServiceUnavailable as error:
         # Storage is down and the delivery will be parked: ask the portal now, while we hold the
         # access token, so that its replay needs no token (a refusal answers as it would have).
-        error.sender = confirm().model_dump(mode="json")
+        error.sender = confirm(first_seen=True).model_dump(mode="json")
         raise
     installed = installation is not None and installation.get("status") == installations.INSTALLED
     if known_portal and not installed:
         raise WrongCredentials("This portal has no installation of the app to update.")
-    if installed and installation.get("domain") != domain:
+    # A member_id once seen on a domain stays there, installed or not: only an operator moves it
+    # (docs/operations.md), never an event whose domain anyone may write.
+    if installation is not None and installation.get("domain") != domain:
         raise WrongCredentials("This portal is installed on another domain.")
-    return confirm()
+    return confirm(first_seen=installation is None)
+
+
+def _member_id_confirmed(auth: dict[str, Any], member_id: str) -> None:
+    """The event's member_id must be the one Bitrix24's OAuth server names for the event's tokens
+    (app.info confirms the domain, not the member_id). Needs the app's client id and secret in
+    Bitrix24AppCredentials; without them the install is believed on app.info alone, and counted."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from billing_webhooks import portal
+    from billing_webhooks.observability import logger, metrics
+
+    credentials = _secret("BITRIX24_APP_CREDENTIALS_ID")
+    client_id, client_secret = (credentials.get(name) if isinstance(credentials, dict) else None
+                                for name in ("client_id", "client_secret"))
+    if not (isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret):
+        metrics.add_metric(name="MemberUnverified", unit=MetricUnit.Count, value=1)
+        logger.warning("member_id not verified: Bitrix24AppCredentials holds no client id and secret")
+        return
+    refresh_token = auth.get("refresh_token")
+    if not isinstance(refresh_token, str) or not refresh_token:
+        raise MissingCredentials("auth[refresh_token] is required to confirm whose portal this is.")
+    owner = portal.token_owner(auth.get("server_endpoint"), refresh_token, client_id, client_secret)
+    endpoint_host = urlsplit(str(owner.get("client_endpoint") or "")).hostname or ""
+    if owner["member_id"] != member_id or endpoint_host.lower() != str(auth.get("domain") or "").strip().lower():
+        raise WrongCredentials("The event's tokens belong to another portal than its member_id and domain say.")
 
 
 def _confirmed_app_info(info: Any) -> Any:

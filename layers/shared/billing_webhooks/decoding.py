@@ -47,30 +47,52 @@ def parse_json(data: bytes) -> Any:
     return json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
 
 
+# DynamoDB keeps at most 32 levels of nesting, and the record holds the payload one level down:
+# a deeper body could never be stored, so it is refused here, before any work on it.
+MAX_DEPTH = 30
+
+
+def _is_index(key: str) -> bool:
+    """A list index as PHP writes one: ASCII digits, no leading zero ("01" is a key, not 1)."""
+    return 0 < len(key) <= 9 and key.isascii() and key.isdigit() and (key == "0" or not key.startswith("0"))
+
+
 def parse_php_form(text: str) -> dict[str, Any]:
-    """Rebuild nested keys as PHP's parse_str does: `auth[domain]=x` -> {"auth": {"domain": "x"}}."""
+    """Rebuild nested keys as PHP's parse_str does: `auth[domain]=x` -> {"auth": {"domain": "x"}}.
+
+    Linear in the body: `x[]` appends at the node's next index, kept as it grows (PHP's rule: one
+    past the largest integer key), never counted again."""
     root: dict[str, Any] = {}
+    next_index: dict[int, int] = {}  # id(node) -> where the next `[]` goes
     for key, value in parse_qsl(text, keep_blank_values=True, errors="strict"):
         head, bracket, rest = key.partition("[")
+        if not bracket:
+            if head:
+                root[head] = value
+            continue
         if not head:
             continue  # PHP drops keys that start with a bracket
         path = [head]
-        if bracket:
-            parts = rest.split("[")
-            for part in parts:
-                if not part.endswith("]"):
-                    break  # unbalanced: PHP keeps the rest as literal text; we drop it
-                path.append(part[:-1])
-        node: Any = root
-        for name, child in zip(path, path[1:]):
-            nested = node.get(name) if isinstance(node, dict) else None
-            if not isinstance(nested, dict):
-                nested = node[name] = {}
-            node = nested
-        leaf = path[-1]
-        if leaf == "" and len(path) > 1:  # `x[]=1&x[]=2` appends
-            leaf = str(sum(1 for k in node if k.isdigit()))
-        node[leaf] = value
+        for part in rest.split("["):
+            if not part.endswith("]"):
+                break  # unbalanced: PHP keeps the rest as literal text; we drop it
+            path.append(part[:-1])
+        if len(path) > MAX_DEPTH:
+            raise MalformedBody(f"Form keys nest deeper than {MAX_DEPTH} levels.")
+        node: dict[str, Any] = root
+        last = len(path) - 1
+        for position, name in enumerate(path):
+            if name == "":  # `x[]` appends
+                name = str(next_index.get(id(node), 0))
+            if _is_index(name):
+                next_index[id(node)] = max(next_index.get(id(node), 0), int(name) + 1)
+            if position == last:
+                node[name] = value
+            else:
+                nested = node.get(name)
+                if not isinstance(nested, dict):
+                    nested = node[name] = {}
+                node = nested
     return _lists_from_indexes(root)
 
 
@@ -78,9 +100,20 @@ def _lists_from_indexes(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     items = {k: _lists_from_indexes(v) for k, v in node.items()}
-    if items and all(k.isdigit() for k in items) and sorted(map(int, items)) == list(range(len(items))):
+    if items and all(_is_index(k) for k in items) and all(str(i) in items for i in range(len(items))):
         return [items[str(i)] for i in range(len(items))]
     return items
+
+
+def _depth(value: Any) -> int:
+    """How deep containers nest in a decoded JSON value (iterative: any depth is safe to measure)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def decode(event: dict[str, Any], accepted_media_types: frozenset[str]) -> dict[str, Any]:
@@ -106,6 +139,8 @@ def decode(event: dict[str, Any], accepted_media_types: frozenset[str]) -> dict[
             payload = parse_json(data)
         except (json.JSONDecodeError, ValueError, RecursionError) as exc:
             raise MalformedBody(f"The body is not valid JSON: {exc.__class__.__name__}.") from None
+        if _depth(payload) > MAX_DEPTH:
+            raise MalformedBody(f"The body nests deeper than {MAX_DEPTH} levels.")
     if not isinstance(payload, dict) or not payload:
         raise MalformedBody("The body must be a non-empty JSON object or form.")
     return payload

@@ -63,6 +63,13 @@ class InvalidPayload(WebhookError):
     status, title, slug, reason = 422, "Invalid payload", "invalid-payload", "invalid"
 
 
+class Unstorable(InvalidPayload):
+    """DynamoDB refused the request itself (ValidationException): the same delivery would be
+    refused on every try, so it is no outage, never parked, and answered as invalid."""
+
+    title, slug, reason = "Cannot be stored", "unstorable", "unstorable"
+
+
 class PortalUnavailable(WebhookError):
     """The portal did not confirm in time, or answered something other than app.info's result."""
 

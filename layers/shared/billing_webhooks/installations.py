@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from billing_webhooks import storage
-from billing_webhooks.errors import ServiceUnavailable
 from billing_webhooks.models.base import utc_timestamp
 from billing_webhooks.models.bitrix24 import (
     AppInfo,
@@ -45,17 +44,22 @@ def get(member_id: str) -> dict[str, Any] | None:
         answer = storage.dynamodb().get_item(
             TableName=_table(), Key={"member_id": {"S": member_id}}, ConsistentRead=True
         )
-    except (BotoCoreError, ClientError):
-        raise ServiceUnavailable("The portal's installation cannot be read right now; retry later.") from None
+    except (BotoCoreError, ClientError) as exc:
+        raise storage.fault(exc, "The portal's installation cannot be read right now; retry later.") from None
     return storage.from_item(answer["Item"]) if "Item" in answer else None
 
 
-def _write(operation: str, **request: Any) -> bool:
-    """A conditional write; False when its condition refused it (an older or repeated event)."""
-    written, _ = storage.conditional_write(
-        operation, "The portal's installation could not be saved; retry later.", TableName=_table(), **request
+def _write(operation: str, ts_attribute: str, ts: int, **request: Any) -> bool | None:
+    """A conditional write of an event stamped `ts`: True when written; False when refused because
+    the installation holds a newer event (`ts_attribute`): the event is stale; None when refused
+    for another reason (the same event applied already, or nothing to apply it to)."""
+    written, old = storage.conditional_write(
+        operation, "The portal's installation could not be saved; retry later.", TableName=_table(),
+        ReturnValuesOnConditionCheckFailure="ALL_OLD", **request
     )
-    return written
+    if written:
+        return True
+    return False if old.get(ts_attribute) is not None and int(old[ts_attribute]) > ts else None
 
 
 def _update(
@@ -65,15 +69,17 @@ def _update(
     *,
     condition_values: dict[str, Any] | None = None,
     remove: tuple[str, ...] = (),
-) -> bool:
-    """SET `values` (and REMOVE `remove`) if `condition` holds; every #name maps to itself."""
+) -> bool | None:
+    """SET `values` (and REMOVE `remove`) if `condition` holds; every #name maps to itself. The
+    event's stamp is `values[ts_attribute]` (lifecycle_ts or licence_ts)."""
     expression = "SET " + ", ".join(f"#{name} = :{name}" for name in values)
     if remove:
         expression += " REMOVE " + ", ".join(f"#{name}" for name in remove)
     names = {f"#{name}": name for name in re.findall(r"#(\w+)", f"{expression} {condition}")}
     placeholders = {f":{name}": value for name, value in values.items()} | (condition_values or {})
+    ts_attribute = "licence_ts" if "licence_ts" in values else "lifecycle_ts"
     return _write(
-        "update_item",
+        "update_item", ts_attribute, values[ts_attribute],
         Key={"member_id": {"S": member_id}},
         UpdateExpression=expression,
         ConditionExpression=condition,
@@ -118,25 +124,21 @@ def installation_record(event: AppInstallEvent, info: AppInfo, now: datetime) ->
     return {name: value for name, value in record.items() if value is not None}
 
 
-def install(event: AppInstallEvent, info: AppInfo, now: datetime) -> bool:
+def install(event: AppInstallEvent, info: AppInfo, now: datetime) -> bool | None:
     """A new (or re-)installation, confirmed by the portal: the whole record is written afresh."""
     record = installation_record(event, info, now)
     return _write(
-        "put_item",
+        "put_item", "lifecycle_ts", record["lifecycle_ts"],
         Item=storage.to_item(record),
-        # A portal installed on one domain is not moved to another by an install naming its member_id.
-        ConditionExpression=(
-            "attribute_not_exists(member_id) OR "
-            "(lifecycle_ts < :ts AND (#status = :uninstalled OR #domain = :domain))"
-        ),
-        ExpressionAttributeNames={"#status": "status", "#domain": "domain"},
-        ExpressionAttributeValues=storage.to_item(
-            {":ts": record["lifecycle_ts"], ":uninstalled": UNINSTALLED, ":domain": record["domain"]}
-        ),
+        # A member_id seen on one domain is never moved to another by an install naming it,
+        # installed or uninstalled (only an operator moves it): held here, under any race.
+        ConditionExpression="attribute_not_exists(member_id) OR (lifecycle_ts < :ts AND #domain = :domain)",
+        ExpressionAttributeNames={"#domain": "domain"},
+        ExpressionAttributeValues=storage.to_item({":ts": record["lifecycle_ts"], ":domain": record["domain"]}),
     )
 
 
-def update(event: AppUpdateEvent, info: AppInfo, now: datetime) -> bool:
+def update(event: AppUpdateEvent, info: AppInfo, now: datetime) -> bool | None:
     """A new app version on an installed portal: the new token replaces the old one."""
     values = {
         "app_version": event.data.VERSION,
@@ -152,18 +154,18 @@ def update(event: AppUpdateEvent, info: AppInfo, now: datetime) -> bool:
     return _update(event.auth.member_id, values, condition, condition_values={":installed": INSTALLED})
 
 
-def uninstall(event: AppUninstallEvent, installation: dict[str, Any] | None, now: datetime) -> bool:
+def uninstall(event: AppUninstallEvent, installation: dict[str, Any] | None, now: datetime) -> bool | None:
     """The portal removed the app: its events are refused from now on."""
     if installation is None:  # known only from the configured secret map: nothing to mark
-        return False
+        return None
     values = {"status": UNINSTALLED, "uninstalled_at": utc_timestamp(now), "lifecycle_ts": _event_ts(event)}
     return _update(event.auth.member_id, values, "attribute_exists(member_id) AND #lifecycle_ts < :lifecycle_ts")
 
 
-def refresh_licence(event: AppPaymentEvent, installation: dict[str, Any] | None, now: datetime) -> bool:
+def refresh_licence(event: AppPaymentEvent, installation: dict[str, Any] | None, now: datetime) -> bool | None:
     """ONAPPPAYMENT's licence state onto the installation, unless a newer event already set it."""
     if installation is None:
-        return False
+        return None
     licence = _licence(event.data.STATUS, event.data.PAYMENT_EXPIRED, event.data.DAYS, event.ts)
     values = {**licence, "licence_ts": _event_ts(event), "licence_updated_at": utc_timestamp(now)}
     gone = tuple(name for name in ("days", "paid_until") if name not in licence)

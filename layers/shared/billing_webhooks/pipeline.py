@@ -42,8 +42,11 @@ def _replay_context(event: dict[str, Any]) -> dict[str, Any] | None:
 
 
 # After the record is stored (or found stored): (notification, what auth returned, now). Runs on
-# duplicates too, so it must be idempotent; a write it refuses as stale is not an error.
-Effect = Callable[[Notification, Any, datetime], Any]
+# duplicates too, so it must be idempotent. It returns True when it changed what it keeps, False
+# when it refused the delivery as older than what it keeps (stale: not an error), None when there
+# was nothing for it to change.
+Effect = Callable[[Notification, Any, datetime], bool | None]
+STALE = "stale"
 
 
 class Webhook:
@@ -56,12 +59,15 @@ class Webhook:
         alert: bool = False,
         effect: Effect | None = None,
         keep_access_token: bool = False,
+        validate_first: bool = False,
     ) -> None:
         self.model = model
         self.alert = alert
         self.effect = effect
         # Its effect calls the portal again on replay: a parked delivery keeps the access token sealed.
         self.keep_access_token = keep_access_token
+        # Its authenticator asks the portal (up to 3 s): an invalid body is refused before that call.
+        self.validate_first = validate_first
         self.auth = auth
         self.media_types = media_types
         self.handler = logger.inject_lambda_context(clear_state=True)(metrics.log_metrics(self.handle))
@@ -89,22 +95,27 @@ class Webhook:
                 metrics.add_metric(name="Replayed", unit=MetricUnit.Count, value=1)
                 logger.info("parked delivery replayed", extra={"parked_reason": event["rescued"].get("reason")})
             return response
-        if failure.parked and "payload" in learned and not replaying:
+        if isinstance(failure, InvalidPayload) and "sender" in learned:  # authenticated, still refused
+            failure = self._quarantine(event, context, learned, failure)
+        elif failure.parked and "payload" in learned and not replaying:
             self._park(event, context, learned, failure)
         return responses.problem(failure)
 
     def _deliver(self, event: dict[str, Any], learned: dict[str, Any]) -> dict[str, Any]:
-        payload = learned["payload"] = decoding.decode(event, self.media_types)
-        if self.keep_access_token and "rescued" in event:
+        if "rescued" in event:  # a replay: nothing in it is read before its signature holds
             from billing_webhooks import rescue
 
+            rescue.verify(event)
+        payload = learned["payload"] = decoding.decode(event, self.media_types)
+        if self.keep_access_token and "rescued" in event:
             payload = rescue.with_sealed_access_token(event["rescued"], payload)
         self._prefetch_secrets()
-        sender = learned["sender"] = self.auth(event, payload)
-        try:
-            notification = self.model.model_validate(payload, context=_replay_context(event))
-        except ValidationError as error:
-            raise validation_problem(error) from None
+        if self.validate_first:
+            notification = self._validate(event, payload)
+            sender = learned["sender"] = self.auth(event, payload)
+        else:
+            sender = learned["sender"] = self.auth(event, payload)
+            notification = self._validate(event, payload)
         # Thread-safe keys: the same in a Lambda container, and deliveries served side by side on
         # one process (the local server) keep their own correlation ids.
         logger.thread_safe_append_keys(correlation_id=notification.notification_key,
@@ -119,14 +130,46 @@ class Webhook:
         metrics.add_metric(name=outcome.capitalize(), unit=MetricUnit.Count, value=1)
         if self.alert:
             self._alert(outcome, stored, now)
+        status = outcome.value
         if self.effect is not None:
             changed = self.effect(notification, sender, now)
-            logger.debug("effect applied", extra={"effect": self.effect.__name__, "changed": bool(changed)})
+            logger.debug("effect applied", extra={"effect": self.effect.__name__, "changed": changed})
+            if changed is False and outcome is storage.Outcome.STORED:
+                # Kept, but older than what the installation already holds: it changed nothing.
+                status = STALE
+                metrics.add_metric(name="Stale", unit=MetricUnit.Count, value=1)
         # DEBUG: an accepted delivery is in the table and in the Stored/Duplicate metrics already,
         # and formatting this line costs 0.2 ms of every delivery (`make bench`); refusals,
         # failures and alerts are logged at INFO and above.
         logger.debug("delivery accepted", extra={"outcome": outcome.value})
-        return responses.accepted(outcome, notification.notification_id, notification.notification_type)
+        return responses.accepted(status, notification.notification_id, notification.notification_type)
+
+    def _validate(self, event: dict[str, Any], payload: dict[str, Any]) -> Notification:
+        try:
+            return self.model.model_validate(payload, context=_replay_context(event))
+        except ValidationError as error:
+            raise validation_problem(error) from None
+
+    def _quarantine(self, event: dict[str, Any], context: Any, learned: dict[str, Any],
+                    failure: InvalidPayload) -> InvalidPayload:
+        """Keep an authenticated delivery our model refused (quarantine.py): a fixed model can
+        replay it, since its sender never sends it again. Answered 422 all the same."""
+        from billing_webhooks import quarantine, rescue
+
+        function = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+        try:
+            parcel = rescue.sign(rescue.parcel(event, learned["payload"], function,
+                                               f"{failure.reason}: {failure.detail}"))
+            identifier = quarantine.keep(parcel, failure.errors or [])
+        except Exception as error:  # kept on the rescue queue instead: a replay brings it back here
+            logger.error("delivery not quarantined", extra={"error": error.__class__.__name__})
+            if "rescued" not in event:
+                self._park(event, context, learned, failure)
+            return failure
+        metrics.add_metric(name="Quarantined", unit=MetricUnit.Count, value=1)
+        logger.warning("delivery quarantined", extra={"quarantine_id": identifier})
+        return type(failure)(f"{failure.detail} Kept in quarantine as {identifier} for a replay once it can be "
+                             "stored.", errors=failure.errors)
 
     def _park(self, event: dict[str, Any], context: Any, learned: dict[str, Any], failure: WebhookError) -> None:
         """Keep the delivery on the rescue queue (no secret in it) before answering: the sender

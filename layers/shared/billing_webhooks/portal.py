@@ -69,6 +69,26 @@ def rest_url(domain: Any, client_endpoint: Any, method: str) -> str:
     return f"https://{host}/rest/{method}"
 
 
+DEFAULT_OAUTH_HOSTS = "oauth.bitrix.info"
+
+
+def check_server_endpoint(server_endpoint: Any) -> str:
+    """`auth[server_endpoint]`, kept with the installation, must be Bitrix24's OAuth server: https,
+    a host on BITRIX24_OAUTH_HOSTS, no credentials or port, path /rest/."""
+    configured = os.environ.get("BITRIX24_OAUTH_HOSTS") or DEFAULT_OAUTH_HOSTS
+    hosts = {host.strip().lower() for host in configured.split(",") if host.strip()}
+    try:
+        parts = urlsplit(server_endpoint.strip()) if isinstance(server_endpoint, str) else None
+        port = parts.port if parts else None
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme != "https" or (parts.hostname or "").lower() not in hosts
+            or parts.username is not None or parts.password is not None or port not in (None, 443)
+            or parts.path.rstrip("/") != "/rest" or parts.query or parts.fragment):
+        raise WrongCredentials("auth[server_endpoint] must be Bitrix24's OAuth server (https://oauth.bitrix.info/rest/).")
+    return server_endpoint
+
+
 def _opener():
     import ssl
     import urllib.request
@@ -113,6 +133,25 @@ def app_info(url: str, access_token: str) -> AppInfo:
         return AppInfo.model_validate(result)
     except ValidationError:
         raise PortalUnavailable("The portal's app.info answer is not readable.") from None
+
+
+def token_owner(server_endpoint: str, refresh_token: str, client_id: str, client_secret: str) -> dict[str, Any]:
+    """Whose portal the event's tokens are, in Bitrix24's own words: its OAuth server answers a
+    refresh with the `member_id` and `client_endpoint` the tokens belong to. The request goes as
+    Bitrix24 documents it (GET, parameters in the query) to the checked OAuth host; the new tokens
+    it hands out are dropped (see docs/security.md)."""
+    host = urlsplit(check_server_endpoint(server_endpoint)).hostname
+    query = urlencode({"grant_type": "refresh_token", "client_id": client_id, "client_secret": client_secret,
+                       "refresh_token": refresh_token})
+    timeout = float(os.environ.get("BITRIX24_PORTAL_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS)
+    try:
+        with _opener().open(f"https://{host}/oauth/token/?{query}", timeout=timeout) as response:
+            answer = json.loads(response.read(MAX_ANSWER_BYTES))
+    except Exception as exc:  # never the URL in a message: it holds the client secret
+        raise PortalUnavailable(f"Bitrix24's OAuth server did not answer ({_describe(exc)}).") from None
+    if not isinstance(answer, dict) or not isinstance(answer.get("member_id"), str):
+        raise PortalUnavailable(f"Bitrix24's OAuth server answered without a member_id ({_portal_error(answer)}).")
+    return {"member_id": answer["member_id"], "client_endpoint": answer.get("client_endpoint")}
 
 
 def _describe(exc: Exception) -> str:

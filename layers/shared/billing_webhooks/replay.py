@@ -3,9 +3,13 @@
 The function runs its own pipeline again, so a replayed delivery is authenticated, validated,
 stored, alerted and applied exactly like a live one: once, whatever happened before. A parcel
 is deleted once its function answered (stored, duplicate, or a refusal that would not change on
-another try). An answer of 500 or 503 means storage is still failing, so the run stops and the
-parcels wait on the queue for the next run; a 502 means one portal failed (a bind, bindings.py),
-so that parcel alone waits for the next run (the queue's visibility timeout) and the run goes on.
+another try). Then by the answer:
+- 503, or no answer at all: storage (or Lambda) is still failing, so the run stops and the parcels
+  wait on the queue for the next run;
+- 502: one portal failed (a bind, bindings.py): that parcel alone waits for the next run;
+- 500: the function failed on this parcel (a bug, not an outage: those answer 503). The first
+  time it waits for the next run; the second time it moves to the dead-letter queue with the
+  reason, so one poison parcel never holds up the others.
 """
 
 import json
@@ -21,9 +25,10 @@ from billing_webhooks.observability import logger, metrics
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
 # Above the webhook functions' timeout: an Invoke waits for the whole delivery.
 INVOKE_READ_TIMEOUT_SECONDS = 60
-# Our own storage (or code) failing: every parcel behind this one would fail alike.
-STORAGE_FAILING = frozenset({500, 503})
-# A parcel whose portal failed waits this long: the next scheduled run.
+# Storage failing, or Lambda unreachable: every parcel behind this one would fail alike.
+STORAGE_FAILING = 503
+FAILED_ON_THIS_PARCEL = 500
+# A parcel that failed on its own waits this long: the next scheduled run.
 PORTAL_RETRY_SECONDS = 300
 
 
@@ -38,10 +43,11 @@ def invoke_function(function_name: str, event: dict[str, Any]) -> dict[str, Any]
 
 def replay_parked(invoke: Invoke, has_time: Callable[[], bool] = lambda: True) -> dict[str, int]:
     sqs, url = rescue.queue(), os.environ["RESCUE_QUEUE_URL"]
-    counts = {"replayed": 0, "refused": 0, "deferred": 0}
+    counts = {"replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 0}
     tried: set[str] = set()
     while has_time():
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                    AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
         if not batch:
             break
         for position, message in enumerate(batch):
@@ -50,29 +56,56 @@ def replay_parked(invoke: Invoke, has_time: Callable[[], bool] = lambda: True) -
                 return counts
             tried.add(message["MessageId"])
             parcel = json.loads(message["Body"])
+            if "signature" not in parcel:  # parked while it could not be signed: a person decides
+                counts["dead_lettered"] += 1
+                _dead_letter(sqs, message, "parked unsigned: check it, then redrive it by hand")
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                continue
             try:
-                status = int(invoke(parcel["function"], rescue.replay_event(parcel)).get("statusCode", 500))
-            except Exception as error:  # the function could not be reached: as a failed answer
+                answer = invoke(parcel["function"], rescue.replay_event(parcel))
+                status = int(answer.get("statusCode", FAILED_ON_THIS_PARCEL))
+            except Exception as error:  # Lambda itself did not answer: as an outage
                 logger.error("replay invoke failed", extra={"error": error.__class__.__name__})
-                status = 500
-            if status in STORAGE_FAILING:
+                answer, status = {}, STORAGE_FAILING
+            route = parcel.get("route")
+            if status == STORAGE_FAILING:
                 counts["deferred"] += 1
-                logger.warning("replay deferred: storage still failing", extra={"route": parcel["route"], "status": status})
+                logger.warning("replay deferred: storage still failing", extra={"route": route, "status": status})
                 _release(sqs, url, batch[position:])
                 return counts
-            if status >= 500:  # this parcel's portal failed: it alone waits for the next run
+            if status == FAILED_ON_THIS_PARCEL and int(message["Attributes"]["ApproximateReceiveCount"]) >= 2:
+                counts["dead_lettered"] += 1
+                _dead_letter(sqs, message, f"replay failed twice ({status}): {_problem(answer)}")
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                continue
+            if status >= 500:  # this parcel failed on its own (its portal, a bug): it waits for the next run
                 counts["deferred"] += 1
-                logger.warning("replay deferred: the portal failed", extra={"route": parcel["route"], "status": status})
+                logger.warning("replay deferred: this parcel failed", extra={"route": route, "status": status})
                 _release(sqs, url, [message], PORTAL_RETRY_SECONDS)
                 continue
             if status >= 400:
                 counts["refused"] += 1
                 logger.error("parked delivery refused on replay",
-                             extra={"route": parcel["route"], "status": status, "received_at": parcel["received_at"]})
+                             extra={"route": route, "status": status, "received_at": parcel.get("received_at")})
             else:
                 counts["replayed"] += 1
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     return counts
+
+
+def _problem(answer: dict[str, Any]) -> str:
+    try:
+        body = json.loads(answer.get("body") or "{}")
+    except ValueError:
+        body = {}
+    return f"{body.get('title', 'no answer')}: {body.get('detail', '')}"[:240]
+
+
+def _dead_letter(sqs: Any, message: dict[str, Any], reason: str) -> None:
+    """The parcel as it was, on the dead-letter queue (an alarm watches it), with why."""
+    sqs.send_message(QueueUrl=os.environ["RESCUE_DEAD_LETTER_QUEUE_URL"], MessageBody=message["Body"],
+                     MessageAttributes={"reason": {"DataType": "String", "StringValue": reason}})
+    logger.error("parked delivery dead-lettered", extra={"reason": reason})
 
 
 def _release(sqs: Any, url: str, messages: list[dict[str, Any]], seconds: int = 0) -> None:
@@ -83,12 +116,29 @@ def _release(sqs: Any, url: str, messages: list[dict[str, Any]], seconds: int = 
     ])
 
 
+def requeue_quarantined() -> int:
+    """Every quarantined delivery back on the rescue queue (once its model is fixed); how many.
+    One still refused goes back to quarantine when it is replayed."""
+    from billing_webhooks import quarantine
+
+    count = 0
+    for identifier, parcel in quarantine.parcels():
+        rescue.queue().send_message(QueueUrl=os.environ["RESCUE_QUEUE_URL"],
+                                    MessageBody=json.dumps(parcel, ensure_ascii=False, separators=(",", ":")))
+        quarantine.release(identifier)
+        count += 1
+    return count
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    requeued = requeue_quarantined() if isinstance(event, dict) and event.get("requeue_quarantined") is True else 0
     # Leave a minute for the last Invoke to finish within the function's own timeout.
     counts = replay_parked(invoke_function, lambda: context.get_remaining_time_in_millis() > 60_000)
+    if requeued:
+        counts["requeued"] = requeued
     for name, value in counts.items():
-        metrics.add_metric(name=f"Replay{name.capitalize()}", unit=MetricUnit.Count, value=value)
+        metrics.add_metric(name="Replay" + name.title().replace("_", ""), unit=MetricUnit.Count, value=value)
     logger.info("replay run", extra=counts)
     return counts

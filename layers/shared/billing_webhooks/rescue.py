@@ -9,6 +9,10 @@ one), and Bitrix24's tokens are cut out of the body. ReplayFunction (`make repla
 each parcel back to the function that parked it, which runs the same pipeline again and checks
 the digests where it checked the tokens.
 
+Every parcel is signed (HMAC-SHA256 with a key from RescueSigningSecret, which only the webhook
+functions may read) when it is parked, and a replayed event is believed only with that signature:
+a principal that may invoke a function directly, or send to the queue, cannot forge a delivery.
+
 One exception, for the functions that must call the portal again on replay (install and update
 bind the portal's events, bindings.py): their parcel keeps the event's OAuth access token, sealed
 with a KMS key that only those functions may use, bound to the portal's member_id, and with its
@@ -16,6 +20,7 @@ expiry (Bitrix24's access tokens live an hour): a replay after that gets no toke
 """
 
 import base64
+import hmac
 import json
 import os
 import time
@@ -26,6 +31,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from billing_webhooks import aws
 from billing_webhooks.decoding import FORM, media_type, raw_body
+from billing_webhooks.errors import ServiceUnavailable, WrongCredentials
 from billing_webhooks.models.base import utc_timestamp
 
 # Headers a replay needs (the signature is an HMAC of the body, not a key); every other header,
@@ -37,10 +43,43 @@ SECRET_QUERY_PARAMETERS = frozenset({"token"})
 
 
 def rescued(event: dict[str, Any]) -> dict[str, Any] | None:
-    """The parcel a replayed event carries. API Gateway never sends a top-level `rescued` key:
-    only a direct Invoke (IAM: ReplayFunction) can."""
+    """The parcel a replayed event carries (checked by `verified` before anything reads it). API
+    Gateway never sends a top-level `rescued` key: only a direct Invoke can."""
     parcel = event.get("rescued")
     return parcel if isinstance(parcel, dict) else None
+
+
+def _signing_keys() -> list[str]:
+    from billing_webhooks.secrets import json_secret
+
+    try:
+        secret = json_secret(os.environ["RESCUE_SIGNING_SECRET_ID"])
+    except Exception as exc:  # ours to fix, not the parcel's fault
+        raise ServiceUnavailable(f"Parcels cannot be signed or checked right now ({exc.__class__.__name__}).") from None
+    keys = [value for value in secret.values() if isinstance(value, str) and value] if isinstance(secret, dict) else []
+    if not keys:
+        raise ServiceUnavailable("RescueSigningSecret holds no key.")
+    return keys
+
+
+def _mac(key: str, found: dict[str, Any]) -> str:
+    unsigned = {name: value for name, value in found.items() if name != "signature"}
+    text = json.dumps(unsigned, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "sha256=" + hmac.new(key.encode(), text.encode(), "sha256").hexdigest()
+
+
+def sign(found: dict[str, Any]) -> dict[str, Any]:
+    """The parcel with its signature, made with the secret's first active key."""
+    return {**found, "signature": _mac(_signing_keys()[0], found)}
+
+
+def verify(event: dict[str, Any]) -> None:
+    """A replayed event must carry a parcel signed by one of the active keys; else 403."""
+    parcel = rescued(event)
+    presented = str(parcel.get("signature") or "") if parcel is not None else ""
+    expected = [_mac(key, parcel) for key in _signing_keys()] if parcel is not None else []
+    if not any([hmac.compare_digest(presented.encode(), mac.encode()) for mac in expected]):
+        raise WrongCredentials("The replayed parcel is not signed by this stack.")
 
 
 def _portal_form_token(key: str) -> bool:
@@ -60,6 +99,8 @@ def _without_portal_tokens(body: bytes, kind: str, payload: dict[str, Any]) -> b
 
 def _number(value: Any) -> Any:
     if isinstance(value, Decimal):
+        if not value.is_finite() or abs(value.adjusted()) > 40:  # 1E+999999 would be a million digits
+            return str(value)  # kept as its text: such a body is refused again on replay anyway
         return int(value) if value == value.to_integral_value() else float(value)
     raise TypeError(f"{type(value).__name__} is not JSON")
 
@@ -157,7 +198,13 @@ def queue() -> Any:
 
 
 def park(found: dict[str, Any]) -> str:
-    """Send the parcel to the rescue queue; the SQS message id."""
+    """Sign the parcel and send it to the rescue queue; the SQS message id. A parcel that cannot be
+    signed (Secrets Manager failing too) is parked unsigned all the same: the replay moves it to
+    the dead-letter queue for an operator instead of running it."""
+    try:
+        found = sign(found)
+    except ServiceUnavailable:
+        pass
     return queue().send_message(
         QueueUrl=os.environ["RESCUE_QUEUE_URL"],
         MessageBody=json.dumps(found, ensure_ascii=False, separators=(",", ":")),

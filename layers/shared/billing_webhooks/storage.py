@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from billing_webhooks import aws
-from billing_webhooks.errors import PayloadConflict, ServiceUnavailable
+from billing_webhooks.errors import PayloadConflict, ServiceUnavailable, Unstorable
 from billing_webhooks.models.base import Notification, utc_timestamp
 
 def dynamodb():
@@ -63,10 +63,23 @@ def to_item(record: dict[str, Any]) -> dict[str, Any]:
     return {name: _attribute(value) for name, value in record.items()}
 
 
+def _error_code(error: Exception) -> str | None:
+    response = getattr(error, "response", None) or {}
+    return response.get("Error", {}).get("Code")
+
+
 def condition_failed(error: Exception) -> bool:
     """True when a conditional write was refused because of its condition (not a fault)."""
-    response = getattr(error, "response", None) or {}
-    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return _error_code(error) == "ConditionalCheckFailedException"
+
+
+def fault(error: Exception, unavailable: str) -> Exception:
+    """What a failed DynamoDB call means for the delivery: a request DynamoDB refuses as such (a
+    key over its size limit, say) fails the same way on every try, so it is Unstorable, not an
+    outage to park and replay; anything else is ServiceUnavailable(unavailable)."""
+    if _error_code(error) == "ValidationException":
+        return Unstorable("DynamoDB cannot store this delivery as sent (a value over its limits).")
+    return ServiceUnavailable(unavailable)
 
 
 def conditional_write(operation: str, unavailable: str, **request: Any) -> tuple[bool, dict[str, Any]]:
@@ -78,10 +91,10 @@ def conditional_write(operation: str, unavailable: str, **request: Any) -> tuple
         getattr(dynamodb(), operation)(**request)
     except ClientError as exc:
         if not condition_failed(exc):
-            raise ServiceUnavailable(unavailable) from None
+            raise fault(exc, unavailable) from None
         return False, from_item(exc.response.get("Item") or {})
-    except BotoCoreError:
-        raise ServiceUnavailable(unavailable) from None
+    except BotoCoreError as exc:
+        raise fault(exc, unavailable) from None
     return True, {}
 
 

@@ -6,17 +6,20 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic_core import PydanticCustomError
 
 
 def _parse_wire_datetime(value: Any) -> Any:
     # The billing system writes "2019-03-05 17:10:22 +02:00": fromisoformat reads it, pydantic's
-    # own parser does not accept the space before the offset.
+    # own parser does not accept the space before the offset. Its API also writes dates without
+    # a zone: those are read as UTC (the rule in docs/wire-formats.md).
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value.strip())
+            moment = datetime.fromisoformat(value.strip())
         except ValueError:
             return value  # let pydantic report it with the field's path
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     return value
 
 
@@ -26,7 +29,7 @@ def empty_as_none(value: Any) -> Any:
 
 _ISO = PlainSerializer(lambda value: value.isoformat(), return_type=str)
 
-# An aware timestamp as the billing system writes it; naive timestamps are refused.
+# An aware timestamp as the billing system writes it; one without a zone is read as UTC.
 WireDateTime = Annotated[AwareDatetime, BeforeValidator(_parse_wire_datetime), _ISO]
 # The same, where "" means "none" (an open-ended period).
 OpenWireDateTime = Annotated[WireDateTime | None, BeforeValidator(empty_as_none)]
@@ -67,12 +70,52 @@ def canonical_sha256(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# DynamoDB numbers: 38 significant digits, magnitudes from 1E-130 to below 1E+126.
+_MAX_DIGITS, _MIN_EXPONENT, _MAX_EXPONENT = 38, -130, 125
+
+
+def _storable_number(value: int | Decimal) -> bool:
+    number = Decimal(value)
+    if not number.is_finite():
+        return False
+    if number.is_zero():
+        return True
+    return len(number.normalize().as_tuple().digits) <= _MAX_DIGITS and _MIN_EXPONENT <= number.adjusted() <= _MAX_EXPONENT
+
+
+def _unstorable_number_path(payload: Any) -> str | None:
+    """The path of the first number in `payload` (extras included) that DynamoDB cannot hold."""
+    stack: list[tuple[Any, str]] = [(payload, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((child, f"{path}.{key}" if path else str(key)) for key, child in value.items())
+        elif isinstance(value, list | tuple):
+            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(value))
+        elif isinstance(value, int | Decimal) and not isinstance(value, bool):
+            if isinstance(value, int) and value.bit_length() > 128:  # beyond 38 digits at any rate
+                return path
+            if not _storable_number(value):
+                return path
+    return None
+
+
 class Notification(WireModel):
     """What the pipeline reads off any validated payload to store it."""
 
     source: ClassVar[str]
     # Top-level fields a sender restamps on redelivery: left out of the payload hash.
     restamped_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_dynamodb_can_store(cls, payload: Any) -> Any:
+        # Kept as sent, unknown fields included, so every number must fit a DynamoDB number.
+        path = _unstorable_number_path(payload)
+        if path is not None:
+            raise PydanticCustomError("number_not_storable",
+                                      "{path}: a number beyond 38 digits or 1E+125 cannot be stored", {"path": path})
+        return payload
 
     @property
     def notification_id(self) -> str:

@@ -1,11 +1,10 @@
 """Bitrix24 events: ONAPPPAYMENT (seed 000) and the app lifecycle (ONAPPINSTALL, ONAPPUPDATE,
 ONAPPUNINSTALL), with what WIRE-FORMATS.md adds of the real wire, and the `app.info` answer (seed 003)."""
 
-from datetime import datetime
-from enum import StrEnum
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, ValidationInfo, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 
 from billing_webhooks.models.base import (
     Notification,
@@ -17,18 +16,15 @@ from billing_webhooks.models.base import (
 )
 
 
-class AppStatus(StrEnum):
-    FREE = "F"
-    DEMO = "D"
-    TRIAL = "T"
-    PAID = "P"
-    LOCAL = "L"
-    SUBSCRIPTION = "S"
-
-
-class YesNo(StrEnum):
-    YES = "Y"
-    NO = "N"
+# Values we only record are kept as sent: an unknown one tomorrow is no reason to lose an event.
+# STATUS (app.info): F free, D demo, T trial, P paid, L local, S subscription.
+AppStatus = Annotated[str, Field(max_length=32)]
+# PAYMENT_EXPIRED, ACTIVE, INSTALLED: Y or N.
+YesNo = Annotated[str, Field(max_length=8)]
+# 1, "1", "2.1.0": the docs' tables say string, the payment example shows a number. A whole
+# number is read as one (form values are all strings, and JSON and form deliveries of one event
+# must be one notification); anything else is kept as sent.
+Version = Annotated[int | Annotated[str, Field(max_length=64)], Field(union_mode="left_to_right")]
 
 
 def _upper(value: Any) -> Any:
@@ -75,7 +71,7 @@ Days = Annotated[int | None, BeforeValidator(empty_as_none)]
 
 class AppPaymentData(WireModel):
     CODE: str
-    VERSION: int
+    VERSION: Version
     STATUS: AppStatus
     PAYMENT_EXPIRED: YesNo
     DAYS: Days = None
@@ -83,21 +79,24 @@ class AppPaymentData(WireModel):
 
 
 class AppInstallData(WireModel):
-    VERSION: int
+    VERSION: Version
     ACTIVE: YesNo | None = None
     INSTALLED: YesNo | None = None
     LANGUAGE_ID: str | None = None
 
 
 class AppUpdateData(WireModel):
-    VERSION: int
-    PREVIOUS_VERSION: int | None = None
+    VERSION: Version
+    PREVIOUS_VERSION: Version | None = None
     LANGUAGE_ID: str | None = None
 
 
 class AppUninstallData(WireModel):
     LANGUAGE_ID: str | None = None
     CLEAN: Annotated[int | None, BeforeValidator(empty_as_none)] = None  # 1: the portal erased the app's data
+
+
+TS_TOLERANCE = timedelta(minutes=5)  # clocks drift; a queue does not send from the future
 
 
 class Bitrix24Event(Notification):
@@ -112,6 +111,14 @@ class Bitrix24Event(Notification):
     data: WireModel
     ts: UnixTime  # Unix seconds: when the queue sent the event
     auth: PortalAuth
+
+    @field_validator("ts")
+    @classmethod
+    def _not_ahead_of_our_clock(cls, value: datetime) -> datetime:
+        # Lifecycle writes keep the newest ts: one from the future would freeze a portal's state.
+        if value > datetime.now(UTC) + TS_TOLERANCE:
+            raise ValueError(f"ts is more than {int(TS_TOLERANCE.total_seconds())} s ahead of our clock")
+        return value
 
     @property
     def notification_id(self) -> str:
@@ -179,7 +186,7 @@ class AppInfo(WireModel):
 
     ID: str | int | None = None
     CODE: str
-    VERSION: int | str | None = None
+    VERSION: Version | None = None
     STATUS: AppStatus | None = None
     INSTALLED: Annotated[bool, BeforeValidator(_truthy)]
     PAYMENT_EXPIRED: YesNo | None = None

@@ -1,0 +1,83 @@
+"""Strict on who, liberal on what: an authenticated delivery our model still refuses is answered
+422 and kept in quarantine, so a fixed model can replay it; a stranger's is kept nowhere."""
+
+import json
+
+import boto3
+import pytest
+
+from billing_webhooks import quarantine, replay as billing_replay
+from local import seeds
+from local.replay import local_invoker
+from tests.integration.test_deliveries import BILLING_AUTH, post
+from tests.integration.test_rescue import rescue_queue  # noqa: F401 (fixture)
+
+
+class Quarantine:
+    def __init__(self, stack) -> None:
+        self.dynamodb = boto3.client("dynamodb", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_DYNAMODB"])
+
+    def items(self) -> list[dict]:
+        pages = self.dynamodb.get_paginator("scan").paginate(TableName="QuarantineTable", ConsistentRead=True)
+        return [{k: v["S"] for k, v in item.items()} for page in pages for item in page["Items"]]
+
+    def clear(self) -> None:
+        for item in self.items():
+            self.dynamodb.delete_item(TableName="QuarantineTable", Key={"quarantine_id": {"S": item["quarantine_id"]}})
+
+
+@pytest.fixture
+def quarantined(stack) -> Quarantine:
+    kept = Quarantine(stack)
+    kept.clear()
+    return kept
+
+
+def _with_bad_amount() -> str:
+    return seeds.billing_seed_texts()["NewPayment"].replace('"amount": 2000', '"amount": "two thousand"')
+
+
+def test_an_authenticated_delivery_the_model_refuses_is_kept_in_quarantine_once(api, table, quarantined,
+                                                                               rescue_queue):  # noqa: F811
+    for _ in range(2):  # a redelivery is one item
+        status, _, problem = post(api, "/billing/new-payment", _with_bad_amount(), BILLING_AUTH)
+        assert status == 422 and "Kept in quarantine as" in problem["detail"]
+        assert problem["errors"][0]["field"] == "details.amount"
+    [item] = quarantined.items()
+    assert item["route"] == "POST /billing/new-payment" and json.loads(item["errors"])[0]["field"] == "details.amount"
+    parcel = json.loads(item["parcel"])
+    assert parcel["signature"] and "local-billing-token" not in item["parcel"]
+    assert table.items() == [] and rescue_queue.parcels() == []
+
+
+def test_a_strangers_invalid_delivery_is_kept_nowhere(api, table, quarantined):
+    status, _, _ = post(api, "/billing/new-payment", _with_bad_amount(), {"Content-Type": "application/json"})
+    assert status == 401 and quarantined.items() == [] and table.items() == []
+
+
+def test_a_fixed_model_replays_the_quarantined_delivery_and_the_still_refused_return(api, table, quarantined,
+                                                                                   rescue_queue, monkeypatch):  # noqa: F811
+    post(api, "/billing/new-payment", _with_bad_amount(), BILLING_AUTH)
+    other = seeds.billing_seed_texts()["AccountStateChange"].replace('"account_id": 504', '"account_id": "x"')
+    post(api, "/billing/account-state-change", other, BILLING_AUTH)
+    assert len(quarantined.items()) == 2
+    # "The fix": NewPayment's amount now admits words (the model as a later release might read it).
+    from billing_webhooks.models.billing import NewPayment
+
+    original = NewPayment.model_validate
+
+    def fixed(payload, **options):
+        payload = json.loads(json.dumps(payload, default=str))
+        if payload.get("details", {}).get("amount") == "two thousand":
+            payload["details"]["amount"] = 2000
+        return original(payload, **options)
+
+    monkeypatch.setattr(NewPayment, "model_validate", fixed)
+    assert billing_replay.requeue_quarantined() == 2
+    counts = billing_replay.replay_parked(local_invoker())
+    assert (counts["replayed"], counts["refused"]) == (1, 1)
+    [record] = table.items()
+    assert record["notification_type"] == "NewPayment"
+    [still] = quarantined.items()
+    assert still["route"] == "POST /billing/account-state-change"
+    assert quarantine.quarantine_id(json.loads(still["parcel"])) == still["quarantine_id"]
