@@ -11,7 +11,7 @@ from typing import Any
 
 from local import template
 
-DOCUMENT = template.ROOT / "openapi.json"
+DOCUMENT = template.OPENAPI_DOCUMENT
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 REF_TEMPLATE = "#/components/schemas/{model}"
 

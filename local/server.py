@@ -207,9 +207,8 @@ class LocalApi:
         body = request.rfile.read(length) if length else b""
         function = self.functions.get(f"{request.command} {path}")
         if (request.command, path) == ("GET", "/openapi.json"):  # local only: no such route in AWS
-            from local.openapi import DOCUMENT
-
-            response = {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": DOCUMENT.read_text()}
+            response = {"statusCode": 200, "headers": {"Content-Type": "application/json"},
+                        "body": template.OPENAPI_DOCUMENT.read_text()}
         elif function is None:
             response = {"statusCode": 404, "headers": {"Content-Type": "application/json"},
                         "body": json.dumps({"message": "Not Found"})}

@@ -11,6 +11,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 LAYER = ROOT / "layers" / "shared"
+# Written by `make openapi` (local/openapi.py), served by the local API (local/server.py).
+OPENAPI_DOCUMENT = ROOT / "openapi.json"
 
 
 def use_layer() -> None:

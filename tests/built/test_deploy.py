@@ -105,3 +105,37 @@ def test_make_deploy_asks_once_then_deploys_the_built_architecture(monkeypatch):
     assert "--save-params" not in later
     assert deploy.parse_overrides(later[-1]) == {"Architecture": "x86_64", "Bitrix24AppCode": "vendor.app",
                                                  "AlertEmail": ""}
+
+
+def test_after_deploying_it_prints_the_install_url_first_every_webhook_url_and_each_secrets_commands(
+    built_template, capsys, monkeypatch
+):
+    import boto3
+    from botocore.stub import Stubber
+
+    base = "https://abc123.execute-api.eu-central-1.amazonaws.com"
+    outputs = []
+    for key, output in built_template["Outputs"].items():
+        value = output["Value"]
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            value = value["Fn::Sub"].replace("https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}", base)
+        elif isinstance(value, dict):
+            value = f"arn:aws:secretsmanager:eu-central-1:123456789012:secret:{key.removesuffix('Arn')}-x1"
+        described = {"Description": output["Description"]} if output.get("Description") else {}
+        outputs.append({"OutputKey": key, "OutputValue": value, **described})
+    client = boto3.client("cloudformation", region_name="eu-central-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(client)
+    stubber.add_response("describe_stacks", {"Stacks": [{
+        "StackName": "bitrix24-billing-webhooks", "StackStatus": "UPDATE_COMPLETE", "Outputs": outputs,
+        "CreationTime": "2026-11-25T00:00:00Z"}]}, {"StackName": "bitrix24-billing-webhooks"})
+    monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: client)
+    with stubber:
+        deploy.print_endpoints("bitrix24-billing-webhooks", "eu-central-1")
+    printed = capsys.readouterr().out
+    first_url = next(line.strip() for line in printed.splitlines() if line.strip().startswith("https://"))
+    assert first_url == f"{base}/bitrix24/app-install"
+    for route in template.routes():
+        assert f"{base}{route.path}" in printed
+    for secret in deploy.SECRET_SHAPES:
+        assert f"--secret-id arn:aws:secretsmanager:eu-central-1:123456789012:secret:{secret}-x1" in printed
+    assert printed.count("get-secret-value") == printed.count("put-secret-value") == len(deploy.SECRET_SHAPES)

@@ -4,13 +4,13 @@ Secrets live in Secrets Manager, read once per container per SECRETS_CACHE_SECON
 Every comparison is constant-time; no token is ever logged.
 """
 
-import hashlib
 import hmac
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
+from billing_webhooks.credentials import presented_billing_tokens, token_sha256
 from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WebhookError, WrongCredentials
 
 # An authenticator looks at the raw event and the decoded body and raises if it is not convinced;
@@ -36,12 +36,6 @@ def matches_any(presented: str, active: Iterable[str]) -> bool:
     return any(results)
 
 
-def token_sha256(token: str) -> str:
-    # Tokens are 128+ random bits (Bitrix24's, our generated secrets), so a plain hash is enough
-    # to make a leaked installation table or rescue queue useless for forging deliveries.
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def presented_digests(event: dict[str, Any], tokens: list[str]) -> list[str]:
     """SHA-256 of each presented token; a replayed delivery (rescue.py) brings only these."""
     from billing_webhooks.rescue import rescued
@@ -56,20 +50,6 @@ def digest_matches_any(presented: list[str], active: Iterable[str]) -> bool:
     """Tokens compared as digests, so that a parked delivery is checked like a live one."""
     expected = [token_sha256(token) for token in active]
     return any([matches_any(digest, expected) for digest in presented])
-
-
-def presented_billing_tokens(event: dict[str, Any]) -> list[str]:
-    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
-    tokens = []
-    scheme, _, credentials = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        tokens.append(credentials.strip())
-    if headers.get("x-webhook-token", "").strip():
-        tokens.append(headers["x-webhook-token"].strip())
-    query = dict(parse_qsl(event.get("rawQueryString") or "", keep_blank_values=True))
-    if query.get("token"):
-        tokens.append(query["token"])
-    return tokens
 
 
 def _active_values(secret: Any) -> list[str]:

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from billing_webhooks import aws
+from billing_webhooks.credentials import presented_billing_tokens, token_sha256
 from billing_webhooks.decoding import FORM, media_type, raw_body
 from billing_webhooks.errors import ServiceUnavailable, WrongCredentials
 from billing_webhooks.models.base import utc_timestamp
@@ -107,8 +108,6 @@ def _number(value: Any) -> Any:
 
 def _presented_digests(event: dict[str, Any], payload: dict[str, Any]) -> list[str]:
     """Digests of every credential the sender presented: billing tokens and the portal's token."""
-    from billing_webhooks.auth import presented_billing_tokens, token_sha256
-
     tokens = presented_billing_tokens(event)
     auth = payload.get("auth")
     if isinstance(auth, dict) and isinstance(auth.get("application_token"), str):

@@ -59,7 +59,7 @@ class PortalAuth(WireModel):
     @property
     def application_token_sha256(self) -> str | None:
         if self.application_token is not None:
-            from billing_webhooks.auth import token_sha256
+            from billing_webhooks.credentials import token_sha256
 
             return token_sha256(self.application_token.get_secret_value())
         return self._rescued_token_sha256

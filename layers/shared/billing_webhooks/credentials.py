@@ -1,0 +1,27 @@
+"""What a request presents as credentials, and their digests: read by authentication (auth.py),
+by parking a delivery (rescue.py) and by the models (a token's digest), below all three."""
+
+import hashlib
+from typing import Any
+from urllib.parse import parse_qsl
+
+
+def token_sha256(token: str) -> str:
+    # Tokens are 128+ random bits (Bitrix24's, our generated secrets), so a plain hash is enough
+    # to make a leaked installation table or rescue queue useless for forging deliveries.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def presented_billing_tokens(event: dict[str, Any]) -> list[str]:
+    """Every token the billing sender presented: `Authorization: Bearer`, `X-Webhook-Token`, `?token=`."""
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    tokens = []
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        tokens.append(credentials.strip())
+    if headers.get("x-webhook-token", "").strip():
+        tokens.append(headers["x-webhook-token"].strip())
+    query = dict(parse_qsl(event.get("rawQueryString") or "", keep_blank_values=True))
+    if query.get("token"):
+        tokens.append(query["token"])
+    return tokens
