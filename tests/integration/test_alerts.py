@@ -102,9 +102,10 @@ def test_a_claimant_that_dies_between_claim_and_publish_is_healed_by_the_redrive
 
 
 def test_the_redrive_handler_runs_as_a_scheduled_function(stack, table):
-    from local.server import LambdaContext
+    from local.server import LambdaContext, _load_module
+    from local.template import ROOT
 
-    handler = redrive.handler
+    handler = _load_module("alert_redrive_app", ROOT / "functions" / "alert_redrive" / "app.py").handler
     assert handler({"source": "aws.events"}, LambdaContext("AlertRedriveFunction")) == {"published": 0, "failed": 0}
 
 

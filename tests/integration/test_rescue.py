@@ -293,3 +293,17 @@ def test_a_signed_billing_delivery_replayed_long_after_is_checked_against_when_i
     rescue.park(parcel)
     assert replay() == {"replayed": 1, "refused": 0, "deferred": 0, "dead_lettered": 0}
     assert len(table.items()) == 1
+
+
+def test_the_replay_function_runs_as_a_scheduled_function(stack, rescue_queue):
+    from local.server import LambdaContext, _load_module
+    from local.template import ROOT
+
+    class Plenty(LambdaContext):
+        @staticmethod
+        def get_remaining_time_in_millis() -> int:
+            return 600_000
+
+    handler = _load_module("replay_app", ROOT / "functions" / "replay" / "app.py").handler
+    assert handler({"source": "aws.events"}, Plenty("ReplayFunction")) == {
+        "replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 0}

@@ -166,6 +166,7 @@ def test_unknown_values_of_recorded_fields_are_kept(field, value):
     (AppInstallEvent, {"VERSION": "1.0.0", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"}),
     (AppUpdateEvent, {"VERSION": "2.1.0", "PREVIOUS_VERSION": "2.0.3", "LANGUAGE_ID": "en"}),
     (AppUpdateEvent, {"VERSION": 3, "PREVIOUS_VERSION": 2}),
+    (AppUpdateEvent, {"VERSION": Decimal("1.5"), "PREVIOUS_VERSION": "1.10"}),  # JSON 1.5; "1.10" stays text
 ])
 def test_the_documented_lifecycle_versions_are_kept_as_sent(model, data):
     body = {**bitrix24_payment_body(), "event": "ONAPPINSTALL" if model is AppInstallEvent else "ONAPPUPDATE",

@@ -5,12 +5,9 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from billing_webhooks import alerts, storage
 from billing_webhooks.errors import ServiceUnavailable
 from billing_webhooks.models.base import utc_timestamp
-from billing_webhooks.observability import logger, metrics
 
 
 def expired_pending_alerts(now: datetime):
@@ -38,13 +35,3 @@ def redrive(now: datetime | None = None) -> dict[str, int]:
         except ServiceUnavailable:
             failed += 1
     return {"published": published, "failed": failed}
-
-
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    result = redrive()
-    metrics.add_metric(name="AlertsRedriven", unit=MetricUnit.Count, value=result["published"])
-    metrics.add_metric(name="AlertRedriveFailures", unit=MetricUnit.Count, value=result["failed"])
-    logger.info("alert redrive", extra=result)
-    return result

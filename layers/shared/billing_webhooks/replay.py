@@ -17,10 +17,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from billing_webhooks import aws, rescue
-from billing_webhooks.observability import logger, metrics
+from billing_webhooks.observability import logger
 
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
 # Above the webhook functions' timeout: an Invoke waits for the whole delivery.
@@ -128,17 +126,3 @@ def requeue_quarantined() -> int:
         quarantine.release(identifier)
         count += 1
     return count
-
-
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    requeued = requeue_quarantined() if isinstance(event, dict) and event.get("requeue_quarantined") is True else 0
-    # Leave a minute for the last Invoke to finish within the function's own timeout.
-    counts = replay_parked(invoke_function, lambda: context.get_remaining_time_in_millis() > 60_000)
-    if requeued:
-        counts["requeued"] = requeued
-    for name, value in counts.items():
-        metrics.add_metric(name="Replay" + name.title().replace("_", ""), unit=MetricUnit.Count, value=value)
-    logger.info("replay run", extra=counts)
-    return counts

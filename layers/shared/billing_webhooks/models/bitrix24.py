@@ -2,6 +2,7 @@
 ONAPPUNINSTALL), with what WIRE-FORMATS.md adds of the real wire, and the `app.info` answer (seed 003)."""
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
@@ -24,7 +25,7 @@ YesNo = Annotated[str, Field(max_length=8)]
 # 1, "1", "2.1.0": the docs' tables say string, the payment example shows a number. A whole
 # number is read as one (form values are all strings, and JSON and form deliveries of one event
 # must be one notification); anything else is kept as sent.
-Version = Annotated[int | Annotated[str, Field(max_length=64)], Field(union_mode="left_to_right")]
+Version = Annotated[int | Annotated[str, Field(max_length=64)] | Decimal, Field(union_mode="left_to_right")]
 
 
 def _upper(value: Any) -> Any:
