@@ -310,3 +310,19 @@ def test_without_the_apps_oauth_credentials_an_install_is_believed_on_app_info_a
     assert deliver(api, "app_install", lifecycle("app_install"))[1]["status"] == "stored"
     assert all(request.host != "oauth.bitrix.info:443" for request in stack.bitrix24.requests)
     assert '"MemberUnverified":[1.0]' in capsys.readouterr().out
+
+
+def test_the_php_sdks_own_install_fixture_is_believed_on_app_info_without_a_refresh_token(api, table, installations,
+                                                                                           acme, capsys):
+    # b24phpsdk tests/Unit/Services/RemoteEventsFactoryTest.php: an ONAPPINSTALL with an access
+    # token and no refresh token (values moved to the acme portal).
+    body = {"event": "ONAPPINSTALL", "event_handler_id": "1", "data": {"VERSION": "1", "LANGUAGE_ID": "en"},
+            "ts": "1762089975", "auth": {
+                "access_token": ACCESS, "expires": "1762093575", "expires_in": "3600",
+                "scope": "crm,placement,user_brief", "domain": DOMAIN, "server_endpoint": "https://oauth.bitrix.info/rest/",
+                "status": "L", "client_endpoint": f"https://{DOMAIN}/rest/", "member_id": MEMBER, "user_id": "1",
+                "application_token": TOKEN}}
+    status, answer = deliver(api, "app_install", body)
+    assert (status, answer["status"]) == (200, "stored")
+    assert installations.get(member_id=MEMBER)["status"] == "installed"
+    assert '"MemberUnverified":[1.0]' in capsys.readouterr().out
