@@ -6,7 +6,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local import template
+from local import provision, template
 from local.server import LambdaContext, LocalApi, LocalFunction
 from local.stack import LocalStack
 
@@ -17,10 +17,25 @@ HOST_ENVIRONMENT = dict(os.environ)
 
 # Powertools reads its settings when Logger/Metrics are created, which may be at collection time.
 os.environ.update({k: v for k, v in template.global_environment({}).items() if k.startswith("POWERTOOLS_")})
+# Every function gets the template's Globals; unit tests see them too (resources named as the local
+# stack names them), and the stack fixture points them at the running services.
+for _name, _value in template.global_environment(provision.physical_ids()).items():
+    if not _name.startswith("AWS_ENDPOINT_URL_"):
+        os.environ.setdefault(_name, _value)
 
 
 def load_event(name: str) -> dict:
     return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def settings_read_afresh():
+    """Lambda reads its environment once per container; a test that changes it gets a fresh read."""
+    from billing_webhooks.settings import settings
+
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -72,8 +87,6 @@ class Table:
 def installations(stack, dynamodb) -> Table:
     """The InstallationsTable holding only the sample portal, installed; the fake Bitrix24 knows
     only that portal."""
-    from local import provision
-
     table = Table(dynamodb, "InstallationsTable", ("member_id",))
     table.clear()
     provision.install_sample_portal(dynamodb)

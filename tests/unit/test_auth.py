@@ -3,6 +3,7 @@ import pytest
 from billing_webhooks import auth, installations
 from billing_webhooks.auth import token_sha256
 from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WrongCredentials
+from billing_webhooks.settings import settings
 
 ACTIVE = {"current": "new-secret", "previous": "old-secret"}
 PORTALS = {"member-1": "token-1"}
@@ -163,6 +164,7 @@ def test_signatures_are_not_asked_for_unless_configured(secrets, monkeypatch):
     monkeypatch.setenv("BILLING_SIGNATURE", "off")
     assert _accepted(_signed(signatures=[]))
     monkeypatch.setenv("BILLING_SIGNATURE", "required")
+    settings.cache_clear()  # a new container, as it were
     assert not _accepted(_signed(signatures=[]))
 
 

@@ -11,7 +11,6 @@ message at the next claim. Subscribers dedupe on the `notification_key` message 
 """
 
 import json
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +19,7 @@ from typing import Any
 from billing_webhooks import aws
 from billing_webhooks.errors import ServiceUnavailable
 from billing_webhooks.models.base import utc_timestamp
+from billing_webhooks.settings import settings
 
 LEASE = timedelta(seconds=30)  # > the function timeout: a live claimant always finishes first
 PENDING = "pending"
@@ -185,7 +185,7 @@ def claim(record: dict[str, Any], now: datetime) -> str | None:
     claimed, _ = conditional_write(
         "update_item",
         "The alert state could not be read; retry later.",
-        TableName=os.environ["TABLE_NAME"],
+        TableName=settings().table_name,
         Key=_key(record),
         UpdateExpression="SET alert_lease_until = :until, alert_claim = :token",
         ConditionExpression="alert_status = :pending AND alert_lease_until < :now",
@@ -202,10 +202,10 @@ def publish(record: dict[str, Any], claim_token: str) -> str:
 
     from billing_webhooks.storage import dynamodb
 
-    table, key = os.environ["TABLE_NAME"], _key(record)
+    table, key = settings().table_name, _key(record)
     owned = {":token": {"S": claim_token}}
     try:
-        message_id = sns().publish(TopicArn=os.environ["ALERT_TOPIC_ARN"], **message(record))["MessageId"]
+        message_id = sns().publish(TopicArn=settings().alert_topic_arn, **message(record))["MessageId"]
     except (BotoCoreError, ClientError):
         try:
             dynamodb().update_item(TableName=table, Key=key, UpdateExpression="SET alert_lease_until = :expired",

@@ -5,13 +5,13 @@ Every comparison is constant-time; no token is ever logged.
 """
 
 import hmac
-import os
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 from billing_webhooks.credentials import presented_billing_tokens, token_sha256
 from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WebhookError, WrongCredentials
+from billing_webhooks.settings import settings
 
 # An authenticator looks at the raw event and the decoded body and raises if it is not convinced;
 # what it returns (what it learned of the sender, e.g. the portal's installation) goes to the
@@ -24,7 +24,7 @@ def _secret(env_var: str) -> Any:
     from billing_webhooks.secrets import json_secret
 
     try:
-        return json_secret(os.environ[env_var])
+        return json_secret(getattr(settings(), env_var.lower()))
     except Exception as exc:  # any failure to read our own secret is ours, not the sender's
         raise ServiceUnavailable(f"Credentials cannot be checked right now ({exc.__class__.__name__}).") from None
 
@@ -105,13 +105,13 @@ def billing_credentials(event: dict[str, Any], payload: dict[str, Any]) -> None:
 
 
 def _signatures_required() -> bool:
-    return os.environ.get("BILLING_SIGNATURE", "off") == "required"
+    return settings().signatures_required
 
 
 def billing_secret_ids() -> list[str]:
     """The secrets billing_credentials reads on every delivery."""
     names = ["BILLING_SECRET_ID", "BILLING_SIGNING_SECRET_ID"] if _signatures_required() else ["BILLING_SECRET_ID"]
-    return [os.environ[name] for name in names]
+    return [getattr(settings(), name.lower()) for name in names]
 
 
 # What the pipeline may fetch ahead, while it makes its DynamoDB client on a cold start.
@@ -174,7 +174,7 @@ def portal_application_token(event: dict[str, Any], payload: dict[str, Any]) -> 
 
 
 def _portal_secret_ids() -> list[str]:
-    return [os.environ["BITRIX24_SECRET_ID"]]
+    return [settings().bitrix24_secret_id]
 
 
 # The fallback map is read on every portal event: fetched ahead on a cold start, as billing's secrets.
@@ -265,7 +265,7 @@ def _member_id_confirmed(auth: dict[str, Any], member_id: str) -> None:
 
 
 def _confirmed_app_info(info: Any) -> Any:
-    app_code = os.environ.get("BITRIX24_APP_CODE")
+    app_code = settings().bitrix24_app_code
     if not app_code:
         raise WebhookError("Installs cannot be confirmed: BITRIX24_APP_CODE is not configured.")
     if info.CODE != app_code or not info.INSTALLED:

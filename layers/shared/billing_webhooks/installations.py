@@ -7,7 +7,6 @@ the event's `ts`, so an older event never overwrites what a newer one wrote.
 """
 
 import hmac
-import os
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,13 +22,14 @@ from billing_webhooks.models.bitrix24 import (
     Bitrix24Event,
     Days,
 )
+from billing_webhooks.settings import settings
 
 INSTALLED = "installed"
 UNINSTALLED = "uninstalled"
 
 
 def _table() -> str:
-    return os.environ["INSTALLATIONS_TABLE_NAME"]
+    return settings().installations_table_name
 
 
 def digest_matches(installation: dict[str, Any], digest: str) -> bool:

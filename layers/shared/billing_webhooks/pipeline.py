@@ -6,7 +6,6 @@ A function's app.py binds a model, an authenticator and what a delivery does bes
     handler = Webhook(AppInstallEvent, auth=portal_confirms_install, effect=installations.install).handler
 """
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from billing_webhooks.auth import Authenticator
 from billing_webhooks.errors import InvalidPayload, PayloadConflict, WebhookError
 from billing_webhooks.models.base import Notification
 from billing_webhooks.observability import logger, metrics
+from billing_webhooks.settings import settings
 
 
 def validation_problem(error: ValidationError) -> InvalidPayload:
@@ -70,6 +70,7 @@ class Webhook:
         self.validate_first = validate_first
         self.auth = auth
         self.media_types = media_types
+        settings()  # at cold start: a missing variable fails here, by its name
         self.handler = logger.inject_lambda_context(clear_state=True)(metrics.log_metrics(self.handle))
 
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -156,7 +157,7 @@ class Webhook:
         replay it, since its sender never sends it again. Answered 422 all the same."""
         from billing_webhooks import quarantine, rescue
 
-        function = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+        function = getattr(context, "function_name", None) or settings().aws_lambda_function_name
         try:
             parcel = rescue.sign(rescue.parcel(event, learned["payload"], function,
                                                f"{failure.reason}: {failure.detail}"))
@@ -179,7 +180,7 @@ class Webhook:
         # A portal's confirmation (app.info) is kept; an installation record is read again on replay.
         sender = learned.get("sender")
         confirmed = getattr(failure, "sender", None) or (sender.model_dump(mode="json") if hasattr(sender, "model_dump") else None)
-        function = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+        function = getattr(context, "function_name", None) or settings().aws_lambda_function_name
         try:
             parcel = rescue.parcel(event, learned["payload"], function, f"{failure.reason}: {failure.detail}", confirmed,
                                    keep_access_token=self.keep_access_token)

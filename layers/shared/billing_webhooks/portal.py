@@ -10,7 +10,6 @@ from those checked parts, never follows a redirect, and gives up after a short t
 
 import ipaddress
 import json
-import os
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -19,14 +18,13 @@ from pydantic import ValidationError
 
 from billing_webhooks.errors import PortalUnavailable, WrongCredentials
 from billing_webhooks.models.bitrix24 import AppInfo
+from billing_webhooks.settings import settings
 
-DEFAULT_DOMAIN_SUFFIXES = "bitrix24.com,bitrix24.ru,bitrix24.de,bitrix24.eu,bitrix24.by,bitrix24.kz,bitrix24.ua"
-DEFAULT_TIMEOUT_SECONDS = 3.0
 MAX_ANSWER_BYTES = 64 * 1024
 
 
 def allowed_suffixes() -> list[str]:
-    configured = os.environ.get("BITRIX24_DOMAIN_SUFFIXES") or DEFAULT_DOMAIN_SUFFIXES
+    configured = settings().bitrix24_domain_suffixes
     return [suffix.strip().strip(".").lower() for suffix in configured.split(",") if suffix.strip().strip(".")]
 
 
@@ -69,13 +67,12 @@ def rest_url(domain: Any, client_endpoint: Any, method: str) -> str:
     return f"https://{host}/rest/{method}"
 
 
-DEFAULT_OAUTH_HOSTS = "oauth.bitrix.info"
 
 
 def check_server_endpoint(server_endpoint: Any) -> str:
     """`auth[server_endpoint]`, kept with the installation, must be Bitrix24's OAuth server: https,
     a host on BITRIX24_OAUTH_HOSTS, no credentials or port, path /rest/."""
-    configured = os.environ.get("BITRIX24_OAUTH_HOSTS") or DEFAULT_OAUTH_HOSTS
+    configured = settings().bitrix24_oauth_hosts
     hosts = {host.strip().lower() for host in configured.split(",") if host.strip()}
     try:
         parts = urlsplit(server_endpoint.strip()) if isinstance(server_endpoint, str) else None
@@ -107,7 +104,7 @@ def call(url: str, access_token: str, params: list[tuple[str, str]] | None = Non
     import urllib.request
 
     method = url.rsplit("/", 1)[-1]
-    timeout = float(os.environ.get("BITRIX24_PORTAL_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS)
+    timeout = settings().bitrix24_portal_timeout_seconds
     request = urllib.request.Request(
         url,
         data=urlencode([("auth", access_token), *(params or [])]).encode(),
@@ -143,7 +140,7 @@ def token_owner(server_endpoint: str, refresh_token: str, client_id: str, client
     host = urlsplit(check_server_endpoint(server_endpoint)).hostname
     query = urlencode({"grant_type": "refresh_token", "client_id": client_id, "client_secret": client_secret,
                        "refresh_token": refresh_token})
-    timeout = float(os.environ.get("BITRIX24_PORTAL_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS)
+    timeout = settings().bitrix24_portal_timeout_seconds
     try:
         with _opener().open(f"https://{host}/oauth/token/?{query}", timeout=timeout) as response:
             answer = json.loads(response.read(MAX_ANSWER_BYTES))

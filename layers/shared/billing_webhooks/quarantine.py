@@ -10,15 +10,15 @@ parcel to the rescue queue and replays it through its function.
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
 from billing_webhooks import storage
+from billing_webhooks.settings import settings
 
 
 def _table() -> str:
-    return os.environ["QUARANTINE_TABLE_NAME"]
+    return settings().quarantine_table_name
 
 
 def quarantine_id(parcel: dict[str, Any]) -> str:

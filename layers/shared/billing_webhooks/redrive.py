@@ -1,18 +1,18 @@
 """AlertRedriveFunction: publish alerts left pending past their lease (a failed publish whose
 sender gave up, a claimant that died). Found through the sparse `pending-alerts` index, never a scan."""
 
-import os
 from datetime import UTC, datetime
 from typing import Any
 
 from billing_webhooks import alerts, storage
 from billing_webhooks.errors import ServiceUnavailable
 from billing_webhooks.models.base import utc_timestamp
+from billing_webhooks.settings import settings
 
 
 def expired_pending_alerts(now: datetime):
     pages = storage.dynamodb().get_paginator("query").paginate(
-        TableName=os.environ["TABLE_NAME"],
+        TableName=settings().table_name,
         IndexName=alerts.PENDING_INDEX,
         KeyConditionExpression="alert_pending = :pending AND alert_lease_until < :now",
         ExpressionAttributeValues={":pending": {"S": alerts.PENDING}, ":now": {"S": utc_timestamp(now)}},

@@ -13,12 +13,12 @@ another try). Then by the answer:
 """
 
 import json
-import os
 from collections.abc import Callable
 from typing import Any
 
 from billing_webhooks import aws, rescue
 from billing_webhooks.observability import logger
+from billing_webhooks.settings import settings
 
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
 # Above the webhook functions' timeout: an Invoke waits for the whole delivery.
@@ -40,7 +40,7 @@ def invoke_function(function_name: str, event: dict[str, Any]) -> dict[str, Any]
 
 
 def replay_parked(invoke: Invoke, has_time: Callable[[], bool] = lambda: True) -> dict[str, int]:
-    sqs, url = rescue.queue(), os.environ["RESCUE_QUEUE_URL"]
+    sqs, url = rescue.queue(), settings().rescue_queue_url
     counts = {"replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 0}
     tried: set[str] = set()
     while has_time():
@@ -101,7 +101,7 @@ def _problem(answer: dict[str, Any]) -> str:
 
 def _dead_letter(sqs: Any, message: dict[str, Any], reason: str) -> None:
     """The parcel as it was, on the dead-letter queue (an alarm watches it), with why."""
-    sqs.send_message(QueueUrl=os.environ["RESCUE_DEAD_LETTER_QUEUE_URL"], MessageBody=message["Body"],
+    sqs.send_message(QueueUrl=settings().rescue_dead_letter_queue_url, MessageBody=message["Body"],
                      MessageAttributes={"reason": {"DataType": "String", "StringValue": reason}})
     logger.error("parked delivery dead-lettered", extra={"reason": reason})
 
@@ -121,7 +121,7 @@ def requeue_quarantined() -> int:
 
     count = 0
     for identifier, parcel in quarantine.parcels():
-        rescue.queue().send_message(QueueUrl=os.environ["RESCUE_QUEUE_URL"],
+        rescue.queue().send_message(QueueUrl=settings().rescue_queue_url,
                                     MessageBody=json.dumps(parcel, ensure_ascii=False, separators=(",", ":")))
         quarantine.release(identifier)
         count += 1

@@ -22,7 +22,6 @@ expiry (Bitrix24's access tokens live an hour): a replay after that gets no toke
 import base64
 import hmac
 import json
-import os
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -34,6 +33,7 @@ from billing_webhooks.credentials import presented_billing_tokens, token_sha256
 from billing_webhooks.decoding import FORM, media_type, raw_body
 from billing_webhooks.errors import ServiceUnavailable, WrongCredentials
 from billing_webhooks.models.base import utc_timestamp
+from billing_webhooks.settings import settings
 
 # Headers a replay needs (the signature is an HMAC of the body, not a key); every other header,
 # Authorization and X-Webhook-Token included, stays behind.
@@ -54,7 +54,7 @@ def _signing_keys() -> list[str]:
     from billing_webhooks.secrets import json_secret
 
     try:
-        secret = json_secret(os.environ["RESCUE_SIGNING_SECRET_ID"])
+        secret = json_secret(settings().rescue_signing_secret_id)
     except Exception as exc:  # ours to fix, not the parcel's fault
         raise ServiceUnavailable(f"Parcels cannot be signed or checked right now ({exc.__class__.__name__}).") from None
     keys = [value for value in secret.values() if isinstance(value, str) and value] if isinstance(secret, dict) else []
@@ -131,7 +131,7 @@ def _seal_access_token(auth: dict[str, Any], received: datetime) -> str | None:
     if not isinstance(token, str) or not token:
         return None
     sealed = json.dumps({"access_token": token, "expires": _access_token_expiry(auth, received)}).encode()
-    answer = aws.client("kms").encrypt(KeyId=os.environ["PORTAL_TOKEN_KEY_ID"], Plaintext=sealed,
+    answer = aws.client("kms").encrypt(KeyId=settings().portal_token_key_id, Plaintext=sealed,
                                        EncryptionContext={"member_id": str(auth.get("member_id"))})
     return base64.b64encode(answer["CiphertextBlob"]).decode()
 
@@ -205,7 +205,7 @@ def park(found: dict[str, Any]) -> str:
     except ServiceUnavailable:
         pass
     return queue().send_message(
-        QueueUrl=os.environ["RESCUE_QUEUE_URL"],
+        QueueUrl=settings().rescue_queue_url,
         MessageBody=json.dumps(found, ensure_ascii=False, separators=(",", ":")),
         MessageAttributes={
             "route": {"DataType": "String", "StringValue": found["route"]},

@@ -7,14 +7,13 @@ prefetch so that a cold container waits for Secrets Manager while it builds its 
 """
 
 import json
-import os
 import threading
 import time
 from typing import Any
 
 from billing_webhooks import aws
+from billing_webhooks.settings import settings
 
-DEFAULT_CACHE_SECONDS = 300
 _cache: dict[str, tuple[float, Any]] = {}
 _in_flight: dict[str, "_Fetch"] = {}
 
@@ -42,7 +41,7 @@ def _fresh(secret_id: str) -> bool:
 
 
 def _max_age() -> float:
-    return float(os.environ.get("SECRETS_CACHE_SECONDS") or DEFAULT_CACHE_SECONDS)
+    return settings().secrets_cache_seconds
 
 
 def prefetch(*secret_ids: str) -> None:

@@ -4,7 +4,6 @@ One conditional PutItem. If the key exists, DynamoDB hands back the stored item
 (ReturnValuesOnConditionCheckFailure), so a redelivery costs one call and never overwrites.
 """
 
-import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -13,6 +12,7 @@ from typing import Any
 from billing_webhooks import aws
 from billing_webhooks.errors import PayloadConflict, ServiceUnavailable, Unstorable
 from billing_webhooks.models.base import Notification, utc_timestamp
+from billing_webhooks.settings import settings
 
 def dynamodb():
     return aws.client("dynamodb")
@@ -110,7 +110,7 @@ def put_record(record: dict[str, Any]) -> tuple[Outcome, dict[str, Any]]:
     written, stored = conditional_write(
         "put_item",
         "The notification could not be stored; retry later.",
-        TableName=os.environ["TABLE_NAME"],
+        TableName=settings().table_name,
         Item=to_item(record),
         ConditionExpression="attribute_not_exists(notification_id)",
         ReturnValuesOnConditionCheckFailure="ALL_OLD",

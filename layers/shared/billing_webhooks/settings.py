@@ -1,0 +1,55 @@
+"""Every environment variable the layer reads, in one place, read once per container.
+
+The template's Globals set them all for every function (`local/env.json` for `sam local invoke`,
+the local stack for `make dev` and the tests). A required one that is missing fails the cold
+start, naming it: `Webhook` reads the settings when a function's module is loaded.
+"""
+
+import os
+from dataclasses import MISSING, dataclass, fields
+from functools import cache
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Tables, topic, queues, keys: required.
+    table_name: str
+    installations_table_name: str
+    quarantine_table_name: str
+    alert_topic_arn: str
+    rescue_queue_url: str
+    rescue_dead_letter_queue_url: str
+    portal_token_key_id: str
+    # Secrets Manager secret ids: required.
+    billing_secret_id: str
+    billing_signing_secret_id: str
+    bitrix24_secret_id: str
+    bitrix24_app_credentials_id: str
+    rescue_signing_secret_id: str
+    # Behaviour, with the template's defaults.
+    billing_signature: str = "off"  # "required": billing deliveries must be signed too
+    bitrix24_app_code: str = ""  # installs naming another CODE are refused; empty: none are believed
+    bitrix24_domain_suffixes: str = "bitrix24.com,bitrix24.ru,bitrix24.de,bitrix24.eu,bitrix24.by,bitrix24.kz,bitrix24.ua"
+    bitrix24_oauth_hosts: str = "oauth.bitrix.info"
+    bitrix24_portal_timeout_seconds: float = 3.0
+    secrets_cache_seconds: float = 300.0
+    aws_lambda_function_name: str = ""  # set by Lambda itself
+
+    @property
+    def signatures_required(self) -> bool:
+        return self.billing_signature == "required"
+
+
+@cache
+def settings() -> Settings:
+    """The settings of this container; `settings.cache_clear()` reads the environment again."""
+    values, missing = {}, []
+    for field in fields(Settings):
+        raw = os.environ.get(field.name.upper(), "")
+        if raw:
+            values[field.name] = float(raw) if field.type is float else raw
+        elif field.default is MISSING:
+            missing.append(field.name.upper())
+    if missing:
+        raise RuntimeError(f"Missing environment variable(s): {', '.join(missing)}")
+    return Settings(**values)
