@@ -44,7 +44,7 @@ SECRET_QUERY_PARAMETERS = frozenset({"token"})
 
 
 def rescued(event: dict[str, Any]) -> dict[str, Any] | None:
-    """The parcel a replayed event carries (checked by `verified` before anything reads it). API
+    """The parcel a replayed event carries (checked by `verify` before anything reads it). API
     Gateway never sends a top-level `rescued` key: only a direct Invoke can."""
     parcel = event.get("rescued")
     return parcel if isinstance(parcel, dict) else None
@@ -121,7 +121,7 @@ ACCESS_TOKEN_SECONDS = 3600  # Bitrix24's OAuth access tokens, when the event do
 def _access_token_expiry(auth: dict[str, Any], received: datetime) -> int:
     for name, base in (("expires", 0), ("expires_in", int(received.timestamp()))):
         value = str(auth.get(name) or "")
-        if value.isdigit() and len(value) <= 12:
+        if value.isascii() and value.isdigit() and len(value) <= 12:
             return base + int(value)
     return int(received.timestamp()) + ACCESS_TOKEN_SECONDS
 
