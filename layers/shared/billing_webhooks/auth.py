@@ -72,10 +72,10 @@ def billing_signature(event: dict[str, Any]) -> None:
     sender rotates) over the raw body, checked against every active signing key."""
     import time
 
-    from billing_webhooks.decoding import raw_body
+    from billing_webhooks.decoding import lowered_headers, raw_body
     from billing_webhooks.rescue import received_epoch, rescued
 
-    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    headers = lowered_headers(event)
     timestamp = headers.get("x-webhook-timestamp", "").strip()
     presented = [part.strip() for part in headers.get("x-webhook-signature", "").split(",") if part.strip()]
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12) or not presented:

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from aws_lambda_powertools.metrics import MetricUnit
 
 from billing_webhooks import installations, portal
+from billing_webhooks.decoding import lowered_headers
 from billing_webhooks.errors import BindingFailed, PortalUnavailable
 from billing_webhooks.models.bitrix24 import AppInstallEvent, AppUpdateEvent, Bitrix24Event, PortalConfirmation
 from billing_webhooks.observability import logger, metrics
@@ -36,7 +37,7 @@ def handler_urls(event: dict[str, Any]) -> dict[str, str]:
     domain = context.get("domainName")
     if not domain:
         return {}
-    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    headers = lowered_headers(event)
     scheme = headers.get("x-forwarded-proto") or "https"
     stage = context.get("stage")
     prefix = "" if stage in (None, "", "$default") else f"/{stage}"

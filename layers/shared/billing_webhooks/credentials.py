@@ -5,6 +5,8 @@ import hashlib
 from typing import Any
 from urllib.parse import parse_qsl
 
+from billing_webhooks.decoding import lowered_headers
+
 
 def token_sha256(token: str) -> str:
     # Tokens are 128+ random bits (Bitrix24's, our generated secrets), so a plain hash is enough
@@ -14,7 +16,7 @@ def token_sha256(token: str) -> str:
 
 def presented_billing_tokens(event: dict[str, Any]) -> list[str]:
     """Every token the billing sender presented: `Authorization: Bearer`, `X-Webhook-Token`, `?token=`."""
-    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    headers = lowered_headers(event)
     tokens = []
     scheme, _, credentials = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():

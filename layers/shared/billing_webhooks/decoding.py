@@ -15,6 +15,11 @@ FORM = "application/x-www-form-urlencoded"
 BITRIX24 = frozenset({FORM, JSON})  # form on the wire; JSON as the docs show it
 
 
+def lowered_headers(event: dict[str, Any]) -> dict[str, str]:
+    """The event's headers by lower-case name (API Gateway sends them so; a hand-made event may not)."""
+    return {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+
+
 def media_type(headers: dict[str, str] | None) -> str | None:
     for name, value in (headers or {}).items():
         if name.lower() == "content-type":

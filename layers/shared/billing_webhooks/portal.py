@@ -98,24 +98,29 @@ def _opener():
     return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), RefuseRedirects())
 
 
+def _fetch(request: Any, what: str) -> Any:
+    """Open a checked URL (never following a redirect), within the portal timeout; its JSON, or
+    PortalUnavailable naming `what` (never the URL: it may hold a secret)."""
+    try:
+        with _opener().open(request, timeout=settings().bitrix24_portal_timeout_seconds) as response:
+            return json.loads(response.read(MAX_ANSWER_BYTES), parse_float=Decimal)  # cut short: unreadable
+    except Exception as exc:  # HTTP errors, redirects, TLS, timeouts, garbage: it did not answer
+        raise PortalUnavailable(f"{what} did not answer ({_describe(exc)}).") from None
+
+
 def call(url: str, access_token: str, params: list[tuple[str, str]] | None = None) -> Any:
     """POST a REST method with the event's access token (in the body, never the URL); the
     portal's `result`, or PortalUnavailable."""
     import urllib.request
 
     method = url.rsplit("/", 1)[-1]
-    timeout = settings().bitrix24_portal_timeout_seconds
     request = urllib.request.Request(
         url,
         data=urlencode([("auth", access_token), *(params or [])]).encode(),
         headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
         method="POST",
     )
-    try:
-        with _opener().open(request, timeout=timeout) as response:
-            answer = json.loads(response.read(MAX_ANSWER_BYTES), parse_float=Decimal)  # cut short: unreadable
-    except Exception as exc:  # HTTP errors, redirects, TLS, timeouts, garbage: the portal did not answer
-        raise PortalUnavailable(f"The portal did not answer {method} ({_describe(exc)}).") from None
+    answer = _fetch(request, f"The portal's {method}")
     if not isinstance(answer, dict) or "result" not in answer:
         raise PortalUnavailable(f"The portal answered {method} without a result ({_portal_error(answer)}).")
     return answer["result"]
@@ -140,12 +145,7 @@ def token_owner(server_endpoint: str, refresh_token: str, client_id: str, client
     host = urlsplit(check_server_endpoint(server_endpoint)).hostname
     query = urlencode({"grant_type": "refresh_token", "client_id": client_id, "client_secret": client_secret,
                        "refresh_token": refresh_token})
-    timeout = settings().bitrix24_portal_timeout_seconds
-    try:
-        with _opener().open(f"https://{host}/oauth/token/?{query}", timeout=timeout) as response:
-            answer = json.loads(response.read(MAX_ANSWER_BYTES))
-    except Exception as exc:  # never the URL in a message: it holds the client secret
-        raise PortalUnavailable(f"Bitrix24's OAuth server did not answer ({_describe(exc)}).") from None
+    answer = _fetch(f"https://{host}/oauth/token/?{query}", "Bitrix24's OAuth server")
     if not isinstance(answer, dict) or not isinstance(answer.get("member_id"), str):
         raise PortalUnavailable(f"Bitrix24's OAuth server answered without a member_id ({_portal_error(answer)}).")
     return {"member_id": answer["member_id"], "client_endpoint": answer.get("client_endpoint")}

@@ -56,8 +56,7 @@ def replay_parked(invoke: Invoke, has_time: Callable[[], bool] = lambda: True) -
             parcel = json.loads(message["Body"])
             if "signature" not in parcel:  # parked while it could not be signed: a person decides
                 counts["dead_lettered"] += 1
-                _dead_letter(sqs, message, "parked unsigned: check it, then redrive it by hand")
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                _dead_letter(sqs, url, message, "parked unsigned: check it, then redrive it by hand")
                 continue
             try:
                 answer = invoke(parcel["function"], rescue.replay_event(parcel))
@@ -73,8 +72,7 @@ def replay_parked(invoke: Invoke, has_time: Callable[[], bool] = lambda: True) -
                 return counts
             if status == FAILED_ON_THIS_PARCEL and int(message["Attributes"]["ApproximateReceiveCount"]) >= 2:
                 counts["dead_lettered"] += 1
-                _dead_letter(sqs, message, f"replay failed twice ({status}): {_problem(answer)}")
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                _dead_letter(sqs, url, message, f"replay failed twice ({status}): {_problem(answer)}")
                 continue
             if status >= 500:  # this parcel failed on its own (its portal, a bug): it waits for the next run
                 counts["deferred"] += 1
@@ -99,10 +97,11 @@ def _problem(answer: dict[str, Any]) -> str:
     return f"{body.get('title', 'no answer')}: {body.get('detail', '')}"[:240]
 
 
-def _dead_letter(sqs: Any, message: dict[str, Any], reason: str) -> None:
-    """The parcel as it was, on the dead-letter queue (an alarm watches it), with why."""
+def _dead_letter(sqs: Any, url: str, message: dict[str, Any], reason: str) -> None:
+    """Move the parcel, as it was, to the dead-letter queue (an alarm watches it), with why."""
     sqs.send_message(QueueUrl=settings().rescue_dead_letter_queue_url, MessageBody=message["Body"],
                      MessageAttributes={"reason": {"DataType": "String", "StringValue": reason}})
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     logger.error("parked delivery dead-lettered", extra={"reason": reason})
 
 

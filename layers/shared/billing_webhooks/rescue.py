@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from billing_webhooks import aws
 from billing_webhooks.credentials import presented_billing_tokens, token_sha256
-from billing_webhooks.decoding import FORM, media_type, raw_body
+from billing_webhooks.decoding import FORM, lowered_headers, media_type, raw_body
 from billing_webhooks.errors import ServiceUnavailable, WrongCredentials
 from billing_webhooks.models.base import utc_timestamp
 from billing_webhooks.settings import settings
@@ -153,7 +153,7 @@ def with_sealed_access_token(found: dict[str, Any], payload: dict[str, Any]) -> 
 def parcel(event: dict[str, Any], payload: dict[str, Any], function_name: str, reason: str,
            sender: dict[str, Any] | None = None, keep_access_token: bool = False) -> dict[str, Any]:
     """What the rescue queue keeps of a delivery: everything a replay needs, no secret in the clear."""
-    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    headers = lowered_headers(event)
     kind = media_type(headers) or "application/json"
     body = _without_portal_tokens(raw_body(event), kind, payload)
     query = [(k, v) for k, v in parse_qsl(event.get("rawQueryString") or "", keep_blank_values=True)
