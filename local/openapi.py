@@ -73,7 +73,7 @@ def document() -> dict[str, Any]:
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
         }
         refusals = dict(REFUSALS)
-        if webhook.auth.__name__.startswith("portal_confirms"):
+        if type(webhook.auth).__name__ == "PortalConfirms":  # it asks the portal
             refusals["502"] = "The portal did not confirm the install in time"
         for status, meaning in sorted(refusals.items()):
             responses[status] = {"description": meaning, "content": {"application/problem+json": {"schema": PROBLEM}}}

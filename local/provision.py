@@ -88,11 +88,13 @@ def install_sample_portal(dynamodb: Any) -> None:
     """The sample portal, installed as ONAPPINSTALL would have installed it, so the sample
     events work from the start."""
     template.use_layer()
-    from billing_webhooks.installations import installation_record
+    from billing_webhooks.data.notifications import to_item
+    from billing_webhooks.domain.lifecycle import installation_record
     from billing_webhooks.models.bitrix24 import AppInfo, AppInstallEvent
-    from billing_webhooks.storage import to_item
+    from billing_webhooks.wire.credentials import token_sha256
 
-    event = AppInstallEvent.model_validate(samples.bitrix24_install_body())
+    body = samples.bitrix24_install_body()
+    event = AppInstallEvent.model_validate(body)
     info = AppInfo.model_validate(samples.sample_app_info())
-    record = installation_record(event, info, datetime.now(UTC))
+    record = installation_record(event, info, token_sha256(body["auth"]["application_token"]), datetime.now(UTC))
     dynamodb.put_item(TableName=physical_ids()["InstallationsTable"], Item=to_item(record))

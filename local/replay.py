@@ -26,7 +26,7 @@ def local_invoker() -> Callable[[str, dict[str, Any]], dict[str, Any]]:
 def replay() -> dict[str, int]:
     """Replay what the handlers' environment's rescue queue holds (that environment already set)."""
     template.use_layer()
-    from billing_webhooks.replay import replay_parked
+    from billing_webhooks.recovery.replay import replay_parked
 
     return replay_parked(local_invoker())
 
@@ -46,7 +46,7 @@ def main() -> None:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     if "--quarantined" in sys.argv:
         template.use_layer()
-        from billing_webhooks.replay import requeue_quarantined
+        from billing_webhooks.recovery.replay import requeue_quarantined
 
         print(f"requeued {requeue_quarantined()} quarantined deliveries")
     counts = replay()

@@ -1,7 +1,7 @@
 """POST /billing/new-payment: the billing system's NewPayment notification."""
 
-from billing_webhooks.auth import billing_credentials
+from billing_webhooks.http.auth import billing_credentials
+from billing_webhooks.http.pipeline import Webhook
 from billing_webhooks.models.billing.new_payment import NewPayment
-from billing_webhooks.pipeline import Webhook
 
 handler = Webhook(NewPayment, auth=billing_credentials).handler

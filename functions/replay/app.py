@@ -6,7 +6,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from billing_webhooks.observability import logger, metrics
-from billing_webhooks.replay import invoke_function, replay_parked, requeue_quarantined
+from billing_webhooks.recovery.replay import invoke_function, replay_parked, requeue_quarantined
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from local import openapi, samples, seeds, template
 from local.wire import php_form_encode
-from tests.conftest import Table
 from tests.integration.test_rescue import rescue_queue  # noqa: F401 (fixture)
 
 ROUTES = template.routes()

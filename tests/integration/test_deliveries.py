@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from botocore.stub import Stubber
 
-from billing_webhooks import storage
+from billing_webhooks.data import notifications
 from local import samples, seeds
 from local.samples import bitrix24_payment_body
 from local.template import routes
@@ -129,7 +129,7 @@ def test_billing_token_in_the_query_string_is_accepted(api, table):
 
 
 def _signed_headers(body: str, key: str = samples.BILLING_SIGNING_KEY, age: int = 0) -> dict[str, str]:
-    from billing_webhooks.auth import signature
+    from billing_webhooks.http.auth import signature
 
     timestamp = str(int(time.time()) - age)
     return {**BILLING_AUTH, "X-Webhook-Timestamp": timestamp,
@@ -237,7 +237,7 @@ def test_an_account_history_reads_in_order_from_the_by_account_index(api, table,
 
 @pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "InternalServerError", "ThrottlingException"])
 def test_dynamodb_failing_answers_503_with_retry_after(functions, table, code):
-    client = storage.dynamodb()
+    client = notifications.dynamodb()
     with Stubber(client) as stubber:
         stubber.add_client_error("put_item", service_error_code=code, http_status_code=500)
         status, headers, problem = invoke(functions["new_payment"], load_event("new_payment"))
@@ -252,7 +252,7 @@ def test_dynamodb_unreachable_answers_503(functions, table, monkeypatch):
 
     dead = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:9",
                         config=Config(retries={"total_max_attempts": 1}, connect_timeout=1))
-    monkeypatch.setattr(storage, "dynamodb", lambda: dead)
+    monkeypatch.setattr(notifications, "dynamodb", lambda: dead)
     status, headers, _ = invoke(functions["unpaid_invoice"], load_event("unpaid_invoice"))
     assert status == 503 and "Retry-After" in headers
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 from botocore.exceptions import ClientError
 
-from billing_webhooks import installations as installation_records
-from billing_webhooks import storage
-from billing_webhooks.auth import PORTAL_REFUSED
+from billing_webhooks.data import installations as installation_records
+from billing_webhooks.data import notifications
+from billing_webhooks.http.portal_token import PORTAL_REFUSED
 from billing_webhooks.errors import ServiceUnavailable, Unstorable
 from local import samples, seeds
 from local.wire import php_form_encode
@@ -47,7 +47,7 @@ def test_a_request_dynamodb_refuses_as_such_is_unstorable_not_an_outage(stack):
         installation_records.get("m" * 3000)  # over DynamoDB's 2 KiB partition key: ValidationException
     assert refused.value.status == 422 and not refused.value.parked
     throttled = ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "GetItem")
-    assert isinstance(storage.fault(throttled, "x"), ServiceUnavailable)
+    assert isinstance(notifications.fault(throttled, "x"), ServiceUnavailable)
 
 
 @pytest.mark.parametrize("number", ["1e999999", "9" * 41, str(10**40), "1e-131"])
@@ -93,15 +93,15 @@ def test_a_body_one_byte_over_64_kib_is_413_over_http_with_nothing_kept(api, tab
 def test_a_lease_alive_keeps_a_duplicate_from_publishing_and_an_expired_one_lets_it(functions, table):
     from datetime import UTC, datetime, timedelta
 
-    from billing_webhooks import alerts
+    from billing_webhooks.domain import alerts
     from tests.conftest import invoke, load_event
 
     from billing_webhooks.models.billing import UnPaidInvoice
 
-    stored = storage.build_record(UnPaidInvoice.model_validate(seeds.billing_seeds()["UnPaidInvoice"]), datetime.now(UTC))
+    stored = notifications.build_record(UnPaidInvoice.model_validate(seeds.billing_seeds()["UnPaidInvoice"]), datetime.now(UTC))
     now = datetime.now(UTC)
     stored.update(alerts.new_claim(now))  # a first delivery's claim, alive for alerts.LEASE
-    storage.put_record(stored)
+    notifications.put_record(stored)
     status, _, body = invoke(functions["unpaid_invoice"], load_event("unpaid_invoice"))
     assert (status, body["status"]) == (200, "duplicate")
     [record] = table.items()

@@ -11,10 +11,10 @@ import boto3
 
 import pytest
 
-from billing_webhooks.auth import token_sha256
-from billing_webhooks.installations import installation_record
+from billing_webhooks.wire.credentials import token_sha256
+from billing_webhooks.domain.lifecycle import installation_record
 from billing_webhooks.models.bitrix24 import AppInfo, AppInstallEvent
-from billing_webhooks.storage import to_item
+from billing_webhooks.data.notifications import to_item
 from local import samples
 from local.fake_bitrix24 import Portal
 from local.wire import php_form_encode
@@ -208,8 +208,8 @@ def test_the_fallback_secret_wins_over_a_record_it_did_not_write(api, table, ins
     assert status == 403 and "fallback secret" in problem["detail"]
     assert installations.get(member_id=samples.HANDMADE_MEMBER_ID) is None
     # ... and a record for it, however it got there, changes nothing: the hand-installed token decides.
-    record = installation_record(AppInstallEvent.model_validate(takeover),
-                                 AppInfo.model_validate(samples.sample_app_info()), datetime.now(UTC))
+    record = installation_record(AppInstallEvent.model_validate(takeover), AppInfo.model_validate(samples.sample_app_info()),
+                                 token_sha256(takeover["auth"]["application_token"]), datetime.now(UTC))
     boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMODB"]).put_item(
         TableName=installations.name, Item=to_item(record))
     assert post(api, "/bitrix24/app-payment", _handmade_payment(), FORM)[0] == 200
@@ -301,11 +301,12 @@ def test_an_install_whose_tokens_belong_to_another_portal_is_refused(api, table,
 def test_without_the_apps_oauth_credentials_an_install_is_believed_on_app_info_and_counted(
     api, table, installations, acme, stack, monkeypatch, capsys
 ):
-    from billing_webhooks import auth
+    from billing_webhooks.data import secrets
+    from billing_webhooks.settings import settings
 
-    real = auth._secret
-    monkeypatch.setattr(auth, "_secret", lambda name: {"client_id": "", "client_secret": ""}
-                        if name == "BITRIX24_APP_CREDENTIALS_ID" else real(name))
+    real = secrets.json_secret
+    monkeypatch.setattr(secrets, "json_secret", lambda name: {"client_id": "", "client_secret": ""}
+                        if name == settings().bitrix24_app_credentials_id else real(name))
     acme.member_id = "not-asked"
     assert deliver(api, "app_install", lifecycle("app_install"))[1]["status"] == "stored"
     assert all(request.host != "oauth.bitrix.info:443" for request in stack.bitrix24.requests)

@@ -3,7 +3,7 @@ answered "stale" (with a Stale metric) so that the sender and the operator can t
 
 import json
 
-from billing_webhooks.auth import token_sha256
+from billing_webhooks.wire.credentials import token_sha256
 from tests.integration.test_installations import (  # noqa: F401 (fixtures)
     MEMBER,
     NEW_TOKEN,
@@ -85,13 +85,14 @@ def test_the_table_refuses_to_move_a_member_id_even_when_a_race_passes_the_check
                                                                                  installed_acme):
     from datetime import UTC, datetime
 
-    from billing_webhooks import installations as records
+    from billing_webhooks.domain import lifecycle as rules
     from billing_webhooks.models.bitrix24 import AppInfo, AppInstallEvent
     from local import samples
 
     moved = AppInstallEvent.model_validate(lifecycle("app_install", ts=INSTALLED_TS + 500, domain="evil.bitrix24.com",
                                                      client_endpoint="https://evil.bitrix24.com/rest/"))
-    assert records.install(moved, AppInfo.model_validate(samples.sample_app_info()), datetime.now(UTC)) is None
+    info = AppInfo.model_validate(samples.sample_app_info())
+    assert rules.install(moved, info, token_sha256("evil-token"), datetime.now(UTC)) is None
     assert installations.get(member_id=MEMBER)["domain"] == "acme.bitrix24.com"
 
 

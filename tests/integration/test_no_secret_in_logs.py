@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from billing_webhooks.auth import signature
+from billing_webhooks.http.auth import signature
 from billing_webhooks.observability import logger
 from local import samples, seeds
 from local.template import routes

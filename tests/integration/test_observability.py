@@ -7,11 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.stub import Stubber
 
-from billing_webhooks import storage
+from billing_webhooks.data import notifications
 from local import traffic
 from local.replay import replay
 from tests.conftest import invoke, load_event
-from tests.integration.test_deliveries import BILLING_AUTH, post
+from tests.integration.test_deliveries import post
 from tests.integration.test_no_secret_in_logs import captured  # noqa: F401 (fixture)
 from tests.integration.test_rescue import rescue_queue  # noqa: F401 (fixture)
 
@@ -40,7 +40,7 @@ def test_each_outcome_is_its_own_metric_and_refusals_carry_their_reason(function
     assert invoke(functions["unpaid_invoice"], conflicting)[0] == 409
     anonymous = {**event, "headers": {"content-type": "application/json"}}
     assert invoke(functions["unpaid_invoice"], anonymous)[0] == 401
-    with Stubber(storage.dynamodb()) as stubber:
+    with Stubber(notifications.dynamodb()) as stubber:
         stubber.add_client_error("put_item", service_error_code="ThrottlingException", http_status_code=400)
         assert invoke(functions["new_payment"], load_event("new_payment"))[0] == 503
     assert replay()["replayed"] == 1

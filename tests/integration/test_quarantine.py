@@ -6,7 +6,8 @@ import json
 import boto3
 import pytest
 
-from billing_webhooks import quarantine, replay as billing_replay
+from billing_webhooks.data import quarantine
+from billing_webhooks.recovery import replay as billing_replay
 from local import seeds
 from local.replay import local_invoker
 from tests.integration.test_deliveries import BILLING_AUTH, post

@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from billing_webhooks import alerts, redrive, rescue
-from billing_webhooks.auth import token_sha256
+from billing_webhooks.domain import alerts
+from billing_webhooks.recovery import redrive
+from billing_webhooks.recovery import parcels
+from billing_webhooks.wire.credentials import token_sha256
 from local import samples, traffic
 from local.replay import replay
 from local.server import http_api_event
@@ -159,7 +161,7 @@ def test_an_install_during_an_outage_is_confirmed_then_and_replayed_without_any_
 def test_a_parcel_keeps_the_body_and_route_but_no_credential_header_query_or_portal_token():
     billing = http_api_event("POST", "/billing/new-payment", f"token={samples.BILLING_TOKEN}&x=1",
                              {**BILLING_AUTH, "X-Webhook-Token": samples.BILLING_TOKEN, "Cookie": "a=b"}, b'{"id": "1"}')
-    parcel = rescue.parcel(billing, {"id": "1"}, "NewPaymentFunction", "unavailable: test")
+    parcel = parcels.parcel(billing, {"id": "1"}, "NewPaymentFunction", "unavailable: test")
     assert parcel["body"] == '{"id": "1"}' and parcel["query"] == "x=1" and parcel["route"] == "POST /billing/new-payment"
     assert parcel["headers"] == {"content-type": "application/json"}
     assert parcel["credential_sha256"] == [token_sha256(samples.BILLING_TOKEN)] * 3
@@ -169,10 +171,10 @@ def test_a_parcel_keeps_the_body_and_route_but_no_credential_header_query_or_por
     for encoded, headers in ((php_form_encode(body).encode(), FORM),
                              (json.dumps(body).encode(), {"Content-Type": "application/json"})):
         event = http_api_event("POST", "/bitrix24/app-install", "", headers, encoded)
-        parcel = rescue.parcel(event, body, "AppInstallFunction", "unavailable: test")
+        parcel = parcels.parcel(event, body, "AppInstallFunction", "unavailable: test")
         assert not any(secret in json.dumps(parcel) for secret in SECRETS)
         assert parcel["credential_sha256"] == [token_sha256(samples.PORTAL_APPLICATION_TOKEN)]
-        replayed = rescue.replay_event(parcel)
+        replayed = parcels.replay_event(parcel)
         assert replayed["rawPath"] == "/bitrix24/app-install" and replayed["rescued"] is parcel
         assert ("member_id" in parcel["body"]) and samples.PORTAL_MEMBER_ID in parcel["body"]
 
@@ -182,14 +184,14 @@ def test_when_the_rescue_queue_fails_too_the_answer_is_still_503_and_the_loss_is
 ):
     from botocore.stub import Stubber
 
-    from billing_webhooks import storage
+    from billing_webhooks.data import notifications
     from tests.conftest import invoke, load_event
 
     def refuse(parcel):
         raise ConnectionError("sqs down")
 
-    monkeypatch.setattr(rescue, "park", refuse)
-    with Stubber(storage.dynamodb()) as stubber:
+    monkeypatch.setattr(parcels, "park", refuse)
+    with Stubber(notifications.dynamodb()) as stubber:
         stubber.add_client_error("put_item", service_error_code="InternalServerError", http_status_code=500)
         status, headers, _ = invoke(functions["new_payment"], load_event("new_payment"))
     assert status == 503 and "Retry-After" in headers
@@ -204,7 +206,8 @@ def test_the_replay_function_invokes_the_parking_function_by_name_and_reads_a_cr
     from botocore.response import StreamingBody
     from botocore.stub import Stubber
 
-    from billing_webhooks import aws, replay as replay_module
+    from billing_webhooks.data import aws
+    from billing_webhooks.recovery import replay as replay_module
 
     client = aws.client("lambda", read_timeout=replay_module.INVOKE_READ_TIMEOUT_SECONDS)
     answer = json.dumps({"statusCode": 200}).encode()
@@ -220,7 +223,7 @@ def test_the_replay_function_invokes_the_parking_function_by_name_and_reads_a_cr
 def test_a_parcel_that_fails_twice_moves_to_the_dead_letter_queue_and_the_run_goes_on(
     api, stack, table, rescue_queue, outage, monkeypatch
 ):
-    from billing_webhooks import replay as billing_replay
+    from billing_webhooks.recovery import replay as billing_replay
 
     monkeypatch.setattr(billing_replay, "PORTAL_RETRY_SECONDS", 0)  # back at once, not at the next run
     deliveries = traffic.distinct_deliveries(3, run="poison")
@@ -253,21 +256,21 @@ def test_a_replayed_event_is_believed_only_with_the_stacks_signature(functions, 
     body["auth"].pop("access_token")
     event = http_api_event("POST", "/bitrix24/app-install", "", FORM, php_form_encode(body).encode())
     forged_sender = {"info": {"CODE": samples.APP_CODE, "INSTALLED": True}, "handlers": {}}
-    parcel = rescue.parcel(event, body, "AppInstallFunction", "unavailable: forged", forged_sender)
-    for signature in (None, "sha256=" + "0" * 64, rescue.sign({**parcel, "reason": "other"})["signature"]):
+    parcel = parcels.parcel(event, body, "AppInstallFunction", "unavailable: forged", forged_sender)
+    for signature in (None, "sha256=" + "0" * 64, parcels.sign({**parcel, "reason": "other"})["signature"]):
         forged = {**parcel, **({"signature": signature} if signature else {})}
-        status, _, problem = invoke(functions["app_install"], rescue.replay_event(forged))
+        status, _, problem = invoke(functions["app_install"], parcels.replay_event(forged))
         assert status == 403 and problem["detail"] == "The replayed parcel is not signed by this stack."
     assert table.items() == [] and installations.get(member_id=MEMBER) is None
-    status, _, answer = invoke(functions["app_install"], rescue.replay_event(rescue.sign(parcel)))
+    status, _, answer = invoke(functions["app_install"], parcels.replay_event(parcels.sign(parcel)))
     assert (status, answer["status"]) == (200, "stored")  # the same parcel, signed by the stack
 
 
 def test_an_unsigned_parcel_on_the_queue_goes_to_the_dead_letter_queue_unrun(stack, table, rescue_queue):
     delivery = traffic.distinct_deliveries(1, run="unsigned")[0]
     event = http_api_event("POST", delivery.path, "", delivery.headers, delivery.body)
-    rescue.queue().send_message(QueueUrl=rescue_queue.url, MessageBody=json.dumps(
-        rescue.parcel(event, json.loads(delivery.body), "AccountStateChangeFunction", "unavailable: x")))
+    parcels.queue().send_message(QueueUrl=rescue_queue.url, MessageBody=json.dumps(
+        parcels.parcel(event, json.loads(delivery.body), "AccountStateChangeFunction", "unavailable: x")))
     assert replay() == {"replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 1}
     assert table.items() == [] and rescue_queue.parcels() == []
     sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
@@ -280,7 +283,7 @@ def test_an_unsigned_parcel_on_the_queue_goes_to_the_dead_letter_queue_unrun(sta
 def test_a_signed_billing_delivery_replayed_long_after_is_checked_against_when_it_arrived(
     stack, table, rescue_queue, monkeypatch
 ):
-    from billing_webhooks.auth import signature
+    from billing_webhooks.http.auth import signature
 
     monkeypatch.setenv("BILLING_SIGNATURE", "required")
     arrived = int(time.time()) - 3600  # parked an hour ago, far outside the 5-minute window of "now"
@@ -289,8 +292,8 @@ def test_a_signed_billing_delivery_replayed_long_after_is_checked_against_when_i
                "X-Webhook-Signature": signature(samples.BILLING_SIGNING_KEY, str(arrived), delivery.body)}
     event = http_api_event("POST", delivery.path, "", headers, delivery.body)
     event["requestContext"]["timeEpoch"] = arrived * 1000
-    parcel = rescue.parcel(event, json.loads(delivery.body), "AccountStateChangeFunction", "unavailable: test")
-    rescue.park(parcel)
+    parcel = parcels.parcel(event, json.loads(delivery.body), "AccountStateChangeFunction", "unavailable: test")
+    parcels.park(parcel)
     assert replay() == {"replayed": 1, "refused": 0, "deferred": 0, "dead_lettered": 0}
     assert len(table.items()) == 1
 

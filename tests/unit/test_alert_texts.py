@@ -2,7 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from billing_webhooks import alerts, storage
+from billing_webhooks.domain import alerts
+from billing_webhooks.data import notifications
 from billing_webhooks.models import billing
 from local import seeds
 
@@ -11,7 +12,7 @@ WHEN = datetime(2026, 11, 23, tzinfo=UTC)
 
 
 def record(kind: str, **changes) -> dict:
-    return storage.build_record(getattr(billing, kind).model_validate({**SEEDS[kind], **changes}), WHEN)
+    return notifications.build_record(getattr(billing, kind).model_validate({**SEEDS[kind], **changes}), WHEN)
 
 
 def test_unpaid_invoice_in_russian_from_the_seed():

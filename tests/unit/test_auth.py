@@ -1,9 +1,13 @@
 import pytest
 
-from billing_webhooks import auth, installations
-from billing_webhooks.auth import token_sha256
+from billing_webhooks.data import installations
+from billing_webhooks.data import secrets as secret_store
 from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WrongCredentials
+from billing_webhooks.http import auth
+from billing_webhooks.http.portal_token import portal_application_token
 from billing_webhooks.settings import settings
+from billing_webhooks.wire.credentials import token_sha256
+from billing_webhooks.wire.delivery import Delivery
 
 ACTIVE = {"current": "new-secret", "previous": "old-secret"}
 PORTALS = {"member-1": "token-1"}
@@ -12,8 +16,19 @@ PORTALS = {"member-1": "token-1"}
 @pytest.fixture
 def secrets(monkeypatch):
     values = {"BILLING_SECRET_ID": ACTIVE, "BITRIX24_SECRET_ID": PORTALS}
-    monkeypatch.setattr(auth, "_secret", lambda env_var: values[env_var])
+    monkeypatch.setattr(secret_store, "json_secret", lambda secret_id: values[_variable_naming(secret_id)])
     return values
+
+
+def _variable_naming(secret_id: str) -> str:
+    """The environment variable whose value `secret_id` is."""
+    return next(name.upper() for name, value in vars(settings()).items() if value == secret_id)
+
+
+def _delivery(event: dict, payload: dict | None = None) -> Delivery:
+    delivery = Delivery.of(event)
+    delivery.payload = payload or {}
+    return delivery
 
 
 def _billing(headers=None, query=""):
@@ -23,7 +38,7 @@ def _billing(headers=None, query=""):
 def _accepted(event: dict) -> bool:
     """Whether billing_credentials lets the delivery through (it returns nothing, or raises)."""
     try:
-        auth.billing_credentials(event, {})
+        auth.billing_credentials(_delivery(event))
     except (MissingCredentials, WrongCredentials):
         return False
     return True
@@ -48,22 +63,22 @@ def test_billing_accepts_any_active_secret_in_any_place(secrets, headers, query)
 @pytest.mark.parametrize(("headers", "query"), [({}, ""), ({"authorization": "Basic abc"}, ""), ({}, "token=")])
 def test_billing_without_credentials_is_401(secrets, headers, query):
     with pytest.raises(MissingCredentials) as caught:
-        auth.billing_credentials(_billing(headers, query), {})
+        auth.billing_credentials(_delivery(_billing(headers, query)))
     assert caught.value.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_billing_with_a_wrong_secret_is_403(secrets):
     with pytest.raises(WrongCredentials):
-        auth.billing_credentials(_billing({"authorization": "Bearer new-secreT"}), {})
+        auth.billing_credentials(_delivery(_billing({"authorization": "Bearer new-secreT"})))
 
 
 def test_a_secret_that_cannot_be_read_is_503_not_a_refusal(monkeypatch):
-    def fail(env_var):
-        raise ServiceUnavailable("down")
+    def fail(secret_id):
+        raise RuntimeError("Secrets Manager is down")
 
-    monkeypatch.setattr(auth, "_secret", fail)
+    monkeypatch.setattr(secret_store, "json_secret", fail)
     with pytest.raises(ServiceUnavailable):
-        auth.billing_credentials(_billing({"authorization": "Bearer x"}), {})
+        auth.billing_credentials(_delivery(_billing({"authorization": "Bearer x"})))
 
 
 def _portal_event(member_id: str, token: str) -> dict:
@@ -84,28 +99,28 @@ def installed(monkeypatch):
 
 
 def test_an_installed_portals_token_is_checked_against_its_stored_hash(secrets, installed):
-    assert auth.portal_application_token({}, _portal_event("member-2", "token-2")) == installed["member-2"]
+    assert portal_application_token(_delivery({}, _portal_event("member-2", "token-2"))) == installed["member-2"]
     with pytest.raises(WrongCredentials):
-        auth.portal_application_token({}, _portal_event("member-2", "token-1"))
+        portal_application_token(_delivery({}, _portal_event("member-2", "token-1")))
 
 
 def test_an_uninstalled_portal_is_refused_even_with_its_token(secrets, installed):
     with pytest.raises(WrongCredentials):
-        auth.portal_application_token({}, _portal_event("member-3", "token-3"))
+        portal_application_token(_delivery({}, _portal_event("member-3", "token-3")))
 
 
 def test_a_portal_without_installation_falls_back_to_the_configured_map(secrets, installed):
-    assert auth.portal_application_token({}, _portal_event("member-1", "token-1")) is None
+    assert portal_application_token(_delivery({}, _portal_event("member-1", "token-1"))) is None
     with pytest.raises(WrongCredentials):
-        auth.portal_application_token({}, _portal_event("member-1", "token-2"))
+        portal_application_token(_delivery({}, _portal_event("member-1", "token-2")))
     with pytest.raises(WrongCredentials):
-        auth.portal_application_token({}, _portal_event("unknown", "token-1"))
+        portal_application_token(_delivery({}, _portal_event("unknown", "token-1")))
 
 
 @pytest.mark.parametrize("body", [{}, {"auth": "x"}, {"auth": {"member_id": "member-1"}}, {"auth": {"application_token": "t"}}])
 def test_portal_event_without_token_or_member_is_401(secrets, body):
     with pytest.raises(MissingCredentials):
-        auth.portal_application_token({}, body)
+        portal_application_token(_delivery({}, body))
 
 
 SIGNING = {"current": "key-new", "previous": "key-old"}
@@ -143,7 +158,7 @@ def test_one_valid_signature_among_several_is_enough(signing):
 
 def test_a_missing_signature_is_401_when_signatures_are_required(signing):
     with pytest.raises(MissingCredentials):
-        auth.billing_credentials(_signed(signatures=[]), {})
+        auth.billing_credentials(_delivery(_signed(signatures=[])))
 
 
 @pytest.mark.parametrize(
@@ -157,7 +172,7 @@ def test_a_missing_signature_is_401_when_signatures_are_required(signing):
 )
 def test_a_signature_that_does_not_hold_is_403(signing, delivery):
     with pytest.raises(WrongCredentials):
-        auth.billing_credentials(_signed(**delivery), {})
+        auth.billing_credentials(_delivery(_signed(**delivery)))
 
 
 def test_signatures_are_not_asked_for_unless_configured(secrets, monkeypatch):
@@ -172,7 +187,7 @@ def test_the_shared_secret_is_still_required_with_a_valid_signature(signing):
     event = _signed()
     event["headers"]["authorization"] = "Bearer wrong"
     with pytest.raises(WrongCredentials):
-        auth.billing_credentials(event, {})
+        auth.billing_credentials(_delivery(event))
 
 
 @pytest.mark.parametrize("timestamp", ["²³⁴", "١٧٠٠٠٠٠٠٠٠", "9" * 40])
@@ -180,4 +195,4 @@ def test_a_timestamp_of_other_digits_or_absurd_length_is_refused_not_a_crash(sig
     event = _signed()
     event["headers"]["x-webhook-timestamp"] = timestamp
     with pytest.raises(MissingCredentials):
-        auth.billing_credentials(event, {})
+        auth.billing_credentials(_delivery(event))

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing_webhooks import decoding
+from billing_webhooks.wire import decoding
 from billing_webhooks.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
 from local.wire import php_form_encode
 

@@ -1,4 +1,5 @@
-"""No import circle anywhere in the project: the layer's package, the local stack and the tools.
+"""No import circle anywhere in the project (the layer's package, the local stack and the tools),
+and the layer's folders point one way (docs/architecture.md).
 
 Imports inside functions count as edges too: a circle hidden in a function body is a circle."""
 
@@ -70,3 +71,38 @@ def test_the_finder_sees_a_circle_when_there_is_one():
 
 def test_no_module_of_the_project_imports_itself_back():
     assert circles(import_graph()) == []
+
+
+# The layer's folders, top to bottom: a module imports its own folder or the folders below it.
+# The package's own modules (settings, errors, observability) sit under all of them.
+LAYERS = ["http", "recovery", "domain", "wire", "data", "models"]
+
+
+def _rank(module: str) -> int:
+    parts = module.split(".")
+    if len(parts) >= 2 and parts[1] in LAYERS:
+        return len(LAYERS) - LAYERS.index(parts[1])
+    return 0
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{module} -> {target}" for module, targets in graph.items() if module.startswith("billing_webhooks")
+                  for target in targets if target.startswith("billing_webhooks") and _rank(target) > _rank(module))
+
+
+def test_the_checker_sees_an_import_that_points_up():
+    graph = {"billing_webhooks.data.notifications": {"billing_webhooks.domain.alerts", "billing_webhooks.settings"},
+             "billing_webhooks.settings": {"billing_webhooks.models.base"}}
+    assert upward_imports(graph) == ["billing_webhooks.data.notifications -> billing_webhooks.domain.alerts",
+                                     "billing_webhooks.settings -> billing_webhooks.models.base"]
+
+
+def test_every_module_of_the_layer_sits_in_a_folder_or_is_a_foundation():
+    foundations = {"billing_webhooks", "billing_webhooks.settings", "billing_webhooks.errors",
+                   "billing_webhooks.observability"}
+    loose = [name for name in import_graph() if name.startswith("billing_webhooks") and _rank(name) == 0]
+    assert sorted(loose) == sorted(foundations)
+
+
+def test_the_layers_imports_only_point_down():
+    assert upward_imports(import_graph()) == []

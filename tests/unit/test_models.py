@@ -199,11 +199,11 @@ def test_bitrix24_id_is_deterministic_and_ignores_tokens_and_handler_id():
 def test_records_serialize_exactly_as_boto3_would():
     from boto3.dynamodb.types import TypeSerializer
 
-    from billing_webhooks import storage
+    from billing_webhooks.data import notifications
 
     record = {"s": "x", "i": 7, "d": Decimal("-138.48"), "b": True, "n": None, "m": {"k": [1, "a", {"z": False}]},
               "e": {}, "l": []}
     serialize = TypeSerializer().serialize
-    assert storage.to_item(record) == {name: serialize(value) for name, value in record.items()}
+    assert notifications.to_item(record) == {name: serialize(value) for name, value in record.items()}
     with pytest.raises(TypeError):
-        storage.to_item({"f": 1.5})
+        notifications.to_item({"f": 1.5})

@@ -33,7 +33,7 @@ def test_the_bitrix24_event_is_the_seed_form_encoded_with_member_id_and_token():
     assert event["headers"]["content-type"] == "application/x-www-form-urlencoded"
     wire = base64.b64decode(event["body"]).decode()
     assert "data%5BSTATUS%5D=S" in wire and "auth%5Bmember_id%5D=" in wire
-    from billing_webhooks.decoding import parse_php_form
+    from billing_webhooks.wire.decoding import parse_php_form
 
     decoded = parse_php_form(wire)
     expected = samples.bitrix24_payment_body()

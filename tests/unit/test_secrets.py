@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from billing_webhooks import secrets
+from billing_webhooks.data import secrets
 
 
 class FakeSecretsManager:

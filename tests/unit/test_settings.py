@@ -30,7 +30,7 @@ def test_read_once_per_container(monkeypatch):
 
 def test_a_webhook_reads_them_when_its_function_is_loaded(monkeypatch):
     from billing_webhooks.models.billing import NewPayment
-    from billing_webhooks.pipeline import Webhook
+    from billing_webhooks.http.pipeline import Webhook
 
     monkeypatch.delenv("QUARANTINE_TABLE_NAME")
     with pytest.raises(RuntimeError, match="QUARANTINE_TABLE_NAME"):

@@ -28,7 +28,7 @@ class WebhookError(Exception):
     @property
     def parked(self) -> bool:
         """A failure of ours that the delivery must outlive: parked on the rescue queue before the
-        answer and run again by the replay (rescue.py). A refusal of the delivery itself is not."""
+        answer and run again by the replay (recovery/). A refusal of the delivery itself is not."""
         return self.status >= 500
 
 
@@ -88,9 +88,6 @@ class BindingFailed(PortalUnavailable):
 class ServiceUnavailable(WebhookError):
     status, title, slug, reason = 503, "Temporarily unavailable", "unavailable", "unavailable"
     retry_after_seconds = 5
-    # What the authenticator had confirmed before storage failed (the portal's app.info), parked
-    # with the delivery so that its replay needs no token.
-    sender: dict[str, Any] | None = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, headers={"Retry-After": str(self.retry_after_seconds)})

@@ -50,6 +50,17 @@ def utc_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def json_number(value: Any) -> Any:
+    """`default=` for json.dumps of payloads and records, whose numbers are Decimal: a JSON number
+    again, whole numbers as integers. One too long to spell out (1E+999999 would be a million
+    digits) stays its text: such a value is refused when it is read anyway."""
+    if isinstance(value, Decimal):
+        if not value.is_finite() or abs(value.adjusted()) > 40:
+            return str(value)
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def _canonical(value: Any) -> Any:
     # Numbers compare by value whatever their spelling on the wire (2000, 2000.0, "2000" in a form).
     if isinstance(value, str):  # most values: first

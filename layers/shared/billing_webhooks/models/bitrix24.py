@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 
 from billing_webhooks.models.base import (
     Notification,
@@ -15,7 +15,6 @@ from billing_webhooks.models.base import (
     empty_as_none,
     utc_timestamp,
 )
-
 
 # Values we only record are kept as sent: an unknown one tomorrow is no reason to lose an event.
 # STATUS (app.info): F free, D demo, T trial, P paid, L local, S subscription.
@@ -47,23 +46,6 @@ class PortalAuth(WireModel):
     application_token: Token
     access_token: Token
     refresh_token: Token
-    # A replayed delivery (rescue.py) lost its token on the way and brings its digest instead, as
-    # validation context that only the pipeline's replay path sets: never from the wire.
-    _rescued_token_sha256: str | None = PrivateAttr(default=None)
-
-    @model_validator(mode="after")
-    def _take_rescued_digest(self, info: ValidationInfo) -> "PortalAuth":
-        if info.context and info.context.get("application_token_sha256"):
-            self._rescued_token_sha256 = str(info.context["application_token_sha256"])
-        return self
-
-    @property
-    def application_token_sha256(self) -> str | None:
-        if self.application_token is not None:
-            from billing_webhooks.credentials import token_sha256
-
-            return token_sha256(self.application_token.get_secret_value())
-        return self._rescued_token_sha256
 
 
 # Absent, empty or null on real deliveries, negative after expiry.

@@ -7,13 +7,12 @@ from pydantic import Field
 from billing_webhooks.models.base import OpenWireDateTime, WireDateTime, WireModel
 from billing_webhooks.models.billing.envelope import BillingNotification
 
-
 # "regular", "on demand", "interim" (the billing platform's API), or whatever it adds: recorded as sent.
 InvoiceType = Annotated[str, Field(max_length=64)]
 
 
 class PaymentLink(WireModel):
-    """Kept as sent; the alert mail shows only https URLs (alerts.py)."""
+    """Kept as sent; the alert mail shows only https URLs (domain/alerts.py)."""
 
     PaymentProfile: str
     PaymentSystem: str

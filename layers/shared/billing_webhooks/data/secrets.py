@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from billing_webhooks import aws
+from billing_webhooks.data import aws
 from billing_webhooks.settings import settings
 
 _cache: dict[str, tuple[float, Any]] = {}

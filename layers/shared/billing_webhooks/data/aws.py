@@ -5,12 +5,12 @@ of cold start here); a second client of the same session costs about 10 ms."""
 from functools import cache
 from typing import Any
 
+import boto3
+from botocore.config import Config
+
 
 @cache
 def client(service_name: str, read_timeout: int = 3) -> Any:
-    import boto3
-    from botocore.config import Config
-
     # Short timeouts and a bounded retry: a webhook sender waits on us, and a fault is parked and
     # answered 503 well within the function's 20 s (3 attempts of at most 1 s + 3 s, plus backoff).
     # No client-side parameter validation: our requests are built from typed records, and checking

@@ -11,16 +11,18 @@ stage). A bind that fails leaves the install stored and answers 502, and the del
 with its access token sealed, so ReplayFunction binds what is missing minutes later.
 """
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from billing_webhooks import installations, portal
-from billing_webhooks.decoding import lowered_headers
+from billing_webhooks.domain import lifecycle, portal
 from billing_webhooks.errors import BindingFailed, PortalUnavailable
 from billing_webhooks.models.bitrix24 import AppInstallEvent, AppUpdateEvent, Bitrix24Event, PortalConfirmation
 from billing_webhooks.observability import logger, metrics
+from billing_webhooks.wire.decoding import lowered_headers
+from billing_webhooks.wire.delivery import Delivery
 
 # The portal events this stack receives besides ONAPPINSTALL, and the route of each (template.yaml).
 LIFECYCLE_ROUTES = {
@@ -67,7 +69,7 @@ def _subscribe(event: AppInstallEvent | AppUpdateEvent, confirmation: PortalConf
     if not confirmation.handlers:
         return
     if event.auth.access_token is None:
-        # Only a replay comes without one: its sealed token ran out (rescue.py). The install stands;
+        # Only a replay comes without one: its sealed token ran out (recovery/parcels.py). The install stands;
         # the portal sends nothing else here until the app is reinstalled or updated.
         metrics.add_metric(name="BindAbandoned", unit=MetricUnit.Count, value=1)
         logger.error("portal events not bound: the access token expired before the replay",
@@ -84,15 +86,17 @@ def _subscribe(event: AppInstallEvent | AppUpdateEvent, confirmation: PortalConf
         logger.info("portal events bound", extra={"events": newly})
 
 
-def install(event: AppInstallEvent, confirmation: PortalConfirmation, now: Any) -> bool:
+def install(event: AppInstallEvent, delivery: Delivery, now: datetime) -> bool | None:
     """ONAPPINSTALL's effect: the installation record, then the portal's bindings."""
-    changed = installations.install(event, confirmation.info, now)
+    confirmation: PortalConfirmation = delivery.sender
+    changed = lifecycle.install(event, confirmation.info, delivery.portal_token_sha256, now)
     _subscribe(event, confirmation)
     return changed
 
 
-def update(event: AppUpdateEvent, confirmation: PortalConfirmation, now: Any) -> bool:
+def update(event: AppUpdateEvent, delivery: Delivery, now: datetime) -> bool | None:
     """ONAPPUPDATE's effect: the new token, then the bindings the update removed."""
-    changed = installations.update(event, confirmation.info, now)
+    confirmation: PortalConfirmation = delivery.sender
+    changed = lifecycle.update(event, confirmation.info, delivery.portal_token_sha256, now)
     _subscribe(event, confirmation)
     return changed

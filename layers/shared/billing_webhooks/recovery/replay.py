@@ -1,4 +1,4 @@
-"""ReplayFunction: hand each parked delivery back to the function that parked it (rescue.py).
+"""ReplayFunction: hand each parked delivery back to the function that parked it (parcels.py).
 
 The function runs its own pipeline again, so a replayed delivery is authenticated, validated,
 stored, alerted and applied exactly like a live one: once, whatever happened before. A parcel
@@ -6,7 +6,7 @@ is deleted once its function answered (stored, duplicate, or a refusal that woul
 another try). Then by the answer:
 - 503, or no answer at all: storage (or Lambda) is still failing, so the run stops and the parcels
   wait on the queue for the next run;
-- 502: one portal failed (a bind, bindings.py): that parcel alone waits for the next run;
+- 502: one portal failed (a bind, domain/bindings.py): that parcel alone waits for the next run;
 - 500: the function failed on this parcel (a bug, not an outage: those answer 503). The first
   time it waits for the next run; the second time it moves to the dead-letter queue with the
   reason, so one poison parcel never holds up the others.
@@ -16,8 +16,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from billing_webhooks import aws, rescue
+from billing_webhooks.data import aws, quarantine
 from billing_webhooks.observability import logger
+from billing_webhooks.recovery import parcels
 from billing_webhooks.settings import settings
 
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
@@ -40,7 +41,7 @@ def invoke_function(function_name: str, event: dict[str, Any]) -> dict[str, Any]
 
 
 def replay_parked(invoke: Invoke, has_time: Callable[[], bool] = lambda: True) -> dict[str, int]:
-    sqs, url = rescue.queue(), settings().rescue_queue_url
+    sqs, url = parcels.queue(), settings().rescue_queue_url
     counts = {"replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 0}
     tried: set[str] = set()
     while has_time():
@@ -59,7 +60,7 @@ def replay_parked(invoke: Invoke, has_time: Callable[[], bool] = lambda: True) -
                 _dead_letter(sqs, url, message, "parked unsigned: check it, then redrive it by hand")
                 continue
             try:
-                answer = invoke(parcel["function"], rescue.replay_event(parcel))
+                answer = invoke(parcel["function"], parcels.replay_event(parcel))
                 status = int(answer.get("statusCode", FAILED_ON_THIS_PARCEL))
             except Exception as error:  # Lambda itself did not answer: as an outage
                 logger.error("replay invoke failed", extra={"error": error.__class__.__name__})
@@ -116,11 +117,9 @@ def _release(sqs: Any, url: str, messages: list[dict[str, Any]], seconds: int = 
 def requeue_quarantined() -> int:
     """Every quarantined delivery back on the rescue queue (once its model is fixed); how many.
     One still refused goes back to quarantine when it is replayed."""
-    from billing_webhooks import quarantine
-
     count = 0
     for identifier, parcel in quarantine.parcels():
-        rescue.queue().send_message(QueueUrl=settings().rescue_queue_url,
+        parcels.queue().send_message(QueueUrl=settings().rescue_queue_url,
                                     MessageBody=json.dumps(parcel, ensure_ascii=False, separators=(",", ":")))
         quarantine.release(identifier)
         count += 1

@@ -1,5 +1,5 @@
 """Calling a Bitrix24 portal's REST API: `app.info` (seed 003) to confirm an install, `event.get`
-and `batch` of `event.bind` to subscribe it to the app's lifecycle (bindings.py). The only
+and `batch` of `event.bind` to subscribe it to the app's lifecycle (domain/bindings.py). The only
 outbound calls we make.
 
 The portal's address comes from the event's body, which anyone can POST. So before any request
@@ -87,6 +87,8 @@ def check_server_endpoint(server_endpoint: Any) -> str:
 
 
 def _opener():
+    # Lazy here and in call(): urllib.request and ssl cost about 25 ms of cold start (python -X
+    # importtime) that the payment and uninstall functions, which never call a portal, do not pay.
     import ssl
     import urllib.request
 

@@ -1,17 +1,23 @@
-"""What a request presents as credentials, and their digests: read by authentication (auth.py),
-by parking a delivery (rescue.py) and by the models (a token's digest), below all three."""
+"""What a request presents as credentials, and their digests: read by authentication (http/) and
+by parking a delivery (recovery/parcels.py), below both."""
 
 import hashlib
 from typing import Any
 from urllib.parse import parse_qsl
 
-from billing_webhooks.decoding import lowered_headers
+from billing_webhooks.wire.decoding import lowered_headers
 
 
 def token_sha256(token: str) -> str:
     # Tokens are 128+ random bits (Bitrix24's, our generated secrets), so a plain hash is enough
     # to make a leaked installation table or rescue queue useless for forging deliveries.
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def portal_auth_of(payload: dict[str, Any] | None) -> dict[str, Any]:
+    """A Bitrix24 event's `auth` object (its portal and tokens), or {} when it has none."""
+    auth = (payload or {}).get("auth")
+    return auth if isinstance(auth, dict) else {}
 
 
 def presented_billing_tokens(event: dict[str, Any]) -> list[str]:

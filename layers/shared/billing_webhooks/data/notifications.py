@@ -1,18 +1,30 @@
-"""Step 4 of the pipeline: one idempotent record per notification in NotificationsTable.
+"""NotificationsTable: every DynamoDB call on it, and the helpers the other tables' modules share.
 
-One conditional PutItem. If the key exists, DynamoDB hands back the stored item
-(ReturnValuesOnConditionCheckFailure), so a redelivery costs one call and never overwrites.
+Step 4 of the pipeline is one conditional PutItem. If the key exists, DynamoDB hands back the
+stored item (ReturnValuesOnConditionCheckFailure), so a redelivery costs one call and never
+overwrites. The alert state of UnPaidInvoice and TrialReminder records (domain/alerts.py) lives
+on the record too: claimed, released, marked published, and found through the sparse
+`pending-alerts` index.
 """
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from billing_webhooks import aws
+from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeDeserializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from billing_webhooks.data import aws
 from billing_webhooks.errors import PayloadConflict, ServiceUnavailable, Unstorable
 from billing_webhooks.models.base import Notification, utc_timestamp
 from billing_webhooks.settings import settings
+
+ALERT_PENDING = "pending"
+ALERT_PUBLISHED = "published"
+PENDING_ALERTS_INDEX = "pending-alerts"
+
 
 def dynamodb():
     return aws.client("dynamodb")
@@ -47,8 +59,6 @@ def _attribute(value: Any) -> dict[str, Any]:
     if isinstance(value, bool):
         return {"BOOL": value}
     if isinstance(value, int | Decimal):
-        from boto3.dynamodb.types import DYNAMODB_CONTEXT
-
         return {"N": str(DYNAMODB_CONTEXT.create_decimal(value))}
     if isinstance(value, dict):
         return {"M": {str(key): _attribute(child) for key, child in value.items()}}
@@ -85,8 +95,6 @@ def fault(error: Exception, unavailable: str) -> Exception:
 def conditional_write(operation: str, unavailable: str, **request: Any) -> tuple[bool, dict[str, Any]]:
     """One conditional DynamoDB write: (True, {}) when written; (False, the item as it was, if it
     was asked for) when its condition refused it; ServiceUnavailable(unavailable) on any fault."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         getattr(dynamodb(), operation)(**request)
     except ClientError as exc:
@@ -98,11 +106,11 @@ def conditional_write(operation: str, unavailable: str, **request: Any) -> tuple
     return True, {}
 
 
-def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeDeserializer
+_deserialize = TypeDeserializer().deserialize
 
-    deserialize = TypeDeserializer().deserialize
-    return {name: deserialize(value) for name, value in item.items()}
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _deserialize(value) for name, value in item.items()}
 
 
 def put_record(record: dict[str, Any]) -> tuple[Outcome, dict[str, Any]]:
@@ -123,3 +131,64 @@ def put_record(record: dict[str, Any]) -> tuple[Outcome, dict[str, Any]]:
             "was already received with a different payload; the stored record is unchanged."
         )
     return Outcome.DUPLICATE, stored
+
+
+# --- the alert state on a record ---
+
+def _key(record: dict[str, Any]) -> dict[str, Any]:
+    return {"notification_id": {"S": record["notification_id"]}, "notification_type": {"S": record["notification_type"]}}
+
+
+def claim_alert(record: dict[str, Any], token: str, now: datetime, lease_until: datetime) -> bool:
+    """Hold the record's pending alert under `token` until `lease_until`, if its lease expired."""
+    claimed, _ = conditional_write(
+        "update_item",
+        "The alert state could not be read; retry later.",
+        TableName=settings().table_name,
+        Key=_key(record),
+        UpdateExpression="SET alert_lease_until = :until, alert_claim = :token",
+        ConditionExpression="alert_status = :pending AND alert_lease_until < :now",
+        ExpressionAttributeValues={":pending": {"S": ALERT_PENDING}, ":now": {"S": utc_timestamp(now)},
+                                   ":until": {"S": utc_timestamp(lease_until)}, ":token": {"S": token}},
+    )
+    return claimed
+
+
+def release_alert_lease(record: dict[str, Any], token: str) -> None:
+    """Expire our lease at once (a publish failed), so that the next try need not wait for it."""
+    try:
+        dynamodb().update_item(
+            TableName=settings().table_name, Key=_key(record), UpdateExpression="SET alert_lease_until = :expired",
+            ConditionExpression="alert_claim = :token",
+            ExpressionAttributeValues={":token": {"S": token},
+                                       ":expired": {"S": utc_timestamp(datetime(2000, 1, 1, tzinfo=UTC))}})
+    except (BotoCoreError, ClientError):
+        pass  # the lease expires by itself
+
+
+def mark_alert_published(record: dict[str, Any], token: str, message_id: str, at: datetime) -> None:
+    """The alert went out under our claim: published, and off the pending index."""
+    try:
+        dynamodb().update_item(
+            TableName=settings().table_name, Key=_key(record),
+            UpdateExpression="SET alert_status = :published, alert_message_id = :id, alert_published_at = :at "
+                             "REMOVE alert_pending, alert_lease_until, alert_claim",
+            ConditionExpression="alert_claim = :token",
+            ExpressionAttributeValues={":token": {"S": token}, ":published": {"S": ALERT_PUBLISHED},
+                                       ":id": {"S": message_id}, ":at": {"S": utc_timestamp(at)}},
+        )
+    except (BotoCoreError, ClientError):
+        pass  # published; the record says so once the lease holder's bookkeeping lands or the redrive repeats it
+
+
+def expired_pending_alerts(now: datetime) -> Iterator[dict[str, Any]]:
+    """Records whose alert is still pending after its lease expired, from the sparse index."""
+    pages = dynamodb().get_paginator("query").paginate(
+        TableName=settings().table_name,
+        IndexName=PENDING_ALERTS_INDEX,
+        KeyConditionExpression="alert_pending = :pending AND alert_lease_until < :now",
+        ExpressionAttributeValues={":pending": {"S": ALERT_PENDING}, ":now": {"S": utc_timestamp(now)}},
+    )
+    for page in pages:
+        for item in page["Items"]:
+            yield from_item(item)

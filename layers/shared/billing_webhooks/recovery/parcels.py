@@ -5,7 +5,7 @@ step after decoding fails on our side (DynamoDB down or throttled after boto3's 
 the pipeline parks the delivery on the encrypted rescue queue before it answers 503:
 the body, content type, route, received time and the reason, and never a secret. Credentials
 travel only as SHA-256 digests (tokens are 128+ random bits: a digest cannot be turned back into
-one), and Bitrix24's tokens are cut out of the body. ReplayFunction (`make replay` locally) hands
+one), and Bitrix24's tokens are cut out of the body. ReplayFunction (recovery/replay.py; `make replay` locally) hands
 each parcel back to the function that parked it, which runs the same pipeline again and checks
 the digests where it checked the tokens.
 
@@ -14,7 +14,7 @@ functions may read) when it is parked, and a replayed event is believed only wit
 a principal that may invoke a function directly, or send to the queue, cannot forge a delivery.
 
 One exception, for the functions that must call the portal again on replay (install and update
-bind the portal's events, bindings.py): their parcel keeps the event's OAuth access token, sealed
+bind the portal's events, domain/bindings.py): their parcel keeps the event's OAuth access token, sealed
 with a KMS key that only those functions may use, bound to the portal's member_id, and with its
 expiry (Bitrix24's access tokens live an hour): a replay after that gets no token back.
 """
@@ -24,16 +24,16 @@ import hmac
 import json
 import time
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from billing_webhooks import aws
-from billing_webhooks.credentials import presented_billing_tokens, token_sha256
-from billing_webhooks.decoding import FORM, lowered_headers, media_type, raw_body
+from billing_webhooks.data import aws
+from billing_webhooks.data.secrets import json_secret
 from billing_webhooks.errors import ServiceUnavailable, WrongCredentials
-from billing_webhooks.models.base import utc_timestamp
+from billing_webhooks.models.base import json_number, utc_timestamp
 from billing_webhooks.settings import settings
+from billing_webhooks.wire.credentials import portal_auth_of, presented_billing_tokens, token_sha256
+from billing_webhooks.wire.decoding import FORM, lowered_headers, media_type, raw_body
 
 # Headers a replay needs (the signature is an HMAC of the body, not a key); every other header,
 # Authorization and X-Webhook-Token included, stays behind.
@@ -43,16 +43,7 @@ PORTAL_TOKENS = frozenset({"application_token", "access_token", "refresh_token"}
 SECRET_QUERY_PARAMETERS = frozenset({"token"})
 
 
-def rescued(event: dict[str, Any]) -> dict[str, Any] | None:
-    """The parcel a replayed event carries (checked by `verify` before anything reads it). API
-    Gateway never sends a top-level `rescued` key: only a direct Invoke can."""
-    parcel = event.get("rescued")
-    return parcel if isinstance(parcel, dict) else None
-
-
 def _signing_keys() -> list[str]:
-    from billing_webhooks.secrets import json_secret
-
     try:
         secret = json_secret(settings().rescue_signing_secret_id)
     except Exception as exc:  # ours to fix, not the parcel's fault
@@ -74,11 +65,10 @@ def sign(found: dict[str, Any]) -> dict[str, Any]:
     return {**found, "signature": _mac(_signing_keys()[0], found)}
 
 
-def verify(event: dict[str, Any]) -> None:
-    """A replayed event must carry a parcel signed by one of the active keys; else 403."""
-    parcel = rescued(event)
-    presented = str(parcel.get("signature") or "") if parcel is not None else ""
-    expected = [_mac(key, parcel) for key in _signing_keys()] if parcel is not None else []
+def verify(parcel: dict[str, Any]) -> None:
+    """A replayed delivery's parcel must be signed by one of the active keys; else 403."""
+    presented = str(parcel.get("signature") or "")
+    expected = [_mac(key, parcel) for key in _signing_keys()]
     if not any([hmac.compare_digest(presented.encode(), mac.encode()) for mac in expected]):
         raise WrongCredentials("The replayed parcel is not signed by this stack.")
 
@@ -88,30 +78,22 @@ def _portal_form_token(key: str) -> bool:
 
 
 def _without_portal_tokens(body: bytes, kind: str, payload: dict[str, Any]) -> bytes:
-    auth = payload.get("auth")
-    if not isinstance(auth, dict) or not PORTAL_TOKENS & auth.keys():
+    auth = portal_auth_of(payload)
+    if not PORTAL_TOKENS & auth.keys():
         return body  # nothing to cut: the body is kept byte for byte (a billing signature covers it)
     if kind == FORM:
         pairs = parse_qsl(body.decode(), keep_blank_values=True)
         return urlencode([(key, value) for key, value in pairs if not _portal_form_token(key)]).encode()
     cleaned = {**payload, "auth": {key: value for key, value in auth.items() if key not in PORTAL_TOKENS}}
-    return json.dumps(cleaned, ensure_ascii=False, default=_number).encode()
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        if not value.is_finite() or abs(value.adjusted()) > 40:  # 1E+999999 would be a million digits
-            return str(value)  # kept as its text: such a body is refused again on replay anyway
-        return int(value) if value == value.to_integral_value() else float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")
+    return json.dumps(cleaned, ensure_ascii=False, default=json_number).encode()
 
 
 def _presented_digests(event: dict[str, Any], payload: dict[str, Any]) -> list[str]:
     """Digests of every credential the sender presented: billing tokens and the portal's token."""
     tokens = presented_billing_tokens(event)
-    auth = payload.get("auth")
-    if isinstance(auth, dict) and isinstance(auth.get("application_token"), str):
-        tokens.append(auth["application_token"])
+    portal_token = portal_auth_of(payload).get("application_token")
+    if isinstance(portal_token, str):
+        tokens.append(portal_token)
     return [token_sha256(token) for token in tokens]
 
 
@@ -139,8 +121,8 @@ def _seal_access_token(auth: dict[str, Any], received: datetime) -> str | None:
 def with_sealed_access_token(found: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     """The replayed payload with its sealed access token back in `auth`, while the token is still
     valid; the payload as parked otherwise."""
-    auth = payload.get("auth")
-    if not found.get("sealed_access_token") or not isinstance(auth, dict):
+    auth = portal_auth_of(payload)
+    if not found.get("sealed_access_token") or not auth:
         return payload
     answer = aws.client("kms").decrypt(CiphertextBlob=base64.b64decode(found["sealed_access_token"]),
                                        EncryptionContext={"member_id": str(auth.get("member_id"))})
@@ -180,8 +162,8 @@ def parcel(event: dict[str, Any], payload: dict[str, Any], function_name: str, r
     }
     if sender is not None:
         found["sender"] = sender
-    auth = payload.get("auth")
-    if keep_access_token and isinstance(auth, dict):
+    auth = portal_auth_of(payload)
+    if keep_access_token and auth:
         try:
             sealed = _seal_access_token(auth, received)
         except Exception:  # KMS failing too: the delivery is parked all the same, its bind given up
@@ -223,13 +205,9 @@ def replay_event(found: dict[str, Any]) -> dict[str, Any]:
         "rawPath": path,
         "rawQueryString": found.get("query", ""),
         "headers": dict(found.get("headers") or {}),
-        "requestContext": {"http": {"method": method, "path": path},
-                           "requestId": found.get("request_id"), "timeEpoch": int(received_epoch(found) * 1000)},
+        "requestContext": {"http": {"method": method, "path": path}, "requestId": found.get("request_id"),
+                           "timeEpoch": int(datetime.fromisoformat(found["received_at"]).timestamp() * 1000)},
         "body": found["body"],
         "isBase64Encoded": bool(found.get("body_base64")),
         "rescued": found,
     }
-
-
-def received_epoch(found: dict[str, Any]) -> float:
-    return datetime.fromisoformat(found["received_at"]).timestamp()  # 3.11+ reads the trailing Z

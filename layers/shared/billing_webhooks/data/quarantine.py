@@ -2,7 +2,7 @@
 
 Neither sender redelivers, so a genuine delivery refused is a delivery lost. When a delivery has
 passed authentication and still fails validation (a field the model does not admit yet, a number
-DynamoDB cannot hold), it is answered 422 and kept here: the signed parcel (rescue.py, no secret
+DynamoDB cannot hold), it is answered 422 and kept here: the signed parcel (recovery/parcels.py, no secret
 in it) with the validation errors, one item per route and body. Once the model is fixed, the
 ReplayFunction (`{"requeue_quarantined": true}`; `make replay-quarantine` locally) sends each
 parcel to the rescue queue and replays it through its function.
@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from billing_webhooks import storage
+from billing_webhooks.data import notifications
 from billing_webhooks.settings import settings
 
 
@@ -37,16 +37,16 @@ def keep(parcel: dict[str, Any], errors: list[dict[str, Any]]) -> str:
         "errors": json.dumps(errors, ensure_ascii=False),
         "parcel": json.dumps(parcel, ensure_ascii=False, separators=(",", ":")),
     }
-    storage.conditional_write(
+    notifications.conditional_write(
         "put_item", "The delivery could not be quarantined; retry later.", TableName=_table(),
-        Item=storage.to_item(item), ConditionExpression="attribute_not_exists(quarantine_id)",
+        Item=notifications.to_item(item), ConditionExpression="attribute_not_exists(quarantine_id)",
     )
     return identifier
 
 
 def parcels() -> Iterator[tuple[str, dict[str, Any]]]:
     """(quarantine id, parcel) of every quarantined delivery."""
-    pages = storage.dynamodb().get_paginator("scan").paginate(
+    pages = notifications.dynamodb().get_paginator("scan").paginate(
         TableName=_table(), ProjectionExpression="quarantine_id, parcel", ConsistentRead=True)
     for page in pages:
         for item in page["Items"]:
@@ -54,4 +54,4 @@ def parcels() -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def release(identifier: str) -> None:
-    storage.dynamodb().delete_item(TableName=_table(), Key={"quarantine_id": {"S": identifier}})
+    notifications.dynamodb().delete_item(TableName=_table(), Key={"quarantine_id": {"S": identifier}})

@@ -13,18 +13,19 @@ message at the next claim. Subscribers dedupe on the `notification_key` message 
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
-from billing_webhooks import aws
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+
+from billing_webhooks.data import aws, notifications
 from billing_webhooks.errors import ServiceUnavailable
-from billing_webhooks.models.base import utc_timestamp
+from billing_webhooks.models.base import json_number, utc_timestamp
+from billing_webhooks.observability import logger, metrics
 from billing_webhooks.settings import settings
 
 LEASE = timedelta(seconds=30)  # > the function timeout: a live claimant always finishes first
-PENDING = "pending"
-PUBLISHED = "published"
-PENDING_INDEX = "pending-alerts"
+PENDING = notifications.ALERT_PENDING
 
 def sns():
     """Made on first use: only the alert functions ever publish."""
@@ -132,17 +133,6 @@ def subject(record: dict[str, Any]) -> str:
     return line.encode("ascii", "replace").decode()[:99]
 
 
-def _plain(value: Any) -> Any:
-    """Record values as JSON: DynamoDB hands numbers back as Decimal."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def notification_key(record: dict[str, Any]) -> str:
     return f"{record['notification_type']}#{record['notification_id']}"
 
@@ -152,8 +142,8 @@ def message(record: dict[str, Any]) -> dict[str, Any]:
     readable, title = text(record), subject(record)
     document = json.dumps(
         {"subject": title, "text": readable, "notification_key": notification_key(record),
-         "record": _plain({k: v for k, v in record.items() if not k.startswith("alert_")})},
-        ensure_ascii=False,
+         "record": {k: v for k, v in record.items() if not k.startswith("alert_")}},
+        ensure_ascii=False, default=json_number,  # DynamoDB hands numbers back as Decimal
     )
     payload = record["payload"]
     return {
@@ -173,56 +163,33 @@ def message(record: dict[str, Any]) -> dict[str, Any]:
 
 # --- claim, publish, mark ---
 
-def _key(record: dict[str, Any]) -> dict[str, Any]:
-    return {"notification_id": {"S": record["notification_id"]}, "notification_type": {"S": record["notification_type"]}}
-
-
 def claim(record: dict[str, Any], now: datetime) -> str | None:
     """Take a pending alert whose lease has expired; None if published or held by a live claimant."""
-    from billing_webhooks.storage import conditional_write
-
     token = uuid.uuid4().hex
-    claimed, _ = conditional_write(
-        "update_item",
-        "The alert state could not be read; retry later.",
-        TableName=settings().table_name,
-        Key=_key(record),
-        UpdateExpression="SET alert_lease_until = :until, alert_claim = :token",
-        ConditionExpression="alert_status = :pending AND alert_lease_until < :now",
-        ExpressionAttributeValues={":pending": {"S": PENDING}, ":now": {"S": utc_timestamp(now)},
-                                   ":until": {"S": utc_timestamp(now + LEASE)}, ":token": {"S": token}},
-    )
-    return token if claimed else None
+    return token if notifications.claim_alert(record, token, now, now + LEASE) else None
 
 
 def publish(record: dict[str, Any], claim_token: str) -> str:
     """Publish under our claim and mark the alert published. A failed publish leaves it pending
     with its lease released, so the sender's retry (or the redrive) publishes it."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from billing_webhooks.storage import dynamodb
-
-    table, key = settings().table_name, _key(record)
-    owned = {":token": {"S": claim_token}}
     try:
         message_id = sns().publish(TopicArn=settings().alert_topic_arn, **message(record))["MessageId"]
     except (BotoCoreError, ClientError):
-        try:
-            dynamodb().update_item(TableName=table, Key=key, UpdateExpression="SET alert_lease_until = :expired",
-                                   ConditionExpression="alert_claim = :token",
-                                   ExpressionAttributeValues={**owned, ":expired": {"S": utc_timestamp(datetime(2000, 1, 1, tzinfo=UTC))}})
-        except (BotoCoreError, ClientError):
-            pass  # the lease expires by itself
+        notifications.release_alert_lease(record, claim_token)
         raise ServiceUnavailable("The alert could not be published; it stays pending and is retried.") from None
-    try:
-        dynamodb().update_item(
-            TableName=table, Key=key,
-            UpdateExpression="SET alert_status = :published, alert_message_id = :id, alert_published_at = :at "
-                             "REMOVE alert_pending, alert_lease_until, alert_claim",
-            ConditionExpression="alert_claim = :token",
-            ExpressionAttributeValues={**owned, ":published": {"S": PUBLISHED}, ":id": {"S": message_id},
-                                       ":at": {"S": utc_timestamp(datetime.now(UTC))}},
-        )
-    except (BotoCoreError, ClientError):
-        pass  # published; the record says so once the lease holder's bookkeeping lands or the redrive repeats it
+    notifications.mark_alert_published(record, claim_token, message_id, datetime.now(UTC))
     return message_id
+
+
+def alert_once(outcome: notifications.Outcome, stored: dict[str, Any], now: datetime) -> None:
+    """The pipeline's step 5, once the record is stored (or found stored)."""
+    if outcome is notifications.Outcome.STORED:
+        claim_token = stored["alert_claim"]  # written already claimed: no extra call
+    elif stored.get("alert_status") == PENDING:
+        claim_token = claim(stored, now)  # only if the lease expired
+    else:
+        return
+    if claim_token:
+        message_id = publish(stored, claim_token)
+        metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=1)
+        logger.info("alert published", extra={"message_id": message_id})

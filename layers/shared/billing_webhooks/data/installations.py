@@ -1,0 +1,82 @@
+"""InstallationsTable: one installation record per Bitrix24 portal, keyed by `member_id`.
+
+Every DynamoDB call on the table. What the records say and when an event may change them is
+domain/lifecycle.py's: every write here is conditional, and tells stale from already applied.
+"""
+
+import re
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from billing_webhooks.data import notifications
+from billing_webhooks.settings import settings
+
+INSTALLED = "installed"
+UNINSTALLED = "uninstalled"
+
+
+def _table() -> str:
+    return settings().installations_table_name
+
+
+def get(member_id: str) -> dict[str, Any] | None:
+    try:
+        answer = notifications.dynamodb().get_item(
+            TableName=_table(), Key={"member_id": {"S": member_id}}, ConsistentRead=True
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise notifications.fault(exc, "The portal's installation cannot be read right now; retry later.") from None
+    return notifications.from_item(answer["Item"]) if "Item" in answer else None
+
+
+def _write(operation: str, ts_attribute: str, ts: int, **request: Any) -> bool | None:
+    """A conditional write of an event stamped `ts`: True when written; False when refused because
+    the installation holds a newer event (`ts_attribute`): the event is stale; None when refused
+    for another reason (the same event applied already, or nothing to apply it to)."""
+    written, old = notifications.conditional_write(
+        operation, "The portal's installation could not be saved; retry later.", TableName=_table(),
+        ReturnValuesOnConditionCheckFailure="ALL_OLD", **request
+    )
+    if written:
+        return True
+    return False if old.get(ts_attribute) is not None and int(old[ts_attribute]) > ts else None
+
+
+def put_installation(record: dict[str, Any]) -> bool | None:
+    """The whole record, written afresh by a (re-)install stamped `lifecycle_ts`."""
+    return _write(
+        "put_item", "lifecycle_ts", record["lifecycle_ts"],
+        Item=notifications.to_item(record),
+        # A member_id seen on one domain is never moved to another by an install naming it,
+        # installed or uninstalled (only an operator moves it): held here, under any race.
+        ConditionExpression="attribute_not_exists(member_id) OR (lifecycle_ts < :ts AND #domain = :domain)",
+        ExpressionAttributeNames={"#domain": "domain"},
+        ExpressionAttributeValues=notifications.to_item({":ts": record["lifecycle_ts"], ":domain": record["domain"]}),
+    )
+
+
+def update_installation(
+    member_id: str,
+    values: dict[str, Any],
+    condition: str,
+    *,
+    condition_values: dict[str, Any] | None = None,
+    remove: tuple[str, ...] = (),
+) -> bool | None:
+    """SET `values` (and REMOVE `remove`) if `condition` holds; every #name maps to itself. The
+    event's stamp is `values[ts_attribute]` (lifecycle_ts or licence_ts)."""
+    expression = "SET " + ", ".join(f"#{name} = :{name}" for name in values)
+    if remove:
+        expression += " REMOVE " + ", ".join(f"#{name}" for name in remove)
+    names = {f"#{name}": name for name in re.findall(r"#(\w+)", f"{expression} {condition}")}
+    placeholders = {f":{name}": value for name, value in values.items()} | (condition_values or {})
+    ts_attribute = "licence_ts" if "licence_ts" in values else "lifecycle_ts"
+    return _write(
+        "update_item", ts_attribute, values[ts_attribute],
+        Key={"member_id": {"S": member_id}},
+        UpdateExpression=expression,
+        ConditionExpression=condition,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=notifications.to_item(placeholders),
+    )

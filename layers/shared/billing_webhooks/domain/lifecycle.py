@@ -1,0 +1,99 @@
+"""A portal's installation and licence, as Bitrix24's lifecycle events move them.
+
+ONAPPINSTALL writes the record once the portal confirmed the install, ONAPPUPDATE replaces the
+token, ONAPPUNINSTALL marks it uninstalled, ONAPPPAYMENT refreshes the licence state. The
+application token is kept only as its SHA-256. Every write is conditional on the event's `ts`
+(data/installations.py), so an older event never overwrites what a newer one wrote.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from billing_webhooks.data.installations import INSTALLED, UNINSTALLED, put_installation, update_installation
+from billing_webhooks.models.base import utc_timestamp
+from billing_webhooks.models.bitrix24 import (
+    AppInfo,
+    AppInstallEvent,
+    AppPaymentEvent,
+    AppUninstallEvent,
+    AppUpdateEvent,
+    Bitrix24Event,
+    Days,
+)
+from billing_webhooks.wire.delivery import Delivery
+
+
+def _event_ts(event: Bitrix24Event) -> int:
+    return int(event.ts.timestamp())
+
+
+def _licence(status: Any, payment_expired: Any, days: Days, as_of: datetime) -> dict[str, Any]:
+    """Licence state as of an event; paid-until is the day DAYS runs out, counted from the event."""
+    licence: dict[str, Any] = {
+        name: str(value) for name, value in (("licence_status", status), ("payment_expired", payment_expired)) if value
+    }
+    if days is not None:
+        licence["days"] = days
+        licence["paid_until"] = (as_of + timedelta(days=days)).date().isoformat()
+    return licence
+
+
+def installation_record(event: AppInstallEvent, info: AppInfo, token_sha256: str | None, now: datetime) -> dict[str, Any]:
+    ts = _event_ts(event)
+    record = {
+        "member_id": event.auth.member_id,
+        "domain": event.auth.domain.lower(),
+        "client_endpoint": event.auth.client_endpoint,
+        "server_endpoint": event.auth.server_endpoint,
+        "status": INSTALLED,
+        "app_version": event.data.VERSION,
+        "language_id": event.data.LANGUAGE_ID or info.LANGUAGE_ID,
+        "application_token_sha256": token_sha256,
+        "installed_at": utc_timestamp(now),
+        "updated_at": utc_timestamp(now),
+        "lifecycle_ts": ts,
+        "licence": info.LICENSE,
+        "licence_ts": ts,
+        **_licence(info.STATUS, info.PAYMENT_EXPIRED, info.DAYS, event.ts),
+    }
+    return {name: value for name, value in record.items() if value is not None}
+
+
+def install(event: AppInstallEvent, info: AppInfo, token_sha256: str | None, now: datetime) -> bool | None:
+    """A new (or re-)installation, confirmed by the portal: the whole record is written afresh."""
+    return put_installation(installation_record(event, info, token_sha256, now))
+
+
+def update(event: AppUpdateEvent, info: AppInfo, token_sha256: str | None, now: datetime) -> bool | None:
+    """A new app version on an installed portal: the new token replaces the old one."""
+    values = {
+        "app_version": event.data.VERSION,
+        "application_token_sha256": token_sha256,
+        "client_endpoint": event.auth.client_endpoint,
+        "server_endpoint": event.auth.server_endpoint,
+        "updated_at": utc_timestamp(now),
+        "lifecycle_ts": _event_ts(event),
+    }
+    if event.data.LANGUAGE_ID:
+        values["language_id"] = event.data.LANGUAGE_ID
+    condition = "attribute_exists(member_id) AND #status = :installed AND #lifecycle_ts < :lifecycle_ts"
+    return update_installation(event.auth.member_id, values, condition, condition_values={":installed": INSTALLED})
+
+
+def uninstall(event: AppUninstallEvent, delivery: Delivery, now: datetime) -> bool | None:
+    """ONAPPUNINSTALL's effect: the portal removed the app; its events are refused from now on."""
+    if delivery.sender is None:  # known only from the configured secret map: nothing to mark
+        return None
+    values = {"status": UNINSTALLED, "uninstalled_at": utc_timestamp(now), "lifecycle_ts": _event_ts(event)}
+    return update_installation(event.auth.member_id, values, "attribute_exists(member_id) AND #lifecycle_ts < :lifecycle_ts")
+
+
+def refresh_licence(event: AppPaymentEvent, delivery: Delivery, now: datetime) -> bool | None:
+    """ONAPPPAYMENT's effect: its licence state onto the installation, unless a newer event set it."""
+    if delivery.sender is None:
+        return None
+    licence = _licence(event.data.STATUS, event.data.PAYMENT_EXPIRED, event.data.DAYS, event.ts)
+    values = {**licence, "licence_ts": _event_ts(event), "licence_updated_at": utc_timestamp(now)}
+    gone = tuple(name for name in ("days", "paid_until") if name not in licence)
+    condition = "attribute_exists(member_id) AND (attribute_not_exists(#licence_ts) OR #licence_ts < :licence_ts)"
+    return update_installation(event.auth.member_id, values, condition, remove=gone)

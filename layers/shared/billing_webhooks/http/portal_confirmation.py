@@ -1,0 +1,106 @@
+"""Step 2 for ONAPPINSTALL and ONAPPUPDATE: the portal's own word.
+
+They bring the token we will trust from now on, so they are believed only when the portal itself,
+asked at its own checked address, says our app is installed (and, for a member_id we have not
+seen, when Bitrix24's OAuth server names the same portal for the event's tokens).
+"""
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from billing_webhooks.data import installations
+from billing_webhooks.domain import bindings, portal
+from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WebhookError, WrongCredentials
+from billing_webhooks.http.auth import read_secret
+from billing_webhooks.http.portal_token import installed_by_hand, portal_auth
+from billing_webhooks.models.bitrix24 import AppInfo, PortalConfirmation
+from billing_webhooks.observability import logger, metrics
+from billing_webhooks.settings import settings
+from billing_webhooks.wire.delivery import Delivery
+
+
+class PortalConfirms:
+    """ONAPPINSTALL / ONAPPUPDATE (`known_portal`): believed once the portal confirms them."""
+
+    def __init__(self, *, known_portal: bool) -> None:
+        self.known_portal = known_portal
+
+    def secret_ids(self) -> list[str]:
+        return [settings().bitrix24_secret_id]
+
+    def __call__(self, delivery: Delivery) -> PortalConfirmation:
+        auth, member_id, _ = portal_auth(delivery)
+        if delivery.replay is not None and isinstance(delivery.replay.get("sender"), dict):
+            # The portal confirmed it when the delivery arrived; the parcel kept its answer, not its token.
+            confirmed = PortalConfirmation.model_validate(delivery.replay["sender"])
+            confirm = lambda first_seen=True: confirmed  # noqa: E731
+        else:
+            access_token = auth.get("access_token")
+            if not isinstance(access_token, str) or not access_token:
+                raise MissingCredentials("auth[access_token] is required to confirm the installation with the portal.")
+            url = portal.app_info_url(auth.get("domain"), auth.get("client_endpoint"))  # refuses before any call
+
+            def confirm(first_seen: bool = True) -> PortalConfirmation:
+                info = _confirmed_app_info(portal.app_info(url, access_token))
+                if first_seen:  # a member_id with a record was confirmed when it first came, on its domain
+                    _member_id_confirmed(auth, member_id)
+                return PortalConfirmation(info=info, handlers=bindings.handler_urls(delivery.event))
+        domain = str(auth.get("domain") or "").strip().lower()
+        if not delivery.is_replay:
+            portal.check_server_endpoint(auth.get("server_endpoint"))
+        if installed_by_hand(member_id) is not None:
+            raise WrongCredentials("This portal is installed by hand (the fallback secret): remove it there first.")
+        try:
+            installation = installations.get(member_id)
+        except ServiceUnavailable:
+            # Storage is down and the delivery will be parked: ask the portal now, while we hold the
+            # access token, so that its replay needs no token (a refusal answers as it would have).
+            delivery.confirmation = confirm(first_seen=True).model_dump(mode="json")
+            raise
+        installed = installation is not None and installation.get("status") == installations.INSTALLED
+        if self.known_portal and not installed:
+            raise WrongCredentials("This portal has no installation of the app to update.")
+        # A member_id once seen on a domain stays there, installed or not: only an operator moves it
+        # (docs/operations.md), never an event whose domain anyone may write.
+        if installation is not None and installation.get("domain") != domain:
+            raise WrongCredentials("This portal is installed on another domain.")
+        return confirm(first_seen=installation is None)
+
+
+portal_confirms_install = PortalConfirms(known_portal=False)
+portal_confirms_update = PortalConfirms(known_portal=True)
+
+
+def _member_id_confirmed(auth: dict[str, Any], member_id: str) -> None:
+    """The event's member_id must be the one Bitrix24's OAuth server names for the event's tokens
+    (app.info confirms the domain, not the member_id). Needs the app's client id and secret in
+    Bitrix24AppCredentials; without them the install is believed on app.info alone, and counted."""
+    credentials = read_secret(settings().bitrix24_app_credentials_id)
+    client_id, client_secret = (credentials.get(name) if isinstance(credentials, dict) else None
+                                for name in ("client_id", "client_secret"))
+    refresh_token = auth.get("refresh_token")
+    unverifiable = [reason for reason, missing in (
+        ("Bitrix24AppCredentials holds no client id and secret",
+         not (isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret)),
+        # Real installs do not always carry one (the PHP SDK's own fixture has none): never a refusal.
+        ("the event carries no refresh_token", not (isinstance(refresh_token, str) and refresh_token)),
+    ) if missing]
+    if unverifiable:
+        metrics.add_metric(name="MemberUnverified", unit=MetricUnit.Count, value=1)
+        logger.warning("member_id not verified", extra={"why": unverifiable[0]})
+        return
+    owner = portal.token_owner(auth.get("server_endpoint"), refresh_token, client_id, client_secret)
+    endpoint_host = urlsplit(str(owner.get("client_endpoint") or "")).hostname or ""
+    if owner["member_id"] != member_id or endpoint_host.lower() != str(auth.get("domain") or "").strip().lower():
+        raise WrongCredentials("The event's tokens belong to another portal than its member_id and domain say.")
+
+
+def _confirmed_app_info(info: AppInfo) -> AppInfo:
+    app_code = settings().bitrix24_app_code
+    if not app_code:
+        raise WebhookError("Installs cannot be confirmed: BITRIX24_APP_CODE is not configured.")
+    if info.CODE != app_code or not info.INSTALLED:
+        raise WrongCredentials("The portal does not confirm that this app is installed.")
+    return info

@@ -1,0 +1,2 @@
+"""Recovery: deliveries kept when we fail (parcels), run again (replay), and alerts published late
+(redrive)."""

@@ -1,0 +1,2 @@
+"""The wire: decoding a body, the credentials a request presents, and the delivery object the
+pipeline passes down."""
