@@ -14,7 +14,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # in step). Tests and the benchmark build x86_64 themselves: this machine cannot load arm64 wheels.
 ARCH ?= arm64
 
-.PHONY: help setup dev records alerts test build deploy lint validate bench bench-decoder replay replay-quarantine load openapi clean
+.PHONY: help setup dev records alerts rebuild-accounts test build deploy lint validate bench bench-decoder replay replay-quarantine load openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,6 +23,7 @@ $(VENV)/.installed: pyproject.toml layers/shared/requirements.txt
 	$(PYTHON313) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r layers/shared/requirements.txt --group dev
+	$(PY) -m pip install --quiet --no-deps --editable .  # the billing-webhooks CLI
 	touch $@
 
 $(SAM_VENV)/.installed: pyproject.toml
@@ -65,6 +66,10 @@ replay: $(VENV)/.installed
 replay-quarantine: ## Replay what make dev quarantined (authenticated, refused 422) once a model is fixed
 replay-quarantine: $(VENV)/.installed
 	$(PY) -m local.replay --quarantined
+
+rebuild-accounts: ## Rebuild make dev's account view from its NotificationsTable (idempotent)
+rebuild-accounts: $(VENV)/.installed
+	$(PY) -m local.rebuild
 
 # 2000 distinct deliveries + a duplicate of every tenth at concurrency 32 against a local stack of
 # its own; counts records and alerts, prints throughput and latency (LOAD_DELIVERIES, LOAD_CONCURRENCY;

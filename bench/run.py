@@ -19,10 +19,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
-from local import provision, template
+from local import provision, seeds, template
 from tools import shipping
 from local.stack import LocalStack
 from local.template import ROOT
@@ -30,7 +31,8 @@ from local.template import ROOT
 HERE = Path(__file__).resolve().parent
 RUNS = int(os.environ.get("BENCH_RUNS", 11))
 DELIVERIES = int(os.environ.get("BENCH_DELIVERIES", 500))
-GOALS = {"cold": 1.10, "warm": 1.15, "layer_mb": 15.0}
+GOALS = {"cold": 1.10, "warm": 1.15, "layer_mb": 15.0, "projector": 1.15, "reads": 1.15}
+VIEW_ROUNDS = int(os.environ.get("BENCH_VIEW_ROUNDS", 41))
 PLAIN_BILLING_CALLS, ALERT_CALLS = 1, 3
 
 
@@ -114,10 +116,13 @@ class Bench:
     def cold(self, route: template.Route) -> dict:
         event_file = str(ROOT / "events" / f"{route.code_dir.name}.json")
         runs, floors = [], []
+        self.reset()
+        calls = self.scratch / f"{route.function}-calls.json"  # what the floor must call too
+        calls.write_text(json.dumps(run_json("record.py", [route.function, event_file], self.env(route.function))))
         for _ in range(RUNS):
             self.reset()
             runs.append(run_json("cold.py", [route.function, event_file], self.env(route.function)))
-            floors.append(run_json("floor.py", [event_file], self.env(route.function)))
+            floors.append(run_json("floor.py", [event_file, str(calls)], self.env(route.function)))
         assert all(run["status"] == 200 for run in runs), runs
         median = lambda rows, key: statistics.median(row[key] for row in rows)  # noqa: E731
         # Each run and its floor are taken back to back: the median of their ratios cancels the
@@ -126,6 +131,29 @@ class Bench:
         return {"cold_ms": median(runs, "cold_ms"), "init_ms": median(runs, "init_ms"),
                 "floor_ms": median(floors, "cold_ms"), "cold_ratio": statistics.median(ratios),
                 "peak_rss_mb": median(runs, "peak_rss_mb"), "floor_rss_mb": median(floors, "peak_rss_mb")}
+
+    def view(self) -> dict:
+        """The projector per stream record against raw UpdateItems, GET /accounts against a raw Query."""
+        projector, reader = "AccountProjectorFunction", "AccountsApiFunction"
+        batches = {"warmup": stream_event(account_records(990000)),
+                   "rounds": [[stream_event(account_records(990001 + index)), f"billing#{995001 + index}"]
+                              for index in range(VIEW_ROUNDS)]}
+        batches_file = self.scratch / "projector.json"
+        batches_file.write_text(json.dumps(batches))
+        projected = run_json("projector.py", [projector, str(batches_file)], self.env(projector))
+        from local.server import http_api_event
+
+        route = next(route for route in template.read_routes() if route.path == "/accounts/{account_id}")
+        event = http_api_event("GET", "/accounts/990001", "", {"host": "bench"}, b"", route_key=route.route_key,
+                               path_parameters={"account_id": "990001"})
+        reads_file = self.scratch / "reads.json"
+        reads_file.write_text(json.dumps({"event": event, "table": "AccountsTable", "account_key": "billing#990001"}))
+        read = run_json("reads.py", [reader, str(reads_file)], self.env(reader))
+        return {"projector_ms": statistics.median(projected["times_ms"]),
+                "projector_floor_ms": statistics.median(projected["floor_ms"]),
+                "updates_per_record": statistics.median(projected["updates_per_record"]),
+                "records_per_batch": len(batches["warmup"]["Records"]),
+                "get_ms": statistics.median(read["times_ms"]), "query_ms": statistics.median(read["floor_ms"])}
 
     def warm(self, route: template.Route) -> dict:
         self.reset()
@@ -136,6 +164,39 @@ class Bench:
         result = run_json("warm.py", [route.function, str(events_file)], self.env(route.function))
         return {"warm_ms": statistics.median(result["times_ms"]), "warm_floor_ms": statistics.median(result["floor_ms"]),
                 "first_calls": result["first_calls"], "duplicate_calls": result["duplicate_calls"]}
+
+
+def account_records(account_id: int) -> list[dict]:
+    """32 stored billing records of one account: each seed type 4 times, its ids and dates varied."""
+    template.use_layer()
+    from billing_webhooks.data.notifications import build_record
+    from billing_webhooks.models import billing
+
+    records = []
+    for kind, seed in sorted(seeds.billing_seeds().items()):
+        for number in range(4):
+            body = json.loads(json.dumps(seed, default=str))
+            when = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=number, hours=len(records))
+            body.update(id=f"{kind}-{account_id}-{number}", account_id=account_id,
+                        original_event_date=when.strftime("%Y-%m-%d %H:%M:%S"))
+            details = body["details"]
+            if "invoice_id" in details:
+                details["invoice_id"] = [100 + number] if isinstance(details["invoice_id"], list) else 100 + number
+            if "sold_product_id" in details:
+                details["sold_product_id"] = 700 + number
+            records.append(build_record(getattr(billing, kind).model_validate(body), when))
+    return records
+
+
+def stream_event(records: list[dict]) -> dict:
+    """The batch Lambda hands the projector for these new records."""
+    from billing_webhooks.data.notifications import to_item
+
+    return {"Records": [{"eventID": str(number), "eventName": "INSERT", "eventVersion": "1.1",
+                         "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "eventSourceARN": "arn:bench",
+                         "dynamodb": {"NewImage": to_item(record), "SequenceNumber": str(10**20 + number),
+                                      "StreamViewType": "NEW_IMAGE", "SizeBytes": 1}}
+                        for number, record in enumerate(records)]}
 
 
 def mark(ok: bool) -> str:
@@ -159,14 +220,16 @@ def main() -> None:
             for route in routes:
                 print(f"measuring {route.function} ...", file=sys.stderr, flush=True)
                 rows[route.function] = {**bench.cold(route), **bench.warm(route)}
+            print("measuring the account view ...", file=sys.stderr, flush=True)
+            view = bench.view()
         layer_mb = zipped_mb(build_dir / "SharedLayer")
         sizes = {route.function: zipped_mb(build_dir / route.function) * 1000 for route in routes}
         for path in [build_dir, *build_dir.rglob("*")]:
             path.chmod(path.stat().st_mode | 0o200)  # let the scratch directory go
-    report(rows, layer_mb, sizes, [route for route in routes])
+    report(rows, layer_mb, sizes, [route for route in routes], view)
 
 
-def report(rows: dict, layer_mb: float, sizes: dict, routes: list) -> None:
+def report(rows: dict, layer_mb: float, sizes: dict, routes: list, view: dict) -> None:
     alert_functions = {"UnPaidInvoiceFunction", "TrialReminderFunction"}
     print(f"\n{RUNS} cold starts and {DELIVERIES} warm deliveries per function; Python "
           f"{sys.version.split()[0]}, x86_64, DynamoDB Local + moto on 127.0.0.1.\n")
@@ -200,8 +263,21 @@ def report(rows: dict, layer_mb: float, sizes: dict, routes: list) -> None:
         f"{route.function.removesuffix('Function')}: {', '.join(rows[route.function]['first_calls'])} / "
         f"{', '.join(rows[route.function]['duplicate_calls'])}"
         for route in routes if route.function in alert_functions or route.path.startswith("/bitrix24/")))
-    print(f"Goals: cold ≤ {GOALS['cold']}× floor (every function), warm ≤ {GOALS['warm']}× raw PutItem and "
-          f"{PLAIN_BILLING_CALLS} AWS call (plain billing), ≤ {ALERT_CALLS} calls (alerts).")
+    projector_ratio = view["projector_ms"] / view["projector_floor_ms"]
+    reads_ratio = view["get_ms"] / view["query_ms"]
+    checks = {"projector": projector_ratio <= GOALS["projector"], "reads": reads_ratio <= GOALS["reads"]}
+    failures += [f"account view: {name}" for name, ok in checks.items() if not ok]
+    print(f"\nThe account view ({VIEW_ROUNDS} rounds, warm; a batch is one account's {view['records_per_batch']} new records):\n")
+    print("| what | ms | floor | floor ms | × floor |")
+    print("|---|---:|---|---:|---:|")
+    print(f"| projector, per stream record | {view['projector_ms']:.2f} | raw conditional UpdateItem per touched part "
+          f"({view['updates_per_record']:.2f} per record) | {view['projector_floor_ms']:.2f} "
+          f"| {projector_ratio:.2f} {mark(checks['projector'])} |")
+    print(f"| GET /accounts/{{id}} ({view['records_per_batch']} notifications' parts) | {view['get_ms']:.2f} "
+          f"| raw Query of the same items | {view['query_ms']:.2f} | {reads_ratio:.2f} {mark(checks['reads'])} |")
+    print(f"\nGoals: cold ≤ {GOALS['cold']}× floor (every function), warm ≤ {GOALS['warm']}× raw PutItem and "
+          f"{PLAIN_BILLING_CALLS} AWS call (plain billing), ≤ {ALERT_CALLS} calls (alerts); the projector and "
+          f"GET /accounts ≤ {GOALS['projector']}× their floors. Cold floors make the calls their function made.")
     print("Missed: " + ", ".join(failures) if failures else "All goals met.")
 
 

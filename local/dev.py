@@ -10,11 +10,10 @@ import signal
 import threading
 
 from local import samples, template
+from local.attach import DEV_STATE
 from local.stack import LocalStack
 
 EVENTS = template.ROOT / "events"
-# What `make replay` (another process) needs to reach this run's fake Bitrix24.
-DEV_STATE = template.ROOT / ".cache" / "make-dev.json"
 
 
 def curl_line(api_url: str, event: dict) -> str:
@@ -65,15 +64,18 @@ def main() -> None:
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("DEV_LOG_LEVEL", "ERROR")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", str(os.environ["POWERTOOLS_LOG_LEVEL"] != "INFO").lower())
         from local.server import LocalApi
+        from local.streams import StreamPoller
 
         api = LocalApi(int(os.environ.get("LOCAL_API_PORT", 3000))).start()
+        projector = StreamPoller("AccountProjectorFunction", stack.endpoints, log=print).start()
         print(f"\nDynamoDB Local  {stack.dynamodb.url}   (table NotificationsTable)")
         print(f"moto server     {stack.moto.url}   (SNS AlertsTopic, SQS local-alerts, secrets)")
         print(f"fake Bitrix24   http://127.0.0.1:{stack.bitrix24.port}   (HTTPS proxy answering every portal's "
               f"app.info, event.get, event.bind, batch; sample portal {samples.PORTAL_DOMAIN} pre-installed)")
         print(f"HTTP API        {api.url}   (OpenAPI document: {api.url}/openapi.json)\n")
-        for route in template.routes():
-            print(f"  {route.method} {api.url}{route.path}  ->  {route.function}")
+        for route in template.routes() + template.read_routes():
+            print(f"  {route.method:4} {api.url}{route.path}  ->  {route.function}")
+        print("  NotificationsTable's stream -> AccountProjectorFunction -> AccountsTable (the account view)")
         print("\nThe sample events, one curl line each:\n")
         for path in sorted(EVENTS.glob("*.json")):
             print(curl_line(api.url, json.loads(path.read_text())), "\n")
@@ -82,7 +84,11 @@ def main() -> None:
         print("  1. Post an unpaid invoice:")
         print(f"     {curl_line(api.url, json.loads((EVENTS / 'unpaid_invoice.json').read_text()))}")
         print("  2. See its record (and every other):   make records")
-        print("  3. See its alert: it prints here as ALERT within a second; `make alerts` reads the local-alerts queue\n")
+        print("  3. See its alert: it prints here as ALERT within a second; `make alerts` reads the local-alerts queue")
+        print("  4. See where account 504 stands now (the read API, unsigned here, AWS_IAM in AWS):")
+        print(f"     curl -sS {api.url}/accounts/504")
+        print(f"     curl -sS '{api.url}/accounts/504/notifications?type=UnPaidInvoice'")
+        print("     .venv/bin/billing-webhooks --local accounts show 504\n")
         print("Serving; Ctrl-C stops everything.\n", flush=True)
         stopped = threading.Event()
         threading.Thread(target=print_alerts, args=(stack, stopped), daemon=True).start()
@@ -92,6 +98,7 @@ def main() -> None:
         except KeyboardInterrupt:
             pass
         stopped.set()
+        projector.stop()
         api.stop()
     finally:
         DEV_STATE.unlink(missing_ok=True)

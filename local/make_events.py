@@ -34,7 +34,39 @@ def sample_events() -> dict[str, dict]:
         event["requestContext"]["time"] = "23/Nov/2026:00:00:00 +0000"
         event["requestContext"]["timeEpoch"] = 1795392000000
         events[route.code_dir.name] = event
+    first_routes: dict[str, template.Route] = {}
+    for route in template.read_routes():
+        first_routes.setdefault(route.function, route)
+    for route in first_routes.values():  # one event per read function: its first route, for account 504
+        path = route.path.replace("{account_id}", "504")
+        event = http_api_event(route.method, path, "", {"host": "127.0.0.1:3000", "user-agent": "sample-event"}, b"",
+                               route_key=route.route_key, path_parameters={"account_id": "504"})
+        event["requestContext"]["requestId"] = f"sample-{route.code_dir.name}"
+        event["requestContext"]["time"] = "23/Nov/2026:00:00:00 +0000"
+        event["requestContext"]["timeEpoch"] = 1795392000000
+        events[route.code_dir.name] = event
+    events["account_projector"] = stream_event()
     return events
+
+
+def stream_event() -> dict:
+    """`sam local invoke AccountProjectorFunction -e events/account_projector.json`: the stream
+    record NotificationsTable writes for the UnPaidInvoice seed, as Lambda hands it over."""
+    template.use_layer()
+    from billing_webhooks.data.notifications import build_record, to_item
+    from billing_webhooks.models.billing.unpaid_invoice import UnPaidInvoice
+
+    notification = UnPaidInvoice.model_validate(seeds.billing_seeds()["UnPaidInvoice"])
+    record = build_record(notification)
+    record["received_at"] = "2026-11-23T00:00:00.000Z"
+    keys = {name: {"S": record[name]} for name in ("notification_id", "notification_type")}
+    stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/NotificationsTable/stream/2026-11-23T00:00:00.000"
+    return {"Records": [{
+        "eventID": "sample-account-projector", "eventName": "INSERT", "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "eventSourceARN": stream_arn,
+        "dynamodb": {"ApproximateCreationDateTime": 1795392000, "Keys": keys, "NewImage": to_item(record),
+                     "SequenceNumber": "100000000000000000001", "SizeBytes": 1024, "StreamViewType": "NEW_IMAGE"},
+    }]}
 
 
 def sam_local_env(dynamodb_port: int = 8000, moto_port: int = 5000) -> dict:

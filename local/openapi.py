@@ -7,9 +7,10 @@ drives the property tests with it. A test keeps the committed file in step with 
 
 import inspect
 import json
+import os
 from typing import Any
 
-from local import template
+from local import provision, template
 
 DOCUMENT = template.OPENAPI_DOCUMENT
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -89,10 +90,14 @@ def document() -> dict[str, Any]:
         else:
             operation["description"] = "Bitrix24 events carry their credentials in auth[...] of the body."
         paths[route.path] = {"post": operation}
+    for route in template.read_routes():
+        paths.setdefault(route.path, {})["get"] = _read_operation(route)
+    schemas.update(READ_SCHEMAS)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Bitrix24 billing webhooks", "version": "1.0.0",
-                 "description": "Webhook routes of the Bitrix24 ONAPP* events and the billing system's notifications."},
+                 "description": "Webhook routes of the Bitrix24 ONAPP* events and the billing system's notifications, "
+                                "and the private read API of accounts and portals."},
         "paths": paths,
         "components": {
             "schemas": dict(sorted(schemas.items())),
@@ -100,7 +105,71 @@ def document() -> dict[str, Any]:
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "webhookToken": {"type": "apiKey", "in": "header", "name": "X-Webhook-Token"},
                 "tokenQuery": {"type": "apiKey", "in": "query", "name": "token"},
+                "sigv4": {"type": "apiKey", "in": "header", "name": "Authorization",
+                          "description": "AWS Signature Version 4 (API Gateway's AWS_IAM authorizer); `make dev` does not check it"},
             },
+        },
+    }
+
+
+_NULLABLE_OBJECT = {"type": ["object", "null"]}
+READ_SCHEMAS: dict[str, Any] = {
+    "Account": {
+        "type": "object", "description": "Where an account stands: a pure function of its notifications (docs/accounts.md)",
+        "required": ["account_id", "account_code", "currency", "language", "state", "products", "invoices", "balances",
+                     "trial"],
+        "properties": {
+            "account_id": {"type": "integer"}, "account_code": {"type": ["string", "null"]},
+            "currency": {"type": ["string", "null"]}, "language": {"type": ["string", "null"]},
+            "state": {**_NULLABLE_OBJECT, "properties": {name: {} for name in ("state", "date_from", "date_to",
+                                                                              "notification_id")}},
+            "products": {"type": "array", "items": {"type": "object", "required": ["sold_product_id", "state"]}},
+            "invoices": {"type": "array", "items": {"type": "object", "required": ["invoice_id", "status"], "properties": {
+                "invoice_id": {"type": "integer"}, "status": {"enum": ["issued", "unpaid", "paid"]},
+                "issued": _NULLABLE_OBJECT, "unpaid": _NULLABLE_OBJECT, "paid": _NULLABLE_OBJECT}}},
+            "balances": {"type": "array", "items": {"type": "object", "required": ["name", "value", "as_of"]}},
+            "trial": {**_NULLABLE_OBJECT, "properties": {"days_left": {}, "ends_on": {}}},
+        },
+    },
+    "History": {
+        "type": "object", "required": ["account_id", "notifications", "cursor"],
+        "properties": {"account_id": {"type": "integer"}, "cursor": {"type": ["string", "null"]},
+                       "notifications": {"type": "array", "items": {"type": "object", "required": [
+                           "notification_id", "notification_type", "event_time", "payload"]}}},
+    },
+    "Portal": {
+        "type": "object", "required": ["member_id", "domain", "status", "licence"],
+        "properties": {"licence": {"type": "object", "required": ["status", "source", "as_of"], "properties": {
+            "source": {"enum": ["app.info", "ONAPPPAYMENT"]}}}},
+    },
+}
+_READS = {
+    "/accounts/{account_id}": ("GetAccount", "Where the account stands", "Account"),
+    "/accounts/{account_id}/notifications": ("GetAccountHistory", "The account's notifications, newest event first",
+                                             "History"),
+    "/portals/{member_id}": ("GetPortal", "A portal's installation and licence (never a token)", "Portal"),
+}
+
+
+def _read_operation(route: template.Route) -> dict[str, Any]:
+    operation_id, summary, schema = _READS[route.path]
+    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for name in ("account_id", "member_id") if f"{{{name}}}" in route.path]
+    if route.path.endswith("/notifications"):
+        parameters += [
+            {"name": "type", "in": "query", "schema": {"type": "string", "maxLength": 64}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+            {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "The previous page's cursor"},
+        ]
+    problem = {"content": {"application/problem+json": {"schema": PROBLEM}}}
+    return {
+        "operationId": operation_id, "summary": summary, "security": [{"sigv4": []}], "parameters": parameters,
+        "responses": {
+            "200": {"description": summary, "content": {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(model=schema)}}}},
+            "400": {"description": "A cursor or limit this API did not give", **problem},
+            "403": {"description": "Not signed by a principal the vendor granted (API Gateway, AWS_IAM)"},
+            "404": {"description": "No such account or portal", **problem},
+            "503": {"description": "Storage unavailable; retry", **problem},
         },
     }
 
@@ -110,6 +179,9 @@ def text() -> str:
 
 
 def main() -> None:
+    # Loading a function reads its settings: the template's environment, resources named as locally.
+    os.environ.update({name: value for name, value in template.global_environment(provision.physical_ids()).items()
+                       if name not in os.environ})
     template.use_layer()
     DOCUMENT.write_text(text())
     print(DOCUMENT.relative_to(template.ROOT))

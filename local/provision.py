@@ -56,6 +56,9 @@ def create_resources(endpoints: dict[str, str]) -> dict[str, Any]:
     dynamodb = session.client("dynamodb", endpoint_url=endpoints["AWS_ENDPOINT_URL_DYNAMODB"])
     for name, resource in template.resources("AWS::DynamoDB::Table").items():
         props = {key: resource["Properties"][key] for key in _TABLE_PROPERTIES if key in resource["Properties"]}
+        stream = resource["Properties"].get("StreamSpecification")
+        if stream:  # CloudFormation's form lacks the API's StreamEnabled
+            props["StreamSpecification"] = {"StreamEnabled": True, **stream}
         dynamodb.create_table(TableName=name, **props)
         dynamodb.get_waiter("table_exists").wait(TableName=name)
 

@@ -2,13 +2,11 @@
 handlers again, as ReplayFunction does in AWS. Start it while `make dev` runs (same ports:
 DYNAMODB_LOCAL_PORT, MOTO_PORT)."""
 
-import json
-import os
 from collections.abc import Callable
 from typing import Any
 
-from local import provision, services, template
-from local.dev import DEV_STATE
+from local import template
+from local.attach import attach
 from local.server import LambdaContext, LocalFunction
 
 
@@ -35,17 +33,8 @@ def main() -> None:
     """`make replay`; `make replay-quarantine` (--quarantined) first sends the quarantined back."""
     import sys
 
-    endpoints = services.endpoint_environment(
-        f"http://127.0.0.1:{os.environ.get('DYNAMODB_LOCAL_PORT', 8000)}",
-        f"http://127.0.0.1:{os.environ.get('MOTO_PORT', 5000)}",
-    )
-    os.environ.update(provision.handler_environment(endpoints))
-    if DEV_STATE.exists():  # install and update replays call the portal: make dev's fake Bitrix24
-        os.environ.update(json.loads(DEV_STATE.read_text()))
-    os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("DEV_LOG_LEVEL", "ERROR")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    attach()  # install and update replays call the portal: make dev's fake Bitrix24
     if "--quarantined" in sys.argv:
-        template.use_layer()
         from billing_webhooks.recovery.replay import requeue_quarantined
 
         print(f"requeued {requeue_quarantined()} quarantined deliveries")

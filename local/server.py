@@ -5,6 +5,7 @@ import base64
 import functools
 import importlib.util
 import json
+import re
 import threading
 import time
 import uuid
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from local import template
 
@@ -44,9 +45,11 @@ class LambdaContext:
 
 
 def http_api_event(
-    method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes, source_ip: str = "127.0.0.1"
+    method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes, source_ip: str = "127.0.0.1",
+    route_key: str | None = None, path_parameters: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """An API Gateway HTTP API payload 2.0 event, as API Gateway builds it."""
+    route_key = route_key or f"{method} {path}"
     lowered: dict[str, str] = {}
     for name, value in headers.items():
         key = name.lower()
@@ -62,7 +65,7 @@ def http_api_event(
     now = datetime.now(UTC)
     event: dict[str, Any] = {
         "version": "2.0",
-        "routeKey": f"{method} {path}",
+        "routeKey": route_key,
         "rawPath": path,
         "rawQueryString": raw_query,
         "headers": lowered,
@@ -79,7 +82,7 @@ def http_api_event(
                 "userAgent": lowered.get("user-agent", ""),
             },
             "requestId": str(uuid.uuid4()),
-            "routeKey": f"{method} {path}",
+            "routeKey": route_key,
             "stage": "$default",
             "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
             "timeEpoch": int(now.timestamp() * 1000),
@@ -89,7 +92,16 @@ def http_api_event(
     }
     if query:
         event["queryStringParameters"] = query
+    if path_parameters:
+        event["pathParameters"] = path_parameters
     return event
+
+
+def _pattern(route_path: str) -> re.Pattern[str]:
+    """/accounts/{account_id} as a regular expression with one group per path parameter."""
+    parts = re.split(r"\{(\w+)\}", route_path)
+    regex = "".join(re.escape(part) if index % 2 == 0 else f"(?P<{part}>[^/]+)" for index, part in enumerate(parts))
+    return re.compile(regex + "$")
 
 
 class PerThreadMetrics:
@@ -178,6 +190,10 @@ class _LoopbackServer(ThreadingHTTPServer):
 class LocalApi:
     def __init__(self, port: int, log: Callable[[str], None] | None = print) -> None:
         self.functions = {route.route_key: LocalFunction(route) for route in template.routes()}
+        # The read API's routes carry path parameters; AWS signs them (AWS_IAM), `make dev` does not.
+        readers: dict[str, LocalFunction] = {}
+        self.read_routes = [(route, _pattern(route.path), readers.setdefault(route.function, LocalFunction(route)))
+                            for route in template.read_routes()]
         self.log = log
         api = self
 
@@ -206,6 +222,12 @@ class LocalApi:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
         function = self.functions.get(f"{request.command} {path}")
+        route_key, parameters = None, None
+        for route, pattern, reader in self.read_routes:
+            matched = pattern.match(unquote(path)) if request.command == route.method else None
+            if matched:
+                function, route_key, parameters = reader, route.route_key, matched.groupdict()
+                break
         if (request.command, path) == ("GET", "/openapi.json"):  # local only: no such route in AWS
             response = {"statusCode": 200, "headers": {"Content-Type": "application/json"},
                         "body": template.OPENAPI_DOCUMENT.read_text()}
@@ -214,7 +236,7 @@ class LocalApi:
                         "body": json.dumps({"message": "Not Found"})}
         else:
             event = http_api_event(request.command, path, raw_query, dict(request.headers.items()), body,
-                                   request.client_address[0])
+                                   request.client_address[0], route_key, parameters)
             try:
                 response = function.invoke(event)
             except Exception as error:  # as API Gateway does when a function fails

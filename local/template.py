@@ -64,8 +64,29 @@ class Route:
         return f"{self.method} {self.path}"
 
 
+def _handler_default() -> str:
+    return load().get("Globals", {}).get("Function", {}).get("Handler", "app.handler")
+
+
 def routes() -> list[Route]:
-    handler_default = load().get("Globals", {}).get("Function", {}).get("Handler", "app.handler")
+    """The webhook routes (POST): one function each."""
+    return [route for route in http_routes() if route.method == "POST"]
+
+
+def read_routes() -> list[Route]:
+    """The private read API's routes (GET, AWS_IAM in AWS; served unsigned by `make dev`)."""
+    return [route for route in http_routes() if route.method == "GET"]
+
+
+def function(name: str) -> Route:
+    """A function that no route reaches (the projector, the replay): its code, as a Route without one."""
+    props = load()["Resources"][name]["Properties"]
+    return Route(method="", path="", function=name, code_dir=ROOT / props["CodeUri"],
+                 handler=props.get("Handler", _handler_default()))
+
+
+def http_routes() -> list[Route]:
+    handler_default = _handler_default()
     found = []
     for name, res in resources("AWS::Serverless::Function").items():
         props = res["Properties"]

@@ -194,7 +194,8 @@ def test_schemathesis_cases_from_the_served_openapi_document_are_4xx_problems(
 def test_the_committed_openapi_document_is_what_the_functions_bind(stack):
     assert openapi.DOCUMENT.read_text() == openapi.text(), "run `make openapi`"
     document = json.loads(openapi.DOCUMENT.read_text())
-    assert set(document["paths"]) == {route.path for route in ROUTES}
+    assert set(document["paths"]) == {route.path for route in ROUTES + template.read_routes()}
+    assert document["paths"]["/accounts/{account_id}"]["get"]["security"] == [{"sigv4": []}]
     unpaid = document["paths"]["/billing/unpaid-invoice"]["post"]
     assert set(unpaid["requestBody"]["content"]) == {JSON} and unpaid["security"]
     assert set(document["paths"]["/bitrix24/app-payment"]["post"]["requestBody"]["content"]) == {JSON, FORM}

@@ -26,6 +26,11 @@ ROUTES = {
     "/billing/product-state-change": "ProductStateChangeFunction",
     "/billing/new-payment": "NewPaymentFunction",
 }
+READ_ROUTES = {
+    "/accounts/{account_id}": "AccountsApiFunction",
+    "/accounts/{account_id}/notifications": "AccountsApiFunction",
+    "/portals/{member_id}": "AccountsApiFunction",
+}
 
 
 def _sam_env() -> dict[str, str]:
@@ -92,9 +97,10 @@ def test_every_table_topic_and_secret_is_encrypted(translated):
 ALERT_FUNCTIONS = {"UnPaidInvoiceFunction", "TrialReminderFunction"}
 
 
-def test_twelve_webhook_functions_the_redrive_and_the_replay_on_python313_with_the_shared_layer(translated):
+def test_twelve_webhook_functions_the_redrive_the_replay_the_projector_and_the_reads_on_python313(translated):
     functions = _of_type(translated, "AWS::Lambda::Function")
-    assert set(functions) == set(ROUTES.values()) | {"AlertRedriveFunction", "ReplayFunction"}
+    assert set(functions) == set(ROUTES.values()) | {"AlertRedriveFunction", "ReplayFunction", "AccountProjectorFunction",
+                                                     "AccountsApiFunction"}
     [layer] = _of_type(translated, "AWS::Lambda::LayerVersion")
     for name, function in functions.items():
         props = function["Properties"]
@@ -104,10 +110,10 @@ def test_twelve_webhook_functions_the_redrive_and_the_replay_on_python313_with_t
         assert props["Code"]["S3Key"].startswith("functions/"), name
 
 
-def test_each_route_is_post_only_and_reaches_its_function(translated):
+def test_each_webhook_route_is_post_only_and_reaches_its_function(translated):
     [api] = _of_type(translated, "AWS::ApiGatewayV2::Api").values()
     paths = api["Properties"]["Body"]["paths"]
-    assert set(paths) == set(ROUTES)
+    assert set(paths) == set(ROUTES) | set(READ_ROUTES)
     for path, function in ROUTES.items():
         assert list(paths[path]) == ["post"]
         integration = paths[path]["post"]["x-amazon-apigateway-integration"]
@@ -115,10 +121,10 @@ def test_each_route_is_post_only_and_reaches_its_function(translated):
         assert f"${{{function}.Arn}}" in integration["uri"]["Fn::Sub"]
 
 
-def _grants(translated: dict, function: str) -> set[tuple[str, str]]:
+def _grants(translated: dict, function: str, *managed: str) -> set[tuple[str, str]]:
     role = translated[f"{function}Role"]["Properties"]
-    assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-                                         "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"]
+    assert sorted(role["ManagedPolicyArns"]) == sorted(["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                                                        "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess", *managed])
     statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
     assert all(s["Effect"] == "Allow" for s in statements)
     return {
@@ -330,3 +336,53 @@ def test_the_webhook_functions_may_be_invoked_only_by_their_api_routes_and_the_r
     invokers = [name for name in _of_type(translated, "AWS::IAM::Role")
                 if "lambda:InvokeFunction" in json.dumps(translated[name]["Properties"].get("Policies", []))]
     assert invokers == ["ReplayFunctionRole"]
+
+
+def test_the_read_routes_are_get_only_and_signed_with_aws_iam(translated):
+    [api] = _of_type(translated, "AWS::ApiGatewayV2::Api").values()
+    paths = api["Properties"]["Body"]["paths"]
+    for path, function in READ_ROUTES.items():
+        assert list(paths[path]) == ["get"], path
+        operation = paths[path]["get"]
+        assert operation["security"] == [{"AWS_IAM": []}], path
+        assert f"${{{function}.Arn}}" in operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+    for path in ROUTES:  # while the webhook routes stay open to their senders
+        assert paths[path]["post"].get("security") in (None, [{"NONE": []}], [])
+    schemes = api["Properties"]["Body"]["components"]["securitySchemes"]
+    assert schemes["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+
+
+def test_the_reads_may_only_query_the_view_and_the_account_index_and_get_an_installation(translated):
+    assert _grants(translated, "AccountsApiFunction") == {
+        ("dynamodb:Query", json.dumps([{"Fn::GetAtt": ["AccountsTable", "Arn"]},
+                                       {"Fn::Sub": "${NotificationsTable.Arn}/index/by-account"}])),
+        ("dynamodb:GetItem", INSTALLATIONS),
+    }
+
+
+def test_the_projector_reads_new_billing_records_from_the_stream_with_bounded_retries_and_a_failure_queue(translated):
+    assert translated["NotificationsTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    [mapping] = _of_type(translated, "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["FunctionName"] == {"Ref": "AccountProjectorFunction"}
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["NotificationsTable", "StreamArn"]}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"] and props["BisectBatchOnFunctionError"] is True
+    assert 0 < props["MaximumRetryAttempts"] <= 10
+    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["AccountProjectorFailures", "Arn"]}
+    [pattern] = [json.loads(item["Pattern"]) for item in props["FilterCriteria"]["Filters"]]
+    assert pattern == {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"source": {"S": ["billing"]}}}}
+    alarm = translated["AccountProjectorFailuresAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["AccountProjectorFailures", "QueueName"]}}]
+    assert alarm["AlarmActions"] == [{"Ref": "OpsTopic"}]
+    # SAM's own policy for a stream source: read the stream's records.
+    grants = _grants(translated, "AccountProjectorFunction",
+                     "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole")
+    assert ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["AccountsTable", "Arn"]})) in grants
+    assert not [grant for grant in grants if grant[0] in ("dynamodb:PutItem", "dynamodb:DeleteItem")]
+
+
+def test_the_accounts_table_is_one_item_per_part_of_an_account(translated):
+    table = translated["AccountsTable"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "account_key", "KeyType": "HASH"},
+                                  {"AttributeName": "part", "KeyType": "RANGE"}]
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}

@@ -47,6 +47,16 @@ class WrongCredentials(WebhookError):
     status, title, slug, reason = 403, "Credentials refused", "wrong-credentials", "forbidden"
 
 
+class NotFound(WebhookError):
+    status, title, slug, reason = 404, "Not found", "not-found", "not_found"
+
+
+class BadRequest(WebhookError):
+    """A read request we cannot answer as asked (a bad cursor or limit)."""
+
+    status, title, slug, reason = 400, "Bad request", "bad-request", "bad_request"
+
+
 class PayloadConflict(WebhookError):
     status, title, slug, reason = 409, "Conflicting redelivery", "conflict", "conflict"
 

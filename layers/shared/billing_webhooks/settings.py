@@ -15,6 +15,7 @@ class Settings:
     # Tables, topic, queues, keys: required.
     table_name: str
     installations_table_name: str
+    accounts_table_name: str
     quarantine_table_name: str
     alert_topic_arn: str
     rescue_queue_url: str

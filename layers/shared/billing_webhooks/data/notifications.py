@@ -192,3 +192,46 @@ def expired_pending_alerts(now: datetime) -> Iterator[dict[str, Any]]:
     for page in pages:
         for item in page["Items"]:
             yield from_item(item)
+
+
+# --- reading records back: an account's history, every record for a rebuild ---
+
+BY_ACCOUNT_INDEX = "by-account"
+
+
+def history(account_key: str, *, notification_type: str | None = None, limit: int = 50,
+            start_key: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One Query of the `by-account` index, newest event first: (records, where the next page
+    starts, or None). With a type, a page holds only that type and may hold fewer than `limit`."""
+    request: dict[str, Any] = {
+        "TableName": settings().table_name, "IndexName": BY_ACCOUNT_INDEX, "ScanIndexForward": False, "Limit": limit,
+        "KeyConditionExpression": "account_key = :key", "ExpressionAttributeValues": {":key": {"S": account_key}},
+    }
+    if notification_type is not None:
+        request["FilterExpression"] = "notification_type = :type"
+        request["ExpressionAttributeValues"][":type"] = {"S": notification_type}
+    if start_key is not None:
+        request["ExclusiveStartKey"] = start_key
+    try:
+        answer = dynamodb().query(**request)
+    except (BotoCoreError, ClientError) as exc:
+        raise fault(exc, "The account's history cannot be read right now; retry later.") from None
+    return [from_item(item) for item in answer["Items"]], answer.get("LastEvaluatedKey")
+
+
+def scan_billing_records(*, segment: int = 0, total_segments: int = 1,
+                         start_key: dict[str, Any] | None = None) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+    """Every billing record, a Scan page at a time: (records, where the next page starts)."""
+    request: dict[str, Any] = {
+        "TableName": settings().table_name, "Segment": segment, "TotalSegments": total_segments,
+        "FilterExpression": "#source = :billing", "ExpressionAttributeNames": {"#source": "source"},
+        "ExpressionAttributeValues": {":billing": {"S": "billing"}},
+    }
+    while True:
+        if start_key is not None:
+            request["ExclusiveStartKey"] = start_key
+        answer = dynamodb().scan(**request)
+        start_key = answer.get("LastEvaluatedKey")
+        yield [from_item(item) for item in answer["Items"]], start_key
+        if start_key is None:
+            return

@@ -6,7 +6,7 @@ application token is kept only as its SHA-256. Every write is conditional on the
 (data/installations.py), so an older event never overwrites what a newer one wrote.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from billing_webhooks.data.installations import INSTALLED, UNINSTALLED, put_installation, update_installation
@@ -97,3 +97,28 @@ def refresh_licence(event: AppPaymentEvent, delivery: Delivery, now: datetime) -
     gone = tuple(name for name in ("days", "paid_until") if name not in licence)
     condition = "attribute_exists(member_id) AND (attribute_not_exists(#licence_ts) OR #licence_ts < :licence_ts)"
     return update_installation(event.auth.member_id, values, condition, remove=gone)
+
+
+def portal_view(installation: dict[str, Any]) -> dict[str, Any]:
+    """A portal's installation and licence as the read API answers it: never a token or its
+    digest. The licence figures come from app.info when the portal was installed, or from the
+    newest ONAPPPAYMENT since, as of that event's `ts`."""
+    licence_ts = installation.get("licence_ts")
+    return {
+        "member_id": installation["member_id"],
+        "domain": installation.get("domain"),
+        "status": installation.get("status"),
+        "app_version": installation.get("app_version"),
+        "language_id": installation.get("language_id"),
+        "installed_at": installation.get("installed_at"),
+        "uninstalled_at": installation.get("uninstalled_at"),
+        "licence": {
+            "status": installation.get("licence_status"),
+            "payment_expired": installation.get("payment_expired"),
+            "days": installation.get("days"),
+            "paid_until": installation.get("paid_until"),
+            "licence": installation.get("licence"),
+            "source": "ONAPPPAYMENT" if "licence_updated_at" in installation else "app.info",
+            "as_of": utc_timestamp(datetime.fromtimestamp(int(licence_ts), UTC)) if licence_ts is not None else None,
+        },
+    }

@@ -23,6 +23,11 @@ def accepted(outcome: str, notification_id: str, notification_type: str) -> dict
 
 
 def problem(error: WebhookError) -> dict:
+    return _response(error.status, problem_document(error), "application/problem+json", error.headers)
+
+
+def problem_document(error: WebhookError) -> dict[str, Any]:
+    """RFC 9457: what any refusal of ours says, on the webhook routes and the read routes alike."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + error.slug,
         "title": error.title,
@@ -31,4 +36,4 @@ def problem(error: WebhookError) -> dict:
     }
     if error.errors:
         body["errors"] = error.errors
-    return _response(error.status, body, "application/problem+json", error.headers)
+    return body

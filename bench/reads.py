@@ -1,0 +1,44 @@
+"""GET /accounts/{account_id}, warm, beside a raw Query of the same items: run as `python -S -B
+reads.py AccountsApiFunction <reads.json>` on the built function's PYTHONPATH. reads.json:
+{"event": the GET event, "table": AccountsTable's name, "account_key": its key}. Alternates the
+two, prints one JSON line of milliseconds."""
+
+import json
+import sys
+import time
+
+from harness import Context
+
+with open(sys.argv[2]) as file:
+    reads = json.load(file)
+
+import app  # noqa: E402
+import boto3  # noqa: E402
+
+context = Context()
+client = boto3.client("dynamodb")
+times, floor = [], []
+
+
+def get() -> None:
+    started = time.perf_counter()
+    response = app.handler(reads["event"], context)
+    times.append((time.perf_counter() - started) * 1000)
+    assert response["statusCode"] == 200, response
+
+
+def query() -> None:
+    started = time.perf_counter()
+    pages = client.get_paginator("query").paginate(TableName=reads["table"], KeyConditionExpression="account_key = :key",
+                                                     ExpressionAttributeValues={":key": {"S": reads["account_key"]}})
+    items = [item for page in pages for item in page["Items"]]
+    floor.append((time.perf_counter() - started) * 1000)
+    assert items
+
+
+get()
+query()
+for index in range(int(reads.get("rounds", 300))):
+    (get, query)[index % 2]()
+    (query, get)[index % 2]()
+print(json.dumps({"times_ms": times, "floor_ms": floor}))

@@ -1,0 +1,35 @@
+"""AccountProjectorFunction: NotificationsTable's stream (new records) into the account view.
+
+Powertools batch processing reports each failed record, so Lambda retries only those (bisecting
+the batch, a bounded number of times, then the on-failure queue). `{"rebuild": {...}}`, invoked
+by hand, projects every stored record again (domain/accounts.py; docs/accounts.md).
+"""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    DynamoDBRecordEventName,
+)
+
+from billing_webhooks.domain import accounts
+from billing_webhooks.observability import logger, metrics
+from billing_webhooks.recovery.rebuild import rebuild_accounts
+
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+def project(record: DynamoDBRecord) -> None:
+    if record.event_name is DynamoDBRecordEventName.INSERT:  # a record's later updates are its alert's
+        moved = accounts.project(record.dynamodb.new_image)
+        metrics.add_metric(name="AccountAspectsMoved", unit=MetricUnit.Count, value=moved)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if "rebuild" in event:
+        return rebuild_accounts(event["rebuild"] or {}, context)
+    return process_partial_response(event=event, record_handler=project, processor=processor, context=context)

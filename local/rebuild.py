@@ -1,0 +1,24 @@
+"""`make rebuild-accounts`: rebuild the running `make dev` stack's account view from its
+NotificationsTable alone, by invoking AccountProjectorFunction with `{"rebuild": {}}` exactly as
+docs/accounts.md says to on AWS. Idempotent: run it any time, as often as you like."""
+
+import json
+
+from local import template
+from local.attach import attach
+from local.server import LambdaContext, LocalFunction
+
+REBUILD_EVENT = {"rebuild": {}}
+
+
+def main() -> None:
+    attach()
+    projector = LocalFunction(template.function("AccountProjectorFunction"))
+    answer = projector.handler(REBUILD_EVENT, LambdaContext(projector.route.function))
+    print(f"projected {answer['records']} billing records again; {answer['moved']} aspect(s) rewritten")
+    if answer["resume"]:
+        print(f"stopped early; go on with {json.dumps({'rebuild': {'start': answer['resume']}})}")
+
+
+if __name__ == "__main__":
+    main()

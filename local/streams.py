@@ -1,0 +1,122 @@
+"""A table's stream handed to a function as Lambda's event source mapping does, on DynamoDB Local.
+
+The poller reads DynamoDB Local's own stream (GetRecords, every shard), keeps the records the
+template's FilterCriteria admit, and calls the function's handler with the event Lambda sends:
+`{"Records": [{"eventID", "eventName", "eventSource": "aws:dynamodb", "dynamodb": {...}, …}]}`
+in batches of the template's BatchSize. It honours partial batch responses like Lambda: the
+batch is retried from the first failed record, up to MaximumRetryAttempts, then described on the
+on-failure queue. Used by `make dev` and the tests; never deployed.
+"""
+
+import json
+import threading
+from typing import Any
+
+import boto3
+
+from local import provision, template
+from local.server import LocalFunction
+
+POLL_SECONDS = 0.2
+
+
+def _matches(pattern: Any, data: Any) -> bool:
+    """EventBridge-style filter pattern (the subset the template uses): nested keys, value lists."""
+    if isinstance(pattern, dict):
+        return isinstance(data, dict) and all(_matches(want, data.get(key)) for key, want in pattern.items())
+    return data in pattern
+
+
+def _lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    change = dict(record["dynamodb"])
+    created = change.get("ApproximateCreationDateTime")
+    if hasattr(created, "timestamp"):  # boto3 reads it as a datetime; Lambda sends epoch seconds
+        change["ApproximateCreationDateTime"] = int(created.timestamp())
+    return {"eventID": record["eventID"], "eventName": record["eventName"], "eventVersion": record.get("eventVersion", "1.1"),
+            "eventSource": "aws:dynamodb", "awsRegion": record.get("awsRegion", "us-east-1"), "dynamodb": change,
+            "eventSourceARN": stream_arn}
+
+
+class StreamPoller:
+    def __init__(self, function_name: str, endpoints: dict[str, str], log: Any = None) -> None:
+        resource = template.load()["Resources"][function_name]
+        source = next(event["Properties"] for event in resource["Properties"]["Events"].values()
+                      if event["Type"] == "DynamoDB")
+        self.table = source["Stream"]["Fn::GetAtt"][0]
+        self.batch_size = int(source.get("BatchSize", 100))
+        self.retries = int(source.get("MaximumRetryAttempts", 2))
+        self.filters = [json.loads(item["Pattern"]) for item in source.get("FilterCriteria", {}).get("Filters", [])]
+        failure_queue = source.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", {})
+        queue_name = failure_queue.get("Fn::GetAtt", [None])[0]
+        self.failure_queue_url = provision.queue_url(endpoints["AWS_ENDPOINT_URL_SQS"], queue_name) if queue_name else None
+        self.function = LocalFunction(template.function(function_name))
+        self.endpoints, self.log = endpoints, log or (lambda line: None)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"stream-{function_name}", daemon=True)
+        self.delivered = 0
+
+    def start(self) -> "StreamPoller":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+    def _clients(self) -> tuple[Any, Any, Any]:
+        url = self.endpoints["AWS_ENDPOINT_URL_DYNAMODB"]
+        return (boto3.client("dynamodb", endpoint_url=url), boto3.client("dynamodbstreams", endpoint_url=url),
+                boto3.client("sqs", endpoint_url=self.endpoints["AWS_ENDPOINT_URL_SQS"]))
+
+    def _run(self) -> None:
+        iterators: dict[str, str | None] = {}  # shard id -> next iterator (None: closed and read)
+        while not self.stopped.is_set():
+            try:
+                dynamodb, streams, sqs = self._clients()
+                arn = dynamodb.describe_table(TableName=self.table)["Table"]["LatestStreamArn"]
+                while not self.stopped.is_set():
+                    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+                        if shard["ShardId"] not in iterators:
+                            iterators[shard["ShardId"]] = streams.get_shard_iterator(
+                                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                    busy = False
+                    for shard_id, iterator in list(iterators.items()):
+                        if iterator is None:
+                            continue
+                        answer = streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
+                        iterators[shard_id] = answer.get("NextShardIterator")
+                        records = [_lambda_record(record, arn) for record in answer["Records"]]
+                        records = [record for record in records if not self.filters
+                                   or any(_matches(pattern, record) for pattern in self.filters)]
+                        if records:
+                            busy = True
+                            self._deliver(records, sqs)
+                    if not busy:
+                        self.stopped.wait(POLL_SECONDS)
+            except Exception as error:  # DynamoDB Local restarting (an outage test): start over
+                self.log(f"  stream poller: {error.__class__.__name__}; retrying")
+                iterators.clear()
+                self.stopped.wait(1)
+
+    def _deliver(self, records: list[dict[str, Any]], sqs: Any) -> None:
+        """One batch, retried from its first failed record as Lambda does, then given up on."""
+        for _ in range(self.retries + 1):
+            try:
+                answer = self.function.invoke({"Records": records}) or {}
+                failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
+            except Exception:  # the function itself failed: the whole batch again
+                failed = {records[0]["dynamodb"]["SequenceNumber"]}
+            if not failed:
+                self.delivered += len(records)
+                return
+            first = next(index for index, record in enumerate(records)
+                         if record["dynamodb"]["SequenceNumber"] in failed)
+            self.delivered += first
+            records = records[first:]
+        self.log(f"  stream poller: {len(records)} record(s) given up on after {self.retries} retries")
+        if self.failure_queue_url:
+            sqs.send_message(QueueUrl=self.failure_queue_url, MessageBody=json.dumps({
+                "function": self.function.route.function, "records": len(records),
+                "first_sequence_number": records[0]["dynamodb"]["SequenceNumber"],
+                "last_sequence_number": records[-1]["dynamodb"]["SequenceNumber"]}))
+

@@ -1,0 +1,334 @@
+"""The account view: order-proof, idempotent, rebuildable, bounded, readable over HTTP and from the CLI."""
+
+import copy
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import requests
+
+from local import seeds, template
+from local.streams import StreamPoller
+from tests.conftest import Table, load_event
+
+BILLING_AUTH = {"Authorization": "Bearer local-billing-token", "Content-Type": "application/json"}
+START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def projector(stack):
+    poller = StreamPoller("AccountProjectorFunction", stack.endpoints).start()
+    yield poller
+    poller.stop()
+
+
+@pytest.fixture
+def accounts_table(stack, dynamodb) -> Table:
+    return Table(dynamodb, "AccountsTable", ("account_key", "part"))
+
+
+def _notification(kind: str, number: int, when: datetime, account_id: int, **details) -> dict:
+    body = copy.deepcopy(seeds.billing_seeds()[kind])
+    body.update({"id": f"{kind}-{number}", "account_id": account_id,
+                 "original_event_date": when.strftime("%Y-%m-%d %H:%M:%S"), "transfer_date": when.strftime("%Y-%m-%d %H:%M:%S")})
+    body["details"].update(details)
+    return body
+
+
+def history(account_id: int) -> list[dict]:
+    """34 notifications of one account over 40 days: states, products, invoices issued, unpaid and
+    paid, balances, a trial; two pairs share an event time (ties go by id)."""
+    found, day = [], lambda n: START + timedelta(days=n)  # noqa: E731
+    for number, state in enumerate(["trial", "active", "blocked", "active", "active"]):
+        found.append(_notification("AccountStateChange", number, day(number * 8), account_id,
+                                   new_state={"state": state, "date_from": day(number * 8).strftime("%Y-%m-%d %H:%M:%S"),
+                                              "date_to": ""}))
+    for number in range(6):
+        found.append(_notification("ProductStateChange", number, day(number * 5 + 1), account_id,
+                                   sold_product_id=700 + number % 2,
+                                   new_state={"state": ["active", "suspended", "active"][number % 3],
+                                              "date_from": day(number * 5 + 1).strftime("%Y-%m-%d %H:%M:%S"), "date_to": ""}))
+    for number in range(6):
+        kind = "InvoiceForNewPeriod" if number % 3 else "InvoiceForNewProduct"
+        found.append(_notification(kind, number, day(number * 6 + 2), account_id, invoice_id=30 + number))
+    for number in range(6):
+        found.append(_notification("UnPaidInvoice", number, day(number * 6 + 4), account_id, invoice_id=30 + number % 4,
+                                   days_not_paid=number + 1, days_before_blocking=10 - number))
+    for number in range(4):
+        paid = [30 + number] if number < 3 else [30, 31]  # the last payment names paid invoices again
+        found.append(_notification("NewPayment", number, day(number * 9 + 5), account_id, invoice_id=paid,
+                                   balance_after=Decimal(100 + number), balance_name="Money_BYN", payment_id=900 + number))
+    for number in range(4):
+        found.append(_notification("PercentOfBalanceUsed", number, day(number * 9 + 5 if number < 2 else number * 7),
+                                   account_id, balance="Money_BYN" if number % 2 else "Tasks",
+                                   current_value=Decimal(50 - number), used_percentage=Decimal(number * 10)))
+    for number in range(3):
+        found.append(_notification("TrialReminder", number, day(number * 2 + 3), account_id, days_left=7 - number,
+                                   current_date=day(number * 2 + 3).strftime("%Y-%m-%d %H:%M:%S")))
+    return found
+
+
+def _records(bodies: list[dict]) -> list[dict]:
+    from billing_webhooks.data.notifications import build_record
+    from billing_webhooks.models import billing
+
+    return [build_record(getattr(billing, body["type"]).model_validate(body), START) for body in bodies]
+
+
+def _view_json(account_id: int) -> str:
+    from billing_webhooks.domain import accounts
+    from billing_webhooks.http.reads import to_json
+
+    view = accounts.show(account_id)
+    assert view is not None and view.pop("account_id") == account_id
+    return to_json(view)
+
+
+def _project_all(records: list[dict]) -> None:
+    from billing_webhooks.domain import accounts
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(accounts.project, records))
+
+
+def test_any_order_with_any_duplicates_gives_the_same_view_byte_for_byte(stack, accounts_table):
+    in_order = _records(history(810000))
+    assert len(in_order) >= 30
+    for record in in_order:
+        from billing_webhooks.domain import accounts
+
+        accounts.project(record)
+    expected = _view_json(810000)
+    shuffler = random.Random(20261125)
+    for account_id in range(810001, 810021):
+        records = _records(history(account_id))
+        delivered = records + shuffler.sample(records, shuffler.randint(1, len(records)))  # duplicates
+        shuffler.shuffle(delivered)
+        for record in delivered:
+            accounts.project(record)
+        assert _view_json(account_id) == expected, account_id
+    view = json.loads(expected)
+    assert view["state"]["state"] == "active" and view["state"]["notification_id"] == "AccountStateChange-4"
+    invoices = {invoice["invoice_id"]: invoice for invoice in view["invoices"]}
+    assert [invoices[number]["status"] for number in range(30, 36)] == ["paid"] * 3 + ["unpaid", "issued", "issued"]
+    assert invoices[30]["unpaid"]["days_not_paid"] == 5 and invoices[33]["unpaid"]["blocking_on"]
+    assert invoices[30]["paid"]["payment_id"] == 903  # the newest payment naming it
+    assert [balance["name"] for balance in view["balances"]] == ["Money_BYN", "Tasks"]
+    assert view["trial"]["days_left"] == 5 and view["trial"]["ends_on"] == "2026-03-13"
+    assert [product["sold_product_id"] for product in view["products"]] == [700, 701]
+    assert "received_at" not in expected and "stamp" not in expected
+
+
+def test_a_paid_invoice_stays_paid_whatever_comes_after(stack, accounts_table):
+    from billing_webhooks.domain import accounts
+
+    paid = _notification("NewPayment", 1, START, 820000, invoice_id=[41])
+    later_notice = _notification("UnPaidInvoice", 2, START + timedelta(days=3), 820000, invoice_id=41)
+    later_issue = _notification("InvoiceForNewPeriod", 3, START + timedelta(days=4), 820000, invoice_id=41)
+    for record in _records([paid, later_notice, later_issue]):
+        accounts.project(record)
+    (invoice,) = accounts.show(820000)["invoices"]
+    assert invoice["status"] == "paid" and invoice["unpaid"] and invoice["issued"]
+
+
+def _stream_event(records: list[dict]) -> dict:
+    from billing_webhooks.data.notifications import to_item
+
+    return {"Records": [{"eventID": str(number), "eventName": "INSERT", "eventSource": "aws:dynamodb",
+                         "eventVersion": "1.1", "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:dynamodb:stream",
+                         "dynamodb": {"NewImage": to_item(record), "SequenceNumber": str(1000 + number),
+                                      "StreamViewType": "NEW_IMAGE", "SizeBytes": 1}}
+                        for number, record in enumerate(records)]}
+
+
+def test_a_batch_that_fails_half_way_and_is_retried_changes_nothing_twice(stack, accounts_table, monkeypatch):
+    from billing_webhooks.data import accounts as table
+    from local.server import LambdaContext, LocalFunction
+
+    projector = LocalFunction(template.function("AccountProjectorFunction"))
+    records = _records(history(830000))
+    writes, calls, real = [], [0], table.advance
+
+    def failing_half_way(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 40:
+            raise ConnectionError("DynamoDB went away")
+        written = real(*args, **kwargs)
+        if written:
+            writes.append((args[1], args[2], args[3]["notification_id"]))
+        return written
+
+    monkeypatch.setattr(table, "advance", failing_half_way)
+    answer = projector.handler(_stream_event(records), LambdaContext("AccountProjectorFunction"))
+    failed = [item["itemIdentifier"] for item in answer["batchItemFailures"]]
+    assert len(failed) == 1
+    first_failed = int(failed[0]) - 1000
+    # As Lambda does: the batch again, from the first failed record (those before it are done).
+    retried = {"Records": _stream_event(records)["Records"][first_failed:]}
+    assert projector.handler(retried, LambdaContext("AccountProjectorFunction"))["batchItemFailures"] == []
+    assert writes and len(writes) == len(set(writes))  # no aspect written twice by one notification
+    after_retry = _view_json(830000)
+    monkeypatch.setattr(table, "advance", real)
+    from billing_webhooks.domain import accounts
+
+    for record in records:  # the view a clean pass gives, rules and all
+        accounts.project(record, rewrite=True)
+    assert _view_json(830000) == after_retry
+    assert json.loads(after_retry)["state"]["notification_id"] == "AccountStateChange-4"
+
+
+def test_the_view_rebuilt_from_the_notifications_table_equals_the_live_one(api, table, accounts_table, projector):
+    from billing_webhooks.recovery.rebuild import rebuild_accounts
+
+    bodies = history(840000)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda body: requests.post(f"{api.url}/billing/{_route(body['type'])}",
+                                                           json=json.loads(json.dumps(body, default=str)),
+                                                           headers=BILLING_AUTH, timeout=10), bodies))
+    assert [answer.status_code for answer in answers] == [200] * len(bodies)
+    assert _wait(lambda: _count_parts(accounts_table, 840000) >= 12)
+    time.sleep(0.5)  # the poller's last batch
+    live = _view_json(840000)
+    for item in accounts_table.items():
+        if item["account_key"] == "billing#840000":
+            accounts_table.dynamodb.delete_item(TableName="AccountsTable", Key={
+                "account_key": {"S": item["account_key"]}, "part": {"S": item["part"]}})
+    first = rebuild_accounts({})
+    assert first["records"] >= len(bodies) and _view_json(840000) == live
+    again = rebuild_accounts({})  # idempotent
+    assert again["records"] == first["records"] and _view_json(840000) == live
+
+
+def _route(kind: str) -> str:
+    return next(route.path for route in template.routes() if route.function == f"{kind}Function").rsplit("/", 1)[1]
+
+
+def _count_parts(accounts_table: Table, account_id: int) -> int:
+    return sum(1 for item in accounts_table.items() if item["account_key"] == f"billing#{account_id}")
+
+
+def _wait(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_a_posted_notification_shows_in_the_account_within_two_seconds(api, table, projector):
+    event = load_event("unpaid_invoice")
+    body = json.loads(event["body"])
+    body.update({"id": "fresh-unpaid-1", "account_id": 850000})
+    posted = time.monotonic()
+    assert requests.post(f"{api.url}/billing/unpaid-invoice", json=body, headers=BILLING_AUTH, timeout=10).status_code == 200
+
+    def shown():
+        answer = requests.get(f"{api.url}/accounts/850000", timeout=5)
+        return answer.status_code == 200 and answer.json()["invoices"]
+
+    assert _wait(shown, timeout=2.0), "not in the view within 2 s"
+    waited = time.monotonic() - posted
+    view = requests.get(f"{api.url}/accounts/850000", timeout=5).json()
+    assert view["invoices"][0]["status"] == "unpaid" and view["invoices"][0]["invoice_id"] == body["details"]["invoice_id"]
+    assert waited < 2.0
+
+
+def test_the_read_api_answers_problems_for_unknown_accounts_bad_cursors_and_limits(api, table):
+    unknown = requests.get(f"{api.url}/accounts/999999999", timeout=5)
+    assert unknown.status_code == 404 and unknown.headers["Content-Type"] == "application/problem+json"
+    assert requests.get(f"{api.url}/accounts/not-a-number", timeout=5).status_code == 404
+    for query in ("cursor=garbage", "cursor=eyJ4IjoxfQ", "limit=0", "limit=1000", "limit=x"):
+        answer = requests.get(f"{api.url}/accounts/504/notifications?{query}", timeout=5)
+        assert answer.status_code == 400 and answer.json()["status"] == 400, query
+    assert requests.get(f"{api.url}/portals/{'m' * 300}", timeout=5).status_code == 404
+
+
+def test_the_history_pages_newest_first_with_an_opaque_cursor_and_filters_by_type(api, table):
+    bodies = history(860000)
+    for body in bodies:
+        assert requests.post(f"{api.url}/billing/{_route(body['type'])}", json=json.loads(json.dumps(body, default=str)),
+                             headers=BILLING_AUTH, timeout=10).status_code == 200
+    seen, cursor = [], None
+    while True:
+        query = "limit=7" + (f"&cursor={cursor}" if cursor else "")
+        page = requests.get(f"{api.url}/accounts/860000/notifications?{query}", timeout=5).json()
+        seen += page["notifications"]
+        cursor = page["cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(bodies) == len({item["notification_id"] for item in seen})
+    times = [item["event_time"] for item in seen]
+    assert times == sorted(times, reverse=True)
+    unpaid = requests.get(f"{api.url}/accounts/860000/notifications?type=UnPaidInvoice&limit=100", timeout=5).json()
+    assert {item["notification_type"] for item in unpaid["notifications"]} == {"UnPaidInvoice"}
+    assert len(unpaid["notifications"]) == 6
+    other = requests.get(f"{api.url}/accounts/504/notifications?cursor={page_cursor(api)}", timeout=5)
+    assert other.status_code == 400  # a cursor of another account
+
+
+def page_cursor(api) -> str:
+    return requests.get(f"{api.url}/accounts/860000/notifications?limit=1", timeout=5).json()["cursor"]
+
+
+def test_a_portal_shows_its_licence_and_where_it_came_from_never_a_token(api, table, installations):
+    from local import samples
+
+    answer = requests.get(f"{api.url}/portals/{samples.PORTAL_MEMBER_ID}", timeout=5)
+    assert answer.status_code == 200
+    portal = answer.json()
+    assert portal["status"] == "installed" and portal["licence"]["source"] == "app.info"
+    assert "token" not in answer.text and samples.PORTAL_APPLICATION_TOKEN not in answer.text
+    payment = load_event("app_payment")
+    from tests.conftest import invoke
+
+    functions_payment = _payment_function()
+    assert invoke(functions_payment, payment)[0] == 200
+    portal = requests.get(f"{api.url}/portals/{samples.PORTAL_MEMBER_ID}", timeout=5).json()
+    assert portal["licence"]["source"] == "ONAPPPAYMENT" and portal["licence"]["status"] == "S"
+    assert portal["licence"]["as_of"]
+
+
+def _payment_function():
+    from local.server import LocalFunction
+
+    return LocalFunction(next(route for route in template.routes() if route.function == "AppPaymentFunction"))
+
+
+def test_an_account_with_5000_invoices_is_stored_one_item_per_part_and_still_read(api, table, accounts_table):
+    from billing_webhooks.domain import accounts
+
+    bodies = [_notification("InvoiceForNewPeriod", number, START + timedelta(minutes=number), 870000,
+                            invoice_id=100000 + number) for number in range(5000)]
+    _project_all(_records(bodies))
+    answer = requests.get(f"{api.url}/accounts/870000", timeout=30)
+    assert answer.status_code == 200
+    invoices = answer.json()["invoices"]
+    assert len(invoices) == 5000 and [invoice["invoice_id"] for invoice in invoices] == list(range(100000, 105000))
+    assert accounts.show(870000)["account_code"] == bodies[0]["account_code"]
+
+
+def test_the_cli_prints_exactly_what_the_api_answers_and_a_readable_table(api, table, stack, projector):
+    body = json.loads(load_event("trial_reminder")["body"])
+    body.update({"id": "cli-trial-1", "account_id": 880000})
+    assert requests.post(f"{api.url}/billing/trial-reminder", json=body, headers=BILLING_AUTH, timeout=10).status_code == 200
+    assert _wait(lambda: requests.get(f"{api.url}/accounts/880000", timeout=5).status_code == 200, 5)
+    environment = {**os.environ, "DYNAMODB_LOCAL_PORT": str(stack.dynamodb.port), "MOTO_PORT": str(stack.moto.port)}
+    cli = [os.path.join(os.path.dirname(sys.executable), "billing-webhooks"), "--local"]
+    printed = subprocess.run([*cli, "--json", "accounts", "show", "880000"], capture_output=True, text=True,
+                             env=environment, timeout=60)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.strip() == requests.get(f"{api.url}/accounts/880000", timeout=5).text
+    readable = subprocess.run([*cli, "accounts", "show", "880000"], capture_output=True, text=True, env=environment,
+                              timeout=60)
+    assert "Trial: " in readable.stdout and "days left" in readable.stdout
+    missing = subprocess.run([*cli, "accounts", "show", "999999998"], capture_output=True, text=True, env=environment,
+                             timeout=60)
+    assert missing.returncode == 1 and "Not found" in missing.stderr
