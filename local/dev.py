@@ -17,6 +17,9 @@ EVENTS = template.ROOT / "events"
 
 
 def curl_line(api_url: str, event: dict) -> str:
+    """The curl command that sends an HTTP API event's request to the local API."""
+    if event["requestContext"]["http"]["method"] == "GET":
+        return shlex.join(["curl", "-sS", f"{api_url}{event['rawPath']}"])
     body = event["body"]
     if event.get("isBase64Encoded"):
         import base64
@@ -78,7 +81,9 @@ def main() -> None:
         print("  NotificationsTable's stream -> AccountProjectorFunction -> AccountsTable (the account view)")
         print("\nThe sample events, one curl line each:\n")
         for path in sorted(EVENTS.glob("*.json")):
-            print(curl_line(api.url, json.loads(path.read_text())), "\n")
+            event = json.loads(path.read_text())
+            if "rawPath" in event:  # not the stream event (events/account_projector.json)
+                print(curl_line(api.url, event), "\n")
         print("A delivery answered 503 (or 502 for a bind) is parked on RescueQueue; `make replay` runs it again.\n")
         print("Try these first, in another terminal:")
         print("  1. Post an unpaid invoice:")

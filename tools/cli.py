@@ -50,7 +50,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     widths = [max(len(column), *(len(line[index]) for line in cells)) for index, column in enumerate(columns)]
     lines = ["  " + "  ".join(column.ljust(width) for column, width in zip(columns, widths))]
     lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in cells]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _account_text(view: dict[str, Any]) -> str:

@@ -58,7 +58,8 @@ def test_the_built_layer_carries_pydantic_and_powertools_but_not_boto3(build_dir
 def test_every_shipped_module_carries_bytecode_that_stays_valid_after_unzipping(build_dir):
     import importlib.util
 
-    for artifact in [build_dir / "SharedLayer", *(build_dir / route.function for route in template.routes())]:
+    functions = {route.function for route in template.routes() + template.read_routes()} | {"AccountProjectorFunction"}
+    for artifact in [build_dir / "SharedLayer", *(build_dir / function for function in sorted(functions))]:
         sources = list(artifact.rglob("*.py"))
         assert sources, artifact
         for source in sources:
@@ -79,3 +80,17 @@ def test_each_built_function_answers_its_sample_event(build_dir, runtime_boto3, 
     again = _invoke_built(build_dir, runtime_boto3, route.function, event_file, stack.environment)
     assert json.loads(again["response"]["body"])["status"] == "duplicate"
     assert len(table.items()) == 1
+
+
+def test_the_built_projector_projects_its_sample_stream_event_and_the_built_reader_answers_it(
+    build_dir, runtime_boto3, stack, table
+):
+    projected = _invoke_built(build_dir, runtime_boto3, "AccountProjectorFunction",
+                              ROOT / "events" / "account_projector.json", stack.environment)
+    assert projected["response"] == {"batchItemFailures": []}
+    assert projected["app"].startswith(str(build_dir / "AccountProjectorFunction"))
+    read = _invoke_built(build_dir, runtime_boto3, "AccountsApiFunction", ROOT / "events" / "accounts_api.json",
+                         stack.environment)
+    assert read["response"]["statusCode"] == 200, read["response"]
+    view = json.loads(read["response"]["body"])
+    assert view["account_id"] == 504 and any(invoice["status"] == "unpaid" for invoice in view["invoices"])

@@ -332,3 +332,27 @@ def test_the_cli_prints_exactly_what_the_api_answers_and_a_readable_table(api, t
     missing = subprocess.run([*cli, "accounts", "show", "999999998"], capture_output=True, text=True, env=environment,
                              timeout=60)
     assert missing.returncode == 1 and "Not found" in missing.stderr
+
+
+@pytest.mark.parametrize("path", [
+    "/accounts/%00", "/accounts/1e99", "/accounts/-5", "/accounts/" + "9" * 60, "/accounts/504%2F..%2Fx",
+    "/accounts/504/notifications?limit=%F0%9F%92%A5", "/accounts/504/notifications?cursor=%FF%FE",
+    "/accounts/504/notifications?type=" + "x" * 500, "/accounts/504/notifications?cursor=" + "A" * 5000,
+    "/portals/%00", "/portals/" + "%E2%82%AC" * 200, "/portals/..%2F..%2Fetc",
+])
+def test_hostile_reads_are_4xx_problems_never_5xx(api, path):
+    answer = requests.get(f"{api.url}{path}", timeout=10)
+    assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text[:200])
+    assert answer.headers["Content-Type"] in ("application/problem+json", "application/json")
+
+
+def test_the_webhook_functions_load_nothing_of_the_account_view():
+    script = ("import sys, runpy; runpy.run_path(sys.argv[1]);"
+              "print(sorted(name for name in sys.modules if name.startswith('billing_webhooks')))")
+    for name in ("new_payment", "unpaid_invoice", "app_payment"):
+        loaded = subprocess.run([sys.executable, "-c", script, str(template.ROOT / "functions" / name / "app.py")],
+                                capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(template.LAYER)},
+                                timeout=60)
+        assert loaded.returncode == 0, loaded.stderr[-2000:]
+        modules = json.loads(loaded.stdout.strip().splitlines()[-1].replace("'", '"'))
+        assert not [module for module in modules if "accounts" in module or "reads" in module or "rebuild" in module], name

@@ -44,3 +44,17 @@ def test_committed_files_match_what_make_events_builds():
     for name, event in make_events.sample_events().items():
         assert json.loads((EVENTS / f"{name}.json").read_text()) == event, name
     assert json.loads((ROOT / "local" / "env.json").read_text()) == make_events.sam_local_env()
+
+
+def test_make_dev_prints_a_curl_line_for_every_http_event_and_the_stream_event_is_lambdas_shape():
+    from local.dev import curl_line
+
+    for path in sorted(EVENTS.glob("*.json")):
+        event = json.loads(path.read_text())
+        if "rawPath" in event:
+            line = curl_line("http://127.0.0.1:3000", event)
+            assert line.startswith("curl -sS ") and f"http://127.0.0.1:3000{event['rawPath']}" in line, path.name
+        else:
+            [record] = event["Records"]
+            assert record["eventName"] == "INSERT" and record["dynamodb"]["NewImage"]["source"] == {"S": "billing"}
+    assert json.loads((EVENTS / "accounts_api.json").read_text())["routeKey"] == "GET /accounts/{account_id}"

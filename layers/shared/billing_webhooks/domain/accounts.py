@@ -107,8 +107,17 @@ def project(record: dict[str, Any], *, rewrite: bool = False) -> int:
 
 # --- the view, folded from the parts ---
 
+def _sorted(value: Any) -> Any:
+    """DynamoDB keeps no order of a map's keys: the view sorts them, so that it reads the same always."""
+    if isinstance(value, dict):
+        return {name: _sorted(value[name]) for name in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(child) for child in value]
+    return value
+
+
 def _shown(aspect: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if aspect is None else {name: value for name, value in aspect.items() if name != "stamp"}
+    return None if aspect is None else _sorted({name: value for name, value in aspect.items() if name != "stamp"})
 
 
 def _id_order(part: str) -> tuple[int, Any]:

@@ -13,9 +13,11 @@ A run stops a minute before its function's timeout and answers where to resume (
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from billing_webhooks.data import notifications
 from billing_webhooks.domain import accounts
-from billing_webhooks.observability import logger
+from billing_webhooks.observability import logger, metrics
 
 SPARE_MILLIS = 60_000
 
@@ -31,5 +33,6 @@ def rebuild_accounts(options: dict[str, Any], context: Any = None) -> dict[str, 
         if next_key is not None and context is not None and context.get_remaining_time_in_millis() < SPARE_MILLIS:
             counts["resume"] = next_key
             break
+    metrics.add_metric(name="AccountRecordsRebuilt", unit=MetricUnit.Count, value=counts["records"])
     logger.info("account view rebuilt", extra=counts)
     return counts
