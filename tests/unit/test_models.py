@@ -207,3 +207,18 @@ def test_records_serialize_exactly_as_boto3_would():
     assert notifications.to_item(record) == {name: serialize(value) for name, value in record.items()}
     with pytest.raises(TypeError):
         notifications.to_item({"f": 1.5})
+
+
+def test_items_read_back_exactly_as_boto3_reads_them():
+    from decimal import Decimal
+
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    from billing_webhooks.data.notifications import from_item
+
+    record = {"s": "x", "n": Decimal("1861.52"), "big": Decimal("1E+100"), "int": 7, "t": True, "none": None,
+              "m": {"list": [1, "a", {"deep": Decimal("-0.5")}], "empty": {}}, "l": [], "set": {"a", "b"},
+              "bytes": b"\x00\x01"}
+    item = {name: TypeSerializer().serialize(value) for name, value in record.items()}
+    deserialize = TypeDeserializer().deserialize
+    assert from_item(item) == {name: deserialize(value) for name, value in item.items()}

@@ -109,6 +109,8 @@ def project(record: dict[str, Any], *, rewrite: bool = False) -> int:
 
 def _sorted(value: Any) -> Any:
     """DynamoDB keeps no order of a map's keys: the view sorts them, so that it reads the same always."""
+    if isinstance(value, str):  # most values: first
+        return value
     if isinstance(value, dict):
         return {name: _sorted(value[name]) for name in sorted(value)}
     if isinstance(value, list):
@@ -117,7 +119,7 @@ def _sorted(value: Any) -> Any:
 
 
 def _shown(aspect: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if aspect is None else _sorted({name: value for name, value in aspect.items() if name != "stamp"})
+    return None if aspect is None else {name: _sorted(aspect[name]) for name in sorted(aspect) if name != "stamp"}
 
 
 def _id_order(part: str) -> tuple[int, Any]:
