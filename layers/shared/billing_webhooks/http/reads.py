@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from billing_webhooks.data import installations, notifications
 from billing_webhooks.domain import accounts, lifecycle
-from billing_webhooks.errors import BadRequest, NotFound, WebhookError
+from billing_webhooks.errors import BadRequest, NotFound, Unstorable, WebhookError
 from billing_webhooks.http.responses import problem_document
 from billing_webhooks.models.base import json_number
 from billing_webhooks.observability import logger
@@ -81,8 +81,11 @@ def history(account_id: str, *, notification_type: str | None = None, limit: str
     start = _cursor(cursor, key) if cursor else None
     if notification_type is not None and not 0 < len(notification_type) <= 64:
         raise BadRequest("type is a notification type, e.g. UnPaidInvoice.")
-    records, last_key = notifications.history(key, notification_type=notification_type, limit=_limit(limit),
-                                              start_key=start)
+    try:
+        records, last_key = notifications.history(key, notification_type=notification_type, limit=_limit(limit),
+                                                  start_key=start)
+    except Unstorable:  # DynamoDB refused the request itself: only a forged cursor gets this far
+        raise BadRequest("The cursor is not one this API gave for this account.") from None
     shown = [{name: record.get(name) for name in ("notification_id", "notification_type", "event_time", "received_at",
                                                   "code", "alert_status", "payload")} for record in records]
     return {"account_id": int(account_id), "notifications": shown, "cursor": _next_cursor(last_key)}
