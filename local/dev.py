@@ -3,15 +3,21 @@
 Ports: DYNAMODB_LOCAL_PORT (8000), MOTO_PORT (5000), LOCAL_API_PORT (3000), all on 127.0.0.1.
 """
 
+import base64
 import json
 import os
 import shlex
 import signal
 import threading
 
+import boto3
+
 from local import samples, template
 from local.attach import DEV_STATE
+from local.provision import CONSOLE_QUEUE
+from local.server import LocalApi
 from local.stack import LocalStack
+from local.streams import StreamPoller
 
 EVENTS = template.ROOT / "events"
 
@@ -22,8 +28,6 @@ def curl_line(api_url: str, event: dict) -> str:
         return shlex.join(["curl", "-sS", f"{api_url}{event['rawPath']}"])
     body = event["body"]
     if event.get("isBase64Encoded"):
-        import base64
-
         body = base64.b64decode(body).decode()
     body = " ".join(body.split("\n"))  # one line; JSON whitespace only sits between tokens
     parts = ["curl", "-sS", "-X", "POST", f"{api_url}{event['rawPath']}"]
@@ -36,10 +40,6 @@ def curl_line(api_url: str, event: dict) -> str:
 
 def print_alerts(stack: LocalStack, stopped: threading.Event) -> None:
     """Show each alert's text as it arrives on the stack's own queue (local-alerts is left alone)."""
-    import boto3
-
-    from local.provision import CONSOLE_QUEUE
-
     sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
     url = stack.resources["queues"][CONSOLE_QUEUE]
     while not stopped.is_set():
@@ -66,9 +66,6 @@ def main() -> None:
         # One console line per delivery; DEV_LOG_LEVEL=INFO shows the handlers' JSON logs and metrics.
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("DEV_LOG_LEVEL", "ERROR")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", str(os.environ["POWERTOOLS_LOG_LEVEL"] != "INFO").lower())
-        from local.server import LocalApi
-        from local.streams import StreamPoller
-
         api = LocalApi(int(os.environ.get("LOCAL_API_PORT", 3000))).start()
         projector = StreamPoller("AccountProjectorFunction", stack.endpoints, log=print).start()
         print(f"\nDynamoDB Local  {stack.dynamodb.url}   (table NotificationsTable)")

@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from local import provision, template
+from local.server import LocalFunction
 
 DOCUMENT = template.OPENAPI_DOCUMENT
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -31,8 +32,6 @@ REFUSALS = {
 
 def _webhook(route: template.Route) -> Any:
     """The pipeline.Webhook that the function's app.py binds, as Lambda would load it."""
-    from local.server import LocalFunction
-
     return inspect.unwrap(LocalFunction(route).handler).__self__
 
 

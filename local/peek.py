@@ -11,6 +11,7 @@ import os
 import sys
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer
 
 from local import provision, services
 
@@ -21,8 +22,6 @@ def _client(service: str, endpoint: str):
 
 
 def records(dynamodb_url: str) -> list[dict]:
-    from boto3.dynamodb.types import TypeDeserializer
-
     deserialize = TypeDeserializer().deserialize
     pages = _client("dynamodb", dynamodb_url).get_paginator("scan").paginate(TableName="NotificationsTable")
     found = [{k: deserialize(v) for k, v in item.items()} for page in pages for item in page["Items"]]

@@ -2,6 +2,7 @@
 handlers again, as ReplayFunction does in AWS. Start it while `make dev` runs (same ports:
 DYNAMODB_LOCAL_PORT, MOTO_PORT)."""
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -31,8 +32,6 @@ def replay() -> dict[str, int]:
 
 def main() -> None:
     """`make replay`; `make replay-quarantine` (--quarantined) first sends the quarantined back."""
-    import sys
-
     attach()  # install and update replays call the portal: make dev's fake Bitrix24
     if "--quarantined" in sys.argv:
         from billing_webhooks.recovery.replay import requeue_quarantined
