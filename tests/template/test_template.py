@@ -300,13 +300,16 @@ def test_the_ops_topic_key_rotates_and_lets_cloudwatch_alarms_publish(translated
     assert set(grant["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
 
 
-def test_each_route_has_its_own_throttle_budget_bitrix24_apart_from_billing(translated):
+def test_each_route_has_its_own_throttle_budget_bitrix24_billing_and_reads_apart(translated):
     [stage] = _of_type(translated, "AWS::ApiGatewayV2::Stage").values()
     settings = stage["Properties"]["RouteSettings"]
-    assert set(settings) == {f"POST {path}" for path in ROUTES}
+    assert set(settings) == {f"POST {path}" for path in ROUTES} | {f"GET {path}" for path in READ_ROUTES}
     for path in ROUTES:
         budget = {"Ref": "Bitrix24RouteRateLimit" if path.startswith("/bitrix24/") else "BillingRouteRateLimit"}
         assert settings[f"POST {path}"] == {"ThrottlingRateLimit": budget, "ThrottlingBurstLimit": budget}
+    for path in READ_ROUTES:  # the readers have a budget of their own too
+        budget = {"Ref": "ReadRouteRateLimit"}
+        assert settings[f"GET {path}"] == {"ThrottlingRateLimit": budget, "ThrottlingBurstLimit": budget}
 
 
 def test_a_429_raises_an_alarm_through_a_metric_filter_on_the_access_log(translated):
