@@ -53,7 +53,6 @@ class StreamPoller:
         self.endpoints, self.log = endpoints, log or (lambda line: None)
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"stream-{function_name}", daemon=True)
-        self.delivered = 0
 
     def start(self) -> "StreamPoller":
         self.thread.start()
@@ -107,11 +106,9 @@ class StreamPoller:
             except Exception:  # the function itself failed: the whole batch again
                 failed = {records[0]["dynamodb"]["SequenceNumber"]}
             if not failed:
-                self.delivered += len(records)
                 return
             first = next(index for index, record in enumerate(records)
                          if record["dynamodb"]["SequenceNumber"] in failed)
-            self.delivered += first
             records = records[first:]
         self.log(f"  stream poller: {len(records)} record(s) given up on after {self.retries} retries")
         if self.failure_queue_url:

@@ -366,3 +366,78 @@ def test_the_webhook_functions_load_nothing_of_the_account_view():
         assert loaded.returncode == 0, loaded.stderr[-2000:]
         modules = json.loads(loaded.stdout.strip().splitlines()[-1].replace("'", '"'))
         assert not [module for module in modules if "accounts" in module or "reads" in module or "rebuild" in module], name
+
+
+def test_a_cursor_of_another_account_is_refused_before_any_read(monkeypatch):
+    from billing_webhooks.data import notifications
+    from billing_webhooks.errors import BadRequest
+    from billing_webhooks.http import reads
+
+    def must_not_query(*args, **kwargs):
+        raise AssertionError("queried with another account's cursor")
+
+    monkeypatch.setattr(notifications, "history", must_not_query)
+    foreign = base64.urlsafe_b64encode(json.dumps({"account_key": "billing#860000", "event_time": "2026-01-01",
+                                                   "notification_id": "n", "notification_type": "t"}).encode()).decode()
+    with pytest.raises(BadRequest):
+        reads.history("504", cursor=foreign)
+
+
+def test_ids_past_a_dynamodb_key_are_unknown_never_unstorable(api):
+    for path in ("/accounts/" + "9" * 3000, "/portals/" + "m" * 3000):
+        answer = requests.get(f"{api.url}{path}", timeout=10)
+        assert answer.status_code == 404 and answer.json()["title"] == "Not found", path
+
+
+def test_a_bitrix24_record_moves_no_account_part(stack, accounts_table):
+    from billing_webhooks.domain import accounts
+
+    record = {**_records([_notification("NewPayment", 1, START, 890000)])[0], "source": "bitrix24",
+              "account_key": "bitrix24#member-890000"}
+    assert accounts.project(record) == 0
+    assert accounts.show("member-890000") is None and accounts.show(890000) is None
+
+
+def test_a_rebuild_rewrites_what_an_older_rule_left_but_never_moves_a_part_back(stack, accounts_table, dynamodb):
+    from billing_webhooks.domain import accounts
+
+    first, second = _records([_notification("TrialReminder", number, START + timedelta(days=number), 891000,
+                                            days_left=9 - number) for number in (1, 2)])
+    accounts.project(second)
+    # What an older rule wrote for the same notification: same stamp, another value.
+    dynamodb.update_item(TableName="AccountsTable", Key={"account_key": {"S": "billing#891000"}, "part": {"S": "trial"}},
+                         UpdateExpression="SET #current.ends_on = :old", ExpressionAttributeNames={"#current": "current"},
+                         ExpressionAttributeValues={":old": {"S": "old-rule"}})
+    accounts.project(second)  # a redelivery changes nothing
+    assert accounts.show(891000)["trial"]["ends_on"] == "old-rule"
+    accounts.project(second, rewrite=True)  # as the rebuild projects each stored record
+    trial = accounts.show(891000)["trial"]
+    assert trial["ends_on"] != "old-rule" and trial["days_left"] == 7
+    accounts.project(first, rewrite=True)  # older: never moves it back
+    assert accounts.show(891000)["trial"]["days_left"] == 7
+
+
+def test_an_account_id_past_38_digits_is_unknown_without_a_read(monkeypatch):
+    from billing_webhooks.domain import accounts
+    from billing_webhooks.errors import NotFound
+    from billing_webhooks.http import reads
+
+    def must_not_read(*args, **kwargs):
+        raise AssertionError("read an account no billing account_id can be")
+
+    monkeypatch.setattr(accounts, "show", must_not_read)
+    with pytest.raises(NotFound):
+        reads.account("9" * 39)
+
+
+def test_a_page_request_dynamodb_refuses_is_a_bad_request_not_a_storage_problem(monkeypatch):
+    from billing_webhooks.data import notifications
+    from billing_webhooks.errors import BadRequest, Unstorable
+    from billing_webhooks.http import reads
+
+    def refused(*args, **kwargs):  # as DynamoDB answers a start key over its limits (ValidationException)
+        raise Unstorable("DynamoDB cannot store this delivery as sent (a value over its limits).")
+
+    monkeypatch.setattr(notifications, "history", refused)
+    with pytest.raises(BadRequest):
+        reads.history("504")

@@ -9,7 +9,7 @@ if a payment names it, else unpaid if a notice does, else issued. Nothing in the
 of ours (receipt, processing): only what the notifications said.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -122,9 +122,10 @@ def _shown(aspect: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if aspect is None else {name: _sorted(aspect[name]) for name in sorted(aspect) if name != "stamp"}
 
 
-def _id_order(part: str) -> tuple[int, Any]:
-    key = part.partition("#")[2]
-    return (0, int(key)) if key.lstrip("-").isdigit() else (1, key)
+def _id_order(part: str) -> tuple[bool, Any]:
+    """Numbered parts by number, named ones (balances) by name after them."""
+    key = _number(part.partition("#")[2])
+    return (isinstance(key, str), key)
 
 
 def view(account_id: int | str, parts: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
@@ -172,7 +173,3 @@ def show(account_id: int | str) -> dict[str, Any] | None:
     return view(account_id, table.parts(account_key(account_id)))
 
 
-def rebuild(records: Iterable[dict[str, Any]]) -> Iterator[int]:
-    """Project every stored record again (idempotent: the same set gives the same view)."""
-    for record in records:
-        yield project(record, rewrite=True)

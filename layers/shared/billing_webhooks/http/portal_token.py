@@ -11,14 +11,11 @@ from billing_webhooks.data import installations
 from billing_webhooks.errors import MissingCredentials, WrongCredentials
 from billing_webhooks.http.auth import digest_matches_any, read_secret
 from billing_webhooks.settings import settings
-from billing_webhooks.wire.credentials import portal_auth_of
+from billing_webhooks.wire.credentials import MAX_MEMBER_ID_LENGTH, portal_auth_of
 from billing_webhooks.wire.delivery import Delivery
 
 # One text for every portal refusal: a known and an unknown portal must not answer differently.
 PORTAL_REFUSED = "The application token is not valid for this portal."
-# Bitrix24's member_id is 32 hex digits; far longer is no portal of Bitrix24's (and past 2 KiB
-# not even a key DynamoDB can look up).
-MAX_MEMBER_ID_LENGTH = 128
 
 
 def portal_auth(delivery: Delivery) -> tuple[dict[str, Any], str, str]:

@@ -21,10 +21,10 @@ from billing_webhooks.errors import BadRequest, NotFound, Unstorable, WebhookErr
 from billing_webhooks.http.responses import problem_document
 from billing_webhooks.models.base import json_number
 from billing_webhooks.observability import logger
+from billing_webhooks.wire.credentials import MAX_MEMBER_ID_LENGTH
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
-MAX_MEMBER_ID_LENGTH = 128
 KEY_ATTRIBUTES = ("account_key", "event_time", "notification_id", "notification_type")
 
 

@@ -34,6 +34,7 @@ from billing_webhooks.models.base import json_number, utc_timestamp
 from billing_webhooks.settings import settings
 from billing_webhooks.wire.credentials import portal_auth_of, presented_billing_tokens, token_sha256
 from billing_webhooks.wire.decoding import FORM, lowered_headers, media_type, raw_body
+from billing_webhooks.wire.delivery import parcel_received_epoch
 
 # Headers a replay needs (the signature is an HMAC of the body, not a key); every other header,
 # Authorization and X-Webhook-Token included, stays behind.
@@ -206,7 +207,7 @@ def replay_event(found: dict[str, Any]) -> dict[str, Any]:
         "rawQueryString": found.get("query", ""),
         "headers": dict(found.get("headers") or {}),
         "requestContext": {"http": {"method": method, "path": path}, "requestId": found.get("request_id"),
-                           "timeEpoch": int(datetime.fromisoformat(found["received_at"]).timestamp() * 1000)},
+                           "timeEpoch": int(parcel_received_epoch(found) * 1000)},
         "body": found["body"],
         "isBase64Encoded": bool(found.get("body_base64")),
         "rescued": found,

@@ -29,7 +29,7 @@ def rebuild_accounts(options: dict[str, Any], context: Any = None) -> dict[str, 
                                                start_key=options.get("start"))
     for records, next_key in pages:
         counts["records"] += len(records)
-        counts["moved"] += sum(accounts.rebuild(records))
+        counts["moved"] += sum(accounts.project(record, rewrite=True) for record in records)
         if next_key is not None and context is not None and context.get_remaining_time_in_millis() < SPARE_MILLIS:
             counts["resume"] = next_key
             break

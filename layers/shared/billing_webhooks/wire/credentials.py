@@ -8,6 +8,11 @@ from urllib.parse import parse_qsl
 from billing_webhooks.wire.decoding import lowered_headers
 
 
+# Bitrix24's member_id is 32 hex digits; far longer is no portal of Bitrix24's (and past 2 KiB
+# not even a key DynamoDB can look up).
+MAX_MEMBER_ID_LENGTH = 128
+
+
 def token_sha256(token: str) -> str:
     # Tokens are 128+ random bits (Bitrix24's, our generated secrets), so a plain hash is enough
     # to make a leaked installation table or rescue queue useless for forging deliveries.

@@ -52,6 +52,9 @@ class Delivery:
 
     def received_epoch(self) -> float:
         """When the delivery reached us, in Unix seconds: now, or when a replayed one first came."""
-        if self.replay is not None:
-            return datetime.fromisoformat(self.replay["received_at"]).timestamp()  # 3.11+ reads the Z
-        return time.time()
+        return time.time() if self.replay is None else parcel_received_epoch(self.replay)
+
+
+def parcel_received_epoch(parcel: dict[str, Any]) -> float:
+    """When a parked delivery first reached us, in Unix seconds (recovery/parcels.py)."""
+    return datetime.fromisoformat(parcel["received_at"]).timestamp()  # 3.11+ reads the trailing Z
