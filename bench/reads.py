@@ -1,4 +1,5 @@
-"""GET /accounts/{account_id}, warm, beside a raw Query of the same items: run as `python -S -B
+"""GET /accounts/{account_id}, warm, beside the raw Queries it makes (the singles, a page of each
+list, the open invoices, each list's COUNT): run as `python -S -B
 reads.py AccountsApiFunction <reads.json>` on the built function's PYTHONPATH. reads.json:
 {"event": the GET event, "table": AccountsTable's name, "account_key": its key}. Alternates the
 two, prints one JSON line of milliseconds."""
@@ -29,9 +30,18 @@ def get() -> None:
 
 def query() -> None:
     started = time.perf_counter()
-    pages = client.get_paginator("query").paginate(TableName=reads["table"], KeyConditionExpression="account_key = :key",
-                                                     ExpressionAttributeValues={":key": {"S": reads["account_key"]}})
-    items = [item for page in pages for item in page["Items"]]
+    key = {":key": {"S": reads["account_key"]}}
+    items = client.query(TableName=reads["table"], KeyConditionExpression="account_key = :key AND part >= :first",
+                         ExpressionAttributeValues={**key, ":first": {"S": "profile"}})["Items"]
+    for prefix in ("invoice#", "product#", "balance#"):
+        listed = {**key, ":prefix": {"S": prefix}}
+        items += client.query(TableName=reads["table"], KeyConditionExpression="account_key = :key AND "
+                              "begins_with(part, :prefix)", ExpressionAttributeValues=listed, Limit=20)["Items"]
+        client.query(TableName=reads["table"], KeyConditionExpression="account_key = :key AND begins_with(part, :prefix)",
+                     ExpressionAttributeValues=listed, Select="COUNT")
+    client.query(TableName=reads["table"], IndexName="open-invoices", Limit=100,
+                 KeyConditionExpression="open_account = :key AND begins_with(part, :prefix)",
+                 ExpressionAttributeValues={**key, ":prefix": {"S": "invoice#"}})
     floor.append((time.perf_counter() - started) * 1000)
     assert items
 

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,7 +39,7 @@ PLAIN_BILLING_CALLS, ALERT_CALLS = 1, 3
 
 def build(out: Path, environment: dict[str, str]) -> None:
     sam = os.environ.get("SAM_CLI", str(ROOT / ".venv-sam" / "bin" / "sam"))
-    env = {"AWS_DEFAULT_REGION": "us-east-1", "PYENV_VERSION": "3.11.7:3.12.1:3.13.0", **environment,
+    env = {"AWS_DEFAULT_REGION": "us-east-1", **environment,
            "SAM_CLI_TELEMETRY": "0"}
     result = subprocess.run([sam, "build", "--parameter-overrides", "Architecture=x86_64", "--build-dir", str(out)],
                             cwd=ROOT, capture_output=True, text=True, env=env)
@@ -133,7 +134,7 @@ class Bench:
                 "peak_rss_mb": median(runs, "peak_rss_mb"), "floor_rss_mb": median(floors, "peak_rss_mb")}
 
     def view(self) -> dict:
-        """The projector per stream record against raw UpdateItems, GET /accounts against a raw Query."""
+        """The projector per stream record against raw UpdateItems, GET /accounts against the raw Queries it makes."""
         projector, reader = "AccountProjectorFunction", "AccountsApiFunction"
         batches = {"warmup": stream_event(account_records(990000)),
                    "rounds": [[stream_event(account_records(990001 + index)), f"billing#{995001 + index}"]
@@ -204,6 +205,7 @@ def mark(ok: bool) -> str:
 
 
 def main() -> None:
+    started = time.monotonic()
     only = set(filter(None, os.environ.get("BENCH_FUNCTIONS", "").split(",")))
     routes = [route for route in template.routes() if not only or route.function in only]
     host_env = dict(os.environ)
@@ -227,6 +229,7 @@ def main() -> None:
         for path in [build_dir, *build_dir.rglob("*")]:
             path.chmod(path.stat().st_mode | 0o200)  # let the scratch directory go
     report(rows, layer_mb, sizes, [route for route in routes], view)
+    print(f"\nmake bench took {time.monotonic() - started:.0f} s (the x86_64 build included).")
 
 
 def report(rows: dict, layer_mb: float, sizes: dict, routes: list, view: dict) -> None:
@@ -274,7 +277,7 @@ def report(rows: dict, layer_mb: float, sizes: dict, routes: list, view: dict) -
           f"({view['updates_per_record']:.2f} per record) | {view['projector_floor_ms']:.2f} "
           f"| {projector_ratio:.2f} {mark(checks['projector'])} |")
     print(f"| GET /accounts/{{id}} ({view['records_per_batch']} notifications' parts) | {view['get_ms']:.2f} "
-          f"| raw Query of the same items | {view['query_ms']:.2f} | {reads_ratio:.2f} {mark(checks['reads'])} |")
+          f"| the raw Queries it makes (singles, 3 list pages, 3 counts, open invoices) | {view['query_ms']:.2f} | {reads_ratio:.2f} {mark(checks['reads'])} |")
     print(f"\nGoals: cold ≤ {GOALS['cold']}× floor (every function), warm ≤ {GOALS['warm']}× raw PutItem and "
           f"{PLAIN_BILLING_CALLS} AWS call (plain billing), ≤ {ALERT_CALLS} calls (alerts); the projector and "
           f"GET /accounts ≤ {GOALS['projector']}× their floors. Cold floors make the calls their function made.")

@@ -114,22 +114,40 @@ def document() -> dict[str, Any]:
 _NULLABLE_OBJECT = {"type": ["object", "null"]}
 READ_SCHEMAS: dict[str, Any] = {
     "Account": {
-        "type": "object", "description": "Where an account stands: a pure function of its notifications (docs/accounts.md)",
-        "required": ["account_id", "account_code", "currency", "language", "state", "products", "invoices", "balances",
-                     "trial"],
+        "type": "object",
+        "description": "Where an account stands: a pure function of its notifications (docs/accounts.md). Bounded "
+                       "whatever the account's size: up to 100 open invoices, the first page of each list, counts, "
+                       "and a cursor per list for /accounts/{account_id}/invoices, /products and /balances",
+        "required": ["account_id", "account_code", "currency", "language", "state", "trial", "open_invoices",
+                     "invoices", "products", "balances", "counts", "cursors"],
         "properties": {
             "account_id": {"type": "integer"}, "account_code": {"type": ["string", "null"]},
             "currency": {"type": ["string", "null"]}, "language": {"type": ["string", "null"]},
             "state": {**_NULLABLE_OBJECT, "properties": {name: {} for name in ("state", "date_from", "date_to",
                                                                               "notification_id")}},
-            "products": {"type": "array", "items": {"type": "object", "required": ["sold_product_id", "state"]}},
-            "invoices": {"type": "array", "items": {"type": "object", "required": ["invoice_id", "status"], "properties": {
-                "invoice_id": {"type": "integer"}, "status": {"enum": ["issued", "unpaid", "paid"]},
-                "issued": _NULLABLE_OBJECT, "unpaid": _NULLABLE_OBJECT, "paid": _NULLABLE_OBJECT}}},
-            "balances": {"type": "array", "items": {"type": "object", "required": ["name", "value", "as_of"]}},
             "trial": {**_NULLABLE_OBJECT, "properties": {"days_left": {}, "ends_on": {}}},
+            "open_invoices": {"type": "array", "maxItems": 100, "items": {"$ref": "#/components/schemas/Invoice"}},
+            "invoices": {"type": "array", "maxItems": 20, "items": {"$ref": "#/components/schemas/Invoice"}},
+            "products": {"type": "array", "maxItems": 20, "items": {"$ref": "#/components/schemas/Product"}},
+            "balances": {"type": "array", "maxItems": 20, "items": {"$ref": "#/components/schemas/Balance"}},
+            "counts": {"type": "object", "required": ["open_invoices", "invoices", "products", "balances"],
+                       "additionalProperties": {"type": "integer"}},
+            "cursors": {"type": "object", "required": ["open_invoices", "invoices", "products", "balances"],
+                        "additionalProperties": {"type": ["string", "null"]}},
         },
     },
+    "Invoice": {"type": "object", "required": ["invoice_id", "status"], "properties": {
+        "invoice_id": {"description": "as sent (an integer)"}, "status": {"enum": ["issued", "unpaid", "paid"]},
+        "issued": _NULLABLE_OBJECT, "unpaid": _NULLABLE_OBJECT, "paid": _NULLABLE_OBJECT}},
+    "Product": {"type": "object", "required": ["sold_product_id", "state"]},
+    "Balance": {"type": "object", "required": ["name", "value", "as_of"], "properties": {
+        "name": {"type": "string", "description": "as sent, any Unicode and length"}}},
+    **{f"{name.title()}Page": {
+        "type": "object", "required": ["account_id", name, "cursor"],
+        "properties": {"account_id": {"type": "integer"}, "cursor": {"type": ["string", "null"]},
+                       name: {"type": "array", "maxItems": 100,
+                              "items": {"$ref": f"#/components/schemas/{name.title()[:-1]}"}}}}
+       for name in ("invoices", "products", "balances")},
     "History": {
         "type": "object", "required": ["account_id", "notifications", "cursor"],
         "properties": {"account_id": {"type": "integer"}, "cursor": {"type": ["string", "null"]},
@@ -147,6 +165,9 @@ _READS = {
     "/accounts/{account_id}/notifications": ("GetAccountHistory", "The account's notifications, newest event first",
                                              "History"),
     "/portals/{member_id}": ("GetPortal", "A portal's installation and licence (never a token)", "Portal"),
+    **{f"/accounts/{{account_id}}/{name}": (f"GetAccount{name.title()}", f"A page of the account's {name}, in key "
+                                            "order", f"{name.title()}Page") for name in ("invoices", "products",
+                                                                                      "balances")},
 }
 
 
@@ -154,9 +175,12 @@ def _read_operation(route: template.Route) -> dict[str, Any]:
     operation_id, summary, schema = _READS[route.path]
     parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                   for name in ("account_id", "member_id") if f"{{{name}}}" in route.path]
-    if route.path.endswith("/notifications"):
+    if route.path.endswith("/invoices"):
+        parameters.append({"name": "status", "in": "query", "schema": {"enum": ["issued", "unpaid", "paid"]}})
+    if route.path.endswith(("/notifications", "/invoices", "/products", "/balances")):
         parameters += [
-            {"name": "type", "in": "query", "schema": {"type": "string", "maxLength": 64}},
+            *([{"name": "type", "in": "query", "schema": {"type": "string", "maxLength": 64}}]
+              if route.path.endswith("/notifications") else []),
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
             {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "The previous page's cursor"},
         ]

@@ -1,13 +1,15 @@
 """billing-webhooks: where each customer account stands, from a prompt.
 
     billing-webhooks accounts show 504
+    billing-webhooks accounts invoices 504 [--status unpaid] [--limit 20] [--cursor C]
+    billing-webhooks accounts products 504 / accounts balances 504 (same paging)
     billing-webhooks accounts history 504 --type UnPaidInvoice [--limit 20] [--cursor C]
     billing-webhooks portals show <member_id>
 
 Reads the deployed stack named in samconfig.toml (its tables, found through CloudFormation) with
-your AWS credentials, or with --local the running `make dev` stack (DYNAMODB_LOCAL_PORT,
-MOTO_PORT). Readable tables by default; --json prints exactly what the read API answers, since
-both call the same functions (billing_webhooks/http/reads.py).
+your AWS credentials, or with --local the running `make dev` stack (wherever it listens). Readable
+tables by default; --json prints exactly what the read API answers, since both call the same
+functions (billing_webhooks/http/reads.py). Options may stand anywhere on the line.
 """
 
 import argparse
@@ -18,22 +20,39 @@ import tomllib
 from typing import Any
 
 from local import template
+from local.attach import NoDevStack, attach
 
 SAMCONFIG = template.ROOT / "samconfig.toml"
+
+
+class StackNotFound(RuntimeError):
+    """The stack to read cannot be reached: the message says why, in one line."""
 
 
 def use_deployed_stack(stack_name: str | None, region: str | None) -> None:
     """The functions' environment as the deployed stack resolves it: every resource's physical id."""
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
     config = tomllib.loads(SAMCONFIG.read_text()).get("default", {})
     saved = {**config.get("global", {}).get("parameters", {}), **config.get("deploy", {}).get("parameters", {})}
-    stack_name = stack_name or saved["stack_name"]
+    stack_name = stack_name or saved.get("stack_name", "bitrix24-billing-webhooks")
     region = region or saved.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    cloudformation = boto3.client("cloudformation", region_name=region)
-    ids = {summary["LogicalResourceId"]: summary.get("PhysicalResourceId", "")
-           for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name)
-           for summary in page["StackResourceSummaries"]}
+    try:
+        cloudformation = boto3.client("cloudformation", region_name=region)
+        ids = {summary["LogicalResourceId"]: summary.get("PhysicalResourceId", "")
+               for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name)
+               for summary in page["StackResourceSummaries"]}
+    except NoRegionError:
+        raise StackNotFound("no AWS region: pass --region, set AWS_REGION, or deploy once (make deploy saves it); "
+                            "--local reads the running make dev stack") from None
+    except NoCredentialsError:
+        raise StackNotFound(f"no AWS credentials to read stack {stack_name} in {region}: configure them "
+                            "(aws configure, AWS_PROFILE), or use --local for the running make dev stack") from None
+    except ClientError as error:
+        raise StackNotFound(f"stack {stack_name} in {region}: {error.response['Error'].get('Message', error)}") from None
+    except BotoCoreError as error:
+        raise StackNotFound(f"stack {stack_name} in {region} cannot be reached: {error}") from None
     os.environ.update({name: value for name, value in template.global_environment(ids).items()
                        if not name.startswith("AWS_ENDPOINT_URL_")})
     if region:
@@ -53,22 +72,58 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def _state_line(state: dict[str, Any] | None) -> str:
+    if not state:
+        return "State: not told yet (no AccountStateChange)"
+    return (f"State: {state.get('state')}" + (f" since {state['date_from']}" if state.get("date_from") else "")
+            + (f" until {state['date_to']}" if state.get("date_to") else ""))
+
+
+def _invoice_rows(invoices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"invoice_id": item["invoice_id"], "status": item["status"],
+             "issued": (item["issued"] or {}).get("date_from"),
+             "days_not_paid": (item["unpaid"] or {}).get("days_not_paid"),
+             "blocking_on": (item["unpaid"] or {}).get("blocking_on"),
+             "paid_at": (item["paid"] or {}).get("paid_at")} for item in invoices]
+
+
+INVOICE_COLUMNS = ["invoice_id", "status", "issued", "days_not_paid", "blocking_on", "paid_at"]
+PRODUCT_COLUMNS = ["sold_product_id", "product_name", "state", "date_from", "date_to"]
+BALANCE_COLUMNS = ["name", "value", "as_of"]
+
+
+def _more(view: dict[str, Any], name: str, command: str) -> str:
+    shown, total = len(view[name]), view["counts"][name]
+    if view["cursors"][name] is None:
+        return ""
+    return f"\n  ({shown} of {total}; more: billing-webhooks accounts {command} --cursor {view['cursors'][name]})"
+
+
 def _account_text(view: dict[str, Any]) -> str:
-    state, trial = view["state"] or {}, view["trial"]
-    lines = [f"Account {view['account_id']} ({view['account_code']}), {view['currency']}, {view['language']}",
-             f"State: {state.get('state', 'unknown')} since {state.get('date_from', '?')}"
-             + (f" until {state['date_to']}" if state.get("date_to") else ""),
+    trial, account = view["trial"], view["account_id"]
+    lines = [f"Account {account} ({view['account_code']}), {view['currency']}, {view['language']}",
+             _state_line(view["state"]),
              "Trial: " + (f"{trial['days_left']} days left, ends {trial['ends_on']}" if trial else "none"),
-             "", "Invoices:"]
-    invoices = [{"invoice_id": item["invoice_id"], "status": item["status"],
-                 "issued": (item["issued"] or {}).get("date_from"),
-                 "days_not_paid": (item["unpaid"] or {}).get("days_not_paid"),
-                 "blocking_on": (item["unpaid"] or {}).get("blocking_on"),
-                 "paid_at": (item["paid"] or {}).get("paid_at")} for item in view["invoices"]]
-    lines += [_table(invoices, ["invoice_id", "status", "issued", "days_not_paid", "blocking_on", "paid_at"]), "",
-              "Products:", _table(view["products"], ["sold_product_id", "product_name", "state", "date_from", "date_to"]),
-              "", "Balances:", _table(view["balances"], ["name", "value", "as_of"])]
+             "", f"Open invoices ({view['counts']['open_invoices']}):",
+             _table(_invoice_rows(view["open_invoices"]), INVOICE_COLUMNS)
+             + _more(view, "open_invoices", f"invoices {account} --status unpaid"),
+             "", f"Invoices ({view['counts']['invoices']}):",
+             _table(_invoice_rows(view["invoices"]), INVOICE_COLUMNS) + _more(view, "invoices", f"invoices {account}"),
+             "", f"Products ({view['counts']['products']}):",
+             _table(view["products"], PRODUCT_COLUMNS) + _more(view, "products", f"products {account}"),
+             "", f"Balances ({view['counts']['balances']}):",
+             _table(view["balances"], BALANCE_COLUMNS) + _more(view, "balances", f"balances {account}")]
     return "\n".join(lines)
+
+
+def _listing_text(page: dict[str, Any]) -> str:
+    if "invoices" in page:
+        text = _table(_invoice_rows(page["invoices"]), INVOICE_COLUMNS)
+    elif "products" in page:
+        text = _table(page["products"], PRODUCT_COLUMNS)
+    else:
+        text = _table(page["balances"], BALANCE_COLUMNS)
+    return text + (f"\n\nmore: --cursor {page['cursor']}" if page["cursor"] else "")
 
 
 def _history_text(page: dict[str, Any]) -> str:
@@ -86,47 +141,70 @@ def _portal_text(portal: dict[str, Any]) -> str:
     ])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="billing-webhooks", description=__doc__.splitlines()[0])
-    parser.add_argument("--local", action="store_true", help="the running `make dev` stack")
-    parser.add_argument("--json", action="store_true", help="exactly what the read API answers")
-    parser.add_argument("--stack-name", help="default: samconfig.toml's")
-    parser.add_argument("--region", help="default: samconfig.toml's, or AWS_REGION")
+def _parser() -> argparse.ArgumentParser:
+    # The shared options are accepted anywhere on the line, as the AWS CLI's are
+    # (`accounts show 504 --local --json`); SUPPRESS keeps a later level from resetting them.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--local", action="store_true", default=argparse.SUPPRESS, help="the running `make dev` stack")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="exactly what the read API answers")
+    common.add_argument("--stack-name", default=argparse.SUPPRESS, help="default: samconfig.toml's")
+    common.add_argument("--region", default=argparse.SUPPRESS, help="default: samconfig.toml's, or AWS_REGION")
+    parser = argparse.ArgumentParser(prog="billing-webhooks", description=__doc__.splitlines()[0], parents=[common])
     kinds = parser.add_subparsers(dest="kind", required=True)
-    account_commands = kinds.add_parser("accounts").add_subparsers(dest="command", required=True)
-    account_commands.add_parser("show").add_argument("account_id")
-    history = account_commands.add_parser("history")
-    history.add_argument("account_id")
+    account_commands = kinds.add_parser("accounts", parents=[common]).add_subparsers(dest="command", required=True)
+    account_commands.add_parser("show", parents=[common]).add_argument("account_id")
+    history = account_commands.add_parser("history", parents=[common])
     history.add_argument("--type", dest="notification_type")
-    history.add_argument("--limit")
-    history.add_argument("--cursor")
-    kinds.add_parser("portals").add_subparsers(dest="command", required=True).add_parser("show").add_argument("member_id")
-    args = parser.parse_args(argv)
+    for name in ("invoices", "products", "balances"):
+        listing = account_commands.add_parser(name, parents=[common])
+        if name == "invoices":
+            listing.add_argument("--status", choices=("issued", "unpaid", "paid"))
+    for command in ("history", "invoices", "products", "balances"):
+        listing = account_commands.choices[command]
+        listing.add_argument("account_id")
+        listing.add_argument("--limit")
+        listing.add_argument("--cursor")
+    portals = kinds.add_parser("portals", parents=[common]).add_subparsers(dest="command", required=True)
+    portals.add_parser("show", parents=[common]).add_argument("member_id")
+    return parser
 
-    if args.local:
-        from local.attach import attach
 
-        attach()
-    else:
-        use_deployed_stack(args.stack_name, args.region)
+def _answer(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
+    from billing_webhooks.http import reads
+
+    if args.kind == "portals":
+        return reads.portal(args.member_id), _portal_text
+    if args.command == "show":
+        return reads.account(args.account_id), _account_text
+    if args.command == "history":
+        return reads.history(args.account_id, notification_type=args.notification_type, limit=args.limit,
+                             cursor=args.cursor), _history_text
+    return reads.listing(args.account_id, args.command, status=getattr(args, "status", None), limit=args.limit,
+                         cursor=args.cursor), _listing_text
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    as_json = getattr(args, "json", False)
+    try:
+        if getattr(args, "local", False):
+            attach()
+        else:
+            use_deployed_stack(getattr(args, "stack_name", None), getattr(args, "region", None))
+    except (StackNotFound, NoDevStack) as error:
+        print(f"billing-webhooks: {error}", file=sys.stderr)
+        return 2
     from billing_webhooks.errors import WebhookError
     from billing_webhooks.http import reads
     from billing_webhooks.http.responses import problem_document
 
     try:
-        if args.kind == "portals":
-            answer, text = reads.portal(args.member_id), _portal_text
-        elif args.command == "show":
-            answer, text = reads.account(args.account_id), _account_text
-        else:
-            answer = reads.history(args.account_id, notification_type=args.notification_type, limit=args.limit,
-                                   cursor=args.cursor)
-            text = _history_text
+        answer, text = _answer(args)
     except WebhookError as error:
-        print(reads.to_json(problem_document(error)) if args.json else f"{error.title}: {error.detail}",
-              file=sys.stdout if args.json else sys.stderr)
+        print(reads.to_json(problem_document(error)) if as_json else f"{error.title}: {error.detail}",
+              file=sys.stdout if as_json else sys.stderr)
         return 1
-    print(reads.to_json(answer) if args.json else text(json.loads(reads.to_json(answer))))
+    print(reads.to_json(answer) if as_json else text(json.loads(reads.to_json(answer))))
     return 0
 
 

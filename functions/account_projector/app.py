@@ -1,8 +1,9 @@
 """AccountProjectorFunction: NotificationsTable's stream (new records) into the account view.
 
 Powertools batch processing reports each failed record, so Lambda retries only those (bisecting
-the batch, a bounded number of times, then the on-failure queue). `{"rebuild": {...}}`, invoked
-by hand, projects every stored record again (domain/accounts.py; docs/accounts.md).
+the batch, a bounded number of times, then the on-failure queue). A record the view can never
+take is skipped and named on that queue at once (recovery/rebuild.py). `{"rebuild": {...}}`,
+invoked by hand, projects every stored record again (domain/accounts.py; docs/accounts.md).
 """
 
 from typing import Any
@@ -14,16 +15,15 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
     DynamoDBRecordEventName,
 )
 
-from billing_webhooks.domain import accounts
 from billing_webhooks.observability import logger, metrics
-from billing_webhooks.recovery.rebuild import rebuild_accounts
+from billing_webhooks.recovery.rebuild import project_stream_record, rebuild_accounts
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def project(record: DynamoDBRecord) -> None:
     if record.event_name is DynamoDBRecordEventName.INSERT:  # a record's later updates are its alert's
-        moved = accounts.project(record.dynamodb.new_image)
+        moved = project_stream_record(record.dynamodb.new_image)
         metrics.add_metric(name="AccountAspectsMoved", unit=MetricUnit.Count, value=moved)
 
 

@@ -29,6 +29,9 @@ ROUTES = {
 READ_ROUTES = {
     "/accounts/{account_id}": "AccountsApiFunction",
     "/accounts/{account_id}/notifications": "AccountsApiFunction",
+    "/accounts/{account_id}/invoices": "AccountsApiFunction",
+    "/accounts/{account_id}/products": "AccountsApiFunction",
+    "/accounts/{account_id}/balances": "AccountsApiFunction",
     "/portals/{member_id}": "AccountsApiFunction",
 }
 
@@ -355,9 +358,10 @@ def test_the_read_routes_are_get_only_and_signed_with_aws_iam(translated):
     assert schemes["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
 
 
-def test_the_reads_may_only_query_the_view_and_the_account_index_and_get_an_installation(translated):
+def test_the_reads_may_only_query_the_view_its_open_invoices_and_the_account_index_and_get_an_installation(translated):
     assert _grants(translated, "AccountsApiFunction") == {
         ("dynamodb:Query", json.dumps([{"Fn::GetAtt": ["AccountsTable", "Arn"]},
+                                       {"Fn::Sub": "${AccountsTable.Arn}/index/open-invoices"},
                                        {"Fn::Sub": "${NotificationsTable.Arn}/index/by-account"}])),
         ("dynamodb:GetItem", INSTALLATIONS),
     }

@@ -21,6 +21,7 @@ class Settings:
     rescue_queue_url: str
     rescue_dead_letter_queue_url: str
     portal_token_key_id: str
+    projection_failures_queue_url: str
     # Secrets Manager secret ids: required.
     billing_secret_id: str
     billing_signing_secret_id: str

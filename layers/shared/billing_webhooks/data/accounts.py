@@ -1,10 +1,13 @@
 """AccountsTable: the account view, one item per part of an account (domain/accounts.py).
 
-Key: `account_key` (`billing#504`) and `part` (`state`, `profile`, `trial`, `product#7`,
-`invoice#38`, `balance#Tasks`). An item keeps each aspect of its part (an invoice's `issued`,
-`unpaid` and `paid`) as a map with the `stamp` of the notification that last moved it; a write
-moves an aspect only forward, so every read and write touches one bounded item, however many
-invoices an account has.
+Key: `account_key` (`billing#504`) and `part`: the singles `profile`, `state` and `trial`, and
+one item per listed thing, `invoice#…`, `product#…`, `balance#…`, whose key the domain bounds
+(names of any length), with the name as sent in `name`. An item keeps each aspect of its part
+(an invoice's `issued`, `unpaid` and `paid`) as a map with the `stamp` of the notification that
+last moved it; a write moves an aspect only forward, so every read and write touches one bounded
+item, however many invoices an account has. An invoice that is unpaid and not paid carries
+`open_account` (its account key): the sparse `open-invoices` index lists an account's open
+invoices without reading the others.
 """
 
 from typing import Any
@@ -14,29 +17,119 @@ from botocore.exceptions import BotoCoreError, ClientError
 from billing_webhooks.data import notifications
 from billing_webhooks.settings import settings
 
+OPEN_INVOICES_INDEX = "open-invoices"
+# Every list part's kind (balance#, invoice#, product#) sorts below this, the singles from it on.
+FIRST_SINGLE_PART = "profile"
+UNAVAILABLE = "The account cannot be read right now; retry later."
+# A rebuild rewrites an aspect its own notification wrote under other rules: only if it differs,
+# so that what it counts is what it changed.
+REWRITE = " OR (#aspect.#stamp = :stamp AND #aspect <> :value)"
+
 
 def _table() -> str:
     return settings().accounts_table_name
 
 
-def advance(account_key: str, part: str, aspect: str, value: dict[str, Any], *, rewrite: bool = False) -> bool:
+def _key(account_key: str, part: str) -> dict[str, Any]:
+    return {"account_key": {"S": account_key}, "part": {"S": part}}
+
+
+def advance(account_key: str, part: str, aspect: str, value: dict[str, Any], *, name: Any = None,
+            rewrite: bool = False, closes: bool = False) -> bool:
     """Set `aspect` of the part to `value` unless the part holds it from a newer notification
-    (`value["stamp"]`), or from the same one unless `rewrite`; True when written."""
+    (`value["stamp"]`), or from the same one (unless `rewrite` and what it holds differs); True
+    when written. `name`: the listed thing's name as sent; `closes`: the part leaves the
+    open-invoices index."""
+    expression = "SET #aspect = :value" + (", #name = :name" if name is not None else "")
+    names = {"#aspect": aspect, "#stamp": "stamp", **({"#name": "name"} if name is not None else {})}
+    if closes:
+        expression += " REMOVE open_account"
     written, _ = notifications.conditional_write(
         "update_item",
         "The account view could not be updated; retry later.",
         TableName=_table(),
-        Key={"account_key": {"S": account_key}, "part": {"S": part}},
-        UpdateExpression="SET #aspect = :value",
-        ConditionExpression=f"attribute_not_exists(#aspect) OR #aspect.#stamp {'<=' if rewrite else '<'} :stamp",
-        ExpressionAttributeNames={"#aspect": aspect, "#stamp": "stamp"},
-        ExpressionAttributeValues=notifications.to_item({":value": value, ":stamp": value["stamp"]}),
+        Key=_key(account_key, part),
+        UpdateExpression=expression,
+        ConditionExpression="attribute_not_exists(#aspect) OR #aspect.#stamp < :stamp"
+                            + (REWRITE if rewrite else "") + (" OR attribute_not_exists(#name)" if name is not None else ""),
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=notifications.to_item({":value": value, ":stamp": value["stamp"],
+                                                         **({":name": name} if name is not None else {})}),
     )
     return written
 
 
+def open_if_unpaid(account_key: str, part: str) -> None:
+    """List the invoice as open unless a payment names it (checked in the same write, so a payment
+    landing at any moment removes it for good)."""
+    notifications.conditional_write(
+        "update_item",
+        "The account view could not be updated; retry later.",
+        TableName=_table(),
+        Key=_key(account_key, part),
+        UpdateExpression="SET open_account = :account",
+        ConditionExpression="attribute_exists(unpaid) AND attribute_not_exists(paid)",
+        ExpressionAttributeValues={":account": {"S": account_key}},
+    )
+
+
+def _query(request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return notifications.dynamodb().query(TableName=_table(), **request)
+    except (BotoCoreError, ClientError) as exc:
+        raise notifications.fault(exc, UNAVAILABLE) from None
+
+
+def singles(account_key: str) -> list[dict[str, Any]]:
+    """The account's profile, state and trial: one Query."""
+    answer = _query({"KeyConditionExpression": "account_key = :key AND part >= :first",
+                     "ExpressionAttributeValues": {":key": {"S": account_key}, ":first": {"S": FIRST_SINGLE_PART}}})
+    return [notifications.from_item(item) for item in answer["Items"]]
+
+
+# What each invoice status means as a filter on its aspects (open ones come from the index).
+STATUS_FILTERS = {
+    "paid": "attribute_exists(paid)",
+    "issued": "attribute_not_exists(paid) AND attribute_not_exists(unpaid)",
+}
+
+
+def _listing(account_key: str, prefix: str, status: str | None) -> dict[str, Any]:
+    if status == "unpaid":
+        return {"IndexName": OPEN_INVOICES_INDEX,
+                "KeyConditionExpression": "open_account = :key AND begins_with(part, :prefix)",
+                "ExpressionAttributeValues": {":key": {"S": account_key}, ":prefix": {"S": prefix}}}
+    request: dict[str, Any] = {"KeyConditionExpression": "account_key = :key AND begins_with(part, :prefix)",
+                               "ExpressionAttributeValues": {":key": {"S": account_key}, ":prefix": {"S": prefix}}}
+    if status is not None:
+        request["FilterExpression"] = STATUS_FILTERS[status]
+    return request
+
+
+def page(account_key: str, prefix: str, *, limit: int, status: str | None = None,
+         start_key: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One Query of the account's parts whose key starts with `prefix`, in key order: (items,
+    where the next page starts, or None). With a status, a page may hold fewer than `limit`."""
+    request = {**_listing(account_key, prefix, status), "Limit": limit}
+    if start_key is not None:
+        request["ExclusiveStartKey"] = start_key
+    answer = _query(request)
+    return [notifications.from_item(item) for item in answer["Items"]], answer.get("LastEvaluatedKey")
+
+
+def count(account_key: str, prefix: str, status: str | None = None) -> int:
+    """How many of the account's parts start with `prefix` (Select COUNT: no item is sent)."""
+    request, total = {**_listing(account_key, prefix, status), "Select": "COUNT"}, 0
+    while True:
+        answer = _query(request)
+        total += answer["Count"]
+        if "LastEvaluatedKey" not in answer:
+            return total
+        request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+
 def parts(account_key: str) -> list[dict[str, Any]]:
-    """Every part of the account, one Query per page."""
+    """Every part of the account, one Query per page (tests and the rebuild's checks)."""
     pages = notifications.dynamodb().get_paginator("query").paginate(
         TableName=_table(),
         KeyConditionExpression="account_key = :key",
@@ -45,4 +138,4 @@ def parts(account_key: str) -> list[dict[str, Any]]:
     try:
         return [notifications.from_item(item) for page in pages for item in page["Items"]]
     except (BotoCoreError, ClientError) as exc:
-        raise notifications.fault(exc, "The account cannot be read right now; retry later.") from None
+        raise notifications.fault(exc, UNAVAILABLE) from None

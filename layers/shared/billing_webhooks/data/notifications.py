@@ -239,18 +239,23 @@ def history(account_key: str, *, notification_type: str | None = None, limit: in
     return [from_item(item) for item in answer["Items"]], answer.get("LastEvaluatedKey")
 
 
-def scan_billing_records(*, segment: int = 0, total_segments: int = 1,
-                         start_key: dict[str, Any] | None = None) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
-    """Every billing record, a Scan page at a time: (records, where the next page starts)."""
+def scan_billing_records(*, segment: int = 0, total_segments: int = 1, start_key: dict[str, Any] | None = None,
+                         page_size: int | None = None) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+    """Every billing record of one Scan segment, a page at a time: (records, where the next page
+    starts). A fault is ServiceUnavailable; `start_key` {} is the segment's beginning."""
     request: dict[str, Any] = {
         "TableName": settings().table_name, "Segment": segment, "TotalSegments": total_segments,
         "FilterExpression": "#source = :billing", "ExpressionAttributeNames": {"#source": "source"},
         "ExpressionAttributeValues": {":billing": {"S": "billing"}},
+        **({"Limit": int(page_size)} if page_size else {}),
     }
     while True:
-        if start_key is not None:
+        if start_key:
             request["ExclusiveStartKey"] = start_key
-        answer = dynamodb().scan(**request)
+        try:
+            answer = dynamodb().scan(**request)
+        except (BotoCoreError, ClientError) as exc:
+            raise fault(exc, "NotificationsTable cannot be read right now; retry later.") from None
         start_key = answer.get("LastEvaluatedKey")
         yield [from_item(item) for item in answer["Items"]], start_key
         if start_key is None:

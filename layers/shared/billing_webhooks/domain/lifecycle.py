@@ -93,9 +93,14 @@ def refresh_licence(event: AppPaymentEvent, delivery: Delivery, now: datetime) -
     if delivery.sender is None:
         return None
     licence = _licence(event.data.STATUS, event.data.PAYMENT_EXPIRED, event.data.DAYS, event.ts)
-    values = {**licence, "licence_ts": _event_ts(event), "licence_updated_at": utc_timestamp(now)}
+    ts = _event_ts(event)
+    # Two payments of one `ts` (seconds) are ordered by their ids, so either order keeps the same.
+    values = {**licence, "licence_ts": ts, "licence_stamp": f"{ts:012d}|{event.notification_id}",
+              "licence_updated_at": utc_timestamp(now)}
     gone = tuple(name for name in ("days", "paid_until") if name not in licence)
-    condition = "attribute_exists(member_id) AND (attribute_not_exists(#licence_ts) OR #licence_ts < :licence_ts)"
+    condition = ("attribute_exists(member_id) AND (attribute_not_exists(#licence_ts) OR #licence_ts < :licence_ts"
+                 " OR (#licence_ts = :licence_ts AND (attribute_not_exists(#licence_stamp)"
+                 " OR #licence_stamp < :licence_stamp)))")
     return update_installation(event.auth.member_id, values, condition, remove=gone)
 
 

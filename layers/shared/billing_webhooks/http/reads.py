@@ -1,16 +1,23 @@
 """The private read API (AWS_IAM on API Gateway): where an account stands, its history, a
-portal's licence. Each route costs one DynamoDB Query or GetItem per page it reads.
+portal's licence. Each route costs a bounded number of DynamoDB calls, and answers a bounded body
+however large the account: every list it can grow is paged.
 
-    GET /accounts/{account_id}                 the account view (domain/accounts.py)
+    GET /accounts/{account_id}                 the account view: singles, open invoices, a page of each list, counts
+    GET /accounts/{account_id}/invoices        its invoices (?status=issued|unpaid|paid), paged
+    GET /accounts/{account_id}/products        its products, paged
+    GET /accounts/{account_id}/balances        its balances, paged
     GET /accounts/{account_id}/notifications   its history, newest event first, paged
     GET /portals/{member_id}                   the installation and its licence, no token
 
-The operator CLI (local/cli.py) calls the same functions, so `--json` prints what the API answers.
+The operator CLI (tools/cli.py) calls the same functions, so `--json` prints what the API answers.
 """
 
 import base64
 import binascii
 import json
+import re
+import secrets
+from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -20,51 +27,88 @@ from billing_webhooks.domain import accounts, lifecycle
 from billing_webhooks.errors import BadRequest, NotFound, Unstorable, WebhookError
 from billing_webhooks.http.responses import problem_document
 from billing_webhooks.models.base import json_number
+from billing_webhooks.models.billing.envelope import ACCOUNT_ID_DIGITS
 from billing_webhooks.observability import logger
 from billing_webhooks.wire.credentials import MAX_MEMBER_ID_LENGTH
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
 KEY_ATTRIBUTES = ("account_key", "event_time", "notification_id", "notification_type")
+PART_KEY = ("account_key", "part")
+INVOICE_STATUSES = ("issued", "unpaid", "paid")
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=json_number)
+    """JSON with every number exactly as stored: money is Decimal, and a float would round it
+    (80127737717739.49 reads back as ...48). Each Decimal goes out as a marker no stored text can
+    hold (a fresh random one per answer), then the marker is replaced by the number's own digits."""
+    marker, numbers = secrets.token_hex(8), []
+
+    def exact(number: Any) -> Any:
+        if isinstance(number, Decimal) and number.is_finite():
+            numbers.append(str(number))
+            return f"{marker}{len(numbers) - 1}"
+        return json_number(number)
+
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=exact)
+    return re.sub(f'"{marker}(\\d+)"', lambda found: numbers[int(found.group(1))], text) if numbers else text
 
 
 app = APIGatewayHttpResolver(serializer=to_json)
 
 
 def _account_id(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and len(text) <= 38):
-        raise NotFound(f"No account {text[:40]!r}: account ids are numbers.")
+    # Exactly the ids a billing notification may carry (models.billing.envelope.AccountId).
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= ACCOUNT_ID_DIGITS):
+        raise NotFound(f"No account {text[:40]!r}: account ids are whole numbers of up to {ACCOUNT_ID_DIGITS} digits.")
     return int(text)
+
+
+def _encode_cursor(last_key: dict[str, Any] | None) -> str | None:
+    if last_key is None:
+        return None
+    plain = {name: value["S"] for name, value in sorted(last_key.items())}
+    return base64.urlsafe_b64encode(to_json(plain).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(text: str, attributes: tuple[str, ...], belongs: Any) -> dict[str, Any]:
+    """The DynamoDB key a cursor of ours stands for, if it has exactly `attributes` and `belongs`."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(text.encode() + b"=" * (-len(text) % 4)))
+        valid = (isinstance(key, dict) and sorted(key) == sorted(attributes)
+                 and all(isinstance(value, str) for value in key.values()) and belongs(key))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        valid = False
+    if not valid:
+        raise BadRequest("The cursor is not one this API gave for this account.")
+    return {name: {"S": key[name]} for name in attributes}
 
 
 def account(account_id: str) -> dict[str, Any]:
     found = accounts.show(_account_id(account_id))
     if found is None:
         raise NotFound(f"No notification has named account {account_id} yet.")
-    return found
+    view, pages = found
+    view["cursors"] = {name: _encode_cursor(page.next_key) for name, page in pages.items()}
+    return view
 
 
-def _cursor(text: str, account_key: str) -> dict[str, Any]:
+def listing(account_id: str, kind: str, *, status: str | None = None, limit: str | None = None,
+            cursor: str | None = None) -> dict[str, Any]:
+    """A page of the account's invoices, products or balances (`kind`: a key of accounts.LISTS)."""
+    number = _account_id(account_id)
+    key, part_kind = accounts.account_key(number), accounts.LISTS[kind]
+    if status is not None and (kind != "invoices" or status not in INVOICE_STATUSES):
+        raise BadRequest(f"status is one of {', '.join(INVOICE_STATUSES)} (invoices only).")
+    attributes = PART_KEY + (("open_account",) if status == "unpaid" else ())
+    start = _decode_cursor(cursor, attributes, lambda found: found["account_key"] == key and found["part"].startswith(
+        f"{part_kind}#") and found.get("open_account", key) == key) if cursor else None
     try:
-        key = json.loads(base64.urlsafe_b64decode(text.encode() + b"=" * (-len(text) % 4)))
-        valid = (isinstance(key, dict) and sorted(key) == sorted(KEY_ATTRIBUTES)
-                 and all(isinstance(value, str) for value in key.values()) and key["account_key"] == account_key)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        valid = False
-    if not valid:
-        raise BadRequest("The cursor is not one this API gave for this account.")
-    return {name: {"S": key[name]} for name in KEY_ATTRIBUTES}
-
-
-def _next_cursor(last_key: dict[str, Any] | None) -> str | None:
-    if last_key is None:
-        return None
-    plain = {name: last_key[name]["S"] for name in KEY_ATTRIBUTES}
-    return base64.urlsafe_b64encode(to_json(plain).encode()).decode().rstrip("=")
+        page = accounts.listing(number, part_kind, limit=_limit(limit), status=status, start_key=start)
+    except Unstorable:  # DynamoDB refused the request itself: only a forged cursor gets this far
+        raise BadRequest("The cursor is not one this API gave for this account.") from None
+    return {"account_id": number, kind: page.items, "cursor": _encode_cursor(page.next_key)}
 
 
 def _limit(text: str | None) -> int:
@@ -77,8 +121,9 @@ def _limit(text: str | None) -> int:
 
 def history(account_id: str, *, notification_type: str | None = None, limit: str | None = None,
             cursor: str | None = None) -> dict[str, Any]:
-    key = accounts.account_key(_account_id(account_id))
-    start = _cursor(cursor, key) if cursor else None
+    number = _account_id(account_id)
+    key = accounts.account_key(number)
+    start = _decode_cursor(cursor, KEY_ATTRIBUTES, lambda found: found["account_key"] == key) if cursor else None
     if notification_type is not None and not 0 < len(notification_type) <= 64:
         raise BadRequest("type is a notification type, e.g. UnPaidInvoice.")
     try:
@@ -88,7 +133,7 @@ def history(account_id: str, *, notification_type: str | None = None, limit: str
         raise BadRequest("The cursor is not one this API gave for this account.") from None
     shown = [{name: record.get(name) for name in ("notification_id", "notification_type", "event_time", "received_at",
                                                   "code", "alert_status", "payload")} for record in records]
-    return {"account_id": int(account_id), "notifications": shown, "cursor": _next_cursor(last_key)}
+    return {"account_id": number, "notifications": shown, "cursor": _encode_cursor(last_key)}
 
 
 def portal(member_id: str) -> dict[str, Any]:
@@ -108,6 +153,14 @@ def get_history(account_id: str) -> dict[str, Any]:
     query = app.current_event.query_string_parameters or {}
     return history(account_id, notification_type=query.get("type"), limit=query.get("limit"),
                    cursor=query.get("cursor"))
+
+
+@app.get("/accounts/<account_id>/<kind>")
+def get_listing(account_id: str, kind: str) -> dict[str, Any]:
+    if kind not in accounts.LISTS:
+        raise NotFound("No such list: invoices, products, balances and notifications are.")
+    query = app.current_event.query_string_parameters or {}
+    return listing(account_id, kind, status=query.get("status"), limit=query.get("limit"), cursor=query.get("cursor"))
 
 
 @app.get("/portals/<member_id>")

@@ -1,11 +1,26 @@
 """The envelope every billing notification shares (seed 004)."""
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 from billing_webhooks.models.base import Notification, WireDateTime
+
+
+# The read API and the CLI name an account by its id in the path: what they can name, and no more.
+ACCOUNT_ID_DIGITS = 38
+
+
+def _not_a_boolean(value: Any) -> Any:
+    if isinstance(value, bool):  # JSON true would otherwise be account 1
+        raise PydanticCustomError("int_type", "an account id is a whole number, not true or false")
+    return value
+
+
+AccountId = Annotated[int, BeforeValidator(_not_a_boolean),
+                      Field(gt=-10**ACCOUNT_ID_DIGITS, lt=10**ACCOUNT_ID_DIGITS)]
 
 
 class BillingNotification(Notification):
@@ -19,7 +34,7 @@ class BillingNotification(Notification):
     transfer_date: WireDateTime
     type: str
     code: str  # the billing rule's name: an open set
-    account_id: int
+    account_id: AccountId
     account_code: str
     lang_code: str
     curr_code: str
