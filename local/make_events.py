@@ -8,6 +8,7 @@ lifecycle events alike, form-encoded as the wire sends them.
 """
 
 import json
+import os
 
 from local import provision, samples, seeds, template
 from local.server import http_api_event
@@ -88,7 +89,9 @@ def main() -> None:
     for name, event in sample_events().items():
         (EVENTS / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
         print(f"events/{name}.json")
-    (template.ROOT / "local" / "env.json").write_text(json.dumps(sam_local_env(), indent=2) + "\n")
+    # The committed file points at make dev's default ports; the same variables move it.
+    ports = (int(os.environ.get("DYNAMODB_LOCAL_PORT") or 8000), int(os.environ.get("MOTO_PORT") or 5000))
+    (template.ROOT / "local" / "env.json").write_text(json.dumps(sam_local_env(*ports), indent=2) + "\n")
     print("local/env.json")
 
 

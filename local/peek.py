@@ -7,13 +7,12 @@ Same port variables as `make dev` (DYNAMODB_LOCAL_PORT, MOTO_PORT).
 """
 
 import json
-import os
 import sys
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
-from local import provision, services
+from local import attach, provision, services
 
 
 def _client(service: str, endpoint: str):
@@ -42,8 +41,12 @@ def alerts(moto_url: str) -> list[dict]:
 
 
 def main() -> None:
-    dynamodb_url = f"http://127.0.0.1:{os.environ.get('DYNAMODB_LOCAL_PORT', 8000)}"
-    moto_url = f"http://127.0.0.1:{os.environ.get('MOTO_PORT', 5000)}"
+    ports = attach.dev_ports()  # the variables, else where the running make dev said it listens
+    dynamodb_url, moto_url = (f"http://127.0.0.1:{ports[name]}" for name in ("dynamodb", "moto"))
+    try:
+        attach.check_listening(ports)
+    except attach.NoDevStack as error:
+        sys.exit(f"make {(sys.argv[1:] or ['records'])[0]}: {error}")
     try:
         if sys.argv[1:] == ["alerts"]:
             found = alerts(moto_url)
@@ -58,7 +61,8 @@ def main() -> None:
                       f"{record['account_key']}{alert}")
             print(f"{len(found)} record(s) in NotificationsTable")
     except Exception as error:  # noqa: BLE001 (one line for a person, not a trace)
-        sys.exit(f"Cannot read the make dev stack ({error.__class__.__name__}): is `make dev` running on these ports?")
+        sys.exit(f"Cannot read the make dev stack at {dynamodb_url} and {moto_url} ({error.__class__.__name__}): "
+                 "is `make dev` running there? (DYNAMODB_LOCAL_PORT, MOTO_PORT move them)")
 
 
 if __name__ == "__main__":

@@ -89,22 +89,46 @@ def test_guided_deploy_asks_no_authentication_question_for_functions_that_authen
     assert json.loads(result.stdout) == dict.fromkeys(functions, True)  # the reads by AWS_IAM, the webhooks in code
 
 
-def test_make_deploy_asks_once_then_deploys_the_built_architecture(monkeypatch):
-    answers = iter(["eu-central-1", "vendor.app", "", "ops@example.com"])
-    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
-    settings = deploy.deploy_settings()
-    assert "region" not in settings  # the committed samconfig.toml leaves the region to the first run
-    first = deploy.deploy_command(settings, "arm64", first_time=True)
-    assert first[first.index("--template-file") + 1] == str(ROOT / ".aws-sam" / "build" / "template.yaml")
-    assert first[first.index("--region") + 1] == "eu-central-1" and "--save-params" in first
-    assert deploy.parse_overrides(first[-1]) == {"Architecture": "arm64", "Bitrix24AppCode": "vendor.app",
-                                                 "AlertEmail": "", "OpsEmail": "ops@example.com"}
-    saved = {**settings, "region": "eu-central-1",
-             "parameter_overrides": "Architecture=arm64 Bitrix24AppCode=vendor.app AlertEmail=\"\""}
-    later = deploy.deploy_command(saved, "x86_64", first_time=False)
-    assert "--save-params" not in later
-    assert deploy.parse_overrides(later[-1]) == {"Architecture": "x86_64", "Bitrix24AppCode": "vendor.app",
-                                                 "AlertEmail": ""}
+def test_samconfig_in_any_form_sam_cli_saves_reads_the_same_and_is_saved_back_as_strings(tmp_path, monkeypatch):
+    forms = ['"Architecture=arm64 Bitrix24AppCode=vendor.app AlertEmail=\\"\\""',
+             '["Architecture=arm64", "Bitrix24AppCode=vendor.app", "AlertEmail="]',
+             '{Architecture = "arm64", Bitrix24AppCode = "vendor.app", AlertEmail = ""}']
+    monkeypatch.setattr(deploy, "SAMCONFIG", tmp_path / "samconfig.toml")
+    for form in forms:
+        (tmp_path / "samconfig.toml").write_text(
+            f'version = 0.1\n[default.deploy.parameters]\nregion = "eu-central-1"\nparameter_overrides = {form}\n')
+        settings = deploy.deploy_settings()
+        assert deploy.parse_overrides(settings["parameter_overrides"]) == {
+            "Architecture": "arm64", "Bitrix24AppCode": "vendor.app", "AlertEmail": ""}, form
+        deploy.save_config(deploy.load_config())
+        again = deploy.deploy_settings()
+        assert isinstance(again["parameter_overrides"], str)
+        assert deploy.parse_overrides(again["parameter_overrides"])["Bitrix24AppCode"] == "vendor.app"
+
+
+def test_the_deploy_command_deploys_the_built_architecture_with_our_samconfig_and_asks_nothing():
+    settings = {"stack_name": "s", "region": "eu-central-1", "parameter_overrides": "Architecture=arm64 Bitrix24AppCode=a"}
+    command = deploy.deploy_command(settings, "x86_64")
+    assert command[command.index("--config-file") + 1] == str(ROOT / "samconfig.toml")
+    assert command[command.index("--template-file") + 1] == str(ROOT / ".aws-sam" / "build" / "template.yaml")
+    assert "--no-confirm-changeset" in command and "--resolve-s3" in command
+    assert deploy.parse_overrides(command[command.index("--parameter-overrides") + 1]) == {
+        "Architecture": "x86_64", "Bitrix24AppCode": "a"}
+    own_bucket = deploy.deploy_command({**settings, "s3_bucket": "mine"}, "arm64")
+    assert own_bucket[own_bucket.index("--s3-bucket") + 1] == "mine" and "--resolve-s3" not in own_bucket
+
+
+def test_a_required_question_on_a_closed_input_names_the_variable_to_set(monkeypatch):
+    def closed(prompt):
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", closed)
+    monkeypatch.delenv("APP_CODE", raising=False)
+    with pytest.raises(deploy.Refused, match="APP_CODE="):
+        deploy.ask("Your app's CODE", "APP_CODE", required=True)
+    assert deploy.ask("An address", "OPS_EMAIL") == ""  # optional: none
+    monkeypatch.setenv("APP_CODE", "vendor.app")
+    assert deploy.ask("Your app's CODE", "APP_CODE", required=True) == "vendor.app"
 
 
 def test_after_deploying_it_prints_the_install_url_first_every_webhook_url_and_each_secrets_commands(
@@ -139,3 +163,6 @@ def test_after_deploying_it_prints_the_install_url_first_every_webhook_url_and_e
     for secret in deploy.SECRET_SHAPES:
         assert f"--secret-id arn:aws:secretsmanager:eu-central-1:123456789012:secret:{secret}-x1" in printed
     assert printed.count("get-secret-value") == printed.count("put-secret-value") == len(deploy.SECRET_SHAPES)
+    webhooks = printed.split("Webhook URLs")[1].split("\n\n")[0].splitlines()[1:]
+    assert sorted(line.strip() for line in webhooks) == sorted(f"{base}{route.path}" for route in template.routes())
+    assert "Read API" in printed and "Rescue queue" in printed

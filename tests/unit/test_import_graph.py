@@ -9,6 +9,7 @@ from pathlib import Path
 from local.template import ROOT
 
 PACKAGES = {"billing_webhooks": ROOT / "layers" / "shared" / "billing_webhooks", "local": ROOT / "local",
+            "bench": ROOT / "bench",
             "tools": ROOT / "tools"}
 
 
@@ -106,3 +107,53 @@ def test_every_module_of_the_layer_sits_in_a_folder_or_is_a_foundation():
 
 def test_the_layers_imports_only_point_down():
     assert upward_imports(import_graph()) == []
+
+
+def dangling_imports() -> list[str]:
+    """Imports of the project's own packages that name no module or name in them (a module moved)."""
+    modules = {_module_name(package, path): path for package, folder in PACKAGES.items() for path in folder.rglob("*.py")}
+    found = []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module.split(".")[0] not in PACKAGES:
+                    continue
+                if node.module not in modules:
+                    found.append(f"{name}: {node.module}")
+                    continue
+                defined = _names_defined(modules[node.module])
+                found += [f"{name}: {node.module}.{alias.name}" for alias in node.names
+                          if alias.name not in defined and f"{node.module}.{alias.name}" not in modules]
+            elif isinstance(node, ast.Import):
+                found += [f"{name}: {alias.name}" for alias in node.names
+                          if alias.name.split(".")[0] in PACKAGES and alias.name not in modules]
+    return sorted(found)
+
+
+def _names_defined(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {target.id for target in targets if isinstance(target, ast.Name)}
+            names |= {element.id for target in targets if isinstance(target, ast.Tuple)
+                      for element in target.elts if isinstance(element, ast.Name)}
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return names
+
+
+def test_every_import_of_the_project_names_a_module_and_name_that_exist():
+    assert dangling_imports() == []
+
+
+def test_the_architecture_page_counts_the_functions_the_template_declares():
+    import re
+
+    from local import template
+
+    declared = len(template.resources("AWS::Serverless::Function"))
+    stated = re.search(r"The product is (\d+) small Lambda functions", (ROOT / "docs" / "architecture.md").read_text())
+    assert stated and int(stated.group(1)) == declared == len(list((ROOT / "functions").iterdir()))

@@ -1,0 +1,139 @@
+"""Every target `make help` lists runs, as a user types it: a target that breaks fails here. The
+long ones run with a small count; `build`, `deploy` and `clean` run in test_deploy*.py, `test` is
+this run itself."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from local import services
+from local.template import ROOT
+from tests.conftest import HOST_ENVIRONMENT
+
+pytestmark = pytest.mark.slow
+# How each listed target is exercised: here (the test's name), or in another test file.
+ELSEWHERE = {"build": "test_deploy.py", "deploy": "test_deploy_rehearsal.py", "clean": "test_deploy_rehearsal.py",
+             "test": "this run"}
+HERE = {"help", "setup", "dev", "records", "alerts", "replay", "replay-quarantine", "rebuild-accounts", "load",
+        "openapi", "validate", "lint", "bench", "bench-decoder"}
+
+
+def make(*arguments: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "--no-print-directory", *arguments], cwd=ROOT, env=env or HOST_ENVIRONMENT,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+
+def test_make_help_lists_exactly_the_targets_the_suite_runs():
+    result = make("help")
+    assert result.returncode == 0
+    listed = set(re.findall(r"^  make (\S+)", result.stdout, re.M))
+    assert listed == HERE | set(ELSEWHERE), listed ^ (HERE | set(ELSEWHERE))
+
+
+@pytest.fixture(scope="module")
+def make_dev():
+    """`make dev` on free ports, as a user starts it; stopped (SIGTERM, like Ctrl-C) at the end."""
+    ports = {"DYNAMODB_LOCAL_PORT": services.free_port(), "MOTO_PORT": services.free_port(),
+             "LOCAL_API_PORT": services.free_port()}
+    environment = {**HOST_ENVIRONMENT, **{name: str(port) for name, port in ports.items()}}
+    process = subprocess.Popen(["make", "--no-print-directory", "dev"], cwd=ROOT, env=environment, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    banner, deadline = [], time.monotonic() + 180
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        banner.append(line)
+        if line.startswith("Serving"):
+            break
+    assert banner and banner[-1].startswith("Serving"), "".join(banner)[-3000:]
+    yield {"ports": ports, "banner": "".join(banner), "process": process,
+           "api": f"http://127.0.0.1:{ports['LOCAL_API_PORT']}"}
+    os.killpg(process.pid, signal.SIGTERM)
+    process.communicate(timeout=60)
+
+
+def test_make_dev_prints_the_sample_curl_lines_in_lifecycle_order(make_dev):
+    paths = re.findall(r"curl -sS -X POST http://127\.0\.0\.1:\d+(/\S+)", make_dev["banner"].split("Try these")[0])
+    assert paths[:3] == ["/bitrix24/app-install", "/bitrix24/app-update", "/bitrix24/app-payment"]
+    assert paths[-1] == "/bitrix24/app-uninstall" and all(path.startswith("/billing/") for path in paths[3:-1])
+    assert "TrimmedDataAccessException" not in make_dev["banner"]
+
+
+def test_a_second_make_dev_on_taken_ports_names_the_port_and_the_variable(make_dev):
+    environment = {**HOST_ENVIRONMENT, **{name: str(port) for name, port in make_dev["ports"].items()}}
+    result = make("dev", env=environment, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"port {make_dev['ports']['DYNAMODB_LOCAL_PORT']} (DynamoDB Local) is taken" in result.stderr
+    assert "DYNAMODB_LOCAL_PORT=<port> make dev" in result.stderr
+
+
+def test_the_tools_find_the_running_make_dev_stack_whatever_its_ports(make_dev):
+    event = json.loads((ROOT / "events" / "unpaid_invoice.json").read_text())
+    posted = requests.post(f"{make_dev['api']}/billing/unpaid-invoice", data=event["body"],
+                           headers={"Authorization": "Bearer local-billing-token", "Content-Type": "application/json"},
+                           timeout=10)
+    assert posted.status_code == 200, posted.text
+    environment = {name: value for name, value in HOST_ENVIRONMENT.items()
+                   if name not in ("DYNAMODB_LOCAL_PORT", "MOTO_PORT")}  # found through what make dev wrote
+    records = make("records", env=environment)
+    assert records.returncode == 0 and "UnPaidInvoice" in records.stdout, records.stderr
+    deadline = time.monotonic() + 10
+    while "1 alert(s)" not in (alerts := make("alerts", env=environment)).stdout and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert alerts.returncode == 0 and "1 alert(s)" in alerts.stdout, alerts.stdout + alerts.stderr
+    for target in ("replay", "replay-quarantine"):
+        result = make(target, env=environment)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (target, result.stderr[-2000:])
+    rebuilt = make("rebuild-accounts", env=environment)
+    assert rebuilt.returncode == 0 and "changed" in rebuilt.stdout, rebuilt.stdout + rebuilt.stderr
+    cli = subprocess.run([str(ROOT / ".venv" / "bin" / "billing-webhooks"), "accounts", "show", "504", "--local",
+                          "--json"], env=environment, capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0 and json.loads(cli.stdout)["account_id"] == 504, cli.stderr
+
+
+def test_the_tools_say_where_they_looked_when_no_make_dev_runs(tmp_path):
+    port = services.free_port()
+    environment = {**HOST_ENVIRONMENT, "DYNAMODB_LOCAL_PORT": str(port), "MOTO_PORT": str(services.free_port())}
+    for target in ("records", "alerts"):
+        result = make(target, env=environment)
+        assert result.returncode != 0 and f"127.0.0.1:{port}" in result.stderr and "DYNAMODB_LOCAL_PORT" in result.stderr
+        assert "Traceback" not in result.stderr
+    cli = subprocess.run([str(ROOT / ".venv" / "bin" / "billing-webhooks"), "--local", "portals", "show", "m"],
+                         env=environment, capture_output=True, text=True, timeout=60)
+    assert cli.returncode != 0 and f"127.0.0.1:{port}" in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_make_setup_validate_and_lint_pass():
+    for target in ("setup", "validate", "lint"):
+        result = make(target)
+        assert result.returncode == 0, (target, (result.stdout + result.stderr)[-3000:])
+
+
+def test_make_openapi_writes_the_committed_document_again():
+    before = (ROOT / "openapi.json").read_text()
+    result = make("openapi")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (ROOT / "openapi.json").read_text() == before
+
+
+def test_make_load_and_the_benchmarks_run_with_a_small_count_and_print_their_figures():
+    small = {**HOST_ENVIRONMENT, "LOAD_DELIVERIES": "40", "LOAD_CONCURRENCY": "4", "BENCH_DECODER_RUNS": "1",
+             "BENCH_RUNS": "1", "BENCH_DELIVERIES": "5", "BENCH_VIEW_ROUNDS": "2",
+             "BENCH_FUNCTIONS": "UnPaidInvoiceFunction"}
+    load = make("load", env=small)
+    assert load.returncode == 0 and "Traceback" not in load.stderr, (load.stdout + load.stderr)[-3000:]
+    decoder = make("bench-decoder", env=small)
+    assert decoder.returncode == 0 and "| form: `d[]=` appends |" in decoder.stdout, decoder.stderr[-2000:]
+    bench = make("bench", env=small)
+    assert bench.returncode == 0, (bench.stdout + bench.stderr)[-3000:]
+    assert "| UnPaidInvoiceFunction" in bench.stdout or "UnPaidInvoice" in bench.stdout
+    assert "make bench took" in bench.stdout and "GET /accounts/{id}" in bench.stdout
+    print(sys.version)  # noqa: T201 (the figures above are in the captured output)
