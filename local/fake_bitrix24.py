@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 OAUTH_HOST = "oauth.bitrix.info"
+OAUTH_HOSTS = (OAUTH_HOST, "oauth.bitrix24.tech")  # Bitrix24's OAuth servers, every region
 # Wildcards cover one label: "<portal>.bitrix24.com".
 CERTIFICATE_SUFFIXES = ("bitrix24.com", "bitrix24.ru", "bitrix24.de", "bitrix24.eu", "bitrix24.by", "bitrix24.kz",
                         "bitrix24.ua")
@@ -108,7 +109,7 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    names = [x509.DNSName(f"*.{suffix}") for suffix in CERTIFICATE_SUFFIXES] + [x509.DNSName(OAUTH_HOST)]
+    names = [x509.DNSName(f"*.{suffix}") for suffix in CERTIFICATE_SUFFIXES] + [x509.DNSName(host) for host in OAUTH_HOSTS]
     leaf = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake portal")]))
@@ -187,7 +188,7 @@ class FakeBitrix24:
                         fake.requests.append(self.tunnel)
                     self.tunnel.method, self.tunnel.path, self.tunnel.auth = "POST", self.path, form.get("auth", "")
                     self.tunnel.form = {key: value for key, value in form.items() if key != "auth"}
-                if host == OAUTH_HOST and self.path.startswith("/oauth/token/"):
+                if host in OAUTH_HOSTS and self.path.startswith("/oauth/token/"):
                     return self._answer(*fake.refresh(dict(parse_qsl(self.path.partition("?")[2]))))
                 portal = fake.portals.get(host)
                 method = self.path.split("?")[0].removeprefix("/rest/")

@@ -218,13 +218,14 @@ def test_two_payments_of_one_ts_leave_the_same_licence_in_either_order(stack, in
     seed = seeds.bitrix24_payment_seed()
     first = {**seed, "data": {**seed["data"], "STATUS": "P", "DAYS": "30"}}
     second = {**seed, "data": {**seed["data"], "STATUS": "T", "DAYS": "5"}}
-    delivery = Delivery(event={}, replay=None, sender=samples.PORTAL_MEMBER_ID)
+    from billing_webhooks.data import installations as records
+    from local import provision
+
     results = []
     for order in ((first, second), (second, first)):
         installations.clear()
-        from local import provision
-
         provision.install_sample_portal(installations.dynamodb)
+        delivery = Delivery(event={}, replay=None, sender=records.get(samples.PORTAL_MEMBER_ID))  # as PortalToken finds it
         for body in order:
             event = AppPaymentEvent.model_validate({**body, "auth": {**body["auth"], "member_id": samples.PORTAL_MEMBER_ID}})
             lifecycle.refresh_licence(event, delivery, START)

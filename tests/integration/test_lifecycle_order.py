@@ -86,13 +86,13 @@ def test_the_table_refuses_to_move_a_member_id_even_when_a_race_passes_the_check
     from datetime import UTC, datetime
 
     from billing_webhooks.domain import lifecycle as rules
-    from billing_webhooks.models.bitrix24 import AppInfo, AppInstallEvent
+    from billing_webhooks.models.bitrix24 import AppInfo, AppInstallEvent, PortalConfirmation
     from local import samples
 
     moved = AppInstallEvent.model_validate(lifecycle("app_install", ts=INSTALLED_TS + 500, domain="evil.bitrix24.com",
                                                      client_endpoint="https://evil.bitrix24.com/rest/"))
-    info = AppInfo.model_validate(samples.sample_app_info())
-    assert rules.install(moved, info, token_sha256("evil-token"), datetime.now(UTC)) is None
+    confirmation = PortalConfirmation(info=AppInfo.model_validate(samples.sample_app_info()), vouched=True)
+    assert rules.install(moved, confirmation, token_sha256("evil-token"), datetime.now(UTC)) is None
     assert installations.get(member_id=MEMBER)["domain"] == "acme.bitrix24.com"
 
 

@@ -18,12 +18,16 @@ class Quarantine:
     def __init__(self, stack) -> None:
         self.dynamodb = boto3.client("dynamodb", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_DYNAMODB"])
 
-    def items(self) -> list[dict]:
+    def all_items(self) -> list[dict]:
         pages = self.dynamodb.get_paginator("scan").paginate(TableName="QuarantineTable", ConsistentRead=True)
-        return [{k: v["S"] for k, v in item.items()} for page in pages for item in page["Items"]]
+        return [{k: next(iter(v.values())) for k, v in item.items()} for page in pages for item in page["Items"]]
+
+    def items(self) -> list[dict]:
+        """The quarantined deliveries (not the senders' counts)."""
+        return [item for item in self.all_items() if "parcel" in item]
 
     def clear(self) -> None:
-        for item in self.items():
+        for item in self.all_items():
             self.dynamodb.delete_item(TableName="QuarantineTable", Key={"quarantine_id": {"S": item["quarantine_id"]}})
 
 
@@ -82,3 +86,44 @@ def test_a_fixed_model_replays_the_quarantined_delivery_and_the_still_refused_re
     [still] = quarantined.items()
     assert still["route"] == "POST /billing/account-state-change"
     assert quarantine.quarantine_id(json.loads(still["parcel"])) == still["quarantine_id"]
+
+
+def test_a_delivery_still_refused_on_every_replay_stays_in_quarantine_with_its_credentials(api, table, quarantined,
+                                                                                         rescue_queue):  # noqa: F811
+    post(api, "/billing/new-payment", _with_bad_amount(), BILLING_AUTH)
+    [first] = quarantined.items()
+    for _ in range(3):  # each replay is refused 422 again, never 401, and the delivery stays kept
+        assert billing_replay.requeue_quarantined() == 1
+        counts = billing_replay.replay_parked(local_invoker())
+        assert counts["refused"] == 1, counts
+        [kept] = quarantined.items()
+        assert kept["quarantine_id"] == first["quarantine_id"]
+        parcel = json.loads(kept["parcel"])
+        assert parcel["credential_sha256"] == json.loads(first["parcel"])["credential_sha256"] != []
+    assert table.items() == []
+
+
+def test_a_quarantined_form_keeps_its_bytes_and_expires(api, table, quarantined, installations):
+    from local import samples
+    from local.wire import php_form_encode
+    from tests.integration.test_deliveries import FORM
+
+    body = samples.bitrix24_payment_body()
+    body["data"]["DAYS"] = "not a number"
+    form = php_form_encode(body) + '&note=%22quoted%22&raw="as sent"'
+    status, _, _ = post(api, "/bitrix24/app-payment", form, FORM)
+    assert status == 422
+    [item] = quarantined.items()
+    kept = json.loads(item["parcel"])["body"]
+    assert 'raw="as sent"' in kept and "note=%22quoted%22" in kept and len(kept) < len(form)
+    assert samples.PORTAL_APPLICATION_TOKEN not in kept
+    assert int(item["expires_at"]) > 0
+
+
+def test_a_sender_past_its_quarantine_cap_is_refused_unkept_and_counted(api, table, quarantined, monkeypatch):
+    monkeypatch.setenv("QUARANTINE_CAP_PER_SENDER", "2")
+    for number in range(3):
+        text = _with_bad_amount().replace('"payment_id": 100', f'"payment_id": {100 + number}')
+        status, _, problem = post(api, "/billing/new-payment", text, BILLING_AUTH)
+        assert status == 422
+    assert len(quarantined.items()) == 2 and "Kept in quarantine" not in problem["detail"]

@@ -146,7 +146,9 @@ INSTALLATIONS = json.dumps({"Fn::GetAtt": ["InstallationsTable", "Arn"]})
 PARK = ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["RescueQueue", "Arn"]}))
 # Every webhook function parks and replays signed parcels, and quarantines what its model refuses.
 SIGN = ("secretsmanager:GetSecretValue", json.dumps({"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": "RescueSigningSecret"}}]}))
-QUARANTINE = ("dynamodb:PutItem", json.dumps({"Fn::GetAtt": ["QuarantineTable", "Arn"]}))
+# (PutItem the parcel, UpdateItem the sender's count against QuarantineCapPerSender)
+QUARANTINE = {(action, json.dumps({"Fn::GetAtt": ["QuarantineTable", "Arn"]}))
+              for action in ("dynamodb:PutItem", "dynamodb:UpdateItem")}
 
 
 def _reads_secret(secret: str) -> tuple[str, str]:
@@ -158,7 +160,7 @@ def test_each_billing_function_may_only_put_into_the_table_and_read_its_own_secr
         if path.startswith("/bitrix24/"):
             continue
         expected = {("dynamodb:PutItem", TABLE), _reads_secret("BillingWebhookSecret"),
-                    _reads_secret("BillingSigningSecret"), PARK, SIGN, QUARANTINE}
+                    _reads_secret("BillingSigningSecret"), PARK, SIGN, *QUARANTINE}
         if function in ALERT_FUNCTIONS:  # only these two may publish, and update the alert state
             expected |= {("dynamodb:UpdateItem", TABLE), PUBLISH}
         assert _grants(translated, function) == expected, function
@@ -180,7 +182,7 @@ def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_nee
         "AppUninstallFunction": {record, read, update, _reads_secret("Bitrix24PortalSecret")},
     }
     for function, grants in expected.items():
-        assert _grants(translated, function) == grants | {PARK, SIGN, QUARANTINE}, function
+        assert _grants(translated, function) == grants | {PARK, SIGN, *QUARANTINE}, function
 
 
 def test_the_installations_table_is_keyed_by_member_id_with_pitr_and_encryption(translated):

@@ -111,3 +111,36 @@ def test_pay_links_that_are_not_https_urls_stay_in_the_record_but_out_of_the_mai
         "x", 1,
     ]
     assert alerts.text(stored).splitlines()[2:] == ["Pay links:", "bCard/b: https://pay.example/38"]
+
+
+def _largest(shape: str) -> dict:
+    """An UnPaidInvoice record whose body is at the 64 KiB limit, in the shape that grows most."""
+    stored = record("UnPaidInvoice")
+    if shape == "quotes":  # each '"' is 2 bytes on the wire and 4 once nested in the SNS message
+        stored["payload"]["note"] = '"' * (64 * 1024 // 2 - 600)
+    elif shape == "links":
+        link = {"PaymentProfile": "p", "PaymentSystem": "Card", "URL": "https://pay.example/" + "x" * 40}
+        stored["payload"]["details"]["Url_to_pay"] = [link] * (64 * 1024 // 100)
+    else:
+        stored["payload"]["note"] = "\u0001" * (64 * 1024 // 6 - 100)  # 6 bytes on the wire each
+    return stored
+
+
+@pytest.mark.parametrize("shape", ["quotes", "links", "control characters"])
+def test_the_largest_storable_notification_makes_an_alert_under_snss_limit(shape):
+    import json
+
+    message = alerts.message(_largest(shape))
+    size = len(message["Message"].encode()) + len(message["Subject"].encode()) + sum(
+        len(name) + len(value["StringValue"].encode()) + len(value["DataType"])
+        for name, value in message["MessageAttributes"].items())
+    assert size < alerts.MAX_MESSAGE_BYTES, size
+    document = json.loads(json.loads(message["Message"])["sqs"])
+    assert document["notification_key"] == "UnPaidInvoice#RxmLozMomJAO" and document["record"]["account_key"]
+
+
+def test_attributes_hold_only_what_sns_accepts():
+    stored = record("UnPaidInvoice")
+    stored["code"] = "bad\x00\x1f\ufffecode" + "x" * 1000
+    attributes = alerts.message(stored)["MessageAttributes"]
+    assert attributes["code"]["StringValue"].startswith("bad???code") and len(attributes["code"]["StringValue"]) <= 256

@@ -81,17 +81,17 @@ def test_a_secret_that_cannot_be_read_is_503_not_a_refusal(monkeypatch):
         auth.billing_credentials(_delivery(_billing({"authorization": "Bearer x"})))
 
 
-def _portal_event(member_id: str, token: str) -> dict:
-    return {"auth": {"member_id": member_id, "application_token": token}}
+def _portal_event(member_id: str, token: str, domain: str = "p.bitrix24.com") -> dict:
+    return {"auth": {"member_id": member_id, "application_token": token, "domain": domain}}
 
 
 @pytest.fixture
 def installed(monkeypatch):
     """member-2 installed with token-2, member-3 uninstalled; member-1 has no installation record."""
     records = {
-        "member-2": {"member_id": "member-2", "status": "installed",
+        "member-2": {"member_id": "member-2", "status": "installed", "domain": "p.bitrix24.com",
                      "application_token_sha256": token_sha256("token-2")},
-        "member-3": {"member_id": "member-3", "status": "uninstalled",
+        "member-3": {"member_id": "member-3", "status": "uninstalled", "domain": "p.bitrix24.com",
                      "application_token_sha256": token_sha256("token-3")},
     }
     monkeypatch.setattr(installations, "get", records.get)
@@ -102,6 +102,11 @@ def test_an_installed_portals_token_is_checked_against_its_stored_hash(secrets, 
     assert portal_application_token(_delivery({}, _portal_event("member-2", "token-2"))) == installed["member-2"]
     with pytest.raises(WrongCredentials):
         portal_application_token(_delivery({}, _portal_event("member-2", "token-1")))
+
+
+def test_a_portals_token_is_good_only_on_the_domain_its_installation_holds(secrets, installed):
+    with pytest.raises(WrongCredentials):
+        portal_application_token(_delivery({}, _portal_event("member-2", "token-2", domain="victim.bitrix24.com")))
 
 
 def test_an_uninstalled_portal_is_refused_even_with_its_token(secrets, installed):

@@ -123,13 +123,24 @@ def test_decoding_a_form_is_linear_in_its_size_whatever_its_shape(shape):
     def body(pairs: int) -> str:
         return "&".join(shape.format(number) for number in range(pairs))
 
-    small, large = _lines_run(decoding.parse_php_form, body(2000)), _lines_run(decoding.parse_php_form, body(8000))
+    small, large = _lines_run(decoding.parse_php_form, body(200)), _lines_run(decoding.parse_php_form, body(800))
     assert large < 4.5 * small  # 4x the pairs, 4x the work (quadratic would be 16x)
 
 
 def test_a_flood_of_appends_keeps_php_order_and_indexes():
     assert decoding.parse_php_form("d[]=a&d[5]=b&d[]=c") == {"d": {"0": "a", "5": "b", "6": "c"}}
-    assert decoding.parse_php_form("&".join(["d[]=x"] * 13000))["d"] == ["x"] * 13000
+    assert decoding.parse_php_form("&".join(["d[]=x"] * 999))["d"] == ["x"] * 999
+
+
+def test_a_form_is_bounded_in_fields_and_nodes_not_only_in_depth_and_size():
+    from billing_webhooks.errors import MalformedBody
+
+    with pytest.raises(MalformedBody, match="fields"):
+        decoding.parse_php_form("&".join(["d[]=x"] * decoding.MAX_FORM_PAIRS + ["e=1"]))
+    deep = "&".join(f"k{n}" + "[a]" * 29 + "=x" for n in range(decoding.MAX_FORM_NODES // 30 + 1))
+    with pytest.raises(MalformedBody, match="nodes"):
+        decoding.parse_php_form(deep)
+    assert decoding.parse_php_form("&".join(f"k{n}" + "[a]" * 29 + "=x" for n in range(decoding.MAX_FORM_NODES // 30)))
 
 
 def test_indexes_with_leading_zeros_are_keys_not_positions():

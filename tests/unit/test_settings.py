@@ -17,7 +17,7 @@ def test_defaults_apply_and_numbers_are_numbers(monkeypatch):
     monkeypatch.setenv("SECRETS_CACHE_SECONDS", "60")
     current = settings()
     assert current.billing_signature == "off" and not current.signatures_required
-    assert current.secrets_cache_seconds == 60.0 and current.bitrix24_oauth_hosts == "oauth.bitrix.info"
+    assert current.secrets_cache_seconds == 60.0 and current.bitrix24_oauth_hosts == "oauth.bitrix.info,oauth.bitrix24.tech"
 
 
 def test_read_once_per_container(monkeypatch):

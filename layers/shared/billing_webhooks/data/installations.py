@@ -43,16 +43,24 @@ def _write(operation: str, ts_attribute: str, ts: int, **request: Any) -> bool |
     return False if old.get(ts_attribute) is not None and int(old[ts_attribute]) > ts else None
 
 
+_UNBOUND = "(attribute_not_exists(vouched) OR vouched <> :true)"
+VOUCHED_INSTALL = f"attribute_not_exists(member_id) OR {_UNBOUND} OR (lifecycle_ts < :ts AND #domain = :domain)"
+UNVOUCHED_INSTALL = f"attribute_not_exists(member_id) OR ({_UNBOUND} AND lifecycle_ts < :ts)"
+
+
 def put_installation(record: dict[str, Any]) -> bool | None:
-    """The whole record, written afresh by a (re-)install stamped `lifecycle_ts`."""
+    """The whole record, written afresh by a (re-)install stamped `lifecycle_ts`. A member_id
+    vouched for on one domain is never moved to another by an install naming it, installed or
+    uninstalled (only an operator moves it); one never vouched for blocks no vouched install, and
+    never replaces a vouched record: held here, under any race."""
+    vouched = record.get("vouched") is True
+    values = {":ts": record["lifecycle_ts"], ":true": True, **({":domain": record["domain"]} if vouched else {})}
     return _write(
         "put_item", "lifecycle_ts", record["lifecycle_ts"],
         Item=notifications.to_item(record),
-        # A member_id seen on one domain is never moved to another by an install naming it,
-        # installed or uninstalled (only an operator moves it): held here, under any race.
-        ConditionExpression="attribute_not_exists(member_id) OR (lifecycle_ts < :ts AND #domain = :domain)",
-        ExpressionAttributeNames={"#domain": "domain"},
-        ExpressionAttributeValues=notifications.to_item({":ts": record["lifecycle_ts"], ":domain": record["domain"]}),
+        ConditionExpression=VOUCHED_INSTALL if vouched else UNVOUCHED_INSTALL,
+        **({"ExpressionAttributeNames": {"#domain": "domain"}} if vouched else {}),
+        ExpressionAttributeValues=notifications.to_item(values),
     )
 
 

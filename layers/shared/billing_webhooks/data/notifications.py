@@ -9,7 +9,7 @@ on the record too: claimed, released, marked published, and found through the sp
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from enum import StrEnum
 from typing import Any
 
@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from billing_webhooks.data import aws
 from billing_webhooks.errors import PayloadConflict, ServiceUnavailable, Unstorable
-from billing_webhooks.models.base import Notification, utc_timestamp
+from billing_webhooks.models.base import Notification, exact_number, utc_timestamp
 from billing_webhooks.settings import settings
 
 ALERT_PENDING = "pending"
@@ -58,8 +58,8 @@ def _attribute(value: Any) -> dict[str, Any]:
         return {"S": value}
     if isinstance(value, bool):
         return {"BOOL": value}
-    if isinstance(value, int | Decimal):
-        return {"N": str(DYNAMODB_CONTEXT.create_decimal(value))}
+    if isinstance(value, int | Decimal):  # exactly, or DynamoDB's context refuses it (Rounded, Overflow...)
+        return {"N": str(DYNAMODB_CONTEXT.create_decimal(exact_number(value)))}
     if isinstance(value, dict):
         return {"M": {str(key): _attribute(child) for key, child in value.items()}}
     if isinstance(value, list | tuple):
@@ -70,7 +70,12 @@ def _attribute(value: Any) -> dict[str, Any]:
 
 
 def to_item(record: dict[str, Any]) -> dict[str, Any]:
-    return {name: _attribute(value) for name, value in record.items()}
+    """The record as DynamoDB attributes; Unstorable when a value is beyond what DynamoDB holds (a
+    number a model let through after converting it, say): refused as sent, never an outage."""
+    try:
+        return {name: _attribute(value) for name, value in record.items()}
+    except (DecimalException, ValueError, OverflowError):
+        raise Unstorable("DynamoDB cannot store this delivery as sent (a number beyond 38 digits or 1E+125).") from None
 
 
 def _error_code(error: Exception) -> str | None:

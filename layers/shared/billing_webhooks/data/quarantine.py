@@ -11,6 +11,7 @@ parcel to the rescue queue and replays it through its function.
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from billing_webhooks.data import notifications
@@ -26,8 +27,35 @@ def quarantine_id(parcel: dict[str, Any]) -> str:
     return hashlib.sha256(f"{parcel['route']}\n{parcel['body']}".encode()).hexdigest()[:32]
 
 
-def keep(parcel: dict[str, Any], errors: list[dict[str, Any]]) -> str:
-    """Put the parcel in quarantine (once); its quarantine id."""
+CAP_PREFIX = "cap#"  # the items that count a sender's quarantined deliveries per route
+
+
+class QuarantineFull(Exception):
+    """The sender has QUARANTINE_CAP_PER_SENDER deliveries of this route in quarantine already."""
+
+
+def _expires_at(now: datetime) -> int:
+    return int((now + timedelta(days=settings().quarantine_days)).timestamp())
+
+
+def _count(sender: str, route: str, now: datetime) -> None:
+    """One more of the sender's deliveries on the route, unless it has its cap already (the count
+    expires with the quarantine period, so a sender is capped per period)."""
+    counted, _ = notifications.conditional_write(
+        "update_item", "The delivery could not be quarantined; retry later.", TableName=_table(),
+        Key={"quarantine_id": {"S": CAP_PREFIX + hashlib.sha256(f"{sender}\n{route}".encode()).hexdigest()[:32]}},
+        UpdateExpression="ADD kept :one SET expires_at = if_not_exists(expires_at, :expires)",
+        ConditionExpression="attribute_not_exists(kept) OR kept < :cap",
+        ExpressionAttributeValues={":one": {"N": "1"}, ":cap": {"N": str(int(settings().quarantine_cap_per_sender))},
+                                   ":expires": {"N": str(_expires_at(now))}},
+    )
+    if not counted:
+        raise QuarantineFull(f"{route}: the sender's quarantine is full")
+
+
+def keep(parcel: dict[str, Any], errors: list[dict[str, Any]], sender: str, now: datetime) -> str:
+    """Put the parcel in quarantine (once), counted against the sender's cap on its route; its
+    quarantine id. It expires QUARANTINE_DAYS from now (DynamoDB's TTL)."""
     identifier = quarantine_id(parcel)
     item = {
         "quarantine_id": identifier,
@@ -36,11 +64,18 @@ def keep(parcel: dict[str, Any], errors: list[dict[str, Any]]) -> str:
         "received_at": parcel["received_at"],
         "errors": json.dumps(errors, ensure_ascii=False),
         "parcel": json.dumps(parcel, ensure_ascii=False, separators=(",", ":")),
+        "expires_at": _expires_at(now),
     }
-    notifications.conditional_write(
+    kept, _ = notifications.conditional_write(
         "put_item", "The delivery could not be quarantined; retry later.", TableName=_table(),
         Item=notifications.to_item(item), ConditionExpression="attribute_not_exists(quarantine_id)",
     )
+    if kept:  # a redelivery of one already kept counts nothing
+        try:
+            _count(sender, parcel["route"], now)
+        except QuarantineFull:
+            release(identifier)
+            raise
     return identifier
 
 
@@ -50,8 +85,10 @@ def parcels() -> Iterator[tuple[str, dict[str, Any]]]:
         TableName=_table(), ProjectionExpression="quarantine_id, parcel", ConsistentRead=True)
     for page in pages:
         for item in page["Items"]:
-            yield item["quarantine_id"]["S"], json.loads(item["parcel"]["S"])
+            if "parcel" in item:  # not a sender's count
+                yield item["quarantine_id"]["S"], json.loads(item["parcel"]["S"])
 
 
 def release(identifier: str) -> None:
+    """Take a delivery out of quarantine (requeued for a replay, or over its sender's cap)."""
     notifications.dynamodb().delete_item(TableName=_table(), Key={"quarantine_id": {"S": identifier}})

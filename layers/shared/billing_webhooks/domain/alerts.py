@@ -57,12 +57,15 @@ def _shown(value: Any, limit: int = 80) -> str:
     return text[:limit]
 
 
+MAX_LINKS = 10  # a mail shows the first ten; the record keeps them all
+
+
 def _links(details: dict[str, Any]) -> list[str]:
     """The pay links worth showing a person: https URLs only, as text. Anything else the record
     holds (another scheme, another shape) stays in the record and out of the mail."""
     links = details.get("Url_to_pay")
     shown = []
-    for link in links if isinstance(links, list) else []:
+    for link in links[:MAX_LINKS] if isinstance(links, list) else []:
         url = link.get("URL") if isinstance(link, dict) else None
         if isinstance(url, str) and url.startswith("https://") and url.isprintable() and len(url) <= 2048 \
                 and not any(char in url for char in ' <>"'):
@@ -137,26 +140,55 @@ def notification_key(record: dict[str, Any]) -> str:
     return f"{record['notification_type']}#{record['notification_id']}"
 
 
+# SNS takes at most 256 KiB a message, attributes included; the document stays well under it.
+MAX_MESSAGE_BYTES = 256 * 1024
+MESSAGE_BUDGET = MAX_MESSAGE_BYTES - 8 * 1024  # room for the subject and the attributes
+ATTRIBUTE_CHARS = 256
+
+
+def _attribute_text(value: Any) -> str:
+    """A String attribute SNS accepts: the XML characters only (no other control characters, no
+    surrogates), bounded; anything else becomes '?'."""
+    text = str(value)[:ATTRIBUTE_CHARS]
+    return "".join(char if char in "\t\n\r" or " " <= char <= "\ud7ff" or "\ue000" <= char <= "\ufffd"
+                   or char >= "\U00010000" else "?" for char in text) or "-"
+
+
+PROGRAM_PROTOCOLS = ("sqs", "lambda", "https", "http", "email-json")
+
+
+def _structured(readable: str, document: str) -> str:
+    return json.dumps({"default": readable, "email": readable, **dict.fromkeys(PROGRAM_PROTOCOLS, document)},
+                      ensure_ascii=False)
+
+
 def message(record: dict[str, Any]) -> dict[str, Any]:
-    """Publish arguments: text for people (default, email), the record as JSON for programs."""
+    """Publish arguments: text for people (default, email), the record as JSON for programs; under
+    SNS's limit for any record we store. Each program protocol carries its own copy of the
+    document, so a record too large for five copies (a 64 KiB notification can be) goes without
+    its payload: the alert's own fields and the record's key say what it is about."""
     readable, title = text(record), subject(record)
-    document = json.dumps(
-        {"subject": title, "text": readable, "notification_key": notification_key(record),
-         "record": {k: v for k, v in record.items() if not k.startswith("alert_")}},
-        ensure_ascii=False, default=json_number,  # DynamoDB hands numbers back as Decimal
-    )
+    shown = {"subject": title, "text": readable, "notification_key": notification_key(record),
+             "record": {k: v for k, v in record.items() if not k.startswith("alert_")}}
+    body = _structured(readable, json.dumps(shown, ensure_ascii=False, default=json_number))
+    if len(body.encode()) > MESSAGE_BUDGET:
+        shown["record"] = {k: v for k, v in shown["record"].items() if k != "payload"}
+        shown["fields"] = _fields(record)
+        shown["payload_omitted"] = "too large for an SNS message: read the record from NotificationsTable"
+        body = _structured(readable, json.dumps(shown, ensure_ascii=False, default=json_number))
     payload = record["payload"]
+    account_id = payload.get("account_id")
     return {
         "Subject": title,
         "MessageStructure": "json",
-        "Message": json.dumps({"default": readable, "email": readable, "sqs": document, "lambda": document,
-                               "https": document, "http": document, "email-json": document}, ensure_ascii=False),
+        "Message": body,
         "MessageAttributes": {
             "notification_type": {"DataType": "String", "StringValue": record["notification_type"]},
-            "account_id": {"DataType": "Number", "StringValue": str(payload.get("account_id"))},
-            "code": {"DataType": "String", "StringValue": str(record.get("code") or "-")},
+            **({"account_id": {"DataType": "Number", "StringValue": str(account_id)}}
+               if isinstance(account_id, int) and not isinstance(account_id, bool) else {}),
+            "code": {"DataType": "String", "StringValue": _attribute_text(record.get("code") or "-")},
             "severity": {"DataType": "String", "StringValue": SEVERITY[record["notification_type"]]},
-            "notification_key": {"DataType": "String", "StringValue": notification_key(record)},
+            "notification_key": {"DataType": "String", "StringValue": _attribute_text(notification_key(record))},
         },
     }
 

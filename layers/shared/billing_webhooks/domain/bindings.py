@@ -89,7 +89,7 @@ def _subscribe(event: AppInstallEvent | AppUpdateEvent, confirmation: PortalConf
 def install(event: AppInstallEvent, delivery: Delivery, now: datetime) -> bool | None:
     """ONAPPINSTALL's effect: the installation record, then the portal's bindings."""
     confirmation: PortalConfirmation = delivery.sender
-    changed = lifecycle.install(event, confirmation.info, delivery.portal_token_sha256, now)
+    changed = lifecycle.install(event, confirmation, delivery.portal_token_sha256, now)
     _subscribe(event, confirmation)
     return changed
 
@@ -97,6 +97,6 @@ def install(event: AppInstallEvent, delivery: Delivery, now: datetime) -> bool |
 def update(event: AppUpdateEvent, delivery: Delivery, now: datetime) -> bool | None:
     """ONAPPUPDATE's effect: the new token, then the bindings the update removed."""
     confirmation: PortalConfirmation = delivery.sender
-    changed = lifecycle.update(event, confirmation.info, delivery.portal_token_sha256, now)
+    changed = lifecycle.update(event, confirmation, delivery.portal_token_sha256, now)
     _subscribe(event, confirmation)
     return changed

@@ -19,6 +19,7 @@ from billing_webhooks.models.bitrix24 import (
     AppUpdateEvent,
     Bitrix24Event,
     Days,
+    PortalConfirmation,
 )
 from billing_webhooks.wire.delivery import Delivery
 
@@ -34,13 +35,18 @@ def _licence(status: Any, payment_expired: Any, days: Days, as_of: datetime) -> 
     }
     if days is not None:
         licence["days"] = days
-        licence["paid_until"] = (as_of + timedelta(days=days)).date().isoformat()
+        try:
+            licence["paid_until"] = (as_of + timedelta(days=days)).date().isoformat()
+        except OverflowError:  # DAYS past year 9999 (or before year 1): kept as sent, no date for it
+            pass
     return licence
 
 
-def installation_record(event: AppInstallEvent, info: AppInfo, token_sha256: str | None, now: datetime) -> dict[str, Any]:
+def installation_record(event: AppInstallEvent, info: AppInfo, token_sha256: str | None, now: datetime,
+                        vouched: bool = True) -> dict[str, Any]:
     ts = _event_ts(event)
     record = {
+        "vouched": vouched,
         "member_id": event.auth.member_id,
         "domain": event.auth.domain.lower(),
         "client_endpoint": event.auth.client_endpoint,
@@ -52,20 +58,25 @@ def installation_record(event: AppInstallEvent, info: AppInfo, token_sha256: str
         "installed_at": utc_timestamp(now),
         "updated_at": utc_timestamp(now),
         "lifecycle_ts": ts,
-        "licence": info.LICENSE,
-        "licence_ts": ts,
-        **_licence(info.STATUS, info.PAYMENT_EXPIRED, info.DAYS, event.ts),
     }
+    if vouched:  # an identity Bitrix24 never vouched for earns no licence, not even app.info's
+        record.update({"licence": info.LICENSE, "licence_ts": ts,
+                       **_licence(info.STATUS, info.PAYMENT_EXPIRED, info.DAYS, event.ts)})
     return {name: value for name, value in record.items() if value is not None}
 
 
-def install(event: AppInstallEvent, info: AppInfo, token_sha256: str | None, now: datetime) -> bool | None:
-    """A new (or re-)installation, confirmed by the portal: the whole record is written afresh."""
-    return put_installation(installation_record(event, info, token_sha256, now))
+def install(event: AppInstallEvent, confirmation: PortalConfirmation, token_sha256: str | None,
+            now: datetime) -> bool | None:
+    """A new (or re-)installation, confirmed by the portal: the whole record is written afresh,
+    vouched for by Bitrix24's OAuth server or not (data/installations.put_installation)."""
+    return put_installation(installation_record(event, confirmation.info, token_sha256, now, confirmation.vouched))
 
 
-def update(event: AppUpdateEvent, info: AppInfo, token_sha256: str | None, now: datetime) -> bool | None:
-    """A new app version on an installed portal: the new token replaces the old one."""
+def update(event: AppUpdateEvent, confirmation: PortalConfirmation, token_sha256: str | None,
+           now: datetime) -> bool | None:
+    """A new app version on an installed portal: the new token replaces the old one (vouched for,
+    if the portal is bound: the authenticator saw to it)."""
+    info = confirmation.info
     values = {
         "app_version": event.data.VERSION,
         "application_token_sha256": token_sha256,
@@ -76,6 +87,8 @@ def update(event: AppUpdateEvent, info: AppInfo, token_sha256: str | None, now: 
     }
     if event.data.LANGUAGE_ID:
         values["language_id"] = event.data.LANGUAGE_ID
+    if confirmation.vouched:
+        values["vouched"] = True
     condition = "attribute_exists(member_id) AND #status = :installed AND #lifecycle_ts < :lifecycle_ts"
     return update_installation(event.auth.member_id, values, condition, condition_values={":installed": INSTALLED})
 
@@ -91,6 +104,8 @@ def uninstall(event: AppUninstallEvent, delivery: Delivery, now: datetime) -> bo
 def refresh_licence(event: AppPaymentEvent, delivery: Delivery, now: datetime) -> bool | None:
     """ONAPPPAYMENT's effect: its licence state onto the installation, unless a newer event set it."""
     if delivery.sender is None:
+        return None
+    if delivery.sender.get("vouched") is not True:  # an identity Bitrix24 never vouched for earns no licence
         return None
     licence = _licence(event.data.STATUS, event.data.PAYMENT_EXPIRED, event.data.DAYS, event.ts)
     ts = _event_ts(event)
@@ -115,6 +130,7 @@ def portal_view(installation: dict[str, Any]) -> dict[str, Any]:
         "status": installation.get("status"),
         "app_version": installation.get("app_version"),
         "language_id": installation.get("language_id"),
+        "vouched": installation.get("vouched") is True,
         "installed_at": installation.get("installed_at"),
         "uninstalled_at": installation.get("uninstalled_at"),
         "licence": {

@@ -82,7 +82,8 @@ def check_server_endpoint(server_endpoint: Any) -> str:
     if (parts is None or parts.scheme != "https" or (parts.hostname or "").lower() not in hosts
             or parts.username is not None or parts.password is not None or port not in (None, 443)
             or parts.path.rstrip("/") != "/rest" or parts.query or parts.fragment):
-        raise WrongCredentials("auth[server_endpoint] must be Bitrix24's OAuth server (https://oauth.bitrix.info/rest/).")
+        raise WrongCredentials("auth[server_endpoint] must be one of Bitrix24's OAuth servers "
+                               f"({', '.join(f'https://{host}/rest/' for host in sorted(hosts))}).")
     return server_endpoint
 
 
@@ -107,7 +108,28 @@ def _fetch(request: Any, what: str) -> Any:
         with _opener().open(request, timeout=settings().bitrix24_portal_timeout_seconds) as response:
             return json.loads(response.read(MAX_ANSWER_BYTES), parse_float=Decimal)  # cut short: unreadable
     except Exception as exc:  # HTTP errors, redirects, TLS, timeouts, garbage: it did not answer
+        refused = _refused_token(exc)
+        if refused:
+            raise TokenRefused(f"{what} refused the access token ({refused}).") from None
         raise PortalUnavailable(f"{what} did not answer ({_describe(exc)}).") from None
+
+
+# Bitrix24's answers (HTTP 401) to a token it does not take: not an outage, a credential refused.
+TOKEN_ERRORS = frozenset({"invalid_token", "expired_token", "NO_AUTH_FOUND", "INVALID_CREDENTIALS", "invalid_grant"})
+
+
+class TokenRefused(PortalUnavailable):
+    """The portal answered that the token is not one it issued (or no longer valid)."""
+
+
+def _refused_token(exc: Exception) -> str | None:
+    if getattr(exc, "code", None) != 401:
+        return None
+    try:
+        error = json.loads(exc.read(MAX_ANSWER_BYTES)).get("error")  # an HTTPError reads like a response
+    except Exception:
+        return None
+    return error if error in TOKEN_ERRORS else None
 
 
 def call(url: str, access_token: str, params: list[tuple[str, str]] | None = None) -> Any:
@@ -129,8 +151,12 @@ def call(url: str, access_token: str, params: list[tuple[str, str]] | None = Non
 
 
 def app_info(url: str, access_token: str) -> AppInfo:
-    """POST `app.info` with the install's access token; the portal's answer, or PortalUnavailable."""
-    result = call(url, access_token)
+    """POST `app.info` with the install's access token; the portal's answer, WrongCredentials when
+    the portal refuses the token (a stranger's made-up one: 403, nothing kept), or PortalUnavailable."""
+    try:
+        result = call(url, access_token)
+    except TokenRefused as refused:
+        raise WrongCredentials(refused.detail) from None
     if not isinstance(result, dict):
         raise PortalUnavailable("The portal answered app.info without a result (no error code).")
     try:

@@ -24,6 +24,7 @@ from billing_webhooks.models.base import Notification
 from billing_webhooks.observability import logger, metrics
 from billing_webhooks.settings import settings
 from billing_webhooks.wire import decoding
+from billing_webhooks.wire.credentials import portal_auth_of
 from billing_webhooks.wire.delivery import Delivery
 
 
@@ -165,10 +166,22 @@ class Webhook:
         from billing_webhooks.data import quarantine
         from billing_webhooks.recovery import parcels
 
+        reason = f"{failure.reason}: {failure.detail}"
         try:
-            parcel = parcels.sign(parcels.parcel(delivery.event, delivery.payload, self._function(context),
-                                                 f"{failure.reason}: {failure.detail}"))
-            identifier = quarantine.keep(parcel, failure.errors or [])
+            if delivery.replay is not None:
+                # Refused again on replay: the parcel as first kept, with its credentials' verdict
+                # (their digests) and its bytes, never one rebuilt from the replay's event, which
+                # carries no credentials (a second replay would be refused 401, the delivery lost).
+                parcel = {name: value for name, value in delivery.replay.items() if name != "signature"}
+                parcel["reason"] = reason
+            else:
+                parcel = parcels.parcel(delivery.event, delivery.payload, self._function(context), reason)
+            sender = portal_auth_of(delivery.payload).get("member_id") or "billing"
+            identifier = quarantine.keep(parcels.sign(parcel), failure.errors or [], str(sender), datetime.now(UTC))
+        except quarantine.QuarantineFull:
+            metrics.add_metric(name="QuarantineCapReached", unit=MetricUnit.Count, value=1)
+            logger.error("delivery not quarantined: its sender's quarantine is full")
+            return failure
         except Exception as error:  # kept on the rescue queue instead: a replay brings it back here
             logger.error("delivery not quarantined", extra={"error": error.__class__.__name__})
             if not delivery.is_replay:

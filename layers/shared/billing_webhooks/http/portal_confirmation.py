@@ -1,8 +1,11 @@
 """Step 2 for ONAPPINSTALL and ONAPPUPDATE: the portal's own word.
 
 They bring the token we will trust from now on, so they are believed only when the portal itself,
-asked at its own checked address, says our app is installed (and, for a member_id we have not
-seen, when Bitrix24's OAuth server names the same portal for the event's tokens).
+asked at its own checked address, says our app is installed. A portal's identity (its member_id
+on its domain) is bound only when Bitrix24's OAuth server names that member_id and domain for the
+event's tokens (`vouched`); an install it cannot vouch for is kept but blocks no vouched one and
+earns no licence, and a new application token for a bound portal must be vouched for too. The
+whole table, who may do what with which credential, is in docs/security.md.
 """
 
 from typing import Any
@@ -14,7 +17,7 @@ from billing_webhooks.data import installations
 from billing_webhooks.domain import bindings, portal
 from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WebhookError, WrongCredentials
 from billing_webhooks.http.auth import read_secret
-from billing_webhooks.http.portal_token import installed_by_hand, portal_auth
+from billing_webhooks.http.portal_token import installed_by_hand, portal_auth, token_matches
 from billing_webhooks.models.bitrix24 import AppInfo, PortalConfirmation
 from billing_webhooks.observability import logger, metrics
 from billing_webhooks.settings import settings
@@ -31,22 +34,25 @@ class PortalConfirms:
         return [settings().bitrix24_secret_id]
 
     def __call__(self, delivery: Delivery) -> PortalConfirmation:
-        auth, member_id, _ = portal_auth(delivery)
+        auth, member_id, digest = portal_auth(delivery)
         if delivery.replay is not None and isinstance(delivery.replay.get("sender"), dict):
             # The portal confirmed it when the delivery arrived; the parcel kept its answer, not its token.
             confirmed = PortalConfirmation.model_validate(delivery.replay["sender"])
-            confirm = lambda first_seen=True: confirmed  # noqa: E731
+            confirm = lambda vouch=True, required=False: confirmed  # noqa: E731
         else:
             access_token = auth.get("access_token")
             if not isinstance(access_token, str) or not access_token:
                 raise MissingCredentials("auth[access_token] is required to confirm the installation with the portal.")
             url = portal.app_info_url(auth.get("domain"), auth.get("client_endpoint"))  # refuses before any call
 
-            def confirm(first_seen: bool = True) -> PortalConfirmation:
+            def confirm(vouch: bool = True, required: bool = False) -> PortalConfirmation:
                 info = _confirmed_app_info(portal.app_info(url, access_token))
-                if first_seen:  # a member_id with a record was confirmed when it first came, on its domain
-                    _member_id_confirmed(auth, member_id)
-                return PortalConfirmation(info=info, handlers=bindings.handler_urls(delivery.event))
+                vouched = _member_id_vouched(auth, member_id) if vouch else True
+                if required and not vouched:
+                    raise WrongCredentials("A reinstall or update that changes the portal's application token must be "
+                                           "vouched for by Bitrix24's OAuth server (it needs auth[refresh_token] and "
+                                           "the app's Bitrix24AppCredentials).")
+                return PortalConfirmation(info=info, handlers=bindings.handler_urls(delivery.event), vouched=vouched)
         domain = str(auth.get("domain") or "").strip().lower()
         if not delivery.is_replay:
             portal.check_server_endpoint(auth.get("server_endpoint"))
@@ -57,26 +63,32 @@ class PortalConfirms:
         except ServiceUnavailable:
             # Storage is down and the delivery will be parked: ask the portal now, while we hold the
             # access token, so that its replay needs no token (a refusal answers as it would have).
-            delivery.confirmation = confirm(first_seen=True).model_dump(mode="json")
+            delivery.confirmation = confirm(vouch=True).model_dump(mode="json")
             raise
         installed = installation is not None and installation.get("status") == installations.INSTALLED
         if self.known_portal and not installed:
             raise WrongCredentials("This portal has no installation of the app to update.")
-        # A member_id once seen on a domain stays there, installed or not: only an operator moves it
-        # (docs/operations.md), never an event whose domain anyone may write.
-        if installation is not None and installation.get("domain") != domain:
+        bound = installation is not None and installation.get("vouched") is True
+        # A member_id Bitrix24 vouched for on a domain stays there, installed or not: only an
+        # operator moves it (docs/operations.md), never an event whose domain anyone may write. One
+        # it did not vouch for blocks nothing: a vouched install replaces it.
+        if bound and installation.get("domain") != domain:
             raise WrongCredentials("This portal is installed on another domain.")
-        return confirm(first_seen=installation is None)
+        token_changes = installation is None or not token_matches(installation, digest)
+        # Whoever holds a portal's access token (any of its users) may not swap its application
+        # token: a new one must be vouched for, and a bound identity is checked only when it changes.
+        return confirm(vouch=not bound or token_changes, required=bound and token_changes)
 
 
 portal_confirms_install = PortalConfirms(known_portal=False)
 portal_confirms_update = PortalConfirms(known_portal=True)
 
 
-def _member_id_confirmed(auth: dict[str, Any], member_id: str) -> None:
-    """The event's member_id must be the one Bitrix24's OAuth server names for the event's tokens
-    (app.info confirms the domain, not the member_id). Needs the app's client id and secret in
-    Bitrix24AppCredentials; without them the install is believed on app.info alone, and counted."""
+def _member_id_vouched(auth: dict[str, Any], member_id: str) -> bool:
+    """Whether Bitrix24's OAuth server names the event's member_id and domain for its tokens
+    (app.info confirms the domain, not the member_id). False when it cannot be asked: no refresh
+    token in the event, or no client id and secret in Bitrix24AppCredentials (counted); refused
+    when it names another portal."""
     credentials = read_secret(settings().bitrix24_app_credentials_id)
     client_id, client_secret = (credentials.get(name) if isinstance(credentials, dict) else None
                                 for name in ("client_id", "client_secret"))
@@ -89,12 +101,13 @@ def _member_id_confirmed(auth: dict[str, Any], member_id: str) -> None:
     ) if missing]
     if unverifiable:
         metrics.add_metric(name="MemberUnverified", unit=MetricUnit.Count, value=1)
-        logger.warning("member_id not verified", extra={"why": unverifiable[0]})
-        return
+        logger.warning("member_id not vouched for", extra={"why": unverifiable[0]})
+        return False
     owner = portal.token_owner(auth.get("server_endpoint"), refresh_token, client_id, client_secret)
     endpoint_host = urlsplit(str(owner.get("client_endpoint") or "")).hostname or ""
     if owner["member_id"] != member_id or endpoint_host.lower() != str(auth.get("domain") or "").strip().lower():
         raise WrongCredentials("The event's tokens belong to another portal than its member_id and domain say.")
+    return True
 
 
 def _confirmed_app_info(info: AppInfo) -> AppInfo:

@@ -36,7 +36,7 @@ def installed_by_hand(member_id: str) -> str | None:
     return token if isinstance(token, str) and token else None
 
 
-def _token_matches(installation: dict[str, Any], digest: str) -> bool:
+def token_matches(installation: dict[str, Any], digest: str) -> bool:
     stored = str(installation.get("application_token_sha256") or "")
     return hmac.compare_digest(stored.encode(), digest.encode())
 
@@ -65,8 +65,10 @@ class PortalToken:
                 raise WrongCredentials(PORTAL_REFUSED)
             return None
         installation = installations.get(member_id)
+        domain = str(portal_auth_of(delivery.payload).get("domain") or "").strip().lower()
         # Compared for an unknown portal too, so that timing does not tell which portals we know.
-        if not _token_matches(installation or {}, digest) or (installation or {}).get("status") not in self.statuses:
+        if (not token_matches(installation or {}, digest) or (installation or {}).get("status") not in self.statuses
+                or (installation or {}).get("domain") != domain):  # the token of the portal on its own domain
             raise WrongCredentials(PORTAL_REFUSED)
         return installation
 

@@ -3,10 +3,19 @@
 import hashlib
 import json
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 
@@ -23,6 +32,16 @@ def _parse_wire_datetime(value: Any) -> Any:
     return value
 
 
+def _has_utc_instant(moment: datetime) -> datetime:
+    # 0001-01-01 00:00 +05:00 and 9999-12-31 23:59 -05:00 are valid dates whose UTC instant is not
+    # (year 0, year 10000): every record time, order and derived date is in UTC, so they are refused.
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("a moment whose UTC time falls outside years 1 to 9999") from None
+    return moment
+
+
 def empty_as_none(value: Any) -> Any:
     return None if value == "" else value
 
@@ -30,13 +49,31 @@ def empty_as_none(value: Any) -> Any:
 _ISO = PlainSerializer(lambda value: value.isoformat(), return_type=str)
 
 # An aware timestamp as the billing system writes it; one without a zone is read as UTC.
-WireDateTime = Annotated[AwareDatetime, BeforeValidator(_parse_wire_datetime), _ISO]
+WireDateTime = Annotated[AwareDatetime, BeforeValidator(_parse_wire_datetime), AfterValidator(_has_utc_instant), _ISO]
 # The same, where "" means "none" (an open-ended period).
 OpenWireDateTime = Annotated[WireDateTime | None, BeforeValidator(empty_as_none)]
 # Unix seconds (Bitrix24 `ts`), stored as sent.
 UnixTime = Annotated[AwareDatetime, PlainSerializer(lambda value: int(value.timestamp()), return_type=int)]
 # Money never goes through float: JSON is decoded with parse_float=Decimal and kept as Decimal.
 Money = Annotated[Decimal, Field(allow_inf_nan=False)]
+
+
+# Bitrix24's OAuth server, where an event names none (the chat-bot docs' shape carries no endpoints).
+DEFAULT_SERVER_ENDPOINT = "https://oauth.bitrix.info/rest/"
+
+
+def with_endpoints(auth: Any) -> Any:
+    """An `auth` object with the endpoints it left out derived from its own `auth.domain`: the
+    portal's REST endpoint is https://<domain>/rest/, the OAuth server Bitrix24's. Endpoints sent
+    are kept as sent (and checked like any)."""
+    if not isinstance(auth, dict) or not isinstance(auth.get("domain"), str) or not auth["domain"].strip():
+        return auth
+    derived = dict(auth)
+    if not derived.get("client_endpoint"):
+        derived["client_endpoint"] = f"https://{auth['domain'].strip().lower()}/rest/"
+    if not derived.get("server_endpoint"):
+        derived["server_endpoint"] = DEFAULT_SERVER_ENDPOINT
+    return derived
 
 
 class WireModel(BaseModel):
@@ -85,13 +122,24 @@ def canonical_sha256(value: Any) -> str:
 _MAX_DIGITS, _MIN_EXPONENT, _MAX_EXPONENT = 38, -130, 125
 
 
+# Wider than any number DynamoDB holds (38 digits up to 1E+125), so normalizing in it never rounds
+# one that fits: the default context's 28 digits would round 39 digits down to 28 and let them by.
+EXACT = Context(prec=200)
+
+
+def exact_number(value: int | Decimal) -> Decimal:
+    """The number without trailing zeros, never rounded (for what DynamoDB can hold)."""
+    return Decimal(value).normalize(EXACT)
+
+
 def _storable_number(value: int | Decimal) -> bool:
     number = Decimal(value)
     if not number.is_finite():
         return False
     if number.is_zero():
         return True
-    return len(number.normalize().as_tuple().digits) <= _MAX_DIGITS and _MIN_EXPONENT <= number.adjusted() <= _MAX_EXPONENT
+    return (len(exact_number(number).as_tuple().digits) <= _MAX_DIGITS
+            and _MIN_EXPONENT <= number.adjusted() <= _MAX_EXPONENT)
 
 
 def _unstorable_number_path(payload: Any) -> str | None:

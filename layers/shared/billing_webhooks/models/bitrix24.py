@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from billing_webhooks.models.base import (
     Notification,
@@ -13,6 +13,7 @@ from billing_webhooks.models.base import (
     WireModel,
     canonical_sha256,
     empty_as_none,
+    with_endpoints,
     utc_timestamp,
 )
 
@@ -42,6 +43,11 @@ class PortalAuth(WireModel):
     domain: str
     server_endpoint: str
     client_endpoint: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _endpoints_from_domain(cls, auth: Any) -> Any:
+        return with_endpoints(auth)
     member_id: str = Field(min_length=1)
     application_token: Token
     access_token: Token
@@ -186,3 +192,6 @@ class PortalConfirmation(WireModel):
 
     info: AppInfo
     handlers: dict[str, str] = Field(default_factory=dict)  # event name -> our handler URL
+    # Bitrix24's OAuth server named this member_id and domain for the event's tokens: the portal's
+    # identity is bound. An install it could not vouch for is kept but binds nothing (docs/security.md).
+    vouched: bool = False

@@ -5,6 +5,7 @@ import hashlib
 from typing import Any
 from urllib.parse import parse_qsl
 
+from billing_webhooks.models.base import with_endpoints
 from billing_webhooks.wire.decoding import lowered_headers
 
 
@@ -20,9 +21,10 @@ def token_sha256(token: str) -> str:
 
 
 def portal_auth_of(payload: dict[str, Any] | None) -> dict[str, Any]:
-    """A Bitrix24 event's `auth` object (its portal and tokens), or {} when it has none."""
+    """A Bitrix24 event's `auth` object (its portal and tokens), or {} when it has none; endpoints
+    it leaves out derived from its domain, as the model reads them (models/base.with_endpoints)."""
     auth = (payload or {}).get("auth")
-    return auth if isinstance(auth, dict) else {}
+    return with_endpoints(auth) if isinstance(auth, dict) else {}
 
 
 def presented_billing_tokens(event: dict[str, Any]) -> list[str]:

@@ -3,6 +3,7 @@
 import base64
 import binascii
 import json
+import re
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
@@ -57,6 +58,12 @@ def parse_json(data: bytes) -> Any:
 MAX_DEPTH = 30
 
 
+# What a form may build: a Bitrix24 event has a few dozen fields a few levels deep. Bounded, so
+# that any 64 KiB body decodes in a few milliseconds whatever its shape (`make bench-decoder`).
+MAX_FORM_PAIRS = 1000
+MAX_FORM_NODES = 4000
+
+
 def _is_index(key: str) -> bool:
     """A list index as PHP writes one: ASCII digits, no leading zero ("01" is a key, not 1)."""
     return 0 < len(key) <= 9 and key.isascii() and key.isdigit() and (key == "0" or not key.startswith("0"))
@@ -67,8 +74,11 @@ def parse_php_form(text: str) -> dict[str, Any]:
 
     Linear in the body: `x[]` appends at the node's next index, kept as it grows (PHP's rule: one
     past the largest integer key), never counted again."""
+    if text.count("&") >= MAX_FORM_PAIRS:  # counted before any parsing: the cheapest refusal
+        raise MalformedBody(f"The form has more than {MAX_FORM_PAIRS} fields.")
     root: dict[str, Any] = {}
     next_index: dict[int, int] = {}  # id(node) -> where the next `[]` goes
+    nodes = 0
     for key, value in parse_qsl(text, keep_blank_values=True, errors="strict"):
         head, bracket, rest = key.partition("[")
         if not bracket:
@@ -84,6 +94,9 @@ def parse_php_form(text: str) -> dict[str, Any]:
             path.append(part[:-1])
         if len(path) > MAX_DEPTH:
             raise MalformedBody(f"Form keys nest deeper than {MAX_DEPTH} levels.")
+        nodes += len(path)
+        if nodes > MAX_FORM_NODES:
+            raise MalformedBody(f"The form's keys make more than {MAX_FORM_NODES} nodes.")
         node: dict[str, Any] = root
         last = len(path) - 1
         for position, name in enumerate(path):
@@ -110,15 +123,27 @@ def _lists_from_indexes(node: Any) -> Any:
     return items
 
 
-def _depth(value: Any) -> int:
-    """How deep containers nest in a decoded JSON value (iterative: any depth is safe to measure)."""
-    deepest, stack = 0, [(value, 1)]
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_json(value: Any) -> None:
+    """Refuse what JSON escapes can spell but no text can hold: containers nested deeper than
+    MAX_DEPTH, and lone surrogates ("\\ud800"), which UTF-8 cannot encode (every store, hash and
+    log line would fail on them). Iterative: any depth is safe to measure."""
+    stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise MalformedBody("The body holds a lone surrogate escape (\\ud800-\\udfff): not valid Unicode.")
+        elif isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise MalformedBody(f"The body nests deeper than {MAX_DEPTH} levels.")
+            if isinstance(item, dict):
+                stack.extend((key, depth) for key in item)
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
 
 
 def decode(event: dict[str, Any], accepted_media_types: frozenset[str]) -> dict[str, Any]:
@@ -144,8 +169,7 @@ def decode(event: dict[str, Any], accepted_media_types: frozenset[str]) -> dict[
             payload = parse_json(data)
         except (json.JSONDecodeError, ValueError, RecursionError) as exc:
             raise MalformedBody(f"The body is not valid JSON: {exc.__class__.__name__}.") from None
-        if _depth(payload) > MAX_DEPTH:
-            raise MalformedBody(f"The body nests deeper than {MAX_DEPTH} levels.")
+        _check_json(payload)
     if not isinstance(payload, dict) or not payload:
         raise MalformedBody("The body must be a non-empty JSON object or form.")
     return payload

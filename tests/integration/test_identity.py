@@ -1,0 +1,148 @@
+"""Who can do what with which credential (docs/security.md, "Identity"): each row of that table
+is a test here. member_ids are not secret, and any user of a portal holds an access token for it:
+an identity is bound only when Bitrix24's OAuth server vouches for it."""
+
+import pytest
+
+from billing_webhooks.wire.credentials import token_sha256
+from local import samples
+from local.fake_bitrix24 import Portal
+from tests.integration.test_installations import (
+    ACCESS,
+    DOMAIN,
+    MEMBER,
+    NEW_TOKEN,
+    TOKEN,
+    acme,  # noqa: F401 (fixture)
+    deliver,
+    lifecycle,
+    payment,
+)
+
+EVIL = "evil.bitrix24.com"
+EVIL_ACCESS, EVIL_TOKEN = "evil-access-token", "evil-application-token"
+
+
+@pytest.fixture
+def evil(stack) -> Portal:
+    """The attacker's own portal: its app.info confirms the app for the attacker's access token."""
+    portal = Portal(EVIL_ACCESS, samples.APP_CODE, member_id="evil-member", refresh_token="evil-refresh")
+    stack.bitrix24.portals[EVIL] = portal
+    return portal
+
+
+def _claim(**auth) -> dict:
+    """An install naming the victim's member_id from the attacker's portal."""
+    return lifecycle("app_install", token=EVIL_TOKEN, domain=EVIL, client_endpoint=f"https://{EVIL}/rest/",
+                     access_token=EVIL_ACCESS, **auth)
+
+
+def test_row_1_a_vouched_first_install_binds_the_member_id_and_earns_its_licence(api, table, installations, acme):
+    assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
+    record = installations.get(member_id=MEMBER)
+    assert record["vouched"] is True and record["domain"] == DOMAIN and record["licence_status"] == "T"
+
+
+def test_row_2_an_install_no_one_can_vouch_for_is_kept_without_a_licence(api, table, installations, acme):
+    status, answer = deliver(api, "app_install", lifecycle("app_install", refresh_token=None))
+    assert (status, answer["status"]) == (200, "stored")
+    record = installations.get(member_id=MEMBER)
+    assert record["vouched"] is False and "licence_status" not in record
+    assert deliver(api, "app_payment", payment(ts=1466500000, STATUS="P", DAYS="3650"))[0] == 200
+    assert "licence_status" not in installations.get(member_id=MEMBER)  # a payment earns it nothing either
+
+
+def test_row_3_an_unvouched_claim_on_a_member_id_never_blocks_its_vouched_owner(api, table, installations, acme, evil):
+    # The attack: the victim's member_id, the attacker's domain and access token, no refresh_token.
+    assert deliver(api, "app_install", _claim(refresh_token=None))[0] == 200
+    assert installations.get(member_id=MEMBER)["domain"] == EVIL
+    # The real owner installs: vouched for, so it replaces the claim.
+    status, answer = deliver(api, "app_install", lifecycle("app_install", ts=1466440000))
+    assert (status, answer["status"]) == (200, "stored"), answer
+    record = installations.get(member_id=MEMBER)
+    assert record["domain"] == DOMAIN and record["vouched"] is True
+    assert record["application_token_sha256"] == token_sha256(TOKEN)
+    # The attacker's payment naming the victim's domain, with the attacker's token: refused.
+    forged = payment(ts=1466500000, token=EVIL_TOKEN, STATUS="P", DAYS="3650")
+    assert deliver(api, "app_payment", forged)[0] == 403
+    assert installations.get(member_id=MEMBER)["licence_status"] == "T"
+
+
+def test_row_3b_an_unvouched_claim_after_the_owner_is_bound_is_refused(api, table, installations, acme, evil):
+    assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
+    status, _ = deliver(api, "app_install", _claim(refresh_token=None, ts="1466440000"))
+    assert status == 403
+    assert installations.get(member_id=MEMBER)["domain"] == DOMAIN
+
+
+def test_row_4_a_new_application_token_needs_bitrix24s_word_not_just_a_users_access_token(
+        api, table, installations, acme):
+    assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
+    for kind in ("app_install", "app_update"):  # any user of the portal holds an access token
+        status, problem = deliver(api, kind, lifecycle(kind, ts=1466440000, token=NEW_TOKEN, refresh_token=None))
+        assert status == 403 and "vouched" in problem["detail"], (kind, problem)
+    assert installations.get(member_id=MEMBER)["application_token_sha256"] == token_sha256(TOKEN)
+    # Vouched for (the portal's current refresh token), the same change is accepted.
+    status, answer = deliver(api, "app_update", lifecycle("app_update", ts=1466440000, token=NEW_TOKEN))
+    assert (status, answer["status"]) == (200, "stored"), answer
+    assert installations.get(member_id=MEMBER)["application_token_sha256"] == token_sha256(NEW_TOKEN)
+
+
+def test_row_4b_a_reinstall_keeping_its_token_needs_no_refresh_token(api, table, installations, acme):
+    assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
+    status, answer = deliver(api, "app_install", lifecycle("app_install", ts=1466440000, refresh_token=None))
+    assert (status, answer["status"]) == (200, "stored"), answer
+    assert installations.get(member_id=MEMBER)["vouched"] is True
+
+
+def test_row_5_payments_and_uninstalls_count_only_on_the_installations_own_domain(api, table, installations, acme):
+    assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
+    elsewhere = {"domain": "victim.bitrix24.com", "client_endpoint": "https://victim.bitrix24.com/rest/"}
+    body = payment(ts=1466500000, STATUS="P", DAYS="30")
+    body["auth"].update(elsewhere)
+    assert deliver(api, "app_payment", body)[0] == 403
+    assert deliver(api, "app_uninstall", lifecycle("app_uninstall", ts=1466500000, **elsewhere))[0] == 403
+    assert installations.get(member_id=MEMBER)["status"] == "installed"
+
+
+def test_row_6_the_oauth_check_compares_the_portal_it_names_with_the_events_domain(api, table, installations, acme,
+                                                                                     stack):
+    # The event's refresh token is another portal's, of the same member_id: Bitrix24's OAuth server
+    # names that member_id, but on other.bitrix24.com, not on the event's domain.
+    stack.bitrix24.portals["other.bitrix24.com"] = Portal("other-access", samples.APP_CODE, member_id=MEMBER,
+                                                          refresh_token="other-refresh")
+    acme.member_id = "someone-else"
+    status, problem = deliver(api, "app_install", lifecycle("app_install", refresh_token="other-refresh"))
+    assert status == 403 and "another portal" in problem["detail"]
+    assert installations.get(member_id=MEMBER) is None
+
+
+# What each read answer may hold, key by key (docs/accounts.md): anything else, under any name, fails.
+PORTAL_KEYS = {"member_id", "domain", "status", "vouched", "app_version", "language_id", "installed_at",
+               "uninstalled_at", "licence"}
+LICENCE_KEYS = {"status", "payment_expired", "days", "paid_until", "licence", "source", "as_of"}
+ACCOUNT_KEYS = {"account_id", "account_code", "currency", "language", "state", "trial", "open_invoices", "invoices",
+                "products", "balances", "counts", "cursors"}
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [text for child in value.values() for text in _strings(child)] + list(value)
+    if isinstance(value, list):
+        return [text for child in value for text in _strings(child)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_row_7_reads_answer_only_their_allowed_keys_and_nothing_derived_from_a_secret(api, table, installations,
+                                                                                      acme):
+    import requests
+
+    assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
+    answer = requests.get(f"{api.url}/portals/{MEMBER}", timeout=10).json()
+    assert set(answer) == PORTAL_KEYS and set(answer["licence"]) == LICENCE_KEYS
+    secrets = {TOKEN, ACCESS, token_sha256(TOKEN), token_sha256(ACCESS)}
+    assert not secrets & set(_strings(answer))
+    assert not [text for text in _strings(answer) if len(text) == 64 and all(c in "0123456789abcdef" for c in text)]
+    account = requests.get(f"{api.url}/accounts/504", timeout=10)
+    if account.status_code == 200:
+        assert set(account.json()) == ACCOUNT_KEYS
