@@ -70,7 +70,7 @@ def print_alerts(stack: LocalStack, stopped: threading.Event) -> None:
 
 # (variable, default port, what listens there)
 PORTS = (("DYNAMODB_LOCAL_PORT", 8000, "DynamoDB Local"), ("MOTO_PORT", 5000, "moto server"),
-         ("LOCAL_API_PORT", 3000, "the HTTP API"))
+         ("LOCAL_API_PORT", 3000, "the HTTP API"), ("FAKE_BITRIX24_PORT", 7000, "the fake Bitrix24"))
 
 
 def taken_ports() -> list[str]:
@@ -91,7 +91,8 @@ def main() -> None:
     if taken := taken_ports():
         print("\n".join(taken), file=sys.stderr)
         raise SystemExit(1)
-    stack = LocalStack(int(os.environ.get("DYNAMODB_LOCAL_PORT", 8000)), int(os.environ.get("MOTO_PORT", 5000)))
+    stack = LocalStack(*(int(os.environ.get(variable) or default) for variable, default, _ in PORTS
+                         if variable != "LOCAL_API_PORT"))
     print("Starting DynamoDB Local and moto server ...", flush=True)
     stack.start()
     try:
@@ -107,7 +108,9 @@ def main() -> None:
         print(f"\nDynamoDB Local  {stack.dynamodb.url}   (table NotificationsTable)")
         print(f"moto server     {stack.moto.url}   (SNS AlertsTopic, SQS local-alerts, secrets)")
         print(f"fake Bitrix24   http://127.0.0.1:{stack.bitrix24.port}   (HTTPS proxy answering every portal's "
-              f"app.info, event.get, event.bind, batch; sample portal {samples.PORTAL_DOMAIN} pre-installed)")
+              f"app.info, event.get, event.bind, batch; sample portal {samples.PORTAL_DOMAIN} pre-installed;\n"
+              f"                play Bitrix24: curl -sS -X PUT http://127.0.0.1:{stack.bitrix24.port}/_portals/"
+              f"{samples.PORTAL_DOMAIN} -d '{{\"STATUS\": \"P\", \"PAYMENT_EXPIRED\": \"Y\", \"DAYS\": -3}}')")
         print(f"HTTP API        {api.url}   (OpenAPI document: {api.url}/openapi.json)\n")
         for route in template.routes() + template.read_routes():
             print(f"  {route.method:4} {api.url}{route.path}  ->  {route.function}")

@@ -36,6 +36,10 @@ class Portal:
     installed: bool = True
     status: str = "P"
     days: int | None = 28
+    payment_expired: str = "N"
+    license: str = "en_project"
+    oauth: str = "ok"  # how its OAuth server answers a refresh: ok | invalid_grant | payment_required
+    calls: dict[str, int] = field(default_factory=dict)  # app.info, refresh, event.get, event.bind: how many
     answer: str = "ok"  # ok | error (a Bitrix24 error body, HTTP 401) | slow | redirect
     redirect_to: str = "https://169.254.169.254/latest/meta-data/"
     slow_seconds: float = 2.0
@@ -43,6 +47,18 @@ class Portal:
     refresh_token: str = "q5f0idlro1tn4gvcxa2ojeo4hp16hwbs"  # the installing user's, as the samples carry it
     bindings: list[dict[str, Any]] = field(default_factory=list)  # as event.get lists them
     binds: str = "ok"  # ok | refuse (event.bind errors inside the batch) | down (event.get fails) | redirect
+
+    # What `PUT /_portals/<domain>` may set (docs/development.md): app.info's fields, how the portal
+    # and its OAuth server answer.
+    SETTABLE = {"STATUS": "status", "PAYMENT_EXPIRED": "payment_expired", "DAYS": "days", "INSTALLED": "installed",
+                "LICENSE": "license", "oauth": "oauth", "member_id": "member_id", "access_token": "access_token"}
+
+    def count(self, call: str) -> None:
+        self.calls[call] = self.calls.get(call, 0) + 1
+
+    def control_view(self) -> dict[str, Any]:
+        return {**{name: getattr(self, attribute) for name, attribute in self.SETTABLE.items()},
+                "calls": dict(self.calls), "bindings": list(self.bindings)}
 
     def bind(self, event: str, handler: str) -> dict[str, str] | None:
         """event.bind: an error answer, or None once bound."""
@@ -72,9 +88,9 @@ class Portal:
                 "VERSION": 1,
                 "STATUS": self.status,
                 "INSTALLED": self.installed,
-                "PAYMENT_EXPIRED": "N",
+                "PAYMENT_EXPIRED": self.payment_expired,
                 "DAYS": self.days,
-                "LICENSE": "en_project",
+                "LICENSE": self.license,
             }
         }
 
@@ -136,6 +152,8 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
 class FakeBitrix24:
     portals: dict[str, Portal] = field(default_factory=dict)  # by domain
     requests: list[Request] = field(default_factory=list)
+    port: int = 0  # 0: any free one (FAKE_BITRIX24_PORT for make dev)
+    app_code: str = ""  # the CODE a portal created over the control route answers in app.info
     app_credentials: tuple[str, str] = ("", "")  # the app's client_id and client_secret, as the OAuth server knows them
 
     def refresh(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -144,6 +162,11 @@ class FakeBitrix24:
             return 401, {"error": "invalid_client", "error_description": "Invalid client credentials"}
         for domain, portal in self.portals.items():
             if query.get("grant_type") == "refresh_token" and portal.refresh_token == query.get("refresh_token"):
+                portal.count("refresh")
+                if portal.oauth == "invalid_grant":
+                    return 400, {"error": "invalid_grant", "error_description": "The refresh token is revoked"}
+                if portal.oauth == "payment_required":
+                    return 402, {"error": "PAYMENT_REQUIRED", "error_description": "The application is not paid"}
                 portal.refresh_token = f"rotated-{portal.refresh_token}"  # a refresh token works once
                 return 200, {"access_token": f"fresh-{portal.access_token}", "refresh_token": portal.refresh_token,
                              "expires_in": 3600, "scope": "app", "domain": OAUTH_HOST,
@@ -178,7 +201,40 @@ class FakeBitrix24:
                 while not self.close_connection:
                     self.handle_one_request()
 
+            def _control(self) -> bool:
+                """`GET|PUT /_portals/<domain>` straight to this port (not through a tunnel): what a
+                person or a test plays (docs/development.md). True when it answered."""
+                if self.tunnel is not None or not self.path.startswith("/_portals/"):
+                    return False
+                domain = self.path.removeprefix("/_portals/").split("?")[0].strip("/").lower()
+                if self.command == "PUT":
+                    length = int(self.headers.get("Content-Length") or 0)
+                    try:
+                        changes = json.loads(self.rfile.read(length) or b"{}")
+                        assert isinstance(changes, dict) and set(changes) <= set(Portal.SETTABLE)
+                    except (ValueError, AssertionError):
+                        self._answer(400, {"error": f"a JSON object of {', '.join(sorted(Portal.SETTABLE))}"})
+                        return True
+                    portal = fake.portals.get(domain)
+                    if portal is None:  # a new portal of the app, so that a person can play two
+                        portal = fake.portals[domain] = Portal(changes.get("access_token") or f"access-{domain}",
+                                                               fake.app_code, member_id=str(changes.get("member_id", "")))
+                    for name, value in changes.items():
+                        setattr(portal, Portal.SETTABLE[name], value)
+                portal = fake.portals.get(domain)
+                if portal is None:
+                    self._answer(404, {"error": f"no portal {domain}"})
+                else:
+                    self._answer(200, {"domain": domain, **portal.control_view()})
+                return True
+
+            def do_PUT(self) -> None:  # noqa: N802
+                if not self._control():
+                    self._answer(405, {"error": "PUT is for /_portals/<domain>"})
+
             def do_POST(self) -> None:  # noqa: N802
+                if self.command == "GET" and self._control():
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 form = dict(parse_qsl(self.rfile.read(length).decode())) if length else {}
                 host = (self.tunnel.host if self.tunnel else "").rsplit(":", 1)[0]
@@ -200,6 +256,7 @@ class FakeBitrix24:
                     return self._answer(302, {}, {"Location": portal.redirect_to})
                 if portal.answer == "error" or form.get("auth") != portal.access_token:
                     return self._answer(401, {"error": "invalid_token", "error_description": "The access token is invalid"})
+                portal.count("event.bind" if method == "batch" else method)
                 if method == "app.info":
                     return self._answer(200, portal.app_info())
                 if portal.binds == "redirect":
@@ -230,7 +287,7 @@ class FakeBitrix24:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, name="fake-bitrix24", daemon=True).start()

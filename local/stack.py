@@ -11,8 +11,9 @@ from local.fake_bitrix24 import FakeBitrix24, Portal
 
 
 class LocalStack:
-    def __init__(self, dynamodb_port: int | None = None, moto_port: int | None = None) -> None:
-        self.dynamodb_port, self.moto_port = dynamodb_port, moto_port
+    def __init__(self, dynamodb_port: int | None = None, moto_port: int | None = None,
+                 bitrix24_port: int | None = None) -> None:
+        self.dynamodb_port, self.moto_port, self.bitrix24_port = dynamodb_port, moto_port, bitrix24_port
         self.dynamodb = self.moto = self.bitrix24 = None
         # On disk rather than in memory: DynamoDB Local can go down and come back with its data.
         self.dynamodb_data = Path(tempfile.mkdtemp(prefix="dynamodb-local-"))
@@ -23,7 +24,7 @@ class LocalStack:
             self.moto = services.start_moto(self.moto_port)
             self.endpoints = services.endpoint_environment(self.dynamodb.url, self.moto.url)
             self.resources = provision.create_resources(self.endpoints)
-            self.bitrix24 = FakeBitrix24().start()
+            self.bitrix24 = FakeBitrix24(port=self.bitrix24_port or 0, app_code=samples.APP_CODE).start()
             self.reset_portals()
         except BaseException:
             self.stop()

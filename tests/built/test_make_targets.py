@@ -41,7 +41,7 @@ def test_make_help_lists_exactly_the_targets_the_suite_runs():
 def make_dev():
     """`make dev` on free ports, as a user starts it; stopped (SIGTERM, like Ctrl-C) at the end."""
     ports = {"DYNAMODB_LOCAL_PORT": services.free_port(), "MOTO_PORT": services.free_port(),
-             "LOCAL_API_PORT": services.free_port()}
+             "LOCAL_API_PORT": services.free_port(), "FAKE_BITRIX24_PORT": services.free_port()}
     environment = {**HOST_ENVIRONMENT, **{name: str(port) for name, port in ports.items()}}
     process = subprocess.Popen(["make", "--no-print-directory", "dev"], cwd=ROOT, env=environment, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -73,6 +73,14 @@ def test_a_second_make_dev_on_taken_ports_names_the_port_and_the_variable(make_d
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"port {make_dev['ports']['DYNAMODB_LOCAL_PORT']} (DynamoDB Local) is taken" in result.stderr
     assert "DYNAMODB_LOCAL_PORT=<port> make dev" in result.stderr
+
+
+def test_make_devs_fake_bitrix24_takes_control_requests_on_its_own_port(make_dev):
+    fake = f"http://127.0.0.1:{make_dev['ports']['FAKE_BITRIX24_PORT']}/_portals/some-domain.bitrix24.com"
+    assert f"curl -sS -X PUT {fake}" in make_dev["banner"]
+    changed = requests.put(fake, json={"STATUS": "P", "PAYMENT_EXPIRED": "Y", "DAYS": -3}, timeout=10)
+    assert changed.status_code == 200 and changed.json()["PAYMENT_EXPIRED"] == "Y"
+    assert requests.get(fake, timeout=10).json()["DAYS"] == -3
 
 
 def test_the_tools_find_the_running_make_dev_stack_whatever_its_ports(make_dev):

@@ -120,7 +120,8 @@ def test_row_6_the_oauth_check_compares_the_portal_it_names_with_the_events_doma
 # What each read answer may hold, key by key (docs/accounts.md): anything else, under any name, fails.
 PORTAL_KEYS = {"member_id", "domain", "status", "vouched", "app_version", "language_id", "installed_at",
                "uninstalled_at", "licence"}
-LICENCE_KEYS = {"status", "payment_expired", "days", "paid_until", "licence", "source", "as_of"}
+LICENCE_KEYS = {"status", "payment_expired", "days", "paid_until", "licence", "source", "as_of", "state", "since",
+                "until"}
 ACCOUNT_KEYS = {"account_id", "account_code", "currency", "language", "state", "trial", "open_invoices", "invoices",
                 "products", "balances", "counts", "cursors"}
 

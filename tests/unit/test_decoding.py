@@ -145,6 +145,8 @@ def test_a_form_is_bounded_in_fields_and_nodes_not_only_in_depth_and_size():
 
 def test_indexes_with_leading_zeros_are_keys_not_positions():
     assert decoding.parse_php_form("data[0]=a&data[01]=b") == {"data": {"0": "a", "01": "b"}}
+    # "01" takes no position: the next append goes to 1 (PHP's parse_str), not to 2.
+    assert decoding.parse_php_form("data[]=a&data[01]=b&data[]=c") == {"data": {"0": "a", "01": "b", "1": "c"}}
     assert decoding.parse_php_form("data[0]=a&data[1]=b") == {"data": ["a", "b"]}
 
 

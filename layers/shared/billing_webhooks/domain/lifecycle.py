@@ -119,10 +119,39 @@ def refresh_licence(event: AppPaymentEvent, delivery: Delivery, now: datetime) -
     return update_installation(event.auth.member_id, values, condition, remove=gone)
 
 
-def portal_view(installation: dict[str, Any]) -> dict[str, Any]:
+# STATUS values whose licence runs out (app.info): T trial; P paid, S subscription, D demo. F free
+# and L local never do. Any other is named, never read as a grant.
+TRIAL, RUNS_OUT, NEVER_RUNS_OUT = "T", frozenset({"P", "S", "D"}), frozenset({"F", "L"})
+
+
+def licence_state(installation: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Where the licence stands now, derived when read: Bitrix24 sends no event when a paid period
+    or a trial runs out. Expired (or trial_ended) from the instant it ran out: PAYMENT_EXPIRED Y
+    (as of the event that said so), DAYS <= 0, or the day DAYS counted to is behind us."""
+    status, licence_ts = installation.get("licence_status"), installation.get("licence_ts")
+    if status is None or licence_ts is None:
+        return {"state": "unknown", "since": None, "until": None}
+    as_of = datetime.fromtimestamp(int(licence_ts), UTC)
+    days = installation.get("days")
+    try:
+        ends = as_of + timedelta(days=int(days)) if days is not None else None
+    except (OverflowError, ValueError):
+        ends = None  # past year 9999: not in our lifetime
+    if status in NEVER_RUNS_OUT:
+        return {"state": "active", "since": utc_timestamp(as_of), "until": None}
+    if status != TRIAL and status not in RUNS_OUT:
+        return {"state": f"unknown status {str(status)[:32]}", "since": utc_timestamp(as_of), "until": None}
+    ended = as_of if installation.get("payment_expired") == "Y" else ends if ends is not None and ends <= now else None
+    if ended is not None:
+        return {"state": "trial_ended" if status == TRIAL else "expired", "since": utc_timestamp(ended), "until": None}
+    return {"state": "trial" if status == TRIAL else "active", "since": utc_timestamp(as_of),
+            "until": utc_timestamp(ends) if ends is not None else None}
+
+
+def portal_view(installation: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
     """A portal's installation and licence as the read API answers it: never a token or its
     digest. The licence figures come from app.info when the portal was installed, or from the
-    newest ONAPPPAYMENT since, as of that event's `ts`."""
+    newest ONAPPPAYMENT since, as of that event's `ts`; its `state` is derived at `now`."""
     licence_ts = installation.get("licence_ts")
     return {
         "member_id": installation["member_id"],
@@ -141,5 +170,6 @@ def portal_view(installation: dict[str, Any]) -> dict[str, Any]:
             "licence": installation.get("licence"),
             "source": "ONAPPPAYMENT" if "licence_updated_at" in installation else "app.info",
             "as_of": utc_timestamp(datetime.fromtimestamp(int(licence_ts), UTC)) if licence_ts is not None else None,
+            **licence_state(installation, now or datetime.now(UTC)),
         },
     }
