@@ -12,6 +12,7 @@ from local import provision, services, template
 # What `make dev` writes for the others: its ports and how to reach its fake Bitrix24.
 DEV_STATE = template.ROOT / ".cache" / "make-dev.json"
 PORT_VARIABLES = {"dynamodb": ("DYNAMODB_LOCAL_PORT", 8000), "moto": ("MOTO_PORT", 5000)}
+PORT_VARIABLES_NAMES = {variable for variable, _ in PORT_VARIABLES.values()}
 
 
 class NoDevStack(RuntimeError):
@@ -59,5 +60,3 @@ def attach() -> dict[str, str]:
     template.use_layer()
     return endpoints
 
-
-PORT_VARIABLES_NAMES = {variable for variable, _ in PORT_VARIABLES.values()}

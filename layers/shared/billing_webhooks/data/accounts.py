@@ -94,13 +94,13 @@ STATUS_FILTERS = {
 
 
 def _listing(account_key: str, prefix: str, status: str | None) -> dict[str, Any]:
-    if status == "unpaid":
-        return {"IndexName": OPEN_INVOICES_INDEX,
-                "KeyConditionExpression": "open_account = :key AND begins_with(part, :prefix)",
-                "ExpressionAttributeValues": {":key": {"S": account_key}, ":prefix": {"S": prefix}}}
-    request: dict[str, Any] = {"KeyConditionExpression": "account_key = :key AND begins_with(part, :prefix)",
+    """The Query of the account's parts starting with `prefix`; open invoices come from the index."""
+    key = "open_account" if status == "unpaid" else "account_key"
+    request: dict[str, Any] = {"KeyConditionExpression": f"{key} = :key AND begins_with(part, :prefix)",
                                "ExpressionAttributeValues": {":key": {"S": account_key}, ":prefix": {"S": prefix}}}
-    if status is not None:
+    if status == "unpaid":
+        request["IndexName"] = OPEN_INVOICES_INDEX
+    elif status is not None:
         request["FilterExpression"] = STATUS_FILTERS[status]
     return request
 
@@ -125,16 +125,3 @@ def count(account_key: str, prefix: str, status: str | None = None) -> int:
         if "LastEvaluatedKey" not in answer:
             return total
         request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-
-
-def parts(account_key: str) -> list[dict[str, Any]]:
-    """Every part of the account, one Query per page (tests and the rebuild's checks)."""
-    pages = notifications.dynamodb().get_paginator("query").paginate(
-        TableName=_table(),
-        KeyConditionExpression="account_key = :key",
-        ExpressionAttributeValues={":key": {"S": account_key}},
-    )
-    try:
-        return [notifications.from_item(item) for page in pages for item in page["Items"]]
-    except (BotoCoreError, ClientError) as exc:
-        raise notifications.fault(exc, UNAVAILABLE) from None
