@@ -232,3 +232,14 @@ def test_two_payments_of_one_ts_leave_the_same_licence_in_either_order(stack, in
         installation = installations.get(member_id=samples.PORTAL_MEMBER_ID)
         results.append((installation["licence_status"], installation["days"]))
     assert results[0] == results[1]
+
+
+def test_a_payment_after_its_notice_takes_the_invoice_off_the_open_list(api, table, accounts_table):
+    notice = _body("UnPaidInvoice", 1, 928000, START, invoice_id=7)
+    _project([notice])
+    assert [invoice["invoice_id"] for invoice in requests.get(f"{api.url}/accounts/928000", timeout=10).json()[
+        "open_invoices"]] == [7]
+    _project([_body("NewPayment", 2, 928000, START + timedelta(days=1), invoice_id=[7])])
+    view = requests.get(f"{api.url}/accounts/928000", timeout=10).json()
+    assert view["open_invoices"] == [] and view["counts"]["open_invoices"] == 0
+    assert view["invoices"][0]["status"] == "paid"
