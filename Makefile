@@ -8,7 +8,7 @@ ifneq ($(PYTHON313),)
 export PATH := $(dir $(PYTHON313)):$(PATH)
 endif
 # The local stack's region. `make deploy` takes yours: REGION, samconfig.toml, or your AWS config.
-LOCAL_TARGETS := dev records alerts replay replay-quarantine rebuild-accounts load openapi test bench bench-decoder
+LOCAL_TARGETS := dev records alerts replay replay-quarantine rebuild-accounts load openapi test bench bench-decoder bench-sync
 $(LOCAL_TARGETS): export AWS_DEFAULT_REGION ?= us-east-1
 VENV := .venv
 SAM_VENV := .venv-sam
@@ -20,7 +20,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # in step). Tests and the benchmark build x86_64 themselves: this machine cannot load arm64 wheels.
 ARCH ?= arm64
 
-.PHONY: help python313 setup dev records alerts rebuild-accounts test build deploy lint validate bench bench-decoder replay replay-quarantine load openapi clean
+.PHONY: help python313 setup dev records alerts rebuild-accounts test build deploy lint validate bench bench-decoder bench-sync replay replay-quarantine load openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -123,6 +123,10 @@ bench: setup
 bench-decoder: ## What decoding a hostile 64 KiB body costs, shape by shape (seconds)
 bench-decoder: $(VENV)/.installed
 	$(PY) -m bench.decoder
+
+bench-sync: ## The licence sync of 10,000 portals against the fake Bitrix24 (BENCH_SYNC_PORTALS; minutes)
+bench-sync: $(VENV)/.installed node_modules/.installed
+	$(PY) -m bench.sync
 
 lint: ## sam validate, cfn-lint and checkov
 lint: validate $(CHECKOV_VENV)/.installed

@@ -97,6 +97,7 @@ def main() -> None:
     stack.start()
     try:
         stack.export_to_process()
+        stack.keep_sample_tokens()
         DEV_STATE.parent.mkdir(exist_ok=True)
         DEV_STATE.write_text(json.dumps({**stack.bitrix24.environment, "DYNAMODB_LOCAL_PORT": str(stack.dynamodb.port),
                                          "MOTO_PORT": str(stack.moto.port)}))

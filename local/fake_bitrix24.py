@@ -9,6 +9,8 @@ internet, and the fake sees every host anybody tried to reach.
 """
 
 import json
+import random
+import secrets
 import ssl
 import tempfile
 import threading
@@ -47,11 +49,58 @@ class Portal:
     refresh_token: str = "q5f0idlro1tn4gvcxa2ojeo4hp16hwbs"  # the installing user's, as the samples carry it
     bindings: list[dict[str, Any]] = field(default_factory=list)  # as event.get lists them
     binds: str = "ok"  # ok | refuse (event.bind errors inside the batch) | down (event.get fails) | redirect
+    # Access tokens it issued before the last (still valid, as Bitrix24's are for their hour), and
+    # those it answers `expired_token` to (`access_token_expired`) until a refresh issues a new one.
+    earlier_tokens: set[str] = field(default_factory=set)
+    expired_tokens: set[str] = field(default_factory=set)
+    latency_ms: float = 0  # before every answer of this portal and of its refreshes (load runs)
+    fail_rate: float = 0  # this share of its requests answered 503 QUERY_LIMIT_EXCEEDED, nothing done
+    request_times: list[float] = field(default_factory=list)  # monotonic, of its last 3 REST requests
 
     # What `PUT /_portals/<domain>` may set (docs/development.md): app.info's fields, how the portal
     # and its OAuth server answer.
     SETTABLE = {"STATUS": "status", "PAYMENT_EXPIRED": "payment_expired", "DAYS": "days", "INSTALLED": "installed",
-                "LICENSE": "license", "oauth": "oauth", "member_id": "member_id", "access_token": "access_token"}
+                "LICENSE": "license", "oauth": "oauth", "member_id": "member_id", "access_token": "access_token",
+                "access_token_expired": "access_token_expired", "latency_ms": "latency_ms", "fail_rate": "fail_rate"}
+
+    @property
+    def access_token_expired(self) -> bool:
+        return self.access_token in self.expired_tokens
+
+    @access_token_expired.setter
+    def access_token_expired(self, expired: bool) -> None:
+        if expired:
+            self.expired_tokens |= {self.access_token, *self.earlier_tokens}
+        else:
+            self.expired_tokens.clear()
+
+    def token_error(self, token: str) -> str | None:
+        """How it answers a request made with `token`: None (taken), expired_token or invalid_token."""
+        if token in self.expired_tokens:
+            return "expired_token"
+        return None if token == self.access_token or token in self.earlier_tokens else "invalid_token"
+
+    def issue(self) -> str:
+        """A refresh's new access token; the old one stays valid (its hour is not up)."""
+        self.earlier_tokens.add(self.access_token)
+        self.access_token = f"access-{secrets.token_hex(12)}"
+        return self.access_token
+
+    def arrived(self, rest: bool = True) -> bool:
+        """A request for this portal arrives: wait its latency; False when it fails this one.
+        Counts `over_rate` when a REST request is the third within one second (Bitrix24 allows 2 a
+        second; a refresh goes to the OAuth server, not the portal)."""
+        if rest:
+            now = time.monotonic()
+            self.request_times = [*self.request_times[-2:], now]
+            if len([moment for moment in self.request_times if now - moment < 1]) >= 3:
+                self.count("over_rate")
+        if self.latency_ms:
+            time.sleep(float(self.latency_ms) / 1000)
+        if self.fail_rate and random.random() < float(self.fail_rate):
+            self.count("failed")
+            return False
+        return True
 
     def count(self, call: str) -> None:
         self.calls[call] = self.calls.get(call, 0) + 1
@@ -93,6 +142,13 @@ class Portal:
                 "LICENSE": self.license,
             }
         }
+
+
+def _valid_changes(changes: dict[str, Any]) -> bool:
+    numbers = [changes[name] for name in ("latency_ms", "fail_rate") if name in changes]
+    return (isinstance(changes.get("access_token_expired", False), bool)
+            and all(isinstance(n, int | float) and not isinstance(n, bool) and n >= 0 for n in numbers)
+            and 0 <= changes.get("fail_rate", 0) <= 1)
 
 
 @dataclass
@@ -160,15 +216,17 @@ class FakeBitrix24:
         """oauth.bitrix.info/oauth/token/?grant_type=refresh_token: whose portal the token is."""
         if (query.get("client_id"), query.get("client_secret")) != self.app_credentials:
             return 401, {"error": "invalid_client", "error_description": "Invalid client credentials"}
-        for domain, portal in self.portals.items():
+        for domain, portal in list(self.portals.items()):
             if query.get("grant_type") == "refresh_token" and portal.refresh_token == query.get("refresh_token"):
+                if not portal.arrived(rest=False):
+                    return 503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
                 portal.count("refresh")
                 if portal.oauth == "invalid_grant":
                     return 400, {"error": "invalid_grant", "error_description": "The refresh token is revoked"}
                 if portal.oauth == "payment_required":
                     return 402, {"error": "PAYMENT_REQUIRED", "error_description": "The application is not paid"}
-                portal.refresh_token = f"rotated-{portal.refresh_token}"  # a refresh token works once
-                return 200, {"access_token": f"fresh-{portal.access_token}", "refresh_token": portal.refresh_token,
+                portal.refresh_token = f"refresh-{secrets.token_hex(12)}"  # a refresh token works once
+                return 200, {"access_token": portal.issue(), "refresh_token": portal.refresh_token,
                              "expires_in": 3600, "scope": "app", "domain": OAUTH_HOST,
                              "server_endpoint": f"https://{OAUTH_HOST}/rest/", "status": "L",
                              "client_endpoint": f"https://{domain}/rest/", "member_id": portal.member_id}
@@ -216,6 +274,10 @@ class FakeBitrix24:
                         self._answer(400, {"error": f"a JSON object of {', '.join(sorted(Portal.SETTABLE))}"})
                         return True
                     portal = fake.portals.get(domain)
+                    if not _valid_changes(changes):
+                        self._answer(400, {"error": "access_token_expired is true or false; latency_ms and fail_rate "
+                                                    "numbers (fail_rate 0 to 1)"})
+                        return True
                     if portal is None:  # a new portal of the app, so that a person can play two
                         portal = fake.portals[domain] = Portal(changes.get("access_token") or f"access-{domain}",
                                                                fake.app_code, member_id=str(changes.get("member_id", "")))
@@ -250,12 +312,15 @@ class FakeBitrix24:
                 method = self.path.split("?")[0].removeprefix("/rest/")
                 if self.tunnel is None or portal is None or method not in ("app.info", "event.get", "event.bind", "batch"):
                     return self._answer(404, {"error": "NOT_FOUND"})
+                if not portal.arrived():
+                    return self._answer(503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})
                 if portal.answer == "slow":
                     time.sleep(portal.slow_seconds)
                 if portal.answer == "redirect":
                     return self._answer(302, {}, {"Location": portal.redirect_to})
-                if portal.answer == "error" or form.get("auth") != portal.access_token:
-                    return self._answer(401, {"error": "invalid_token", "error_description": "The access token is invalid"})
+                refused = "invalid_token" if portal.answer == "error" else portal.token_error(form.get("auth", ""))
+                if refused:
+                    return self._answer(401, {"error": refused, "error_description": f"The access token is {refused[:-6]}"})
                 portal.count("event.bind" if method == "batch" else method)
                 if method == "app.info":
                     return self._answer(200, portal.app_info())

@@ -48,6 +48,20 @@ class LocalStack:
         credentials = samples.SECRET_VALUES["Bitrix24AppCredentials"]
         self.bitrix24.app_credentials = (credentials["client_id"], credentials["client_secret"])
 
+    def keep_sample_tokens(self) -> None:
+        """The token store holds the sample portal's tokens, as its install would have kept them
+        (the pair the fake's OAuth server issued it), so the licence sync can ask its app.info.
+        Needs the environment in this process (export_to_process)."""
+        from billing_webhooks.domain import portal_tokens
+        from billing_webhooks.settings import settings
+
+        portal = self.bitrix24.portals[samples.PORTAL_DOMAIN]
+        auth = samples.bitrix24_install_body()["auth"]
+        answer = {"access_token": portal.access_token, "refresh_token": portal.refresh_token, "expires_in": 3600}
+        if not portal_tokens.keep_issued(samples.PORTAL_MEMBER_ID, answer, auth["server_endpoint"]):
+            raise RuntimeError("the sample portal's tokens could not be kept (see the log line above)")
+        settings.cache_clear()  # read as a function would; whoever runs next reads its own environment
+
     def export_to_process(self) -> None:
         """Handlers run in this process: give them the template's environment and the layer."""
         os.environ.update(self.environment)

@@ -5,6 +5,7 @@
     billing-webhooks accounts products 504 / accounts balances 504 (same paging)
     billing-webhooks accounts history 504 --type UnPaidInvoice [--limit 20] [--cursor C]
     billing-webhooks portals show <member_id>
+    billing-webhooks portals sync <member_id>   (ask its app.info now; then show it)
 
 Reads the deployed stack named in samconfig.toml (its tables, found through CloudFormation) with
 your AWS credentials, or with --local the running `make dev` stack (wherever it listens). Readable
@@ -29,8 +30,8 @@ class StackNotFound(RuntimeError):
     """The stack to read cannot be reached: the message says why, in one line."""
 
 
-def use_deployed_stack(stack_name: str | None, region: str | None) -> None:
-    """The functions' environment as the deployed stack resolves it: every resource's physical id."""
+def use_deployed_stack(stack_name: str | None, region: str | None) -> dict[str, str]:
+    """The functions' environment as the deployed stack resolves it; every resource's physical id."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
@@ -60,6 +61,7 @@ def use_deployed_stack(stack_name: str | None, region: str | None) -> None:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
     template.use_layer()
+    return ids
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -135,10 +137,36 @@ def _portal_text(portal: dict[str, Any]) -> str:
     licence = portal["licence"]
     return "\n".join([
         f"Portal {portal['domain']} ({portal['member_id']}): {portal['status']}, app version {portal['app_version']}",
-        f"Licence: {licence['status']}, payment expired {licence['payment_expired']}, {licence['days']} days, "
+        f"Licence: {licence['state']} since {licence['since']}" + (f" until {licence['until']}" if licence["until"] else ""),
+        f"  STATUS {licence['status']}, PAYMENT_EXPIRED {licence['payment_expired']}, DAYS {licence['days']}, "
         f"paid until {licence['paid_until']}",
         f"  from {licence['source']} as of {licence['as_of']}",
+        _sync_line(portal.get("sync") or {}),
     ])
+
+
+def _sync_line(sync: dict[str, Any]) -> str:
+    if not sync.get("reachable", True):
+        return (f"Sync: unreachable since {sync['unreachable_since']} ({sync['unreachable_because']}): "
+                "it needs a reinstall or an update of the app")
+    return (f"Sync: last checked {sync.get('last_checked_at') or 'never'} ({sync.get('last_outcome') or '-'}), "
+            f"next {sync.get('next_check_at') or 'not scheduled'}")
+
+
+def sync_portal(member_id: str, function_name: str | None) -> dict[str, Any]:
+    """Ask the portal's app.info now: through LicenceSyncFunction in AWS (its role alone may open
+    the tokens), in this process on the local stack."""
+    if function_name is None:
+        from billing_webhooks.recovery.licence_runs import sync_now
+
+        return sync_now([member_id])[0]
+    import boto3
+
+    answer = boto3.client("lambda").invoke(FunctionName=function_name, Payload=json.dumps({"member_ids": [member_id]}))
+    result = json.loads(answer["Payload"].read() or b"{}")
+    if answer.get("FunctionError"):
+        raise StackNotFound(f"LicenceSyncFunction failed: {str(result.get('errorMessage', result))[:200]}")
+    return result["portals"][0]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -166,6 +194,7 @@ def _parser() -> argparse.ArgumentParser:
         listing.add_argument("--cursor")
     portals = kinds.add_parser("portals", parents=[common]).add_subparsers(dest="command", required=True)
     portals.add_parser("show", parents=[common]).add_argument("member_id")
+    portals.add_parser("sync", parents=[common]).add_argument("member_id")
     return parser
 
 
@@ -189,8 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "local", False):
             attach()
+            sync_function = None
         else:
-            use_deployed_stack(getattr(args, "stack_name", None), getattr(args, "region", None))
+            ids = use_deployed_stack(getattr(args, "stack_name", None), getattr(args, "region", None))
+            sync_function = ids.get("LicenceSyncFunction")
     except (StackNotFound, NoDevStack) as error:
         print(f"billing-webhooks: {error}", file=sys.stderr)
         return 2
@@ -199,7 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     from billing_webhooks.http.responses import problem_document
 
     try:
+        if args.kind == "portals" and args.command == "sync":
+            outcome = sync_portal(args.member_id, sync_function)
+            if not as_json:
+                print(f"Synced: {outcome['outcome']}" + (f" ({outcome['because']})" if outcome.get("because") else ""))
         answer, text = _answer(args)
+    except StackNotFound as error:
+        print(f"billing-webhooks: {error}", file=sys.stderr)
+        return 2
     except WebhookError as error:
         print(reads.to_json(problem_document(error)) if as_json else f"{error.title}: {error.detail}",
               file=sys.stdout if as_json else sys.stderr)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 ELSEWHERE = {"build": "test_deploy.py", "deploy": "test_deploy_rehearsal.py", "clean": "test_deploy_rehearsal.py",
              "test": "this run"}
 HERE = {"help", "setup", "dev", "records", "alerts", "replay", "replay-quarantine", "rebuild-accounts", "load",
-        "openapi", "validate", "lint", "bench", "bench-decoder"}
+        "openapi", "validate", "lint", "bench", "bench-decoder", "bench-sync"}
 
 
 def make(*arguments: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -81,6 +81,18 @@ def test_make_devs_fake_bitrix24_takes_control_requests_on_its_own_port(make_dev
     changed = requests.put(fake, json={"STATUS": "P", "PAYMENT_EXPIRED": "Y", "DAYS": -3}, timeout=10)
     assert changed.status_code == 200 and changed.json()["PAYMENT_EXPIRED"] == "Y"
     assert requests.get(fake, timeout=10).json()["DAYS"] == -3
+    # The walk: the subscription ran out, a sync from the prompt, the portal reads expired.
+    member_id = "a223c6b3710f85df22e9377d6c4f7553"
+    environment = {name: value for name, value in HOST_ENVIRONMENT.items()
+                   if name not in ("DYNAMODB_LOCAL_PORT", "MOTO_PORT")}
+    cli = subprocess.run([str(ROOT / ".venv" / "bin" / "billing-webhooks"), "--local", "portals", "sync", member_id],
+                         env=environment, capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0 and "Synced: ok" in cli.stdout and "expired" in cli.stdout, cli.stdout + cli.stderr
+    answer = requests.get(f"{make_dev['api']}/portals/{member_id}", timeout=10)
+    licence = answer.json()["licence"]
+    assert (licence["state"], licence["source"]) == ("expired", "app.info"), answer.text
+    played = requests.get(fake, timeout=10).json()
+    assert played["calls"]["app.info"] == 1 and played["access_token"] not in answer.text + cli.stdout
 
 
 def test_the_tools_find_the_running_make_dev_stack_whatever_its_ports(make_dev):
@@ -135,11 +147,14 @@ def test_make_openapi_writes_the_committed_document_again():
 def test_make_load_and_the_benchmarks_run_with_a_small_count_and_print_their_figures():
     small = {**HOST_ENVIRONMENT, "LOAD_DELIVERIES": "40", "LOAD_CONCURRENCY": "4", "BENCH_DECODER_RUNS": "1",
              "BENCH_RUNS": "1", "BENCH_DELIVERIES": "5", "BENCH_VIEW_ROUNDS": "2",
-             "BENCH_FUNCTIONS": "UnPaidInvoiceFunction"}
+             "BENCH_FUNCTIONS": "UnPaidInvoiceFunction", "BENCH_SYNC_PORTALS": "30"}
     load = make("load", env=small)
     assert load.returncode == 0 and "Traceback" not in load.stderr, (load.stdout + load.stderr)[-3000:]
     decoder = make("bench-decoder", env=small)
     assert decoder.returncode == 0 and "| form: `d[]=` appends |" in decoder.stdout, decoder.stderr[-2000:]
+    synced = make("bench-sync", env=small)
+    assert synced.returncode == 0 and "| licences not what their portal says | 0 of 30 |" in synced.stdout, (
+        synced.stdout + synced.stderr)[-3000:]
     bench = make("bench", env=small)
     assert bench.returncode == 0, (bench.stdout + bench.stderr)[-3000:]
     assert "| UnPaidInvoiceFunction" in bench.stdout or "UnPaidInvoice" in bench.stdout

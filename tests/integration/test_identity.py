@@ -119,7 +119,9 @@ def test_row_6_the_oauth_check_compares_the_portal_it_names_with_the_events_doma
 
 # What each read answer may hold, key by key (docs/accounts.md): anything else, under any name, fails.
 PORTAL_KEYS = {"member_id", "domain", "status", "vouched", "app_version", "language_id", "installed_at",
-               "uninstalled_at", "licence"}
+               "uninstalled_at", "licence", "sync"}
+SYNC_KEYS = {"reachable", "unreachable_since", "unreachable_because", "last_checked_at", "last_outcome", "failures",
+             "next_check_at"}
 LICENCE_KEYS = {"status", "payment_expired", "days", "paid_until", "licence", "source", "as_of", "state", "since",
                 "until"}
 ACCOUNT_KEYS = {"account_id", "account_code", "currency", "language", "state", "trial", "open_invoices", "invoices",
@@ -140,7 +142,7 @@ def test_row_7_reads_answer_only_their_allowed_keys_and_nothing_derived_from_a_s
 
     assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
     answer = requests.get(f"{api.url}/portals/{MEMBER}", timeout=10).json()
-    assert set(answer) == PORTAL_KEYS and set(answer["licence"]) == LICENCE_KEYS
+    assert set(answer) == PORTAL_KEYS and set(answer["licence"]) == LICENCE_KEYS and set(answer["sync"]) == SYNC_KEYS
     secrets = {TOKEN, ACCESS, token_sha256(TOKEN), token_sha256(ACCESS)}
     assert not secrets & set(_strings(answer))
     assert not [text for text in _strings(answer) if len(text) == 64 and all(c in "0123456789abcdef" for c in text)]

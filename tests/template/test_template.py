@@ -103,7 +103,7 @@ ALERT_FUNCTIONS = {"UnPaidInvoiceFunction", "TrialReminderFunction"}
 def test_twelve_webhook_functions_the_redrive_the_replay_the_projector_and_the_reads_on_python313(translated):
     functions = _of_type(translated, "AWS::Lambda::Function")
     assert set(functions) == set(ROUTES.values()) | {"AlertRedriveFunction", "ReplayFunction", "AccountProjectorFunction",
-                                                     "AccountsApiFunction"}
+                                                     "AccountsApiFunction", "LicenceSyncFunction"}
     [layer] = _of_type(translated, "AWS::Lambda::LayerVersion")
     for name, function in functions.items():
         props = function["Properties"]
@@ -171,6 +171,9 @@ def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_nee
     read, update = ("dynamodb:GetItem", INSTALLATIONS), ("dynamodb:UpdateItem", INSTALLATIONS)
     # Install and update seal the portal's access token in a parcel, for the replay that binds.
     seal = {(action, json.dumps({"Fn::GetAtt": ["PortalTokenKey", "Arn"]})) for action in ("kms:Encrypt", "kms:Decrypt")}
+    # ... and keep the pair Bitrix24's OAuth server issues when it vouches: sealed, never opened.
+    seal |= {("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["PortalTokensTable", "Arn"]})),
+             ("kms:GenerateDataKey", json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]}))}
     expected = {
         # The fallback map: a portal installed by hand is not taken over by an install naming it.
         # ... and the app's OAuth credentials: Bitrix24's OAuth server confirms the member_id.
@@ -343,7 +346,10 @@ def test_the_webhook_functions_may_be_invoked_only_by_their_api_routes_and_the_r
             assert "${__ApiId__}" in json.dumps(props["SourceArn"])  # this API only
     invokers = [name for name in _of_type(translated, "AWS::IAM::Role")
                 if "lambda:InvokeFunction" in json.dumps(translated[name]["Properties"].get("Policies", []))]
-    assert invokers == ["ReplayFunctionRole"]
+    assert sorted(invokers) == ["LicenceSyncFunctionDuePortalsRole", "ReplayFunctionRole"]
+    # EventBridge Scheduler's role for the licence sync may invoke that function alone.
+    scheduler_policy = json.dumps(translated["LicenceSyncFunctionDuePortalsRole"]["Properties"]["Policies"])
+    assert "LicenceSyncFunction" in scheduler_policy and "AppInstallFunction" not in scheduler_policy
 
 
 def test_the_read_routes_are_get_only_and_signed_with_aws_iam(translated):
@@ -367,6 +373,29 @@ def test_the_reads_may_only_query_the_view_its_open_invoices_and_the_account_ind
                                        {"Fn::Sub": "${NotificationsTable.Arn}/index/by-account"}])),
         ("dynamodb:GetItem", INSTALLATIONS),
     }
+
+
+def test_only_the_licence_sync_may_open_the_kept_tokens_and_it_runs_on_a_scheduler_rule(translated):
+    key = json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]})
+    tokens_table = json.dumps({"Fn::GetAtt": ["PortalTokensTable", "Arn"]})
+    stream_reader = "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"
+    grants = {name: _grants(translated, name, *([stream_reader] if name == "AccountProjectorFunction" else []))
+              for name in _of_type(translated, "AWS::Lambda::Function")}
+    assert {name for name, granted in grants.items() if ("kms:Decrypt", key) in granted} == {"LicenceSyncFunction"}
+    assert {name for name, granted in grants.items()
+            if ("dynamodb:GetItem", tokens_table) in granted} == {"LicenceSyncFunction"}
+    assert _grants(translated, "LicenceSyncFunction") == {
+        ("dynamodb:GetItem", INSTALLATIONS), ("dynamodb:UpdateItem", INSTALLATIONS),
+        ("dynamodb:Query", json.dumps({"Fn::Sub": "${InstallationsTable.Arn}/index/licence-sync"})),
+        ("dynamodb:GetItem", tokens_table), ("dynamodb:UpdateItem", tokens_table),
+        ("kms:Decrypt", key), ("kms:GenerateDataKey", key), _reads_secret("Bitrix24AppCredentials"),
+    }
+    [schedule] = _of_type(translated, "AWS::Scheduler::Schedule").values()
+    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "LicenceSyncRate"}
+    assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["LicenceSyncFunction", "Arn"]}
+    index = {index["IndexName"]: index for index in translated["InstallationsTable"]["Properties"]["GlobalSecondaryIndexes"]}
+    assert [key["AttributeName"] for key in index["licence-sync"]["KeySchema"]] == ["sync_shard", "next_check_at"]
+    assert translated["PortalUnreachableAlarm"]["Properties"]["MetricName"] == "PortalUnreachable"
 
 
 def test_the_projector_reads_new_billing_records_from_the_stream_with_bounded_retries_and_a_failure_queue(translated):

@@ -21,6 +21,8 @@ class Settings:
     rescue_queue_url: str
     rescue_dead_letter_queue_url: str
     portal_token_key_id: str
+    portal_tokens_table_name: str
+    token_store_key_id: str
     projection_failures_queue_url: str
     # Secrets Manager secret ids: required.
     billing_secret_id: str
@@ -37,6 +39,8 @@ class Settings:
     secrets_cache_seconds: float = 300.0
     quarantine_days: float = 30.0
     quarantine_cap_per_sender: float = 1000.0
+    licence_sync_hours: float = 24.0  # at most this long between two app.info checks of a portal
+    licence_sync_concurrency: float = 16.0  # portals one sync run checks at once
     aws_lambda_function_name: str = ""  # set by Lambda itself
 
     @property

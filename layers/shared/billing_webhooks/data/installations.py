@@ -14,6 +14,8 @@ from billing_webhooks.settings import settings
 
 INSTALLED = "installed"
 UNINSTALLED = "uninstalled"
+SYNC_INDEX = "licence-sync"  # sparse: installed portals with kept tokens, by sync_shard and next_check_at
+SYNC_SHARDS = 10
 
 
 def _table() -> str:
@@ -88,3 +90,51 @@ def update_installation(
         ExpressionAttributeNames=names,
         ExpressionAttributeValues=notifications.to_item(placeholders),
     )
+
+
+def due(shard: str, now: int, *, limit: int = 100, start_key: dict[str, Any] | None = None
+        ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """A page of the portals of one shard whose check is due at `now`, soonest first, and where
+    the next page starts (None: no more)."""
+    request: dict[str, Any] = {
+        "TableName": _table(), "IndexName": SYNC_INDEX, "Limit": limit,
+        "KeyConditionExpression": "sync_shard = :shard AND next_check_at <= :now",
+        "ExpressionAttributeValues": {":shard": {"S": shard}, ":now": {"N": str(now)}},
+    }
+    if start_key:
+        request["ExclusiveStartKey"] = start_key
+    try:
+        answer = notifications.dynamodb().query(**request)
+    except (BotoCoreError, ClientError) as exc:
+        raise notifications.fault(exc, "The portals due for a licence check cannot be read right now.") from None
+    return [notifications.from_item(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+
+
+def claim_check(member_id: str, due_at: int, until: int) -> bool:
+    """Take a due portal for one run: its next check moves to `until` (when another run may take it,
+    should this one die) if it is still `due_at`; False when another run took it first."""
+    written, _ = notifications.conditional_write(
+        "update_item", "The portal's licence check cannot be claimed right now.", TableName=_table(),
+        Key={"member_id": {"S": member_id}}, UpdateExpression="SET next_check_at = :until",
+        ConditionExpression="next_check_at = :due",
+        ExpressionAttributeValues={":until": {"N": str(until)}, ":due": {"N": str(due_at)}},
+    )
+    return written
+
+
+def record_check(member_id: str, values: dict[str, Any], remove: tuple[str, ...] = ()) -> bool:
+    """How a licence check went (and when the next is due) onto an installed portal; REMOVE
+    `remove` (the sync attributes, to leave the index). False when it is no longer installed."""
+    expression = "SET " + ", ".join(f"#{name} = :{name}" for name in values) if values else ""
+    if remove:
+        expression += " REMOVE " + ", ".join(f"#{name}" for name in remove)
+    request: dict[str, Any] = {
+        "TableName": _table(), "Key": {"member_id": {"S": member_id}}, "UpdateExpression": expression.strip(),
+        "ConditionExpression": "#status = :installed",
+        "ExpressionAttributeNames": {f"#{name}": name for name in (*values, *remove, "status")},
+        "ExpressionAttributeValues": notifications.to_item(
+            {":installed": INSTALLED, **{f":{name}": value for name, value in values.items()}}),
+    }
+    written, _ = notifications.conditional_write("update_item", "The portal's licence check could not be saved.",
+                                                 **request)
+    return written

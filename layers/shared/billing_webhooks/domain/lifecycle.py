@@ -6,10 +6,17 @@ application token is kept only as its SHA-256. Every write is conditional on the
 (data/installations.py), so an older event never overwrites what a newer one wrote.
 """
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from billing_webhooks.data.installations import INSTALLED, UNINSTALLED, put_installation, update_installation
+from billing_webhooks.data.installations import (
+    INSTALLED,
+    SYNC_SHARDS,
+    UNINSTALLED,
+    put_installation,
+    update_installation,
+)
 from billing_webhooks.models.base import utc_timestamp
 from billing_webhooks.models.bitrix24 import (
     AppInfo,
@@ -21,7 +28,12 @@ from billing_webhooks.models.bitrix24 import (
     Days,
     PortalConfirmation,
 )
+from billing_webhooks.settings import settings
 from billing_webhooks.wire.delivery import Delivery
+
+# Where a licence's figures came from (`licence_source`): an install's app.info, a payment event,
+# the licence sync's app.info, or Bitrix24 answering PAYMENT_REQUIRED (the trusted "unpaid").
+FROM_APP_INFO, FROM_PAYMENT, FROM_PAYMENT_REQUIRED = "app.info", "ONAPPPAYMENT", "PAYMENT_REQUIRED"
 
 
 def _event_ts(event: Bitrix24Event) -> int:
@@ -60,8 +72,11 @@ def installation_record(event: AppInstallEvent, info: AppInfo, token_sha256: str
         "lifecycle_ts": ts,
     }
     if vouched:  # an identity Bitrix24 never vouched for earns no licence, not even app.info's
-        record.update({"licence": info.LICENSE, "licence_ts": ts,
+        record.update({"licence": info.LICENSE, "licence_ts": ts, "licence_source": FROM_APP_INFO,
                        **_licence(info.STATUS, info.PAYMENT_EXPIRED, info.DAYS, event.ts)})
+        # Its tokens are kept (domain/portal_tokens.py): the licence sync's next run checks it, and
+        # schedules it from then on.
+        record.update(sync_shard=sync_shard(event.auth.member_id), next_check_at=int(now.timestamp()))
     return {name: value for name, value in record.items() if value is not None}
 
 
@@ -87,10 +102,13 @@ def update(event: AppUpdateEvent, confirmation: PortalConfirmation, token_sha256
     }
     if event.data.LANGUAGE_ID:
         values["language_id"] = event.data.LANGUAGE_ID
-    if confirmation.vouched:
-        values["vouched"] = True
+    gone: tuple[str, ...] = ()
+    if confirmation.vouched:  # its tokens may be new (a reinstall's): due for a check now, reachable again
+        values.update(vouched=True, sync_shard=sync_shard(event.auth.member_id), next_check_at=int(now.timestamp()))
+        gone = UNREACHABLE_ATTRIBUTES
     condition = "attribute_exists(member_id) AND #status = :installed AND #lifecycle_ts < :lifecycle_ts"
-    return update_installation(event.auth.member_id, values, condition, condition_values={":installed": INSTALLED})
+    return update_installation(event.auth.member_id, values, condition, condition_values={":installed": INSTALLED},
+                               remove=gone)
 
 
 def uninstall(event: AppUninstallEvent, delivery: Delivery, now: datetime) -> bool | None:
@@ -98,7 +116,8 @@ def uninstall(event: AppUninstallEvent, delivery: Delivery, now: datetime) -> bo
     if delivery.sender is None:  # known only from the configured secret map: nothing to mark
         return None
     values = {"status": UNINSTALLED, "uninstalled_at": utc_timestamp(now), "lifecycle_ts": _event_ts(event)}
-    return update_installation(event.auth.member_id, values, "attribute_exists(member_id) AND #lifecycle_ts < :lifecycle_ts")
+    return update_installation(event.auth.member_id, values, "attribute_exists(member_id) AND #lifecycle_ts < :lifecycle_ts",
+                               remove=SYNC_ATTRIBUTES)
 
 
 def refresh_licence(event: AppPaymentEvent, delivery: Delivery, now: datetime) -> bool | None:
@@ -108,15 +127,67 @@ def refresh_licence(event: AppPaymentEvent, delivery: Delivery, now: datetime) -
     if delivery.sender.get("vouched") is not True:  # an identity Bitrix24 never vouched for earns no licence
         return None
     licence = _licence(event.data.STATUS, event.data.PAYMENT_EXPIRED, event.data.DAYS, event.ts)
-    ts = _event_ts(event)
     # Two payments of one `ts` (seconds) are ordered by their ids, so either order keeps the same.
-    values = {**licence, "licence_ts": ts, "licence_stamp": f"{ts:012d}|{event.notification_id}",
+    return _move_licence(event.auth.member_id, licence, _event_ts(event), event.notification_id, FROM_PAYMENT, now)
+
+
+def app_info_licence(info: AppInfo, now: datetime) -> dict[str, Any]:
+    """The licence app.info reports at `now`, as the installation keeps it."""
+    return {"licence": info.LICENSE, "licence_ts": int(now.timestamp()), "licence_source": FROM_APP_INFO,
+            **_licence(info.STATUS, info.PAYMENT_EXPIRED, info.DAYS, now)}
+
+
+def licence_from_app_info(member_id: str, info: AppInfo, now: datetime) -> bool | None:
+    """The licence sync's answer: app.info as of `now`, newest-wins like a payment."""
+    licence = {name: value for name, value in app_info_licence(info, now).items()
+               if name not in ("licence_ts", "licence_source") and value is not None}
+    return _move_licence(member_id, licence, int(now.timestamp()), FROM_APP_INFO, FROM_APP_INFO, now)
+
+
+def licence_unpaid(member_id: str, now: datetime) -> bool | None:
+    """Bitrix24 answered PAYMENT_REQUIRED: the licence is unpaid as of `now` (status kept as it was)."""
+    return _move_licence(member_id, {}, int(now.timestamp()), FROM_PAYMENT_REQUIRED, FROM_PAYMENT_REQUIRED, now)
+
+
+def _move_licence(member_id: str, licence: dict[str, Any], ts: int, tie_break: str, source: str,
+                  now: datetime) -> bool | None:
+    values = {**licence, "licence_ts": ts, "licence_stamp": f"{ts:012d}|{tie_break}", "licence_source": source,
               "licence_updated_at": utc_timestamp(now)}
-    gone = tuple(name for name in ("days", "paid_until") if name not in licence)
+    gone = tuple(name for name in ("days", "paid_until") if name not in licence and source != FROM_PAYMENT_REQUIRED)
     condition = ("attribute_exists(member_id) AND (attribute_not_exists(#licence_ts) OR #licence_ts < :licence_ts"
                  " OR (#licence_ts = :licence_ts AND (attribute_not_exists(#licence_stamp)"
                  " OR #licence_stamp < :licence_stamp)))")
-    return update_installation(event.auth.member_id, values, condition, remove=gone)
+    return update_installation(member_id, values, condition, remove=gone)
+
+
+# The licence sync's bookkeeping on an installation (the sparse index `licence-sync` holds the
+# portals that carry them): when it is next due, and how its last checks went.
+SYNC_ATTRIBUTES = ("sync_shard", "next_check_at")
+UNREACHABLE_ATTRIBUTES = ("unreachable_since", "unreachable_because")
+NEAR_END = timedelta(days=3)  # a licence this close to its end is checked every NEAR_END_EVERY
+NEAR_END_EVERY = timedelta(hours=6)
+FIRST_RETRY = timedelta(minutes=5)
+
+
+def sync_shard(member_id: str) -> str:
+    return str(hashlib.sha256(member_id.encode()).digest()[0] % SYNC_SHARDS)
+
+
+def next_check_at(installation: dict[str, Any], now: datetime, failures: int = 0) -> int:
+    """When the licence sync asks app.info next (epoch seconds): within LICENCE_SYNC_HOURS always,
+    which keeps the refresh token alive well inside Bitrix24's 28 days; every 6 hours in a
+    licence's last 3 days, and just after the instant it ends; after a failure, sooner, backing
+    off from 5 minutes (doubling up to the interval)."""
+    interval = timedelta(hours=settings().licence_sync_hours)
+    if failures:
+        return int((now + min(FIRST_RETRY * 2 ** min(failures - 1, 20), interval)).timestamp())
+    due = now + interval
+    until = licence_state(installation, now).get("until")
+    if until:
+        ends = datetime.fromisoformat(until.replace("Z", "+00:00"))
+        if ends - now <= NEAR_END:
+            due = min(due, now + NEAR_END_EVERY, max(ends + timedelta(minutes=1), now + FIRST_RETRY))
+    return int(due.timestamp())
 
 
 # STATUS values whose licence runs out (app.info): T trial; P paid, S subscription, D demo. F free
@@ -129,6 +200,8 @@ def licence_state(installation: dict[str, Any], now: datetime) -> dict[str, Any]
     or a trial runs out. Expired (or trial_ended) from the instant it ran out: PAYMENT_EXPIRED Y
     (as of the event that said so), DAYS <= 0, or the day DAYS counted to is behind us."""
     status, licence_ts = installation.get("licence_status"), installation.get("licence_ts")
+    if installation.get("licence_source") == FROM_PAYMENT_REQUIRED and licence_ts is not None:
+        return {"state": "unpaid", "since": utc_timestamp(datetime.fromtimestamp(int(licence_ts), UTC)), "until": None}
     if status is None or licence_ts is None:
         return {"state": "unknown", "since": None, "until": None}
     as_of = datetime.fromtimestamp(int(licence_ts), UTC)
@@ -168,8 +241,20 @@ def portal_view(installation: dict[str, Any], now: datetime | None = None) -> di
             "days": installation.get("days"),
             "paid_until": installation.get("paid_until"),
             "licence": installation.get("licence"),
-            "source": "ONAPPPAYMENT" if "licence_updated_at" in installation else "app.info",
+            # Records from before `licence_source`: a payment wrote licence_updated_at, an install did not.
+            "source": installation.get("licence_source") or (
+                FROM_PAYMENT if "licence_updated_at" in installation else FROM_APP_INFO),
             "as_of": utc_timestamp(datetime.fromtimestamp(int(licence_ts), UTC)) if licence_ts is not None else None,
             **licence_state(installation, now or datetime.now(UTC)),
+        },
+        "sync": {
+            "reachable": installation.get("unreachable_since") is None,
+            "unreachable_since": installation.get("unreachable_since"),
+            "unreachable_because": installation.get("unreachable_because"),
+            "last_checked_at": installation.get("last_checked_at"),
+            "last_outcome": installation.get("last_check_outcome"),
+            "failures": int(installation.get("check_failures") or 0),
+            "next_check_at": (utc_timestamp(datetime.fromtimestamp(int(installation["next_check_at"]), UTC))
+                              if installation.get("next_check_at") is not None else None),
         },
     }

@@ -1,5 +1,6 @@
-"""Calling a Bitrix24 portal's REST API: `app.info` (seed 003) to confirm an install, `event.get`
-and `batch` of `event.bind` to subscribe it to the app's lifecycle (domain/bindings.py). The only
+"""Calling a Bitrix24 portal's REST API: `app.info` (seed 003) to confirm an install and for the
+licence sync, `event.get` and `batch` of `event.bind` to subscribe it to the app's lifecycle
+(domain/bindings.py); and Bitrix24's OAuth server, to refresh a portal's tokens. The only
 outbound calls we make.
 
 The portal's address comes from the event's body, which anyone can POST. So before any request
@@ -110,20 +111,27 @@ def _fetch(request: Any, what: str) -> Any:
     except Exception as exc:  # HTTP errors, redirects, TLS, timeouts, garbage: it did not answer
         refused = _refused_token(exc)
         if refused:
-            raise TokenRefused(f"{what} refused the access token ({refused}).") from None
+            raise TokenRefused(f"{what} refused the token ({refused}).", refused) from None
         raise PortalUnavailable(f"{what} did not answer ({_describe(exc)}).") from None
 
 
-# Bitrix24's answers (HTTP 401) to a token it does not take: not an outage, a credential refused.
-TOKEN_ERRORS = frozenset({"invalid_token", "expired_token", "NO_AUTH_FOUND", "INVALID_CREDENTIALS", "invalid_grant"})
+# Bitrix24's named refusals of a token: not an outage, a credential refused (HTTP 401 from a
+# portal, 400 from the OAuth server), or the app unpaid (402 PAYMENT_REQUIRED, the trusted signal).
+TOKEN_ERRORS = frozenset({"invalid_token", "expired_token", "NO_AUTH_FOUND", "INVALID_CREDENTIALS", "invalid_grant",
+                          "PAYMENT_REQUIRED"})
+EXPIRED_TOKEN, INVALID_GRANT, PAYMENT_REQUIRED = "expired_token", "invalid_grant", "PAYMENT_REQUIRED"
 
 
 class TokenRefused(PortalUnavailable):
-    """The portal answered that the token is not one it issued (or no longer valid)."""
+    """The portal or the OAuth server refused the token, by name (`error`)."""
+
+    def __init__(self, detail: str, error: str) -> None:
+        super().__init__(detail)
+        self.error = error
 
 
 def _refused_token(exc: Exception) -> str | None:
-    if getattr(exc, "code", None) != 401:
+    if getattr(exc, "code", None) not in (400, 401, 402, 403):
         return None
     try:
         error = json.loads(exc.read(MAX_ANSWER_BYTES)).get("error")  # an HTTPError reads like a response
@@ -154,9 +162,17 @@ def app_info(url: str, access_token: str) -> AppInfo:
     """POST `app.info` with the install's access token; the portal's answer, WrongCredentials when
     the portal refuses the token (a stranger's made-up one: 403, nothing kept), or PortalUnavailable."""
     try:
-        result = call(url, access_token)
+        return read_app_info(url, access_token)
     except TokenRefused as refused:
+        if refused.error == PAYMENT_REQUIRED:  # the app unpaid: the portal said who it is all the same
+            raise
         raise WrongCredentials(refused.detail) from None
+
+
+def read_app_info(url: str, access_token: str) -> AppInfo:
+    """POST `app.info` with a kept access token: the portal's answer, TokenRefused naming Bitrix24's
+    refusal (expired_token...), or PortalUnavailable."""
+    result = call(url, access_token)
     if not isinstance(result, dict):
         raise PortalUnavailable("The portal answered app.info without a result (no error code).")
     try:
@@ -165,18 +181,20 @@ def app_info(url: str, access_token: str) -> AppInfo:
         raise PortalUnavailable("The portal's app.info answer is not readable.") from None
 
 
-def token_owner(server_endpoint: str, refresh_token: str, client_id: str, client_secret: str) -> dict[str, Any]:
-    """Whose portal the event's tokens are, in Bitrix24's own words: its OAuth server answers a
-    refresh with the `member_id` and `client_endpoint` the tokens belong to. The request goes as
-    Bitrix24 documents it (GET, parameters in the query) to the checked OAuth host; the new tokens
-    it hands out are dropped (see docs/security.md)."""
+def refresh_tokens(server_endpoint: str, refresh_token: str, client_id: str, client_secret: str) -> dict[str, Any]:
+    """Bitrix24's OAuth server's answer to a refresh: a new access and refresh token, and the
+    `member_id` and `client_endpoint` they belong to. The request goes as Bitrix24 documents it
+    (GET, parameters in the query) to the checked OAuth host. The refresh token it was given is
+    spent: the caller keeps the new pair (domain/portal_tokens.py) or loses the portal."""
     host = urlsplit(check_server_endpoint(server_endpoint)).hostname
     query = urlencode({"grant_type": "refresh_token", "client_id": client_id, "client_secret": client_secret,
                        "refresh_token": refresh_token})
     answer = _fetch(f"https://{host}/oauth/token/?{query}", "Bitrix24's OAuth server")
     if not isinstance(answer, dict) or not isinstance(answer.get("member_id"), str):
         raise PortalUnavailable(f"Bitrix24's OAuth server answered without a member_id ({_portal_error(answer)}).")
-    return {"member_id": answer["member_id"], "client_endpoint": answer.get("client_endpoint")}
+    if not all(isinstance(answer.get(name), str) and answer[name] for name in ("access_token", "refresh_token")):
+        raise PortalUnavailable("Bitrix24's OAuth server answered without a token pair.")
+    return answer
 
 
 def _describe(exc: Exception) -> str:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from aws_lambda_powertools.metrics import MetricUnit
 
 from billing_webhooks.data import installations
-from billing_webhooks.domain import bindings, portal
+from billing_webhooks.domain import bindings, portal, portal_tokens
 from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WebhookError, WrongCredentials
 from billing_webhooks.http.auth import read_secret
 from billing_webhooks.http.portal_token import installed_by_hand, portal_auth, token_matches
@@ -103,10 +103,13 @@ def _member_id_vouched(auth: dict[str, Any], member_id: str) -> bool:
         metrics.add_metric(name="MemberUnverified", unit=MetricUnit.Count, value=1)
         logger.warning("member_id not vouched for", extra={"why": unverifiable[0]})
         return False
-    owner = portal.token_owner(auth.get("server_endpoint"), refresh_token, client_id, client_secret)
+    owner = portal.refresh_tokens(auth.get("server_endpoint"), refresh_token, client_id, client_secret)
     endpoint_host = urlsplit(str(owner.get("client_endpoint") or "")).hostname or ""
     if owner["member_id"] != member_id or endpoint_host.lower() != str(auth.get("domain") or "").strip().lower():
         raise WrongCredentials("The event's tokens belong to another portal than its member_id and domain say.")
+    # The event's refresh token is spent: the pair the server just issued is the portal's from now
+    # on, kept sealed for the licence sync (domain/licence_sync.py).
+    portal_tokens.keep_issued(member_id, owner, auth.get("server_endpoint"))
     return True
 
 

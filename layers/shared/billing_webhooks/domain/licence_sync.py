@@ -1,0 +1,139 @@
+"""The licence sync of one portal: Bitrix24 sends no event when a paid period or a trial runs out,
+and its docs make the OAuth server and `app.info` the trusted source of payment status. So each
+installed portal whose tokens we keep is asked `app.info` on a schedule (recovery/licence_runs.py)
+or on demand (`billing-webhooks portals sync`), and its answer moves the licence with the same
+newest-wins rule as ONAPPPAYMENT (domain/lifecycle.py), `source` app.info.
+
+Bitrix24's answers by name: `expired_token` from the portal: refresh once and ask again;
+`invalid_grant` from the OAuth server: the portal is unreachable until a reinstall (counted,
+alarmed, shown); `PAYMENT_REQUIRED`: the licence is unpaid as of now. Any other failure: tried
+again sooner, backing off. At most 2 REST requests a second go to one portal (Bitrix24's limit;
+the OAuth server is not the portal).
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from billing_webhooks.data import installations
+from billing_webhooks.domain import lifecycle, portal, portal_tokens
+from billing_webhooks.errors import PortalUnavailable, ServiceUnavailable
+from billing_webhooks.models.base import utc_timestamp
+from billing_webhooks.models.bitrix24 import AppInfo
+from billing_webhooks.observability import logger, metrics
+
+REQUESTS_PER_SECOND = 2  # Bitrix24's limit per portal
+GAP_SECONDS = 0.55  # between two requests to one portal: 1/REQUESTS_PER_SECOND, and room for the network's jitter
+REFRESH_AGAIN = frozenset({portal.EXPIRED_TOKEN, "invalid_token"})  # the portal's word on an access token
+
+
+@dataclass
+class Pacer:
+    """Spaces one portal's requests GAP_SECONDS apart: never 3 within a second."""
+
+    last: float = float("-inf")
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait(self) -> None:
+        with self.lock:  # callers of one portal take turns
+            gap = self.last + GAP_SECONDS - time.monotonic()
+            if gap > 0:
+                time.sleep(gap)
+            self.last = time.monotonic()
+
+
+_pacers: dict[str, Pacer] = {}
+_pacers_lock = threading.Lock()
+MAX_PACERS = 10_000
+
+
+def pacer(member_id: str) -> Pacer:
+    """The one pacer of a portal in this container, however many syncs of it run at once."""
+    with _pacers_lock:
+        if len(_pacers) >= MAX_PACERS:  # a portal last asked over a second ago needs no pacing
+            idle = time.monotonic() - 1
+            for name in [name for name, paced in _pacers.items() if paced.last < idle]:
+                del _pacers[name]
+        return _pacers.setdefault(member_id, Pacer())
+
+
+def _ask_app_info(installation: dict[str, Any], pacer: Pacer) -> AppInfo:
+    member_id = installation["member_id"]
+    url = portal.app_info_url(installation.get("domain"), installation.get("client_endpoint"))
+    access = portal_tokens.access(member_id)
+    pacer.wait()
+    try:
+        return portal.read_app_info(url, access.token)
+    except portal.TokenRefused as refusal:
+        if refusal.error not in REFRESH_AGAIN:
+            raise
+    access = portal_tokens.access(member_id, refused=access)  # once
+    pacer.wait()
+    try:
+        return portal.read_app_info(url, access.token)
+    except portal.TokenRefused as refusal:
+        if refusal.error in REFRESH_AGAIN:  # a token fresh from the OAuth server refused: theirs to fix
+            raise PortalUnavailable(f"The portal refused a freshly refreshed token ({refusal.error}).") from None
+        raise
+
+
+def sync_portal(member_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """Ask the portal's app.info and move its licence; what happened, by name (never a token)."""
+    now = now or datetime.now(UTC)
+    installation = installations.get(member_id)
+    if installation is None or installation.get("status") != installations.INSTALLED:
+        return {"member_id": member_id, "outcome": "not installed"}
+    checked = {"last_checked_at": utc_timestamp(now)}
+    if installation.get("vouched") is not True:  # no tokens of its own to ask with, no licence to earn
+        installations.record_check(member_id, {**checked, "last_check_outcome": "not vouched"},
+                                   remove=lifecycle.SYNC_ATTRIBUTES)
+        return {"member_id": member_id, "outcome": "not vouched"}
+    try:
+        info = _ask_app_info(installation, pacer(member_id))
+    except portal_tokens.NoToken:
+        installations.record_check(member_id, {**checked, "last_check_outcome": "no tokens kept"},
+                                   remove=lifecycle.SYNC_ATTRIBUTES)
+        return {"member_id": member_id, "outcome": "no tokens kept"}
+    except portal.TokenRefused as refusal:
+        if refusal.error == portal.PAYMENT_REQUIRED:
+            lifecycle.licence_unpaid(member_id, now)
+            return _checked(installation, now, "unpaid", {"licence_source": lifecycle.FROM_PAYMENT_REQUIRED,
+                                                          "licence_ts": int(now.timestamp())})
+        return _unreachable(installation, now, refusal.error)
+    except (PortalUnavailable, ServiceUnavailable) as failure:
+        failures = int(installation.get("check_failures") or 0) + 1
+        installations.record_check(member_id, {**checked, "last_check_outcome": f"failed: {failure.detail}"[:200],
+                                               "check_failures": failures,
+                                               "next_check_at": lifecycle.next_check_at(installation, now, failures)})
+        metrics.add_metric(name="LicenceCheckFailed", unit=MetricUnit.Count, value=1)
+        return {"member_id": member_id, "outcome": "failed", "failures": failures}
+    lifecycle.licence_from_app_info(member_id, info, now)
+    return _checked(installation, now, "ok", lifecycle.app_info_licence(info, now))
+
+
+def _checked(installation: dict[str, Any], now: datetime, outcome: str, licence: dict[str, Any]) -> dict[str, Any]:
+    member_id = installation["member_id"]
+    after = {**installation, **licence}
+    installations.record_check(member_id, {
+        "last_checked_at": utc_timestamp(now), "last_check_outcome": outcome, "check_failures": 0,
+        "sync_shard": lifecycle.sync_shard(member_id), "next_check_at": lifecycle.next_check_at(after, now),
+    }, remove=lifecycle.UNREACHABLE_ATTRIBUTES)
+    return {"member_id": member_id, "outcome": outcome}
+
+
+def _unreachable(installation: dict[str, Any], now: datetime, error: str) -> dict[str, Any]:
+    """Bitrix24 will not take the portal's tokens again (revoked, expired unused): only a reinstall
+    or an update brings new ones. Out of the sync's index until then; counted for the alarm."""
+    member_id = installation["member_id"]
+    installations.record_check(member_id, {
+        "last_checked_at": utc_timestamp(now), "last_check_outcome": "unreachable",
+        "unreachable_since": installation.get("unreachable_since") or utc_timestamp(now),
+        "unreachable_because": error,
+    }, remove=lifecycle.SYNC_ATTRIBUTES)
+    metrics.add_metric(name="PortalUnreachable", unit=MetricUnit.Count, value=1)
+    logger.warning("portal unreachable", extra={"member_id": member_id, "because": error})
+    return {"member_id": member_id, "outcome": "unreachable", "because": error}

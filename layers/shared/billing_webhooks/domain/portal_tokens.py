@@ -1,0 +1,141 @@
+"""A portal's OAuth tokens: kept sealed (data/tokens.py, data/envelope.py), refreshed only when the
+access token has expired (or the portal says `expired_token`), one refresh at a time per portal
+however many callers race: the caller whose claim on the read version wins refreshes, the others
+wait for its write and use the rotated token. A refresh token works once, so a second refresh of
+the same pair would lose the portal.
+
+The tokens never leave this module but as an `Access` (its token hidden from repr) for one call.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from billing_webhooks.data import envelope, secrets, tokens
+from billing_webhooks.domain import portal
+from billing_webhooks.errors import PortalUnavailable, ServiceUnavailable
+from billing_webhooks.models.base import utc_timestamp
+from billing_webhooks.observability import logger, metrics
+from billing_webhooks.settings import settings
+
+EARLY_SECONDS = 60  # an access token this close to its end is refreshed first: it would expire in flight
+LEASE_SECONDS = 30  # a claimed refresh not written by then is given up (its claimer died): others may claim
+WAIT_STEP_SECONDS = 0.1
+ACCESS_TOKEN_SECONDS = 3600  # Bitrix24's access tokens, when an answer does not say
+
+
+class NoToken(Exception):
+    """No tokens are kept for this portal: installed before the token store, or never vouched for."""
+
+
+@dataclass(frozen=True)
+class Access:
+    member_id: str
+    version: int  # of the kept pair it came from: a refusal of it asks for a newer one
+    token: str = field(repr=False)
+
+
+def _context(member_id: str) -> dict[str, str]:
+    return {"member_id": member_id, "purpose": "portal-tokens"}
+
+
+def _expiry(answer: dict[str, Any], now: float) -> int:
+    for name, base in (("expires", 0), ("expires_in", int(now))):
+        value = str(answer.get(name) or "")
+        if value.isascii() and value.isdigit() and len(value) <= 12:
+            return base + int(value)
+    return int(now) + ACCESS_TOKEN_SECONDS
+
+
+def _sealed_pair(member_id: str, answer: dict[str, Any]) -> dict[str, str]:
+    pair = {"access_token": answer["access_token"], "refresh_token": answer["refresh_token"]}
+    return envelope.seal(json.dumps(pair).encode(), _context(member_id))
+
+
+def keep_issued(member_id: str, answer: dict[str, Any], server_endpoint: str, now: float | None = None) -> bool:
+    """The pair Bitrix24's OAuth server just issued for this portal (an install's check): kept,
+    or counted and logged (never the tokens) when it cannot be; the delivery goes on either way."""
+    now = time.time() if now is None else now
+    try:
+        tokens.put_issued(member_id, _sealed_pair(member_id, answer), _expiry(answer, now), server_endpoint,
+                          utc_timestamp(datetime.fromtimestamp(now, UTC)))
+    except Exception as exc:  # KMS or DynamoDB down: the install stands; the portal is synced once reinstalled
+        metrics.add_metric(name="TokensNotKept", unit=MetricUnit.Count, value=1)
+        logger.error("portal tokens not kept", extra={"member_id": member_id, "error": exc.__class__.__name__})
+        return False
+    return True
+
+
+def _open(item: dict[str, Any]) -> dict[str, str]:
+    try:
+        return json.loads(envelope.open_sealed(item, _context(item["member_id"])))
+    except Exception as exc:  # KMS unreachable or refusing: nothing to do with the portal
+        raise ServiceUnavailable(f"The portal's tokens cannot be opened right now ({exc.__class__.__name__}).") from None
+
+
+def _app_credentials() -> tuple[str, str]:
+    try:
+        credentials = secrets.json_secret(settings().bitrix24_app_credentials_id)
+    except Exception as exc:
+        raise ServiceUnavailable(f"The app's credentials cannot be read right now ({exc.__class__.__name__}).") from None
+    values = tuple(credentials.get(name) if isinstance(credentials, dict) else None
+                   for name in ("client_id", "client_secret"))
+    if not all(isinstance(value, str) and value for value in values):
+        raise ServiceUnavailable("Bitrix24AppCredentials holds no client id and secret: no token can be refreshed.")
+    return values  # type: ignore[return-value]
+
+
+def access(member_id: str, *, refused: Access | None = None, clock: Callable[[], float] = time.time) -> Access:
+    """An access token for the portal: the kept one while it is valid (and is not `refused`, the
+    one the portal just called expired), else a refreshed one, refreshed once however many ask.
+    portal.TokenRefused when Bitrix24 refuses the refresh (`invalid_grant`: never again until a
+    reinstall; `PAYMENT_REQUIRED`); NoToken; ServiceUnavailable; PortalUnavailable."""
+    waited_until = None
+    while True:
+        item = tokens.get(member_id)
+        if item is None:
+            raise NoToken(member_id)
+        if item.get("refused"):
+            raise portal.TokenRefused(f"Bitrix24 refused this portal's tokens ({item['refused']}).", item["refused"])
+        now = clock()
+        leased = int(item.get("refreshing_until") or 0) >= now
+        stale = refused is not None and refused.version >= int(item["version"])
+        if not leased and not stale and int(item["access_expires_at"]) > now + EARLY_SECONDS:
+            return Access(member_id, int(item["version"]), _open(item)["access_token"])
+        if not leased and tokens.claim_refresh(member_id, int(item["version"]), int(now), int(now) + LEASE_SECONDS):
+            return _refresh(item, int(item["version"]) + 1, now)
+        # Another caller holds the refresh: wait for its write, then use what it wrote.
+        waited_until = waited_until or now + LEASE_SECONDS + 1
+        if now > waited_until:
+            raise PortalUnavailable("Another refresh of this portal's tokens did not finish in time.")
+        time.sleep(WAIT_STEP_SECONDS)
+
+
+def _refresh(item: dict[str, Any], claimed: int, now: float) -> Access:
+    member_id = item["member_id"]
+    try:
+        pair = _open(item)
+        client_id, client_secret = _app_credentials()
+        answer = portal.refresh_tokens(item["server_endpoint"], pair["refresh_token"], client_id, client_secret)
+        if answer["member_id"] != member_id:
+            raise PortalUnavailable("Bitrix24's OAuth server named another portal for these tokens.")
+        sealed = _sealed_pair(member_id, answer)
+    except portal.TokenRefused as refusal:
+        # invalid_grant: the refresh token is revoked or expired, and stays so. PAYMENT_REQUIRED:
+        # the pair is still good for when the app is paid again.
+        tokens.release(member_id, claimed, refused=refusal.error if refusal.error == portal.INVALID_GRANT else None)
+        raise
+    except BaseException:
+        tokens.release(member_id, claimed)
+        raise
+    metrics.add_metric(name="PortalTokensRefreshed", unit=MetricUnit.Count, value=1)
+    if not tokens.put_refreshed(member_id, claimed, sealed, _expiry(answer, now),
+                                utc_timestamp(datetime.fromtimestamp(now, UTC))):
+        # Our claim lapsed and another pair was written (a reinstall): ours is valid for this call.
+        logger.warning("refreshed tokens not kept: the claim lapsed", extra={"member_id": member_id})
+    return Access(member_id, claimed + 1, answer["access_token"])
