@@ -8,7 +8,7 @@ ifneq ($(PYTHON313),)
 export PATH := $(dir $(PYTHON313)):$(PATH)
 endif
 # The local stack's region. `make deploy` takes yours: REGION, samconfig.toml, or your AWS config.
-LOCAL_TARGETS := dev records alerts replay replay-quarantine rebuild-accounts load openapi test bench bench-decoder bench-sync
+LOCAL_TARGETS := dev records alerts events replay replay-quarantine rebuild-accounts load openapi test bench bench-decoder bench-sync
 $(LOCAL_TARGETS): export AWS_DEFAULT_REGION ?= us-east-1
 VENV := .venv
 SAM_VENV := .venv-sam
@@ -20,7 +20,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # in step). Tests and the benchmark build x86_64 themselves: this machine cannot load arm64 wheels.
 ARCH ?= arm64
 
-.PHONY: help python313 setup dev records alerts rebuild-accounts test build deploy lint validate bench bench-decoder bench-sync replay replay-quarantine load openapi clean
+.PHONY: help python313 setup dev records alerts events rebuild-accounts test build deploy lint validate bench bench-decoder bench-sync replay replay-quarantine load openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -65,6 +65,10 @@ records: $(VENV)/.installed
 alerts: ## The alerts waiting on make dev's local-alerts queue
 alerts: $(VENV)/.installed
 	$(PY) -m local.peek alerts
+
+events: ## The events make dev's BillingEventsBus delivered to its local-events queue
+events: $(VENV)/.installed
+	$(PY) -m local.peek events
 
 # Deliveries `make dev` parked while storage failed, run through their handlers again (run it
 # while `make dev` is up, once DynamoDB answers).

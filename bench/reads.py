@@ -1,8 +1,10 @@
-"""GET /accounts/{account_id}, warm, beside the raw Queries it makes (the singles, a page of each
-list, the open invoices, each list's COUNT): run as `python -S -B
-reads.py AccountsApiFunction <reads.json>` on the built function's PYTHONPATH. reads.json:
-{"event": the GET event, "table": AccountsTable's name, "account_key": its key}. Alternates the
-two, prints one JSON line of milliseconds."""
+"""A read route, warm, beside the raw DynamoDB calls it makes: run as `python -S -B reads.py
+AccountsApiFunction <reads.json>` on the built function's PYTHONPATH. reads.json: {"event": the
+GET event, "floor": "queries" or "get_item", "table", and "account_key" or "member_id"}.
+- queries: GET /accounts/{account_id} beside its raw Queries (the singles, a page of each list,
+  the open invoices, each list's COUNT);
+- get_item: GET /entitlements/{member_id} beside a raw GetItem of the same item.
+Alternates the two, prints one JSON line of milliseconds."""
 
 import json
 import sys
@@ -28,6 +30,14 @@ def get() -> None:
     assert response["statusCode"] == 200, response
 
 
+def get_item() -> None:
+    started = time.perf_counter()
+    item = client.get_item(TableName=reads["table"], Key={"member_id": {"S": reads["member_id"]}},
+                           ConsistentRead=True)["Item"]
+    floor.append((time.perf_counter() - started) * 1000)
+    assert item
+
+
 def query() -> None:
     started = time.perf_counter()
     key = {":key": {"S": reads["account_key"]}}
@@ -46,9 +56,10 @@ def query() -> None:
     assert items
 
 
+raw = get_item if reads.get("floor") == "get_item" else query
 get()
-query()
+raw()
 for index in range(int(reads.get("rounds", 300))):
-    (get, query)[index % 2]()
-    (query, get)[index % 2]()
+    (get, raw)[index % 2]()
+    (raw, get)[index % 2]()
 print(json.dumps({"times_ms": times, "floor_ms": floor}))

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
-from local import provision, seeds, template
+from local import provision, samples, seeds, template
 from tools import shipping
 from local.stack import LocalStack
 from local.template import ROOT
@@ -150,11 +150,32 @@ class Bench:
         reads_file = self.scratch / "reads.json"
         reads_file.write_text(json.dumps({"event": event, "table": "AccountsTable", "account_key": "billing#990001"}))
         read = run_json("reads.py", [reader, str(reads_file)], self.env(reader))
-        return {"projector_ms": statistics.median(projected["times_ms"]),
+        entitled = self.entitlement_reads(reader)
+        return {"entitlement_ms": statistics.median(entitled["times_ms"]),
+                "get_item_ms": statistics.median(entitled["floor_ms"]),"projector_ms": statistics.median(projected["times_ms"]),
                 "projector_floor_ms": statistics.median(projected["floor_ms"]),
                 "updates_per_record": statistics.median(projected["updates_per_record"]),
                 "records_per_batch": len(batches["warmup"]["Records"]),
                 "get_ms": statistics.median(read["times_ms"]), "query_ms": statistics.median(read["floor_ms"])}
+
+    def entitlement_reads(self, reader: str) -> dict:
+        """GET /entitlements/{member_id} of a kept entitlement against a raw GetItem of its item."""
+        from billing_webhooks.data.notifications import to_item
+        from billing_webhooks.domain.entitlements import decide
+        from local.server import http_api_event
+
+        member_id = samples.PORTAL_MEMBER_ID
+        answer = decide(member_id, {"status": "installed", "vouched": True, "licence_status": "F",
+                                    "licence_ts": int(time.time())}, None, datetime.now(UTC), timedelta(days=3))
+        self.dynamodb.put_item(TableName="EntitlementsTable", Item=to_item({
+            "member_id": member_id, "entitlement": answer, "entitlement_digest": "bench", "entitlement_version": 1}))
+        route = next(route for route in template.read_routes() if route.path == "/entitlements/{member_id}")
+        event = http_api_event("GET", f"/entitlements/{member_id}", "", {"host": "bench"}, b"",
+                               route_key=route.route_key, path_parameters={"member_id": member_id})
+        reads_file = self.scratch / "entitlement-reads.json"
+        reads_file.write_text(json.dumps({"event": event, "floor": "get_item", "table": "EntitlementsTable",
+                                          "member_id": member_id}))
+        return run_json("reads.py", [reader, str(reads_file)], self.env(reader))
 
     def warm(self, route: template.Route) -> dict:
         self.reset()
@@ -268,7 +289,9 @@ def report(rows: dict, layer_mb: float, sizes: dict, routes: list, view: dict) -
         for route in routes if route.function in alert_functions or route.path.startswith("/bitrix24/")))
     projector_ratio = view["projector_ms"] / view["projector_floor_ms"]
     reads_ratio = view["get_ms"] / view["query_ms"]
-    checks = {"projector": projector_ratio <= GOALS["projector"], "reads": reads_ratio <= GOALS["reads"]}
+    entitlement_ratio = view["entitlement_ms"] / view["get_item_ms"]
+    checks = {"projector": projector_ratio <= GOALS["projector"], "reads": reads_ratio <= GOALS["reads"],
+              "entitlement": entitlement_ratio <= GOALS["reads"]}
     failures += [f"account view: {name}" for name, ok in checks.items() if not ok]
     print(f"\nThe account view ({VIEW_ROUNDS} rounds, warm; a batch is one account's {view['records_per_batch']} new records):\n")
     print("| what | ms | floor | floor ms | × floor |")
@@ -278,6 +301,8 @@ def report(rows: dict, layer_mb: float, sizes: dict, routes: list, view: dict) -
           f"| {projector_ratio:.2f} {mark(checks['projector'])} |")
     print(f"| GET /accounts/{{id}} ({view['records_per_batch']} notifications' parts) | {view['get_ms']:.2f} "
           f"| the raw Queries it makes (singles, 3 list pages, 3 counts, open invoices) | {view['query_ms']:.2f} | {reads_ratio:.2f} {mark(checks['reads'])} |")
+    print(f"| GET /entitlements/{{member_id}} | {view['entitlement_ms']:.2f} | a raw GetItem of the same item "
+          f"| {view['get_item_ms']:.2f} | {entitlement_ratio:.2f} {mark(checks['entitlement'])} |")
     print(f"\nGoals: cold ≤ {GOALS['cold']}× floor (every function), warm ≤ {GOALS['warm']}× raw PutItem and "
           f"{PLAIN_BILLING_CALLS} AWS call (plain billing), ≤ {ALERT_CALLS} calls (alerts); the projector and "
           f"GET /accounts ≤ {GOALS['projector']}× their floors. Cold floors make the calls their function made.")

@@ -157,7 +157,21 @@ READ_SCHEMAS: dict[str, Any] = {
     "Portal": {
         "type": "object", "required": ["member_id", "domain", "status", "licence"],
         "properties": {"licence": {"type": "object", "required": ["status", "source", "as_of"], "properties": {
-            "source": {"enum": ["app.info", "ONAPPPAYMENT"]}}}},
+            "source": {"enum": ["app.info", "ONAPPPAYMENT", "PAYMENT_REQUIRED"]}}},
+            "sync": {"type": "object", "required": ["reachable", "next_check_at"]}},
+    },
+    "Entitlement": {
+        "type": "object",
+        "description": "May the portal use the app right now, and why (docs/entitlements.md): one GetItem",
+        "required": ["member_id", "entitled", "reason", "until", "grace_until", "licence", "account", "as_of"],
+        "properties": {
+            "member_id": {"type": "string"}, "entitled": {"type": "boolean"}, "reason": {"type": "string"},
+            "until": {"type": ["string", "null"]}, "grace_until": {"type": ["string", "null"]},
+            "as_of": {"type": "string"},
+            "licence": {"type": "object", "required": ["state", "source", "as_of"]},
+            "account": {**_NULLABLE_OBJECT, "properties": {name: {} for name in (
+                "account_id", "state", "overdue_invoices", "trial")}},
+        },
     },
 }
 _READS = {
@@ -165,6 +179,7 @@ _READS = {
     "/accounts/{account_id}/notifications": ("GetAccountHistory", "The account's notifications, newest event first",
                                              "History"),
     "/portals/{member_id}": ("GetPortal", "A portal's installation and licence (never a token)", "Portal"),
+    "/entitlements/{member_id}": ("GetEntitlement", "May the portal use the app now, and why", "Entitlement"),
     **{f"/accounts/{{account_id}}/{name}": (f"GetAccount{name.title()}", f"A page of the account's {name}, in key "
                                             "order", f"{name.title()}Page") for name in ("invoices", "products",
                                                                                       "balances")},

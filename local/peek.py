@@ -1,7 +1,9 @@
-"""`make records` and `make alerts`: what the running `make dev` stack holds, without the AWS CLI.
+"""`make records`, `make alerts` and `make events`: what the running `make dev` stack holds,
+without the AWS CLI.
 
     make records            every stored notification, newest received first
     make alerts             the alerts waiting on the local-alerts queue (left there for others)
+    make events             the events BillingEventsBus delivered to the local-events queue (left there)
 
 Same port variables as `make dev` (DYNAMODB_LOCAL_PORT, MOTO_PORT).
 """
@@ -27,17 +29,28 @@ def records(dynamodb_url: str) -> list[dict]:
     return sorted(found, key=lambda record: record.get("received_at", ""), reverse=True)
 
 
-def alerts(moto_url: str) -> list[dict]:
-    """The alert documents on local-alerts, read and made visible again at once."""
+def _peek(moto_url: str, queue: str) -> list[dict]:
+    """The messages on `queue`, read and made visible again at once (left for others)."""
     sqs = _client("sqs", moto_url)
-    url = provision.queue_url(moto_url, provision.ALERTS_QUEUE)
+    url = provision.queue_url(moto_url, queue)
     seen = {}
     while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=5).get("Messages", []):
         for message in batch:
             seen[message["MessageId"]] = message
     for message in seen.values():
         sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
-    return [json.loads(json.loads(message["Body"])["Message"]) for message in seen.values()]
+    return list(seen.values())
+
+
+def alerts(moto_url: str) -> list[dict]:
+    """The alert documents on local-alerts."""
+    return [json.loads(json.loads(message["Body"])["Message"]) for message in _peek(moto_url, provision.ALERTS_QUEUE)]
+
+
+def events(moto_url: str) -> list[dict]:
+    """The EventBridge events on local-events, oldest first."""
+    found = [json.loads(message["Body"]) for message in _peek(moto_url, provision.EVENTS_QUEUE)]
+    return sorted(found, key=lambda event: (event.get("time", ""), str(event.get("detail", {}).get("id"))))
 
 
 def main() -> None:
@@ -48,7 +61,15 @@ def main() -> None:
     except attach.NoDevStack as error:
         sys.exit(f"make {(sys.argv[1:] or ['records'])[0]}: {error}")
     try:
-        if sys.argv[1:] == ["alerts"]:
+        if sys.argv[1:] == ["events"]:
+            found = events(moto_url)
+            for event in found:
+                detail = event.get("detail", {})
+                print(f"{event.get('time')}  {event.get('detail-type')}  {detail.get('id')}  "
+                      f"{'entitled' if detail.get('entitled') else 'not entitled'} ({detail.get('reason')})"
+                      f"{'' if detail.get('previous') is None else ', was ' + str(detail['previous'].get('reason'))}")
+            print(f"{len(found)} event(s) on {provision.EVENTS_QUEUE}")
+        elif sys.argv[1:] == ["alerts"]:
             found = alerts(moto_url)
             for document in found:
                 print(f"{document['notification_key']}  {document['subject']}\n  " + "\n  ".join(document["text"].splitlines()))

@@ -15,6 +15,7 @@ from local.services import REGION
 
 ACCOUNT_ID = "123456789012"  # moto's account
 ALERTS_QUEUE = "local-alerts"  # left for any consumer to read
+EVENTS_QUEUE = "local-events"  # every event of BillingEventsBus: `make events` prints them
 CONSOLE_QUEUE = "local-alerts-console"  # the stack's own: `make dev` prints what arrives here
 
 _TABLE_PROPERTIES = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
@@ -33,6 +34,8 @@ def physical_ids(sqs_endpoint: str = "") -> dict[str, str]:
         ids[name] = name
     for name in template.resources("AWS::KMS::Alias"):
         ids[name] = f"alias/{name}"
+    for name in template.resources("AWS::Events::EventBus"):
+        ids[name] = name
     return ids
 
 
@@ -84,6 +87,17 @@ def create_resources(endpoints: dict[str, str]) -> dict[str, Any]:
         queues[queue] = sqs.create_queue(QueueName=queue)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=queues[queue], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topics["AlertsTopic"], Protocol="sqs", Endpoint=arn)
+    # The stack's event buses, each with a rule that delivers every event it carries to local-events.
+    events = session.client("events", endpoint_url=endpoints["AWS_ENDPOINT_URL_EVENTBRIDGE"])
+    queues[EVENTS_QUEUE] = sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"]
+    events_arn = sqs.get_queue_attributes(QueueUrl=queues[EVENTS_QUEUE], AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"]
+    for name in template.resources("AWS::Events::EventBus"):
+        events.create_event_bus(Name=name)
+        events.put_rule(Name=f"{name}-to-local-events", EventBusName=name,
+                        EventPattern=json.dumps({"source": ["billing-webhooks"]}))
+        events.put_targets(Rule=f"{name}-to-local-events", EventBusName=name,
+                           Targets=[{"Id": "local-events", "Arn": events_arn}])
     return {"topics": topics, "queues": queues}
 
 

@@ -110,5 +110,6 @@ def endpoint_environment(dynamodb_url: str, moto_url: str) -> dict[str, str]:
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url,
         "AWS_ENDPOINT_URL_SSM": moto_url,
         "AWS_ENDPOINT_URL_KMS": moto_url,
+        "AWS_ENDPOINT_URL_EVENTBRIDGE": moto_url,
         **LOCAL_CREDENTIALS,
     }

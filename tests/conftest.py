@@ -58,6 +58,16 @@ def api(stack):
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def projector(stack):
+    """AccountProjectorFunction on NotificationsTable's stream, as Lambda's poller runs it."""
+    from local.streams import StreamPoller
+
+    poller = StreamPoller("AccountProjectorFunction", stack.endpoints).start()
+    yield poller
+    poller.stop()
+
+
 @pytest.fixture(scope="session")
 def dynamodb(stack):
     return boto3.client("dynamodb", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_DYNAMODB"])

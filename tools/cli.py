@@ -6,6 +6,8 @@
     billing-webhooks accounts history 504 --type UnPaidInvoice [--limit 20] [--cursor C]
     billing-webhooks portals show <member_id>
     billing-webhooks portals sync <member_id>   (ask its app.info now; then show it)
+    billing-webhooks entitlements show <member_id>
+    billing-webhooks links set <member_id> <account_id> / links clear <member_id>
 
 Reads the deployed stack named in samconfig.toml (its tables, found through CloudFormation) with
 your AWS credentials, or with --local the running `make dev` stack (wherever it listens). Readable
@@ -145,6 +147,19 @@ def _portal_text(portal: dict[str, Any]) -> str:
     ])
 
 
+def _entitlement_text(answer: dict[str, Any]) -> str:
+    account = answer["account"]
+    lines = [f"Portal {answer['member_id']}: {'entitled' if answer['entitled'] else 'NOT entitled'} ({answer['reason']})"
+             + (f" until {answer['until']}" if answer["until"] else "")
+             + (f"; grace until {answer['grace_until']}" if answer["grace_until"] else ""),
+             f"  licence {answer['licence']['state']} (from {answer['licence']['source']} as of "
+             f"{answer['licence']['as_of']})",
+             "  account " + (f"{account['account_id']}: {account['state']}, overdue invoices "
+                             f"{account['overdue_invoices'] or 'none'}" if account else "not linked"),
+             f"  as of {answer['as_of']}"]
+    return "\n".join(lines)
+
+
 def _sync_line(sync: dict[str, Any]) -> str:
     if not sync.get("reachable", True):
         return (f"Sync: unreachable since {sync['unreachable_since']} ({sync['unreachable_because']}): "
@@ -195,6 +210,14 @@ def _parser() -> argparse.ArgumentParser:
     portals = kinds.add_parser("portals", parents=[common]).add_subparsers(dest="command", required=True)
     portals.add_parser("show", parents=[common]).add_argument("member_id")
     portals.add_parser("sync", parents=[common]).add_argument("member_id")
+    entitlement_commands = kinds.add_parser("entitlements", parents=[common]).add_subparsers(dest="command",
+                                                                                           required=True)
+    entitlement_commands.add_parser("show", parents=[common]).add_argument("member_id")
+    links = kinds.add_parser("links", parents=[common]).add_subparsers(dest="command", required=True)
+    link_set = links.add_parser("set", parents=[common])
+    link_set.add_argument("member_id")
+    link_set.add_argument("account_id")
+    links.add_parser("clear", parents=[common]).add_argument("member_id")
     return parser
 
 
@@ -203,6 +226,17 @@ def _answer(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
 
     if args.kind == "portals":
         return reads.portal(args.member_id), _portal_text
+    if args.kind == "entitlements":
+        return reads.entitlement(args.member_id), _entitlement_text
+    if args.kind == "links":
+        from billing_webhooks.domain import entitlement_updates
+
+        reads.portal(args.member_id)  # NotFound for a portal we do not know
+        if args.command == "set":
+            entitlement_updates.link(args.member_id, reads.account_number(args.account_id))
+        else:
+            entitlement_updates.unlink(args.member_id)
+        return reads.entitlement(args.member_id), _entitlement_text
     if args.command == "show":
         return reads.account(args.account_id), _account_text
     if args.command == "history":

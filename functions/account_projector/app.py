@@ -2,7 +2,8 @@
 
 Powertools batch processing reports each failed record, so Lambda retries only those (bisecting
 the batch, a bounded number of times, then the on-failure queue). A record the view can never
-take is skipped and named on that queue at once (recovery/rebuild.py). `{"rebuild": {...}}`,
+take is skipped and named on that queue at once (recovery/rebuild.py). The accounts a batch
+moved then move the entitlements of their portals (docs/entitlements.md). `{"rebuild": {...}}`,
 invoked by hand, projects every stored record again (domain/accounts.py; docs/accounts.md).
 """
 
@@ -16,14 +17,15 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 
 from billing_webhooks.observability import logger, metrics
-from billing_webhooks.recovery.rebuild import project_stream_record, rebuild_accounts
+from billing_webhooks.recovery.rebuild import entitlements_of_accounts, project_stream_record, rebuild_accounts
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+touched: dict = {}  # the accounts this batch's records moved (one batch at a time per container)
 
 
 def project(record: DynamoDBRecord) -> None:
     if record.event_name is DynamoDBRecordEventName.INSERT:  # a record's later updates are its alert's
-        moved = project_stream_record(record.dynamodb.new_image)
+        moved = project_stream_record(record.dynamodb.new_image, touched)
         metrics.add_metric(name="AccountAspectsMoved", unit=MetricUnit.Count, value=moved)
 
 
@@ -32,4 +34,7 @@ def project(record: DynamoDBRecord) -> None:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "rebuild" in event:
         return rebuild_accounts(event["rebuild"] or {}, context)
-    return process_partial_response(event=event, record_handler=project, processor=processor, context=context)
+    touched.clear()
+    response = process_partial_response(event=event, record_handler=project, processor=processor, context=context)
+    entitlements_of_accounts(touched)  # then the entitlements of the portals linked to them
+    return response

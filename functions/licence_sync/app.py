@@ -1,13 +1,14 @@
 """LicenceSyncFunction: on its schedule, every portal whose licence check is due asks app.info
 (recovery/licence_runs.py); invoked with `{"member_ids": [...]}` (`billing-webhooks portals
-sync`), those portals now."""
+sync`), those portals now; every minute with `{"deadlines": true}`, the entitlements whose
+deadline has come are decided again."""
 
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from billing_webhooks.observability import logger, metrics
-from billing_webhooks.recovery.licence_runs import run_due, sync_now
+from billing_webhooks.recovery.licence_runs import run_deadlines, run_due, sync_now
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -15,6 +16,8 @@ from billing_webhooks.recovery.licence_runs import run_due, sync_now
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if isinstance(event, dict) and isinstance(event.get("member_ids"), list):
         return {"portals": sync_now(event["member_ids"])}
+    if isinstance(event, dict) and event.get("deadlines") is True:
+        return run_deadlines()
     counts = run_due(context.get_remaining_time_in_millis)
     for outcome, value in counts.items():
         metrics.add_metric(name="LicenceSync" + outcome.title().replace(" ", "").replace(":", ""),

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 ELSEWHERE = {"build": "test_deploy.py", "deploy": "test_deploy_rehearsal.py", "clean": "test_deploy_rehearsal.py",
              "test": "this run"}
 HERE = {"help", "setup", "dev", "records", "alerts", "replay", "replay-quarantine", "rebuild-accounts", "load",
-        "openapi", "validate", "lint", "bench", "bench-decoder", "bench-sync"}
+        "openapi", "validate", "lint", "bench", "bench-decoder", "bench-sync", "events"}
 
 
 def make(*arguments: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -93,6 +93,15 @@ def test_make_devs_fake_bitrix24_takes_control_requests_on_its_own_port(make_dev
     assert (licence["state"], licence["source"]) == ("expired", "app.info"), answer.text
     played = requests.get(fake, timeout=10).json()
     assert played["calls"]["app.info"] == 1 and played["access_token"] not in answer.text + cli.stdout
+    # The sync decided the portal's entitlement (expired, within its grace period) and told the bus.
+    linked = subprocess.run([str(ROOT / ".venv" / "bin" / "billing-webhooks"), "links", "set", member_id, "504",
+                             "--local"], env=environment, capture_output=True, text=True, timeout=60)
+    assert linked.returncode == 0 and "licence_expired_in_grace" in linked.stdout, linked.stdout + linked.stderr
+    shown = requests.get(f"{make_dev['api']}/entitlements/{member_id}", timeout=10).json()
+    assert shown["entitled"] is True and shown["account"]["account_id"] == 504, shown
+    told = make("events", env=environment)
+    assert told.returncode == 0 and "2 event(s) on local-events" in told.stdout, told.stdout + told.stderr
+    assert told.stdout.count("EntitlementChanged") == 2
 
 
 def test_the_tools_find_the_running_make_dev_stack_whatever_its_ports(make_dev):
@@ -159,4 +168,5 @@ def test_make_load_and_the_benchmarks_run_with_a_small_count_and_print_their_fig
     assert bench.returncode == 0, (bench.stdout + bench.stderr)[-3000:]
     assert "| UnPaidInvoiceFunction" in bench.stdout or "UnPaidInvoice" in bench.stdout
     assert "make bench took" in bench.stdout and "GET /accounts/{id}" in bench.stdout
+    assert "GET /entitlements/{member_id}" in bench.stdout
     print(sys.version)  # noqa: T201 (the figures above are in the captured output)

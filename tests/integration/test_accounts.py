@@ -16,18 +16,10 @@ import pytest
 import requests
 
 from local import seeds, template
-from local.streams import StreamPoller
 from tests.conftest import Table, load_event
 
 BILLING_AUTH = {"Authorization": "Bearer local-billing-token", "Content-Type": "application/json"}
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def projector(stack):
-    poller = StreamPoller("AccountProjectorFunction", stack.endpoints).start()
-    yield poller
-    poller.stop()
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ READ_ROUTES = {
     "/accounts/{account_id}/products": "AccountsApiFunction",
     "/accounts/{account_id}/balances": "AccountsApiFunction",
     "/portals/{member_id}": "AccountsApiFunction",
+    "/entitlements/{member_id}": "AccountsApiFunction",
 }
 
 
@@ -316,7 +317,8 @@ def test_each_route_has_its_own_throttle_budget_bitrix24_billing_and_reads_apart
         budget = {"Ref": "Bitrix24RouteRateLimit" if path.startswith("/bitrix24/") else "BillingRouteRateLimit"}
         assert settings[f"POST {path}"] == {"ThrottlingRateLimit": budget, "ThrottlingBurstLimit": budget}
     for path in READ_ROUTES:  # the readers have a budget of their own too
-        budget = {"Ref": "ReadRouteRateLimit"}
+        # The entitlement answer is asked on the vendor's users' requests: a budget of its own.
+        budget = {"Ref": "EntitlementRouteRateLimit" if path.startswith("/entitlements/") else "ReadRouteRateLimit"}
         assert settings[f"GET {path}"] == {"ThrottlingRateLimit": budget, "ThrottlingBurstLimit": budget}
 
 
@@ -346,10 +348,12 @@ def test_the_webhook_functions_may_be_invoked_only_by_their_api_routes_and_the_r
             assert "${__ApiId__}" in json.dumps(props["SourceArn"])  # this API only
     invokers = [name for name in _of_type(translated, "AWS::IAM::Role")
                 if "lambda:InvokeFunction" in json.dumps(translated[name]["Properties"].get("Policies", []))]
-    assert sorted(invokers) == ["LicenceSyncFunctionDuePortalsRole", "ReplayFunctionRole"]
-    # EventBridge Scheduler's role for the licence sync may invoke that function alone.
-    scheduler_policy = json.dumps(translated["LicenceSyncFunctionDuePortalsRole"]["Properties"]["Policies"])
-    assert "LicenceSyncFunction" in scheduler_policy and "AppInstallFunction" not in scheduler_policy
+    schedules = ["LicenceSyncFunctionDuePortalsRole", "LicenceSyncFunctionEntitlementDeadlinesRole"]
+    assert sorted(invokers) == [*schedules, "ReplayFunctionRole"]
+    # EventBridge Scheduler's roles for the licence sync may invoke that function alone.
+    for role in schedules:
+        scheduler_policy = json.dumps(translated[role]["Properties"]["Policies"])
+        assert "LicenceSyncFunction" in scheduler_policy and "AppInstallFunction" not in scheduler_policy
 
 
 def test_the_read_routes_are_get_only_and_signed_with_aws_iam(translated):
@@ -371,7 +375,8 @@ def test_the_reads_may_only_query_the_view_its_open_invoices_and_the_account_ind
         ("dynamodb:Query", json.dumps([{"Fn::GetAtt": ["AccountsTable", "Arn"]},
                                        {"Fn::Sub": "${AccountsTable.Arn}/index/open-invoices"},
                                        {"Fn::Sub": "${NotificationsTable.Arn}/index/by-account"}])),
-        ("dynamodb:GetItem", INSTALLATIONS),
+        ("dynamodb:GetItem", json.dumps([{"Fn::GetAtt": ["InstallationsTable", "Arn"]},
+                                         {"Fn::GetAtt": ["EntitlementsTable", "Arn"]}])),
     }
 
 
@@ -389,13 +394,38 @@ def test_only_the_licence_sync_may_open_the_kept_tokens_and_it_runs_on_a_schedul
         ("dynamodb:Query", json.dumps({"Fn::Sub": "${InstallationsTable.Arn}/index/licence-sync"})),
         ("dynamodb:GetItem", tokens_table), ("dynamodb:UpdateItem", tokens_table),
         ("kms:Decrypt", key), ("kms:GenerateDataKey", key), _reads_secret("Bitrix24AppCredentials"),
+        # A licence that moved moves the portal's entitlement, decided from its linked account's view.
+        ("dynamodb:GetItem", json.dumps({"Fn::GetAtt": ["EntitlementsTable", "Arn"]})),
+        ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["EntitlementsTable", "Arn"]})),
+        ("dynamodb:Query", json.dumps([{"Fn::GetAtt": ["AccountsTable", "Arn"]},
+                                       {"Fn::Sub": "${AccountsTable.Arn}/index/open-invoices"}])),
+        ("events:PutEvents", json.dumps({"Fn::GetAtt": ["BillingEventsBus", "Arn"]})),
+        ("dynamodb:Query", json.dumps({"Fn::Sub": "${EntitlementsTable.Arn}/index/changes-due"})),
     }
-    [schedule] = _of_type(translated, "AWS::Scheduler::Schedule").values()
-    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "LicenceSyncRate"}
-    assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["LicenceSyncFunction", "Arn"]}
+    schedules = _of_type(translated, "AWS::Scheduler::Schedule")
+    assert schedules["LicenceSyncFunctionDuePortals"]["Properties"]["ScheduleExpression"] == {"Ref": "LicenceSyncRate"}
+    deadlines = schedules["LicenceSyncFunctionEntitlementDeadlines"]["Properties"]
+    assert deadlines["ScheduleExpression"] == "rate(1 minute)" and json.loads(deadlines["Target"]["Input"]) == {
+        "deadlines": True}
+    for schedule in schedules.values():
+        assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["LicenceSyncFunction", "Arn"]}
     index = {index["IndexName"]: index for index in translated["InstallationsTable"]["Properties"]["GlobalSecondaryIndexes"]}
     assert [key["AttributeName"] for key in index["licence-sync"]["KeySchema"]] == ["sync_shard", "next_check_at"]
     assert translated["PortalUnreachableAlarm"]["Properties"]["MetricName"] == "PortalUnreachable"
+
+
+def test_the_billing_events_bus_is_archived_and_only_the_projector_and_the_licence_sync_publish_to_it(translated):
+    bus = json.dumps({"Fn::GetAtt": ["BillingEventsBus", "Arn"]})
+    stream_reader = "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"
+    publishers = {name for name in _of_type(translated, "AWS::Lambda::Function")
+                  if ("events:PutEvents", bus) in _grants(
+                      translated, name, *([stream_reader] if name == "AccountProjectorFunction" else []))}
+    assert publishers == {"AccountProjectorFunction", "LicenceSyncFunction"}
+    [archive] = _of_type(translated, "AWS::Events::Archive").values()
+    assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": ["BillingEventsBus", "Arn"]}
+    rule = translated["EntitlementChangedRule"]["Properties"]
+    assert rule["EventPattern"] == {"source": ["billing-webhooks"], "detail-type": ["EntitlementChanged"]}
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["EntitlementChangedQueue", "Arn"]}
 
 
 def test_the_projector_reads_new_billing_records_from_the_stream_with_bounded_retries_and_a_failure_queue(translated):

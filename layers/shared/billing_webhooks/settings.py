@@ -23,6 +23,8 @@ class Settings:
     portal_token_key_id: str
     portal_tokens_table_name: str
     token_store_key_id: str
+    entitlements_table_name: str
+    billing_events_bus_name: str
     projection_failures_queue_url: str
     # Secrets Manager secret ids: required.
     billing_secret_id: str
@@ -41,6 +43,7 @@ class Settings:
     quarantine_cap_per_sender: float = 1000.0
     licence_sync_hours: float = 24.0  # at most this long between two app.info checks of a portal
     licence_sync_concurrency: float = 16.0  # portals one sync run checks at once
+    entitlement_grace_days: float = 3.0  # an ended or unpaid licence still grants this long
     aws_lambda_function_name: str = ""  # set by Lambda itself
 
     @property

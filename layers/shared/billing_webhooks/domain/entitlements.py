@@ -11,8 +11,8 @@ from typing import Any
 from billing_webhooks.domain.lifecycle import licence_state
 from billing_webhooks.models.base import utc_timestamp
 
-# AccountStateChange's states (seed 004 shows Active, Test, Deactive).
-GRANTING_STATES = frozenset({"active", "test"})
+# AccountStateChange's states (seed 004 shows Active, Test, Deactive; lower case is seen too).
+GRANTING_STATES = frozenset({"active", "test", "trial"})
 BLOCKING_STATES = frozenset({"blocked", "suspended", "deactive", "deactivated", "closed"})
 ENDED_LICENCE = {"expired": "licence_expired", "trial_ended": "trial_ended", "unpaid": "licence_unpaid"}
 
@@ -27,6 +27,11 @@ def _day_start(day: Any) -> datetime | None:
         return datetime.fromisoformat(str(day)).replace(tzinfo=UTC) if day else None
     except ValueError:
         return None
+
+
+def _licence_as_of(installation: dict[str, Any]) -> str | None:
+    ts = installation.get("licence_ts")
+    return utc_timestamp(datetime.fromtimestamp(int(ts), UTC)) if ts is not None else None
 
 
 def _account_summary(account: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -51,7 +56,8 @@ def decide(member_id: str, installation: dict[str, Any] | None, account: dict[st
     answer = {
         "member_id": member_id, "as_of": utc_timestamp(now), "grace_until": None,
         "licence": {**licence, **{name: (installation or {}).get(key) for name, key in (
-            ("status", "licence_status"), ("source", "licence_source"))}},
+            ("status", "licence_status"), ("source", "licence_source"))},
+            "as_of": _licence_as_of(installation or {})},
         "account": None if summary is None else {name: summary[name] for name in (
             "account_id", "state", "overdue_invoices", "trial")},
     }

@@ -141,7 +141,9 @@ def licence_from_app_info(member_id: str, info: AppInfo, now: datetime) -> bool 
     """The licence sync's answer: app.info as of `now`, newest-wins like a payment."""
     licence = {name: value for name, value in app_info_licence(info, now).items()
                if name not in ("licence_ts", "licence_source") and value is not None}
-    return _move_licence(member_id, licence, int(now.timestamp()), FROM_APP_INFO, FROM_APP_INFO, now)
+    # Two checks within one second: the later answer wins (the stamp's tie-break is its millisecond).
+    tie_break = f"{FROM_APP_INFO}|{now.microsecond // 1000:03d}"
+    return _move_licence(member_id, licence, int(now.timestamp()), tie_break, FROM_APP_INFO, now)
 
 
 def licence_unpaid(member_id: str, now: datetime) -> bool | None:

@@ -8,6 +8,7 @@ however large the account: every list it can grow is paged.
     GET /accounts/{account_id}/balances        its balances, paged
     GET /accounts/{account_id}/notifications   its history, newest event first, paged
     GET /portals/{member_id}                   the installation and its licence, no token
+    GET /entitlements/{member_id}              may the portal use the app now, and why (one GetItem)
 
 The operator CLI (tools/cli.py) calls the same functions, so `--json` prints what the API answers.
 """
@@ -22,8 +23,8 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from billing_webhooks.data import installations, notifications
-from billing_webhooks.domain import accounts, lifecycle
+from billing_webhooks.data import entitlements, installations, notifications
+from billing_webhooks.domain import accounts, entitlement_updates, lifecycle
 from billing_webhooks.errors import BadRequest, NotFound, Unstorable, WebhookError
 from billing_webhooks.http.responses import problem_document
 from billing_webhooks.models.base import json_number
@@ -55,6 +56,11 @@ def to_json(value: Any) -> str:
 
 
 app = APIGatewayHttpResolver(serializer=to_json)
+
+
+def account_number(text: str) -> int:
+    """An account id as the read API and the CLI take it (NotFound otherwise)."""
+    return _account_id(text)
 
 
 def _account_id(text: str) -> int:
@@ -141,6 +147,30 @@ def portal(member_id: str) -> dict[str, Any]:
     if installation is None:
         raise NotFound("No installation of the app is known for this member_id.")
     return lifecycle.portal_view(installation)
+
+
+def entitlement(member_id: str) -> dict[str, Any]:
+    """The portal's entitlement as last decided (docs/entitlements.md): one GetItem. Decided here,
+    and not written, when none is kept yet (a portal installed since its last licence check) or a
+    deadline it named has passed (a grace period, an invoice's blocking day): an answer is never
+    older than the instant it changed."""
+    from datetime import UTC, datetime
+
+    if not 0 < len(member_id) <= MAX_MEMBER_ID_LENGTH:
+        raise NotFound("No installation of the app is known for this member_id.")
+    now = datetime.now(UTC)
+    kept = entitlements.get(member_id)
+    answer = entitlement_updates.stored_answer(kept, now)
+    if answer is None:
+        answer = entitlement_updates.decided(member_id, kept or {}, now)
+        if answer["reason"] == "not_installed" and kept is None and installations.get(member_id) is None:
+            raise NotFound("No installation of the app is known for this member_id.")
+    return {name: value for name, value in answer.items() if name != "changes_at"}
+
+
+@app.get("/entitlements/<member_id>")
+def get_entitlement(member_id: str) -> dict[str, Any]:
+    return entitlement(member_id)
 
 
 @app.get("/accounts/<account_id>")

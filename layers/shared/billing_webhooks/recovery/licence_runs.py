@@ -11,8 +11,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
 
-from billing_webhooks.data import installations
-from billing_webhooks.domain import licence_sync
+from billing_webhooks.data import entitlements, installations
+from billing_webhooks.domain import entitlement_updates, licence_sync
 from billing_webhooks.observability import logger
 from billing_webhooks.settings import settings
 
@@ -36,10 +36,21 @@ def _check(item: dict[str, Any], now: int) -> str:
     if not installations.claim_check(member_id, int(item["next_check_at"]), now + CLAIM_SECONDS):
         return "taken by another run"
     try:
-        return licence_sync.sync_portal(member_id, datetime.fromtimestamp(now, UTC))["outcome"]
+        outcome = licence_sync.sync_portal(member_id, datetime.fromtimestamp(now, UTC))["outcome"]
     except Exception as exc:  # one portal never stops the run: it is due again once its claim lapses
         logger.error("licence check failed", extra={"member_id": member_id, "error": exc.__class__.__name__})
         return "error"
+    _entitlement_moved(member_id)
+    return outcome
+
+
+def _entitlement_moved(member_id: str) -> None:
+    """The licence may have moved: the portal's entitlement is decided again (its next check, or
+    the next move of its account, tries again if this fails)."""
+    try:
+        entitlement_updates.recompute(member_id)
+    except Exception as exc:
+        logger.error("entitlement not recomputed", extra={"member_id": member_id, "error": exc.__class__.__name__})
 
 
 def run_due(time_left_ms: Callable[[], int], *, reserve_ms: int = RESERVE_MS, now: int | None = None) -> dict[str, int]:
@@ -68,5 +79,26 @@ def run_due(time_left_ms: Callable[[], int], *, reserve_ms: int = RESERVE_MS, no
 
 def sync_now(member_ids: list[str]) -> list[dict[str, Any]]:
     """On demand (`billing-webhooks portals sync`): these portals, due or not, one after another."""
-    now = datetime.now(UTC)
-    return [licence_sync.sync_portal(str(member_id), now) for member_id in member_ids]
+    now, outcomes = datetime.now(UTC), []
+    for member_id in map(str, member_ids):
+        outcomes.append(licence_sync.sync_portal(member_id, now))
+        _entitlement_moved(member_id)
+    return outcomes
+
+
+def run_deadlines(now: int | None = None) -> dict[str, int]:
+    """Entitlements whose deadline has come (a trial's end, a grace period's, an invoice's blocking
+    day) decided again now, so their change is published at that instant, not at the next
+    delivery. A deadline that moves nothing is cleared by the write of the new `changes_at`."""
+    now = int(time.time()) if now is None else now
+    counts: Counter[str] = Counter()
+    for shard in range(entitlements.SHARDS):
+        for member_id in entitlements.due(shard, now):
+            try:
+                changed = entitlement_updates.recompute(member_id, datetime.fromtimestamp(now, UTC))[1]
+            except Exception as exc:  # the next minute's run tries again
+                logger.error("entitlement not recomputed", extra={"member_id": member_id,
+                                                                  "error": exc.__class__.__name__})
+                changed = None
+            counts["changed" if changed else "error" if changed is None else "unchanged"] += 1
+    return dict(counts)

@@ -25,7 +25,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from billing_webhooks.data import aws, notifications
-from billing_webhooks.domain import accounts
+from billing_webhooks.domain import accounts, entitlement_updates
 from billing_webhooks.errors import ServiceUnavailable
 from billing_webhooks.observability import logger, metrics
 from billing_webhooks.settings import settings
@@ -44,13 +44,25 @@ def report_unprojectable(error: accounts.Unprojectable) -> None:
             {"unprojectable": str(error), "remedy": "fix the rule, then rebuild (docs/accounts.md)"}))
 
 
-def project_stream_record(record: dict[str, Any]) -> int:
-    """One new record off the stream: projected, or skipped and reported; an outage is raised."""
+def project_stream_record(record: dict[str, Any], touched: dict[Any, Any] | None = None) -> int:
+    """One new record off the stream: projected, or skipped and reported; an outage is raised.
+    Its account (id: account_code) goes into `touched`, for entitlements_of_accounts."""
     try:
-        return accounts.project_or_skip(record)
+        moved = accounts.project_or_skip(record)
     except accounts.Unprojectable as error:
         report_unprojectable(error)
         return 0
+    payload = record.get("payload") if isinstance(record.get("payload"), dict) else {}
+    if touched is not None and payload.get("account_id") is not None:
+        touched[payload["account_id"]] = payload.get("account_code")
+    return moved
+
+
+def entitlements_of_accounts(touched: dict[Any, Any]) -> int:
+    """The portals of each account a batch touched, decided again: once per account, not per
+    record. Moved or not (a retried batch moves nothing the second time) they are decided, and an
+    outage raises: the whole batch is retried, its projection a no-op."""
+    return sum(entitlement_updates.account_moved(account_id, code) for account_id, code in touched.items())
 
 
 def rebuild_accounts(options: dict[str, Any], context: Any = None) -> dict[str, Any]:

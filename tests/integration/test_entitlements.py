@@ -1,0 +1,184 @@
+"""One entitlement per portal, kept current off the delivery path (docs/entitlements.md): linked
+to its billing account by an operator or by account_code, moved by the account projector and
+the licence sync, read with one GetItem."""
+
+import copy
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from local import samples, seeds, template
+from tests.conftest import Table
+
+MEMBER = samples.PORTAL_MEMBER_ID
+BILLING_AUTH = {"Authorization": "Bearer local-billing-token", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def kept(stack, dynamodb, table, installations) -> Table:
+    """EntitlementsTable and the account view emptied; the sample portal installed, unlinked."""
+    for name, key in (("EntitlementsTable", ("member_id",)), ("AccountsTable", ("account_key", "part"))):
+        Table(dynamodb, name, key).clear()
+    return Table(dynamodb, "EntitlementsTable", ("member_id",))
+
+
+@pytest.fixture
+def synced(stack, dynamodb, kept) -> Table:
+    """The sample portal's licence as its app.info says now (the fake: paid, 28 days), through the
+    licence sync; the sample install's own event is from 2016, so its licence reads expired."""
+    from billing_webhooks.recovery.licence_runs import sync_now
+
+    Table(dynamodb, "PortalTokensTable", ("member_id",)).clear()
+    stack.keep_sample_tokens()
+    assert sync_now([MEMBER])[0]["outcome"] == "ok"
+    return kept
+
+
+SCHEMA = json.loads((template.ROOT / "docs" / "events" / "EntitlementChanged.schema.json").read_text())
+
+
+@pytest.fixture
+def bus_events(stack):
+    """What reached the local-events queue (BillingEventsBus's rule): drained before the test,
+    then read as it goes, each detail checked against its JSON Schema."""
+    import boto3
+    import jsonschema
+
+    sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
+    url = sqs.get_queue_url(QueueName="local-events")["QueueUrl"]
+    while drained := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in drained:  # PurgeQueue is once a minute: drained by hand
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    seen: list[dict] = []
+
+    def read(expected: int, seconds: float = 10) -> list[dict]:
+        deadline = time.monotonic() + seconds
+        while len(seen) < expected and time.monotonic() < deadline:
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                               WaitTimeSeconds=1).get("Messages", []):
+                event = json.loads(message["Body"])
+                jsonschema.validate(event["detail"], SCHEMA)
+                seen.append(event)
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return [(event["detail-type"], event["detail"]["entitled"], event["detail"]["reason"]) for event in seen]
+
+    return read
+
+
+def entitlement(api) -> dict:
+    answer = requests.get(f"{api.url}/entitlements/{MEMBER}", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def eventually(api, check, seconds: float = 20) -> dict:
+    deadline = time.monotonic() + seconds
+    while not check(answer := entitlement(api)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert check(answer), answer
+    return answer
+
+
+def post(api, kind: str, path: str, **changes) -> None:
+    body = copy.deepcopy(seeds.billing_seeds()[kind])
+    body.update(changes)
+    answer = requests.post(f"{api.url}/billing/{path}", data=json.dumps(body, default=str), headers=BILLING_AUTH,
+                           timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_linked_portal_is_entitled_then_not_past_an_invoices_blocking_day_then_again_once_paid(
+        api, synced, projector, bus_events):
+    kept = synced
+    from billing_webhooks.domain import entitlement_updates
+
+    linked = entitlement_updates.link(MEMBER, 504)
+    assert (linked["entitled"], linked["reason"], linked["account"]["account_id"]) == (True, "paid", 504)
+    answer = entitlement(api)
+    assert answer["licence"]["source"] == "app.info" and answer["licence"]["as_of"] and "changes_at" not in answer
+    # The seed's UnPaidInvoice: invoice 38, blocking 15 days after 2019-03-05, long past.
+    post(api, "UnPaidInvoice", "unpaid-invoice")
+    refused = eventually(api, lambda found: found["entitled"] is False)
+    assert refused["reason"] == "invoice_overdue: 38" and refused["account"]["overdue_invoices"] == [38]
+    version = kept.get(member_id=MEMBER)["entitlement_version"]
+    post(api, "UnPaidInvoice", "unpaid-invoice")  # a redelivery moves nothing
+    time.sleep(2)
+    assert kept.get(member_id=MEMBER)["entitlement_version"] == version
+    post(api, "NewPayment", "new-payment", account_id=504, account_code="<external-code>",
+         details={**seeds.billing_seeds()["NewPayment"]["details"], "invoice_id": [38]})
+    again = eventually(api, lambda found: found["entitled"] is True)
+    assert again["reason"] == "paid" and again["account"]["overdue_invoices"] == []
+    assert kept.get(member_id=MEMBER)["entitlement_version"] == version + 1
+    # Each change told once on BillingEventsBus (the link, the overdue invoice, the payment); the
+    # redelivery told nothing.
+    told = [("EntitlementChanged", True, "paid"), ("EntitlementChanged", False, "invoice_overdue: 38"),
+            ("EntitlementChanged", True, "paid")]
+    assert bus_events(3) == told
+    assert bus_events(4, seconds=3) == told and "pending_event" not in kept.get(member_id=MEMBER)
+
+
+def test_an_account_whose_code_is_the_portals_member_id_is_linked_by_default_and_an_operator_link_wins(
+        api, synced, projector):
+    kept = synced
+    from billing_webhooks.domain import entitlement_updates
+
+    post(api, "AccountStateChange", "account-state-change", account_id=777, account_code=MEMBER,
+         details={**seeds.billing_seeds()["AccountStateChange"]["details"],
+                  "new_state": {"state": "Blocked", "date_from": "2019-03-01 00:00:00 +02:00", "date_to": ""}})
+    blocked = eventually(api, lambda found: found["account"] is not None)
+    assert (blocked["entitled"], blocked["reason"], blocked["account"]["account_id"]) == (
+        False, "account_blocked", 777)
+    assert kept.get(member_id=MEMBER)["link_source"] == "account_code"
+    operator = entitlement_updates.link(MEMBER, 504)
+    assert operator["entitled"] is True and operator["account"]["account_id"] == 504
+    post(api, "AccountStateChange", "account-state-change", id="another-state", account_id=777, account_code=MEMBER)
+    time.sleep(2)
+    assert kept.get(member_id=MEMBER)["account_id"] == 504  # the default never replaces an operator's link
+    assert entitlement_updates.unlink(MEMBER)["account"] is None
+
+
+def test_a_portal_not_decided_yet_is_answered_from_its_installation_and_an_unknown_one_is_404(api, kept):
+    answer = entitlement(api)  # the sample install's licence, as of its 2016 event: long expired
+    assert (answer["entitled"], answer["reason"], answer["account"]) == (False, "licence_expired", None)
+    assert kept.get(member_id=MEMBER) is None  # a read writes nothing
+    assert requests.get(f"{api.url}/entitlements/nobody", timeout=10).status_code == 404
+
+
+def test_an_answer_is_never_older_than_the_deadline_it_named(api, synced, dynamodb):
+    kept = synced
+    from billing_webhooks.domain import entitlement_updates
+
+    entitlement_updates.link(MEMBER, 504)
+    # As if decided long ago, with a deadline (a grace period, a blocking day) that has passed.
+    stale = {**kept.get(member_id=MEMBER)["entitlement"], "entitled": False, "reason": "stale"}
+    from billing_webhooks.data.notifications import to_item
+
+    dynamodb.update_item(TableName="EntitlementsTable", Key={"member_id": {"S": MEMBER}},
+                         UpdateExpression="SET entitlement = :e, changes_at = :past",
+                         ExpressionAttributeValues={":e": to_item({"e": stale})["e"], ":past": {"N": "1"}})
+    assert entitlement(api)["reason"] == "paid"
+    dynamodb.update_item(TableName="EntitlementsTable", Key={"member_id": {"S": MEMBER}},
+                         UpdateExpression="SET changes_at = :later",
+                         ExpressionAttributeValues={":later": {"N": str(int(time.time()) + 3600)}})
+    assert entitlement(api)["reason"] == "stale"  # before its deadline, the kept answer: one GetItem
+
+
+def test_a_licence_played_expired_flips_the_entitlement_when_its_grace_period_ends_with_one_event(
+        api, synced, stack, bus_events):
+    from billing_webhooks.recovery.licence_runs import run_deadlines, sync_now
+
+    answer = requests.put(f"http://127.0.0.1:{stack.bitrix24.port}/_portals/{samples.PORTAL_DOMAIN}",
+                          json={"STATUS": "P", "PAYMENT_EXPIRED": "Y", "DAYS": -3}, timeout=10)
+    assert answer.status_code == 200
+    assert sync_now([MEMBER])[0]["outcome"] == "ok"
+    in_grace = entitlement(api)
+    assert (in_grace["entitled"], in_grace["reason"]) == (True, "licence_expired_in_grace")
+    grace_ends = datetime.fromisoformat(in_grace["grace_until"].replace("Z", "+00:00"))
+    assert run_deadlines(int(grace_ends.timestamp()) - 60) == {}  # not yet
+    assert run_deadlines(int(grace_ends.timestamp()) + 1) == {"changed": 1}
+    assert run_deadlines(int(grace_ends.timestamp()) + 120) == {}  # no deadline left to wait for
+    assert bus_events(2) == [("EntitlementChanged", True, "licence_expired_in_grace"),
+                             ("EntitlementChanged", False, "licence_expired")]
