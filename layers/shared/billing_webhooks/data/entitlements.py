@@ -59,14 +59,14 @@ def unlink(member_id: str) -> None:
 
 
 def put_entitlement(member_id: str, entitlement: dict[str, Any], digest: str, changes_at: int | None,
-                    version: int, event: dict[str, Any]) -> bool:
+                    version: int, told: list[dict[str, Any]]) -> bool:
     """The entitlement, if it differs (`digest`) from what the item holds at `version`, with the
-    event that tells of it (`pending_event`, the outbox: published, then cleared); False when it
+    events that tell of it (`pending_events`, the outbox: published, then cleared); False when it
     is the same, or another recomputation wrote first (that one read newer inputs)."""
     expression = ("SET entitlement = :entitlement, entitlement_digest = :digest, entitlement_version = :next,"
-                  " pending_event = :event")
+                  " pending_events = :told")
     values: dict[str, Any] = {":entitlement": entitlement, ":digest": digest, ":next": version + 1,
-                              ":version": version, ":event": event}
+                              ":version": version, ":told": told}
     if changes_at is not None:
         expression += ", changes_at = :changes_at, changes_shard = :shard"
         values.update({":changes_at": changes_at, ":shard": str(sum(member_id.encode()) % SHARDS)})
@@ -78,9 +78,9 @@ def put_entitlement(member_id: str, entitlement: dict[str, Any], digest: str, ch
     return _update(member_id, expression, values, condition)
 
 
-def event_published(member_id: str, event_id: str) -> None:
-    """The outbox emptied of the event `event_id` (a newer one stays to be published)."""
-    _update(member_id, "REMOVE pending_event", {":id": event_id}, "pending_event.id = :id")
+def events_published(member_id: str, version: int) -> None:
+    """The outbox emptied of the events of `version` (a newer version's stay to be published)."""
+    _update(member_id, "REMOVE pending_events", {":version": version}, "entitlement_version = :version")
 
 
 def due(shard: int, now: int, limit: int = 100) -> list[str]:

@@ -47,43 +47,76 @@ def stored_answer(kept: dict[str, Any] | None, now: datetime) -> dict[str, Any] 
 
 
 def recompute(member_id: str, now: datetime | None = None) -> tuple[dict[str, Any], bool]:
-    """The portal's entitlement decided afresh, and whether it changed (then it is written)."""
+    """The portal's entitlement decided afresh, and whether it changed (then it is written, with
+    the events that tell of it, and they are published)."""
     now = now or datetime.now(UTC)
     kept = entitlements.get(member_id) or {}
     answer = decided(member_id, kept, now)
     digest = _digest(answer)
-    if kept.get("pending_event"):  # told of an earlier change, not yet published (a crash, an outage)
-        publish_pending(member_id, kept["pending_event"])
+    if kept.get("pending_events"):  # told of an earlier change, not yet published (a crash, an outage)
+        publish_pending(member_id, kept["pending_events"], int(kept["entitlement_version"]))
     if kept.get("entitlement_digest") == digest:
         return kept["entitlement"], False
     changes_at = answer.get("changes_at")
     epoch = int(datetime.fromisoformat(changes_at.replace("Z", "+00:00")).timestamp()) if changes_at else None
     version = int(kept.get("entitlement_version") or 0)
-    event = changed_event(answer, version + 1, kept.get("entitlement"))
-    if not entitlements.put_entitlement(member_id, answer, digest, epoch, version, event):
+    told = changed_events(answer, version + 1, kept.get("entitlement"))
+    if not entitlements.put_entitlement(member_id, answer, digest, epoch, version, told):
         return answer, False
-    publish_pending(member_id, event)
+    publish_pending(member_id, told, version + 1)
     return answer, True
 
 
-ENTITLEMENT_CHANGED = "EntitlementChanged"
+# What the vendor's systems are told (docs/events.md), one detail-type per kind.
+ENTITLEMENT_CHANGED, LICENCE_CHANGED = "EntitlementChanged", "LicenceChanged"
+ACCOUNT_STATE_CHANGED, INVOICE_OVERDUE = "AccountStateChanged", "InvoiceOverdue"
+MAX_OVERDUE_EVENTS = 10
 
 
-def changed_event(answer: dict[str, Any], version: int, previous: dict[str, Any] | None) -> dict[str, Any]:
-    """EntitlementChanged's detail (docs/events.md): its `id` (member_id and version) is the same
-    on every publication of this change, so a consumer drops a redelivery."""
-    return {
-        "id": f"{answer['member_id']}:{version}", "detail_type": ENTITLEMENT_CHANGED, "version": version,
-        **{name: answer[name] for name in ("member_id", "entitled", "reason", "until", "grace_until", "licence",
-                                           "account", "as_of")},
-        "previous": None if not previous else {name: previous.get(name) for name in ("entitled", "reason")},
-    }
+def _day_apart(before: Any, after: Any) -> bool:
+    """Two instants a day or more apart (or one missing): an `until` that moved, not a recount."""
+    if not before or not after:
+        return before != after
+    parse = lambda text: datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: E731
+    return abs(parse(after) - parse(before)) >= timedelta(days=1)
 
 
-def publish_pending(member_id: str, event: dict[str, Any]) -> None:
-    """Publish the outbox's event, then empty the outbox; an outage leaves it for the next try."""
-    events.publish(event["detail_type"], {name: value for name, value in event.items() if name != "detail_type"})
-    entitlements.event_published(member_id, event["id"])
+def changed_events(answer: dict[str, Any], version: int, previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The events this change tells, each with an `id` (member_id, version, kind) that is the same on
+    every publication of it, so a consumer drops a redelivery. A licence or account confirmed as it
+    was tells nothing: a sync that only recounts DAYS is no change."""
+    member_id, before = answer["member_id"], previous or {}
+    base = {"member_id": member_id, "version": version, "as_of": answer["as_of"]}
+    told = []
+    if (not previous or (answer["entitled"], answer["reason"]) != (before.get("entitled"), before.get("reason"))
+            or _day_apart(before.get("until"), answer["until"])
+            or _day_apart(before.get("grace_until"), answer["grace_until"])):
+        told.append({**base, "id": f"{member_id}:{version}", "detail_type": ENTITLEMENT_CHANGED,
+                     **{name: answer[name] for name in ("entitled", "reason", "until", "grace_until", "licence",
+                                                        "account")},
+                     "previous": None if not previous else {name: before.get(name) for name in ("entitled", "reason")}})
+    old_licence, licence = before.get("licence") or {}, answer["licence"]
+    if previous and (old_licence.get("state"), old_licence.get("status")) != (licence["state"], licence["status"]):
+        told.append({**base, "id": f"{member_id}:{version}:licence", "detail_type": LICENCE_CHANGED,
+                     "licence": licence, "previous": {name: old_licence.get(name) for name in ("state", "status")}})
+    old_account, account = before.get("account") or {}, answer["account"] or {}
+    if previous and account and old_account.get("account_id") == account["account_id"] and (
+            old_account.get("state") != account["state"]):
+        told.append({**base, "id": f"{member_id}:{version}:account-state", "detail_type": ACCOUNT_STATE_CHANGED,
+                     "account_id": account["account_id"], "state": account["state"],
+                     "previous_state": old_account.get("state")})
+    fresh = [invoice for invoice in account.get("overdue_invoices") or []
+             if invoice not in (old_account.get("overdue_invoices") or [])]
+    told += [{**base, "id": f"{member_id}:{version}:overdue:{invoice}", "detail_type": INVOICE_OVERDUE,
+              "account_id": account["account_id"], "invoice_id": invoice} for invoice in fresh[:MAX_OVERDUE_EVENTS]]
+    return told
+
+
+def publish_pending(member_id: str, told: list[dict[str, Any]], version: int) -> None:
+    """Publish the outbox's events, then empty the outbox; an outage leaves it for the next try."""
+    for event in told:
+        events.publish(event["detail_type"], {name: value for name, value in event.items() if name != "detail_type"})
+    entitlements.events_published(member_id, version)
 
 
 def link(member_id: str, account_id: int, *, source: str = entitlements.OPERATOR) -> dict[str, Any]:
