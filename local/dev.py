@@ -106,6 +106,7 @@ def main() -> None:
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", str(os.environ["POWERTOOLS_LOG_LEVEL"] != "INFO").lower())
         api = LocalApi(int(os.environ.get("LOCAL_API_PORT", 3000))).start()
         projector = StreamPoller("AccountProjectorFunction", stack.endpoints, log=print).start()
+        entitlements = StreamPoller("LicenceSyncFunction", stack.endpoints, log=print).start()
         print(f"\nDynamoDB Local  {stack.dynamodb.url}   (table NotificationsTable)")
         print(f"moto server     {stack.moto.url}   (SNS AlertsTopic, SQS local-alerts, secrets)")
         print(f"fake Bitrix24   http://127.0.0.1:{stack.bitrix24.port}   (HTTPS proxy answering every portal's "
@@ -116,6 +117,8 @@ def main() -> None:
         for route in template.routes() + template.read_routes():
             print(f"  {route.method:4} {api.url}{route.path}  ->  {route.function}")
         print("  NotificationsTable's stream -> AccountProjectorFunction -> AccountsTable (the account view)")
+        print("  InstallationsTable's stream -> LicenceSyncFunction -> EntitlementsTable (GET /entitlements; "
+              "`make events` for what BillingEventsBus told)")
         print("\nThe sample events, one curl line each:\n")
         for path in sorted(EVENTS.glob("*.json"), key=lifecycle_order):
             event = json.loads(path.read_text())
@@ -141,6 +144,7 @@ def main() -> None:
             pass
         stopped.set()
         projector.stop()
+        entitlements.stop()
         api.stop()
     finally:
         DEV_STATE.unlink(missing_ok=True)

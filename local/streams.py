@@ -44,6 +44,7 @@ class StreamPoller:
                       if event["Type"] == "DynamoDB")
         self.table = source["Stream"]["Fn::GetAtt"][0]
         self.batch_size = int(source.get("BatchSize", 100))
+        self.starting_position = source.get("StartingPosition", "TRIM_HORIZON")  # LATEST: from when it starts
         self.retries = int(source.get("MaximumRetryAttempts", 2))
         self.filters = [json.loads(item["Pattern"]) for item in source.get("FilterCriteria", {}).get("Filters", [])]
         failure_queue = source.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", {})
@@ -74,10 +75,13 @@ class StreamPoller:
                 dynamodb, streams, sqs = self._clients()
                 arn = dynamodb.describe_table(TableName=self.table)["Table"]["LatestStreamArn"]
                 while not self.stopped.is_set():
+                    first_look = not iterators  # StartingPosition applies to the shards found at start
                     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
                         if shard["ShardId"] not in iterators:
                             iterators[shard["ShardId"]] = streams.get_shard_iterator(
-                                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                                StreamArn=arn, ShardId=shard["ShardId"],
+                                ShardIteratorType=self.starting_position if first_look else "TRIM_HORIZON",
+                            )["ShardIterator"]
                     busy = False
                     for shard_id, iterator in list(iterators.items()):
                         if iterator is None:

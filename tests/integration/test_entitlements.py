@@ -14,6 +14,9 @@ from local import samples, seeds, template
 from tests.conftest import Table
 
 MEMBER = samples.PORTAL_MEMBER_ID
+# Accounts of this module's own: the projector replays the stream from its start, with other
+# modules' notifications of the seeds' account 504 in it.
+ACCOUNT, OTHER = 880504, 880777
 BILLING_AUTH = {"Authorization": "Bearer local-billing-token", "Content-Type": "application/json"}
 
 
@@ -97,19 +100,19 @@ def test_a_linked_portal_is_entitled_then_not_past_an_invoices_blocking_day_then
     kept = synced
     from billing_webhooks.domain import entitlement_updates
 
-    linked = entitlement_updates.link(MEMBER, 504)
-    assert (linked["entitled"], linked["reason"], linked["account"]["account_id"]) == (True, "paid", 504)
+    linked = entitlement_updates.link(MEMBER, ACCOUNT)
+    assert (linked["entitled"], linked["reason"], linked["account"]["account_id"]) == (True, "paid", ACCOUNT)
     answer = entitlement(api)
     assert answer["licence"]["source"] == "app.info" and answer["licence"]["as_of"] and "changes_at" not in answer
     # The seed's UnPaidInvoice: invoice 38, blocking 15 days after 2019-03-05, long past.
-    post(api, "UnPaidInvoice", "unpaid-invoice")
+    post(api, "UnPaidInvoice", "unpaid-invoice", account_id=ACCOUNT)
     refused = eventually(api, lambda found: found["entitled"] is False)
     assert refused["reason"] == "invoice_overdue: 38" and refused["account"]["overdue_invoices"] == [38]
     version = kept.get(member_id=MEMBER)["entitlement_version"]
-    post(api, "UnPaidInvoice", "unpaid-invoice")  # a redelivery moves nothing
+    post(api, "UnPaidInvoice", "unpaid-invoice", account_id=ACCOUNT)  # a redelivery moves nothing
     time.sleep(2)
     assert kept.get(member_id=MEMBER)["entitlement_version"] == version
-    post(api, "NewPayment", "new-payment", account_id=504, account_code="<external-code>",
+    post(api, "NewPayment", "new-payment", account_id=ACCOUNT, account_code="<external-code>",
          details={**seeds.billing_seeds()["NewPayment"]["details"], "invoice_id": [38]})
     again = eventually(api, lambda found: found["entitled"] is True)
     assert again["reason"] == "paid" and again["account"]["overdue_invoices"] == []
@@ -127,18 +130,18 @@ def test_an_account_whose_code_is_the_portals_member_id_is_linked_by_default_and
     kept = synced
     from billing_webhooks.domain import entitlement_updates
 
-    post(api, "AccountStateChange", "account-state-change", account_id=777, account_code=MEMBER,
+    post(api, "AccountStateChange", "account-state-change", account_id=OTHER, account_code=MEMBER,
          details={**seeds.billing_seeds()["AccountStateChange"]["details"],
                   "new_state": {"state": "Blocked", "date_from": "2019-03-01 00:00:00 +02:00", "date_to": ""}})
     blocked = eventually(api, lambda found: found["account"] is not None)
     assert (blocked["entitled"], blocked["reason"], blocked["account"]["account_id"]) == (
-        False, "account_blocked", 777)
+        False, "account_blocked", OTHER)
     assert kept.get(member_id=MEMBER)["link_source"] == "account_code"
-    operator = entitlement_updates.link(MEMBER, 504)
-    assert operator["entitled"] is True and operator["account"]["account_id"] == 504
-    post(api, "AccountStateChange", "account-state-change", id="another-state", account_id=777, account_code=MEMBER)
+    operator = entitlement_updates.link(MEMBER, ACCOUNT)
+    assert operator["entitled"] is True and operator["account"]["account_id"] == ACCOUNT
+    post(api, "AccountStateChange", "account-state-change", id="another-state", account_id=OTHER, account_code=MEMBER)
     time.sleep(2)
-    assert kept.get(member_id=MEMBER)["account_id"] == 504  # the default never replaces an operator's link
+    assert kept.get(member_id=MEMBER)["account_id"] == ACCOUNT  # the default never replaces an operator's link
     assert entitlement_updates.unlink(MEMBER)["account"] is None
 
 
@@ -153,7 +156,7 @@ def test_an_answer_is_never_older_than_the_deadline_it_named(api, synced, dynamo
     kept = synced
     from billing_webhooks.domain import entitlement_updates
 
-    entitlement_updates.link(MEMBER, 504)
+    entitlement_updates.link(MEMBER, ACCOUNT)
     # As if decided long ago, with a deadline (a grace period, a blocking day) that has passed.
     stale = {**kept.get(member_id=MEMBER)["entitlement"], "entitled": False, "reason": "stale"}
     from billing_webhooks.data.notifications import to_item
@@ -190,11 +193,11 @@ def test_a_licence_played_expired_flips_the_entitlement_when_its_grace_period_en
 def test_the_linked_accounts_state_changes_are_told_and_a_blocked_one_refuses(api, synced, projector, bus_events):
     from billing_webhooks.domain import entitlement_updates
 
-    entitlement_updates.link(MEMBER, 504)
-    post(api, "AccountStateChange", "account-state-change")  # the seed: 504 Active (from Test)
+    entitlement_updates.link(MEMBER, ACCOUNT)
+    post(api, "AccountStateChange", "account-state-change", account_id=ACCOUNT)  # the seed's: Active (from Test)
     assert bus_events(1) == [("AccountStateChanged", None, None)]
     state = seeds.billing_seeds()["AccountStateChange"]
-    post(api, "AccountStateChange", "account-state-change", id="blocked-1",
+    post(api, "AccountStateChange", "account-state-change", id="blocked-1", account_id=ACCOUNT,
          original_event_date="2019-04-01 10:00:00 +02:00",
          details={**state["details"], "new_state": {"state": "Blocked", "date_from": "2019-04-01 10:00:00 +02:00",
                                                     "date_to": ""}})
@@ -202,3 +205,29 @@ def test_the_linked_accounts_state_changes_are_told_and_a_blocked_one_refuses(ap
     assert blocked["reason"] == "account_blocked"
     assert sorted(bus_events(3)) == sorted([("AccountStateChanged", None, None), ("AccountStateChanged", None, None),
                                             ("EntitlementChanged", False, "account_blocked")])
+
+
+@pytest.fixture(scope="module")
+def installation_stream(stack):
+    """LicenceSyncFunction on InstallationsTable's stream, from now on (StartingPosition LATEST)."""
+    from local.streams import StreamPoller
+
+    poller = StreamPoller("LicenceSyncFunction", stack.endpoints).start()
+    time.sleep(1)  # its iterator taken before the test writes
+    yield poller
+    poller.stop()
+
+
+def test_an_uninstall_flips_the_entitlement_off_the_delivery_path_with_one_event(api, synced, installation_stream,
+                                                                                 bus_events):
+    from local.wire import php_form_encode
+    from tests.integration.test_deliveries import FORM
+    from tests.integration.test_deliveries import post as deliver
+
+    assert entitlement(api)["entitled"] is True
+    status, _, answer = deliver(api, "/bitrix24/app-uninstall", php_form_encode(samples.BITRIX24_BODIES["app_uninstall"]()),
+                                FORM)
+    assert status == 200, answer
+    gone = eventually(api, lambda found: found["entitled"] is False)
+    assert gone["reason"] == "not_installed"
+    assert bus_events(1) == [("EntitlementChanged", False, "not_installed")]

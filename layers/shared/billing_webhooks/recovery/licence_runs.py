@@ -102,3 +102,9 @@ def run_deadlines(now: int | None = None) -> dict[str, int]:
                 changed = None
             counts["changed" if changed else "error" if changed is None else "unchanged"] += 1
     return dict(counts)
+
+
+def installation_changed(member_id: str) -> bool:
+    """An installation was written (an install, an update, an uninstall, a payment, a check): the
+    portal's entitlement decided again; whether it changed. An outage raises: the stream retries."""
+    return entitlement_updates.recompute(member_id)[1]
