@@ -104,6 +104,7 @@ def main() -> None:
         # One console line per delivery; DEV_LOG_LEVEL=INFO shows the handlers' JSON logs and metrics.
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("DEV_LOG_LEVEL", "ERROR")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", str(os.environ["POWERTOOLS_LOG_LEVEL"] != "INFO").lower())
+        stack.check_sample_licence()  # its entitlement decided, the first event on the bus
         api = LocalApi(int(os.environ.get("LOCAL_API_PORT", 3000))).start()
         projector = StreamPoller("AccountProjectorFunction", stack.endpoints, log=print).start()
         entitlements = StreamPoller("LicenceSyncFunction", stack.endpoints, log=print).start()

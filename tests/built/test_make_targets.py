@@ -92,7 +92,8 @@ def test_make_devs_fake_bitrix24_takes_control_requests_on_its_own_port(make_dev
     licence = answer.json()["licence"]
     assert (licence["state"], licence["source"]) == ("expired", "app.info"), answer.text
     played = requests.get(fake, timeout=10).json()
-    assert played["calls"]["app.info"] == 1 and played["access_token"] not in answer.text + cli.stdout
+    # make dev's first check of the sample portal, then this sync's.
+    assert played["calls"]["app.info"] == 2 and played["access_token"] not in answer.text + cli.stdout
     # The sync decided the portal's entitlement (expired, within its grace period) and told the bus.
     linked = subprocess.run([str(ROOT / ".venv" / "bin" / "billing-webhooks"), "links", "set", member_id, "504",
                              "--local"], env=environment, capture_output=True, text=True, timeout=60)
@@ -100,9 +101,10 @@ def test_make_devs_fake_bitrix24_takes_control_requests_on_its_own_port(make_dev
     shown = requests.get(f"{make_dev['api']}/entitlements/{member_id}", timeout=10).json()
     assert shown["entitled"] is True and shown["account"]["account_id"] == 504, shown
     told = make("events", env=environment)
-    # One: the first decision. The link to an account nothing has named yet changed no verdict.
-    assert told.returncode == 0 and "1 event(s) on local-events" in told.stdout, told.stdout + told.stderr
-    assert told.stdout.count("EntitlementChanged") == 1
+    # make dev's first check of the sample portal (paid), then the expiry: the entitlement twice, the
+    # licence once. The link to an account nothing has named yet changed no verdict.
+    assert told.returncode == 0 and "3 event(s) on local-events" in told.stdout, told.stdout + told.stderr
+    assert told.stdout.count("EntitlementChanged") == 2 and told.stdout.count("LicenceChanged") == 1
 
 
 def test_the_tools_find_the_running_make_dev_stack_whatever_its_ports(make_dev):

@@ -162,11 +162,11 @@ def test_an_answer_is_never_older_than_the_deadline_it_named(api, synced, dynamo
     from billing_webhooks.data.notifications import to_item
 
     dynamodb.update_item(TableName="EntitlementsTable", Key={"member_id": {"S": MEMBER}},
-                         UpdateExpression="SET entitlement = :e, changes_at = :past",
+                         UpdateExpression="SET entitlement = :e, deadline_at = :past",
                          ExpressionAttributeValues={":e": to_item({"e": stale})["e"], ":past": {"N": "1"}})
     assert entitlement(api)["reason"] == "paid"
     dynamodb.update_item(TableName="EntitlementsTable", Key={"member_id": {"S": MEMBER}},
-                         UpdateExpression="SET changes_at = :later",
+                         UpdateExpression="SET deadline_at = :later",
                          ExpressionAttributeValues={":later": {"N": str(int(time.time()) + 3600)}})
     assert entitlement(api)["reason"] == "stale"  # before its deadline, the kept answer: one GetItem
 
@@ -231,3 +231,31 @@ def test_an_uninstall_flips_the_entitlement_off_the_delivery_path_with_one_event
     gone = eventually(api, lambda found: found["entitled"] is False)
     assert gone["reason"] == "not_installed"
     assert bus_events(1) == [("EntitlementChanged", False, "not_installed")]
+
+
+def test_an_outbox_its_writer_left_is_published_once_by_the_sweep_and_a_young_one_is_left_to_its_writer(
+        api, synced, dynamodb, bus_events):
+    from billing_webhooks.data.notifications import to_item
+    from billing_webhooks.domain import entitlement_updates
+    from billing_webhooks.recovery.licence_runs import run_deadlines
+
+    entitlement_updates.link(MEMBER, ACCOUNT)
+    kept = synced.get(member_id=MEMBER)
+    lost = [{"id": f"{MEMBER}:{kept['entitlement_version']}", "detail_type": "EntitlementChanged",
+             **{name: kept["entitlement"][name] for name in ("member_id", "entitled", "reason", "until", "grace_until",
+                                                             "licence", "account", "as_of")},
+             "version": int(kept["entitlement_version"]), "previous": None}]
+    now = int(time.time())
+    for since, expected in ((now - 5, []), (now - 120, [("EntitlementChanged", True, "paid")])):
+        # A writer that stored its events and died before publishing them, `since` seconds ago.
+        dynamodb.update_item(TableName="EntitlementsTable", Key={"member_id": {"S": MEMBER}},
+                             UpdateExpression="SET pending_events = :told, pending_since = :since, changes_at = :due,"
+                                              " changes_shard = :shard",
+                             ExpressionAttributeValues={**to_item({":told": json.loads(json.dumps(lost, default=str))}),
+                                                        ":since": {"N": str(since)}, ":due": {"N": str(since + 60)},
+                                                        ":shard": {"S": str(sum(MEMBER.encode()) % 10)}})
+        entitlement_updates.recompute(MEMBER)  # another recomputation, the answer unchanged
+        run_deadlines(now)
+        assert bus_events(len(expected), seconds=3) == expected
+    after = synced.get(member_id=MEMBER)
+    assert "pending_events" not in after and after["changes_at"] == after["deadline_at"]  # the answer's own deadline

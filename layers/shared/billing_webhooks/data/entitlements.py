@@ -58,29 +58,40 @@ def unlink(member_id: str) -> None:
     _update(member_id, "REMOVE account_key, account_id, link_source", {})
 
 
-def put_entitlement(member_id: str, entitlement: dict[str, Any], digest: str, changes_at: int | None,
-                    version: int, told: list[dict[str, Any]]) -> bool:
+def _shard(member_id: str) -> str:
+    return str(sum(member_id.encode()) % SHARDS)
+
+
+def put_entitlement(member_id: str, entitlement: dict[str, Any], digest: str, deadline: int | None,
+                    version: int, told: list[dict[str, Any]], now: int, retry_at: int) -> bool:
     """The entitlement, if it differs (`digest`) from what the item holds at `version`, with the
     events that tell of it (`pending_events`, the outbox: published, then cleared); False when it
-    is the same, or another recomputation wrote first (that one read newer inputs)."""
-    expression = ("SET entitlement = :entitlement, entitlement_digest = :digest, entitlement_version = :next,"
-                  " pending_events = :told")
-    values: dict[str, Any] = {":entitlement": entitlement, ":digest": digest, ":next": version + 1,
-                              ":version": version, ":told": told}
-    if changes_at is not None:
-        expression += ", changes_at = :changes_at, changes_shard = :shard"
-        values.update({":changes_at": changes_at, ":shard": str(sum(member_id.encode()) % SHARDS)})
-    else:
-        expression += " REMOVE changes_at, changes_shard"
+    is the same, or another recomputation wrote first (that one read newer inputs). `deadline`:
+    when the answer changes by itself (`deadline_at`); the sweep's index (`changes_at`) holds the
+    sooner of it and `retry_at`, when events still pending are taken as lost and published again."""
+    swept = min([at for at in (deadline, retry_at if told else None) if at is not None], default=None)
+    sets = {"entitlement": entitlement, "entitlement_digest": digest, "entitlement_version": version + 1,
+            "pending_events": told, "pending_since": now, "deadline_at": deadline, "changes_at": swept,
+            "changes_shard": _shard(member_id) if swept is not None else None}
+    kept = {name: value for name, value in sets.items() if value is not None}
+    expression = "SET " + ", ".join(f"{name} = :{name}" for name in kept)
+    if gone := [name for name, value in sets.items() if value is None]:
+        expression += " REMOVE " + ", ".join(gone)
+    values = {f":{name}": value for name, value in kept.items()} | {":version": version, ":zero": 0}
     condition = ("(attribute_not_exists(entitlement_version) AND :version = :zero) OR "
-                 "(entitlement_version = :version AND entitlement_digest <> :digest)")
-    values[":zero"] = 0
+                 "(entitlement_version = :version AND entitlement_digest <> :entitlement_digest)")
     return _update(member_id, expression, values, condition)
 
 
-def events_published(member_id: str, version: int) -> None:
-    """The outbox emptied of the events of `version` (a newer version's stay to be published)."""
-    _update(member_id, "REMOVE pending_events", {":version": version}, "entitlement_version = :version")
+def events_published(member_id: str, version: int, deadline: int | None) -> None:
+    """The outbox emptied of the events of `version` (a newer version's stay to be published), and
+    the sweep's index back to the answer's own deadline."""
+    if deadline is None:
+        _update(member_id, "REMOVE pending_events, pending_since, changes_at, changes_shard", {":version": version},
+                "entitlement_version = :version")
+    else:
+        _update(member_id, "REMOVE pending_events, pending_since SET changes_at = :at, changes_shard = :shard",
+                {":version": version, ":at": deadline, ":shard": _shard(member_id)}, "entitlement_version = :version")
 
 
 def due(shard: int, now: int, limit: int = 100) -> list[str]:

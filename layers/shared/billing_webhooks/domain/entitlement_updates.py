@@ -42,8 +42,8 @@ def stored_answer(kept: dict[str, Any] | None, now: datetime) -> dict[str, Any] 
     invoice's blocking day) has passed, or when none is kept."""
     if not kept or "entitlement" not in kept:
         return None
-    changes_at = kept.get("changes_at")
-    return kept["entitlement"] if changes_at is None or int(changes_at) > now.timestamp() else None
+    deadline = kept.get("deadline_at")
+    return kept["entitlement"] if deadline is None or int(deadline) > now.timestamp() else None
 
 
 def recompute(member_id: str, now: datetime | None = None) -> tuple[dict[str, Any], bool]:
@@ -53,18 +53,25 @@ def recompute(member_id: str, now: datetime | None = None) -> tuple[dict[str, An
     kept = entitlements.get(member_id) or {}
     answer = decided(member_id, kept, now)
     digest = _digest(answer)
-    if kept.get("pending_events"):  # told of an earlier change, not yet published (a crash, an outage)
-        publish_pending(member_id, kept["pending_events"], int(kept["entitlement_version"]))
+    stamp = int(now.timestamp())
+    if kept.get("pending_events") and int(kept.get("pending_since") or 0) <= stamp - PENDING_SECONDS:
+        # Told of an earlier change, never published (a crash, an outage): its writer is gone. A
+        # younger outbox is its writer's to publish: publishing it here too would tell it twice.
+        publish_pending(member_id, kept["pending_events"], int(kept["entitlement_version"]), kept.get("deadline_at"))
     if kept.get("entitlement_digest") == digest:
         return kept["entitlement"], False
     changes_at = answer.get("changes_at")
-    epoch = int(datetime.fromisoformat(changes_at.replace("Z", "+00:00")).timestamp()) if changes_at else None
+    deadline = int(datetime.fromisoformat(changes_at.replace("Z", "+00:00")).timestamp()) if changes_at else None
     version = int(kept.get("entitlement_version") or 0)
     told = changed_events(answer, version + 1, kept.get("entitlement"))
-    if not entitlements.put_entitlement(member_id, answer, digest, epoch, version, told):
+    if not entitlements.put_entitlement(member_id, answer, digest, deadline, version, told, stamp,
+                                        stamp + PENDING_SECONDS):
         return answer, False
-    publish_pending(member_id, told, version + 1)
+    publish_pending(member_id, told, version + 1, deadline)
     return answer, True
+
+
+PENDING_SECONDS = 60  # an outbox this old is taken as lost by its writer: the minute's sweep publishes it
 
 
 # What the vendor's systems are told (docs/events.md), one detail-type per kind.
@@ -112,11 +119,12 @@ def changed_events(answer: dict[str, Any], version: int, previous: dict[str, Any
     return told
 
 
-def publish_pending(member_id: str, told: list[dict[str, Any]], version: int) -> None:
-    """Publish the outbox's events, then empty the outbox; an outage leaves it for the next try."""
+def publish_pending(member_id: str, told: list[dict[str, Any]], version: int, deadline: Any) -> None:
+    """Publish the outbox's events, then empty the outbox; an outage leaves it for the minute's
+    sweep (its index entry is due PENDING_SECONDS after the write)."""
     for event in told:
         events.publish(event["detail_type"], {name: value for name, value in event.items() if name != "detail_type"})
-    entitlements.events_published(member_id, version)
+    entitlements.events_published(member_id, version, int(deadline) if deadline is not None else None)
 
 
 def link(member_id: str, account_id: int, *, source: str = entitlements.OPERATOR) -> dict[str, Any]:
