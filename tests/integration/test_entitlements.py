@@ -259,3 +259,9 @@ def test_an_outbox_its_writer_left_is_published_once_by_the_sweep_and_a_young_on
         assert bus_events(len(expected), seconds=3) == expected
     after = synced.get(member_id=MEMBER)
     assert "pending_events" not in after and after["changes_at"] == after["deadline_at"]  # the answer's own deadline
+
+
+def test_an_account_whose_code_is_the_portals_domain_is_linked_by_default(api, synced, projector):
+    post(api, "AccountStateChange", "account-state-change", account_id=OTHER + 1, account_code=samples.PORTAL_DOMAIN)
+    linked = eventually(api, lambda found: found["account"] is not None)
+    assert linked["account"]["account_id"] == OTHER + 1 and synced.get(member_id=MEMBER)["link_source"] == "account_code"

@@ -16,6 +16,7 @@ INSTALLED = "installed"
 UNINSTALLED = "uninstalled"
 SYNC_INDEX = "licence-sync"  # sparse: installed portals with kept tokens, by sync_shard and next_check_at
 SYNC_SHARDS = 10
+BY_DOMAIN = "by-domain"
 
 
 def _table() -> str:
@@ -138,3 +139,14 @@ def record_check(member_id: str, values: dict[str, Any], remove: tuple[str, ...]
     written, _ = notifications.conditional_write("update_item", "The portal's licence check could not be saved.",
                                                  **request)
     return written
+
+
+def on_domain(domain: str) -> list[str]:
+    """The member_ids installed (or once installed) on a portal domain: a few at most."""
+    try:
+        answer = notifications.dynamodb().query(
+            TableName=_table(), IndexName=BY_DOMAIN, KeyConditionExpression="#domain = :domain", Limit=10,
+            ExpressionAttributeNames={"#domain": "domain"}, ExpressionAttributeValues={":domain": {"S": domain}})
+    except (BotoCoreError, ClientError) as exc:
+        raise notifications.fault(exc, "The portal's installation cannot be read right now; retry later.") from None
+    return [item["member_id"]["S"] for item in answer.get("Items", [])]

@@ -26,8 +26,8 @@ from billing_webhooks.models.base import utc_timestamp
 from billing_webhooks.models.bitrix24 import AppInfo
 from billing_webhooks.observability import logger, metrics
 
-REQUESTS_PER_SECOND = 2  # Bitrix24's limit per portal
-GAP_SECONDS = 0.55  # between two requests to one portal: 1/REQUESTS_PER_SECOND, and room for the network's jitter
+# Between two requests to one portal: Bitrix24 takes 2 a second (0.5 s), and room for the network's jitter.
+GAP_SECONDS = 0.55
 REFRESH_AGAIN = frozenset({portal.EXPIRED_TOKEN, "invalid_token"})  # the portal's word on an access token
 
 

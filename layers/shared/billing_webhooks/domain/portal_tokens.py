@@ -9,7 +9,6 @@ The tokens never leave this module but as an `Access` (its token hidden from rep
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -90,7 +89,7 @@ def _app_credentials() -> tuple[str, str]:
     return values  # type: ignore[return-value]
 
 
-def access(member_id: str, *, refused: Access | None = None, clock: Callable[[], float] = time.time) -> Access:
+def access(member_id: str, *, refused: Access | None = None) -> Access:
     """An access token for the portal: the kept one while it is valid (and is not `refused`, the
     one the portal just called expired), else a refreshed one, refreshed once however many ask.
     portal.TokenRefused when Bitrix24 refuses the refresh (`invalid_grant`: never again until a
@@ -102,7 +101,7 @@ def access(member_id: str, *, refused: Access | None = None, clock: Callable[[],
             raise NoToken(member_id)
         if item.get("refused"):
             raise portal.TokenRefused(f"Bitrix24 refused this portal's tokens ({item['refused']}).", item["refused"])
-        now = clock()
+        now = time.time()
         leased = int(item.get("refreshing_until") or 0) >= now
         stale = refused is not None and refused.version >= int(item["version"])
         if not leased and not stale and int(item["access_expires_at"]) > now + EARLY_SECONDS:
