@@ -83,6 +83,14 @@ def put_entitlement(member_id: str, entitlement: dict[str, Any], digest: str, de
     return _update(member_id, expression, values, condition)
 
 
+def claim_outbox(member_id: str, version: int, since: int, now: int) -> bool:
+    """Take a lost outbox over (its events of `version`, pending since `since`): True for one
+    caller however many find it at once; it is then pending since `now`, this caller's."""
+    return _update(member_id, "SET pending_since = :now",
+                   {":now": now, ":since": since, ":version": version},
+                   "entitlement_version = :version AND pending_since = :since")
+
+
 def events_published(member_id: str, version: int, deadline: int | None) -> None:
     """The outbox emptied of the events of `version` (a newer version's stay to be published), and
     the sweep's index back to the answer's own deadline."""

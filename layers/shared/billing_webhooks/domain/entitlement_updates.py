@@ -54,15 +54,17 @@ def recompute(member_id: str, now: datetime | None = None) -> tuple[dict[str, An
     answer = decided(member_id, kept, now)
     digest = _digest(answer)
     stamp = int(now.timestamp())
-    if kept.get("pending_events") and int(kept.get("pending_since") or 0) <= stamp - PENDING_SECONDS:
-        # Told of an earlier change, never published (a crash, an outage): its writer is gone. A
-        # younger outbox is its writer's to publish: publishing it here too would tell it twice.
-        publish_pending(member_id, kept["pending_events"], int(kept["entitlement_version"]), kept.get("deadline_at"))
+    since, version = int(kept.get("pending_since") or 0), int(kept.get("entitlement_version") or 0)
+    if kept.get("pending_events") and since <= stamp - PENDING_SECONDS and entitlements.claim_outbox(
+            member_id, version, since, stamp):
+        # Told of an earlier change, never published (a crash, an outage): its writer is gone, and
+        # of the callers that found it, this one took it over. A younger outbox is its writer's
+        # to publish: publishing it here too would tell it twice.
+        publish_pending(member_id, kept["pending_events"], version, kept.get("deadline_at"))
     if kept.get("entitlement_digest") == digest:
         return kept["entitlement"], False
     changes_at = answer.get("changes_at")
     deadline = int(datetime.fromisoformat(changes_at.replace("Z", "+00:00")).timestamp()) if changes_at else None
-    version = int(kept.get("entitlement_version") or 0)
     told = changed_events(answer, version + 1, kept.get("entitlement"))
     if not entitlements.put_entitlement(member_id, answer, digest, deadline, version, told, stamp,
                                         stamp + PENDING_SECONDS):
