@@ -19,10 +19,14 @@ import app  # noqa: E402 (Lambda's init: the handler's module)
 imported = time.perf_counter()
 response = app.handler(event, Context())
 answered = time.perf_counter()
-print(json.dumps({
-    "init_ms": (imported - started) * 1000,
-    "first_ms": (answered - imported) * 1000,
-    "cold_ms": (answered - started) * 1000,
-    "status": response["statusCode"],
-    "peak_rss_mb": peak_rss_mb(),
-}))
+print(
+    json.dumps(
+        {
+            "init_ms": (imported - started) * 1000,
+            "first_ms": (answered - imported) * 1000,
+            "cold_ms": (answered - started) * 1000,
+            "status": response["statusCode"],
+            "peak_rss_mb": peak_rss_mb(),
+        }
+    )
+)

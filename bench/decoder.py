@@ -15,8 +15,8 @@ from local import template
 
 template.use_layer()
 
-from billing_webhooks.wire import decoding  # noqa: E402
 from billing_webhooks.errors import WebhookError  # noqa: E402
+from billing_webhooks.wire import decoding  # noqa: E402
 
 LIMIT = decoding.MAX_BODY_BYTES
 RUNS = int(os.environ.get("BENCH_DECODER_RUNS", 25))  # a test runs it with a small count
@@ -34,15 +34,21 @@ SHAPES = {
     "form: keys 30 deep": (decoding.FORM, "&".join(f"k{n}" + "[a]" * 29 + "=x" for n in range(LIMIT // 100))[:LIMIT]),
     "form: keys 1000 deep": (decoding.FORM, "d" + "[a]" * ((LIMIT - 3) // 3) + "=x"),
     "json: array of numbers": (decoding.JSON, _fill("1234567890,", '{"a":[', "1]}")),
-    "json: 30 deep": (decoding.JSON, '{"a":' * 29 + _fill("1,", "[", "1]")[:LIMIT - 400] + "1]" + "}" * 29),
+    "json: 30 deep": (decoding.JSON, '{"a":' * 29 + _fill("1,", "[", "1]")[: LIMIT - 400] + "1]" + "}" * 29),
     "json: 20000-deep arrays": (decoding.JSON, "[" * 20000 + "]" * 20000),
     # The most a form may build (decoding.MAX_FORM_PAIRS fields, MAX_FORM_NODES nodes), padded to the limit.
-    "form: the most fields, 4 deep": (decoding.FORM, "&".join(
-        f"d[{n}][a][b]=" + "v" * 50 for n in range(decoding.MAX_FORM_NODES // 4))[:LIMIT]),
-    "form: the most keys 30 deep": (decoding.FORM, "&".join(
-        f"k{n}" + "[abcdefghij]" * 29 + "=x" for n in range(decoding.MAX_FORM_NODES // 30))[:LIMIT]),
-    "form: the most appends, long values": (decoding.FORM, "&".join(
-        ["d[]=" + "v" * 60] * (decoding.MAX_FORM_PAIRS - 1))[:LIMIT]),
+    "form: the most fields, 4 deep": (
+        decoding.FORM,
+        "&".join(f"d[{n}][a][b]=" + "v" * 50 for n in range(decoding.MAX_FORM_NODES // 4))[:LIMIT],
+    ),
+    "form: the most keys 30 deep": (
+        decoding.FORM,
+        "&".join(f"k{n}" + "[abcdefghij]" * 29 + "=x" for n in range(decoding.MAX_FORM_NODES // 30))[:LIMIT],
+    ),
+    "form: the most appends, long values": (
+        decoding.FORM,
+        "&".join(["d[]=" + "v" * 60] * (decoding.MAX_FORM_PAIRS - 1))[:LIMIT],
+    ),
 }
 
 

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict  # noqa: E402
 body = base64.b64decode(event["body"]).decode() if event["isBase64Encoded"] else event["body"]
 
 if event["rawPath"].startswith("/bitrix24/"):
+
     class Payload(BaseModel):
         model_config = ConfigDict(extra="allow")
         event: str
@@ -48,6 +49,7 @@ if event["rawPath"].startswith("/bitrix24/"):
     payload = Payload.model_validate(fields)
     key = (f"{payload.auth['member_id']}-{payload.ts}", payload.event)
 else:
+
     class Payload(BaseModel):
         model_config = ConfigDict(extra="allow")
         id: str
@@ -89,5 +91,4 @@ if calls["https"]:
     for url, data in calls["https"]:
         urllib.request.urlopen(urllib.request.Request(url, data=data.encode() if data else None), timeout=5).read()
 answered = time.perf_counter()
-print(json.dumps({"cold_ms": (answered - started) * 1000, "status": 200,
-                  "peak_rss_mb": peak_rss_mb()}))
+print(json.dumps({"cold_ms": (answered - started) * 1000, "status": 200, "peak_rss_mb": peak_rss_mb()}))

@@ -32,8 +32,9 @@ def get() -> None:
 
 def get_item() -> None:
     started = time.perf_counter()
-    item = client.get_item(TableName=reads["table"], Key={"member_id": {"S": reads["member_id"]}},
-                           ConsistentRead=True)["Item"]
+    item = client.get_item(TableName=reads["table"], Key={"member_id": {"S": reads["member_id"]}}, ConsistentRead=True)[
+        "Item"
+    ]
     floor.append((time.perf_counter() - started) * 1000)
     assert item
 
@@ -41,17 +42,32 @@ def get_item() -> None:
 def query() -> None:
     started = time.perf_counter()
     key = {":key": {"S": reads["account_key"]}}
-    items = client.query(TableName=reads["table"], KeyConditionExpression="account_key = :key AND part >= :first",
-                         ExpressionAttributeValues={**key, ":first": {"S": "profile"}})["Items"]
+    items = client.query(
+        TableName=reads["table"],
+        KeyConditionExpression="account_key = :key AND part >= :first",
+        ExpressionAttributeValues={**key, ":first": {"S": "profile"}},
+    )["Items"]
     for prefix in ("invoice#", "product#", "balance#"):
         listed = {**key, ":prefix": {"S": prefix}}
-        items += client.query(TableName=reads["table"], KeyConditionExpression="account_key = :key AND "
-                              "begins_with(part, :prefix)", ExpressionAttributeValues=listed, Limit=20)["Items"]
-        client.query(TableName=reads["table"], KeyConditionExpression="account_key = :key AND begins_with(part, :prefix)",
-                     ExpressionAttributeValues=listed, Select="COUNT")
-    client.query(TableName=reads["table"], IndexName="open-invoices", Limit=100,
-                 KeyConditionExpression="open_account = :key AND begins_with(part, :prefix)",
-                 ExpressionAttributeValues={**key, ":prefix": {"S": "invoice#"}})
+        items += client.query(
+            TableName=reads["table"],
+            KeyConditionExpression="account_key = :key AND begins_with(part, :prefix)",
+            ExpressionAttributeValues=listed,
+            Limit=20,
+        )["Items"]
+        client.query(
+            TableName=reads["table"],
+            KeyConditionExpression="account_key = :key AND begins_with(part, :prefix)",
+            ExpressionAttributeValues=listed,
+            Select="COUNT",
+        )
+    client.query(
+        TableName=reads["table"],
+        IndexName="open-invoices",
+        Limit=100,
+        KeyConditionExpression="open_account = :key AND begins_with(part, :prefix)",
+        ExpressionAttributeValues={**key, ":prefix": {"S": "invoice#"}},
+    )
     floor.append((time.perf_counter() - started) * 1000)
     assert items
 

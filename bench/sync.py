@@ -16,7 +16,6 @@ import random
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 from local import samples
 from local.fake_bitrix24 import Portal
@@ -40,13 +39,32 @@ def install(stack: LocalStack, index: int, now: int) -> None:
     from billing_webhooks.domain import lifecycle, portal_tokens
 
     domain, member_id = f"p{index}.bitrix24.com", f"{index:032x}"
-    fake = Portal(f"access-{index}", samples.APP_CODE, member_id=member_id, refresh_token=f"refresh-{index}",
-                  license="en_project", latency_ms=LATENCY_MS, fail_rate=FAIL_RATE, **portal_licence(index))
+    fake = Portal(
+        f"access-{index}",
+        samples.APP_CODE,
+        member_id=member_id,
+        refresh_token=f"refresh-{index}",
+        license="en_project",
+        latency_ms=LATENCY_MS,
+        fail_rate=FAIL_RATE,
+        **portal_licence(index),
+    )
     stack.bitrix24.portals[domain] = fake
-    record = {"member_id": member_id, "domain": domain, "client_endpoint": f"https://{domain}/rest/",
-              "server_endpoint": "https://oauth.bitrix.info/rest/", "status": "installed", "vouched": True,
-              "lifecycle_ts": now - 86400, "licence_ts": now - 86400, "licence_status": "P", "days": 30,
-              "licence_source": "app.info", "sync_shard": lifecycle.sync_shard(member_id), "next_check_at": now}
+    record = {
+        "member_id": member_id,
+        "domain": domain,
+        "client_endpoint": f"https://{domain}/rest/",
+        "server_endpoint": "https://oauth.bitrix.info/rest/",
+        "status": "installed",
+        "vouched": True,
+        "lifecycle_ts": now - 86400,
+        "licence_ts": now - 86400,
+        "licence_status": "P",
+        "days": 30,
+        "licence_source": "app.info",
+        "sync_shard": lifecycle.sync_shard(member_id),
+        "next_check_at": now,
+    }
     stack_dynamodb().put_item(TableName="InstallationsTable", Item=to_item(record))
     # Kept an hour ago: every access token has expired, so each portal's check refreshes it first.
     answer = {"access_token": fake.access_token, "refresh_token": fake.refresh_token, "expires_in": 0}
@@ -70,7 +88,8 @@ def count_aws_calls() -> Counter:
     calls: Counter = Counter()
     boto3.DEFAULT_SESSION or boto3.setup_default_session()
     boto3.DEFAULT_SESSION.events.register(
-        "before-call", lambda model, **_: calls.update([f"{model.service_model.service_name}.{model.name}"]))
+        "before-call", lambda model, **_: calls.update([f"{model.service_model.service_name}.{model.name}"])
+    )
     return calls
 
 
@@ -98,23 +117,30 @@ def main() -> None:
             started = time.perf_counter()
             outcomes = run_due(lambda: 10**9, now=clock)
             elapsed = time.perf_counter() - started
-            twice += sum(portal.calls.get("refresh", 0) - was > 1 for portal, was in zip(fakes, before))
+            twice += sum(portal.calls.get("refresh", 0) - was > 1 for portal, was in zip(fakes, before, strict=False))
             if not outcomes:
                 break
             runs.append((clock - now, elapsed, outcomes))
             print(f"run {run + 1} (at +{clock - now} s): {elapsed:.1f} s, {dict(outcomes)}", flush=True)
-            clock += BACKOFF_SECONDS * 2 ** run  # when the failed ones are due again
+            clock += BACKOFF_SECONDS * 2**run  # when the failed ones are due again
         checked = sum(outcomes.get("ok", 0) for _, _, outcomes in runs)
         first_elapsed, first = runs[0][1], runs[0][2]
         wrong = check_licences(stack)
         print()
         print(f"| portals | {PORTALS} (latency {LATENCY_MS:.0f} ms, {FAIL_RATE:.0%} of requests failing) |")
-        print(f"| first run | {first_elapsed:.1f} s, {sum(first.values()) / first_elapsed:.0f} portals/s, {dict(first)} |")
+        print(
+            f"| first run | {first_elapsed:.1f} s, {sum(first.values()) / first_elapsed:.0f} portals/s, {dict(first)} |"
+        )
         print(f"| runs until none due | {len(runs)} ({', '.join(f'{e:.1f} s' for _, e, _ in runs)}) |")
-        print(f"| AWS calls per portal checked | {sum(calls.values()) / max(checked, 1):.2f}: "
-              + ", ".join(f"{name} {count / max(checked, 1):.2f}" for name, count in calls.most_common()) + " |")
-        print(f"| refreshes | {sum(portal.calls.get('refresh', 0) for portal in fakes)} for {PORTALS} portals; "
-              f"portals refreshed twice in one run: {twice} |")
+        print(
+            f"| AWS calls per portal checked | {sum(calls.values()) / max(checked, 1):.2f}: "
+            + ", ".join(f"{name} {count / max(checked, 1):.2f}" for name, count in calls.most_common())
+            + " |"
+        )
+        print(
+            f"| refreshes | {sum(portal.calls.get('refresh', 0) for portal in fakes)} for {PORTALS} portals; "
+            f"portals refreshed twice in one run: {twice} |"
+        )
         print(f"| requests over 2/s to one portal | {sum(portal.calls.get('over_rate', 0) for portal in fakes)} |")
         print(f"| licences not what their portal says | {wrong} of {PORTALS} |")
         if twice or wrong:
@@ -132,8 +158,12 @@ def check_licences(stack: LocalStack) -> int:
             if item["member_id"] == samples.PORTAL_MEMBER_ID or fake is None:
                 continue
             expected = (fake.status, fake.days, fake.payment_expired, "app.info")
-            if (item.get("licence_status"), item.get("days"), item.get("payment_expired"),
-                    item.get("licence_source")) != expected:
+            if (
+                item.get("licence_status"),
+                item.get("days"),
+                item.get("payment_expired"),
+                item.get("licence_source"),
+            ) != expected:
                 wrong += 1
     return wrong
 

@@ -74,8 +74,9 @@ def deliver(event: dict) -> dict:
 def put_raw(item: dict, key: str) -> None:
     item = {**item, "notification_id": {"S": key}}
     started = time.perf_counter()
-    client.put_item(TableName=os.environ["TABLE_NAME"], Item=item,
-                    ConditionExpression="attribute_not_exists(notification_id)")
+    client.put_item(
+        TableName=os.environ["TABLE_NAME"], Item=item, ConditionExpression="attribute_not_exists(notification_id)"
+    )
     floor.append((time.perf_counter() - started) * 1000)
 
 
@@ -88,5 +89,6 @@ for index, event in enumerate(events["deliveries"][2:]):
         put_raw(item, f"floor-{index}-{item['notification_id']['S']}")
         item = deliver(event)
 
-print(json.dumps({"times_ms": times, "floor_ms": floor, "first_calls": first_calls,
-                  "duplicate_calls": duplicate_calls}))
+print(
+    json.dumps({"times_ms": times, "floor_ms": floor, "first_calls": first_calls, "duplicate_calls": duplicate_calls})
+)

@@ -29,8 +29,10 @@ def _dev_state() -> dict[str, str]:
 def dev_ports() -> dict[str, int]:
     """Where the running `make dev` listens: the variables if set, else what it wrote, else defaults."""
     state = _dev_state()
-    return {service: int(os.environ.get(variable) or state.get(variable) or default)
-            for service, (variable, default) in PORT_VARIABLES.items()}
+    return {
+        service: int(os.environ.get(variable) or state.get(variable) or default)
+        for service, (variable, default) in PORT_VARIABLES.items()
+    }
 
 
 def dev_endpoints() -> dict[str, str]:
@@ -45,8 +47,10 @@ def check_listening(ports: dict[str, int] | None = None) -> None:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
         except OSError:
             variable = PORT_VARIABLES[service][0]
-            raise NoDevStack(f"no `make dev` stack answers at 127.0.0.1:{port} ({service}): start `make dev`, "
-                             f"or set {variable} to the port it printed") from None
+            raise NoDevStack(
+                f"no `make dev` stack answers at 127.0.0.1:{port} ({service}): start `make dev`, "
+                f"or set {variable} to the port it printed"
+            ) from None
 
 
 def attach() -> dict[str, str]:
@@ -59,4 +63,3 @@ def attach() -> dict[str, str]:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     template.use_layer()
     return endpoints
-

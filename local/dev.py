@@ -69,8 +69,12 @@ def print_alerts(stack: LocalStack, stopped: threading.Event) -> None:
 
 
 # (variable, default port, what listens there)
-PORTS = (("DYNAMODB_LOCAL_PORT", 8000, "DynamoDB Local"), ("MOTO_PORT", 5000, "moto server"),
-         ("LOCAL_API_PORT", 3000, "the HTTP API"), ("FAKE_BITRIX24_PORT", 7000, "the fake Bitrix24"))
+PORTS = (
+    ("DYNAMODB_LOCAL_PORT", 8000, "DynamoDB Local"),
+    ("MOTO_PORT", 5000, "moto server"),
+    ("LOCAL_API_PORT", 3000, "the HTTP API"),
+    ("FAKE_BITRIX24_PORT", 7000, "the fake Bitrix24"),
+)
 
 
 def taken_ports() -> list[str]:
@@ -82,8 +86,10 @@ def taken_ports() -> list[str]:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
-                lines.append(f"make dev: port {port} ({what}) is taken: stop what holds it, or choose another "
-                             f"with {variable}=<port> make dev")
+                lines.append(
+                    f"make dev: port {port} ({what}) is taken: stop what holds it, or choose another "
+                    f"with {variable}=<port> make dev"
+                )
     return lines
 
 
@@ -91,16 +97,24 @@ def main() -> None:
     if taken := taken_ports():
         print("\n".join(taken), file=sys.stderr)
         raise SystemExit(1)
-    stack = LocalStack(*(int(os.environ.get(variable) or default) for variable, default, _ in PORTS
-                         if variable != "LOCAL_API_PORT"))
+    stack = LocalStack(
+        *(int(os.environ.get(variable) or default) for variable, default, _ in PORTS if variable != "LOCAL_API_PORT")
+    )
     print("Starting DynamoDB Local and moto server ...", flush=True)
     stack.start()
     try:
         stack.export_to_process()
         stack.keep_sample_tokens()
         DEV_STATE.parent.mkdir(exist_ok=True)
-        DEV_STATE.write_text(json.dumps({**stack.bitrix24.environment, "DYNAMODB_LOCAL_PORT": str(stack.dynamodb.port),
-                                         "MOTO_PORT": str(stack.moto.port)}))
+        DEV_STATE.write_text(
+            json.dumps(
+                {
+                    **stack.bitrix24.environment,
+                    "DYNAMODB_LOCAL_PORT": str(stack.dynamodb.port),
+                    "MOTO_PORT": str(stack.moto.port),
+                }
+            )
+        )
         # One console line per delivery; DEV_LOG_LEVEL=INFO shows the handlers' JSON logs and metrics.
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("DEV_LOG_LEVEL", "ERROR")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", str(os.environ["POWERTOOLS_LOG_LEVEL"] != "INFO").lower())
@@ -110,16 +124,20 @@ def main() -> None:
         entitlements = StreamPoller("LicenceSyncFunction", stack.endpoints, log=print).start()
         print(f"\nDynamoDB Local  {stack.dynamodb.url}   (table NotificationsTable)")
         print(f"moto server     {stack.moto.url}   (SNS AlertsTopic, SQS local-alerts, secrets)")
-        print(f"fake Bitrix24   http://127.0.0.1:{stack.bitrix24.port}   (HTTPS proxy answering every portal's "
-              f"app.info, event.get, event.bind, batch; sample portal {samples.PORTAL_DOMAIN} pre-installed;\n"
-              f"                play Bitrix24: curl -sS -X PUT http://127.0.0.1:{stack.bitrix24.port}/_portals/"
-              f"{samples.PORTAL_DOMAIN} -d '{{\"STATUS\": \"P\", \"PAYMENT_EXPIRED\": \"Y\", \"DAYS\": -3}}')")
+        print(
+            f"fake Bitrix24   http://127.0.0.1:{stack.bitrix24.port}   (HTTPS proxy answering every portal's "
+            f"app.info, event.get, event.bind, batch; sample portal {samples.PORTAL_DOMAIN} pre-installed;\n"
+            f"                play Bitrix24: curl -sS -X PUT http://127.0.0.1:{stack.bitrix24.port}/_portals/"
+            f'{samples.PORTAL_DOMAIN} -d \'{{"STATUS": "P", "PAYMENT_EXPIRED": "Y", "DAYS": -3}}\')'
+        )
         print(f"HTTP API        {api.url}   (OpenAPI document: {api.url}/openapi.json)\n")
         for route in template.routes() + template.read_routes():
             print(f"  {route.method:4} {api.url}{route.path}  ->  {route.function}")
         print("  NotificationsTable's stream -> AccountProjectorFunction -> AccountsTable (the account view)")
-        print("  InstallationsTable's stream -> LicenceSyncFunction -> EntitlementsTable (GET /entitlements; "
-              "`make events` for what BillingEventsBus told)")
+        print(
+            "  InstallationsTable's stream -> LicenceSyncFunction -> EntitlementsTable (GET /entitlements; "
+            "`make events` for what BillingEventsBus told)"
+        )
         print("\nThe sample events, one curl line each:\n")
         for path in sorted(EVENTS.glob("*.json"), key=lifecycle_order):
             event = json.loads(path.read_text())

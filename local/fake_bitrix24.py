@@ -25,8 +25,15 @@ from urllib.parse import parse_qsl
 OAUTH_HOST = "oauth.bitrix.info"
 OAUTH_HOSTS = (OAUTH_HOST, "oauth.bitrix24.tech")  # Bitrix24's OAuth servers, every region
 # Wildcards cover one label: "<portal>.bitrix24.com".
-CERTIFICATE_SUFFIXES = ("bitrix24.com", "bitrix24.ru", "bitrix24.de", "bitrix24.eu", "bitrix24.by", "bitrix24.kz",
-                        "bitrix24.ua")
+CERTIFICATE_SUFFIXES = (
+    "bitrix24.com",
+    "bitrix24.ru",
+    "bitrix24.de",
+    "bitrix24.eu",
+    "bitrix24.by",
+    "bitrix24.kz",
+    "bitrix24.ua",
+)
 
 
 @dataclass
@@ -59,9 +66,19 @@ class Portal:
 
     # What `PUT /_portals/<domain>` may set (docs/development.md): app.info's fields, how the portal
     # and its OAuth server answer.
-    SETTABLE = {"STATUS": "status", "PAYMENT_EXPIRED": "payment_expired", "DAYS": "days", "INSTALLED": "installed",
-                "LICENSE": "license", "oauth": "oauth", "member_id": "member_id", "access_token": "access_token",
-                "access_token_expired": "access_token_expired", "latency_ms": "latency_ms", "fail_rate": "fail_rate"}
+    SETTABLE = {
+        "STATUS": "status",
+        "PAYMENT_EXPIRED": "payment_expired",
+        "DAYS": "days",
+        "INSTALLED": "installed",
+        "LICENSE": "license",
+        "oauth": "oauth",
+        "member_id": "member_id",
+        "access_token": "access_token",
+        "access_token_expired": "access_token_expired",
+        "latency_ms": "latency_ms",
+        "fail_rate": "fail_rate",
+    }
 
     @property
     def access_token_expired(self) -> bool:
@@ -106,8 +123,11 @@ class Portal:
         self.calls[call] = self.calls.get(call, 0) + 1
 
     def control_view(self) -> dict[str, Any]:
-        return {**{name: getattr(self, attribute) for name, attribute in self.SETTABLE.items()},
-                "calls": dict(self.calls), "bindings": list(self.bindings)}
+        return {
+            **{name: getattr(self, attribute) for name, attribute in self.SETTABLE.items()},
+            "calls": dict(self.calls),
+            "bindings": list(self.bindings),
+        }
 
     def bind(self, event: str, handler: str) -> dict[str, str] | None:
         """event.bind: an error answer, or None once bound."""
@@ -124,8 +144,11 @@ class Portal:
             if key.startswith("cmd[") and key.endswith("]"):
                 method, _, query = command.partition("?")
                 arguments = dict(parse_qsl(query))
-                error = self.bind(arguments.get("event", ""), arguments.get("handler", "")) \
-                    if method == "event.bind" else {"error": "ERROR_METHOD_NOT_FOUND"}
+                error = (
+                    self.bind(arguments.get("event", ""), arguments.get("handler", ""))
+                    if method == "event.bind"
+                    else {"error": "ERROR_METHOD_NOT_FOUND"}
+                )
                 (errors if error else results)[key[4:-1]] = error or True
         return {"result": {"result": results, "result_error": errors, "result_total": [], "result_next": []}}
 
@@ -146,9 +169,11 @@ class Portal:
 
 def _valid_changes(changes: dict[str, Any]) -> bool:
     numbers = [changes[name] for name in ("latency_ms", "fail_rate") if name in changes]
-    return (isinstance(changes.get("access_token_expired", False), bool)
-            and all(isinstance(n, int | float) and not isinstance(n, bool) and n >= 0 for n in numbers)
-            and 0 <= changes.get("fail_rate", 0) <= 1)
+    return (
+        isinstance(changes.get("access_token_expired", False), bool)
+        and all(isinstance(n, int | float) and not isinstance(n, bool) and n >= 0 for n in numbers)
+        and 0 <= changes.get("fail_rate", 0) <= 1
+    )
 
 
 @dataclass
@@ -171,22 +196,41 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
     ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fake Bitrix24 local CA")])
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=7))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    names = [x509.DNSName(f"*.{suffix}") for suffix in CERTIFICATE_SUFFIXES] + [x509.DNSName(host) for host in OAUTH_HOSTS]
+    names = [x509.DNSName(f"*.{suffix}") for suffix in CERTIFICATE_SUFFIXES] + [
+        x509.DNSName(host) for host in OAUTH_HOSTS
+    ]
     leaf = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake portal")]))
-        .issuer_name(ca_name).public_key(leaf_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        .issuer_name(ca_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=7))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -199,8 +243,7 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
     ca_file, cert_file, key_file = directory / "ca.pem", directory / "portal.pem", directory / "portal.key"
     ca_file.write_bytes(ca.public_bytes(pem))
     cert_file.write_bytes(leaf.public_bytes(pem))
-    key_file.write_bytes(leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                                serialization.NoEncryption()))
+    key_file.write_bytes(leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return ca_file, cert_file, key_file
 
 
@@ -226,10 +269,17 @@ class FakeBitrix24:
                 if portal.oauth == "payment_required":
                     return 402, {"error": "PAYMENT_REQUIRED", "error_description": "The application is not paid"}
                 portal.refresh_token = f"refresh-{secrets.token_hex(12)}"  # a refresh token works once
-                return 200, {"access_token": portal.issue(), "refresh_token": portal.refresh_token,
-                             "expires_in": 3600, "scope": "app", "domain": OAUTH_HOST,
-                             "server_endpoint": f"https://{OAUTH_HOST}/rest/", "status": "L",
-                             "client_endpoint": f"https://{domain}/rest/", "member_id": portal.member_id}
+                return 200, {
+                    "access_token": portal.issue(),
+                    "refresh_token": portal.refresh_token,
+                    "expires_in": 3600,
+                    "scope": "app",
+                    "domain": OAUTH_HOST,
+                    "server_endpoint": f"https://{OAUTH_HOST}/rest/",
+                    "status": "L",
+                    "client_endpoint": f"https://{domain}/rest/",
+                    "member_id": portal.member_id,
+                }
         return 400, {"error": "invalid_grant", "error_description": "Invalid refresh token"}
 
     def start(self) -> "FakeBitrix24":
@@ -275,12 +325,20 @@ class FakeBitrix24:
                         return True
                     portal = fake.portals.get(domain)
                     if not _valid_changes(changes):
-                        self._answer(400, {"error": "access_token_expired is true or false; latency_ms and fail_rate "
-                                                    "numbers (fail_rate 0 to 1)"})
+                        self._answer(
+                            400,
+                            {
+                                "error": "access_token_expired is true or false; latency_ms and fail_rate "
+                                "numbers (fail_rate 0 to 1)"
+                            },
+                        )
                         return True
                     if portal is None:  # a new portal of the app, so that a person can play two
-                        portal = fake.portals[domain] = Portal(changes.get("access_token") or f"access-{domain}",
-                                                               fake.app_code, member_id=str(changes.get("member_id", "")))
+                        portal = fake.portals[domain] = Portal(
+                            changes.get("access_token") or f"access-{domain}",
+                            fake.app_code,
+                            member_id=str(changes.get("member_id", "")),
+                        )
                     for name, value in changes.items():
                         setattr(portal, Portal.SETTABLE[name], value)
                 portal = fake.portals.get(domain)
@@ -310,24 +368,34 @@ class FakeBitrix24:
                     return self._answer(*fake.refresh(dict(parse_qsl(self.path.partition("?")[2]))))
                 portal = fake.portals.get(host)
                 method = self.path.split("?")[0].removeprefix("/rest/")
-                if self.tunnel is None or portal is None or method not in ("app.info", "event.get", "event.bind", "batch"):
+                if (
+                    self.tunnel is None
+                    or portal is None
+                    or method not in ("app.info", "event.get", "event.bind", "batch")
+                ):
                     return self._answer(404, {"error": "NOT_FOUND"})
                 if not portal.arrived():
-                    return self._answer(503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})
+                    return self._answer(
+                        503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
+                    )
                 if portal.answer == "slow":
                     time.sleep(portal.slow_seconds)
                 if portal.answer == "redirect":
                     return self._answer(302, {}, {"Location": portal.redirect_to})
                 refused = "invalid_token" if portal.answer == "error" else portal.token_error(form.get("auth", ""))
                 if refused:
-                    return self._answer(401, {"error": refused, "error_description": f"The access token is {refused[:-6]}"})
+                    return self._answer(
+                        401, {"error": refused, "error_description": f"The access token is {refused[:-6]}"}
+                    )
                 portal.count("event.bind" if method == "batch" else method)
                 if method == "app.info":
                     return self._answer(200, portal.app_info())
                 if portal.binds == "redirect":
                     return self._answer(302, {}, {"Location": portal.redirect_to})
                 if portal.binds == "down":
-                    return self._answer(503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})
+                    return self._answer(
+                        503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
+                    )
                 if method == "event.get":
                     return self._answer(200, {"result": portal.bindings})
                 if method == "event.bind":
@@ -366,8 +434,11 @@ class FakeBitrix24:
 
     def methods_called(self, host: str) -> list[str]:
         """The REST methods asked of one portal, in order."""
-        return [request.path.removeprefix("/rest/") for request in self.requests
-                if request.host.rsplit(":", 1)[0] == host and request.path]
+        return [
+            request.path.removeprefix("/rest/")
+            for request in self.requests
+            if request.host.rsplit(":", 1)[0] == host and request.path
+        ]
 
     def hosts_asked(self) -> list[str]:
         return [request.host for request in self.requests]

@@ -40,22 +40,24 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return (self.errors == 0 and self.records == self.distinct and self.alerts == self.expected_alerts)
+        return self.errors == 0 and self.records == self.distinct and self.alerts == self.expected_alerts
 
     def report(self) -> str:
         ordered = sorted(self.latencies_ms)
         p99 = ordered[min(len(ordered) - 1, round(0.99 * len(ordered)) - 1)]
-        return "\n".join([
-            f"posted      {self.posted} ({self.distinct} distinct + {self.posted - self.distinct} duplicates), "
-            f"{'a fresh connection per delivery' if self.fresh_connections else 'keep-alive connections'}",
-            f"errors      {self.errors}",
-            f"throughput  {self.posted / self.seconds:.0f} deliveries/s ({self.seconds:.1f} s)",
-            f"latency     p50 {statistics.median(ordered):.1f} ms, p99 {p99:.1f} ms, max {ordered[-1]:.1f} ms",
-            f"records     {self.records} (expected {self.distinct})",
-            f"alerts      {self.alerts} (expected {self.expected_alerts}: UnPaidInvoice + TrialReminder)",
-            f"parked      {self.parked} (deliveries answered 503, kept for `make replay`)",
-            "OK" if self.ok else "FAILED",
-        ])
+        return "\n".join(
+            [
+                f"posted      {self.posted} ({self.distinct} distinct + {self.posted - self.distinct} duplicates), "
+                f"{'a fresh connection per delivery' if self.fresh_connections else 'keep-alive connections'}",
+                f"errors      {self.errors}",
+                f"throughput  {self.posted / self.seconds:.0f} deliveries/s ({self.seconds:.1f} s)",
+                f"latency     p50 {statistics.median(ordered):.1f} ms, p99 {p99:.1f} ms, max {ordered[-1]:.1f} ms",
+                f"records     {self.records} (expected {self.distinct})",
+                f"alerts      {self.alerts} (expected {self.expected_alerts}: UnPaidInvoice + TrialReminder)",
+                f"parked      {self.parked} (deliveries answered 503, kept for `make replay`)",
+                "OK" if self.ok else "FAILED",
+            ]
+        )
 
 
 class Poster:
@@ -106,8 +108,9 @@ def _alerts(stack: LocalStack) -> int:
 
 def _parked(stack: LocalStack) -> int:
     sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
-    attributes = sqs.get_queue_attributes(QueueUrl=stack.resources["queues"]["RescueQueue"],
-                                          AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=stack.resources["queues"]["RescueQueue"], AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"])
 
 
@@ -117,8 +120,14 @@ def _records(stack: LocalStack) -> int:
     return sum(page["Count"] for page in pages)
 
 
-def run(stack: LocalStack, api_url: str, distinct: int, concurrency: int, run_name: str = "load",
-        fresh_connections: bool = False) -> Result:
+def run(
+    stack: LocalStack,
+    api_url: str,
+    distinct: int,
+    concurrency: int,
+    run_name: str = "load",
+    fresh_connections: bool = False,
+) -> Result:
     deliveries = traffic.distinct_deliveries(distinct, run=run_name)
     posts = deliveries + deliveries[::10]  # a duplicate of every tenth
     random.Random(7).shuffle(posts)  # duplicates arrive among the others, some at the same time
@@ -128,9 +137,15 @@ def run(stack: LocalStack, api_url: str, distinct: int, concurrency: int, run_na
         answers = list(pool.map(poster.post, posts))
     seconds = time.perf_counter() - started
     return Result(
-        distinct=distinct, posted=len(posts), errors=sum(status != 200 for status, _ in answers), seconds=seconds,
-        latencies_ms=[latency for _, latency in answers], records=_records(stack), alerts=_alerts(stack),
-        expected_alerts=sum(delivery.alerts for delivery in deliveries), parked=_parked(stack),
+        distinct=distinct,
+        posted=len(posts),
+        errors=sum(status != 200 for status, _ in answers),
+        seconds=seconds,
+        latencies_ms=[latency for _, latency in answers],
+        records=_records(stack),
+        alerts=_alerts(stack),
+        expected_alerts=sum(delivery.alerts for delivery in deliveries),
+        parked=_parked(stack),
         fresh_connections=fresh_connections,
     )
 

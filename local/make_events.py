@@ -40,8 +40,15 @@ def sample_events() -> dict[str, dict]:
         first_routes.setdefault(route.function, route)
     for route in first_routes.values():  # one event per read function: its first route, for account 504
         path = route.path.replace("{account_id}", "504")
-        event = http_api_event(route.method, path, "", {"host": "127.0.0.1:3000", "user-agent": "sample-event"}, b"",
-                               route_key=route.route_key, path_parameters={"account_id": "504"})
+        event = http_api_event(
+            route.method,
+            path,
+            "",
+            {"host": "127.0.0.1:3000", "user-agent": "sample-event"},
+            b"",
+            route_key=route.route_key,
+            path_parameters={"account_id": "504"},
+        )
         event["requestContext"]["requestId"] = f"sample-{route.code_dir.name}"
         event["requestContext"]["time"] = "23/Nov/2026:00:00:00 +0000"
         event["requestContext"]["timeEpoch"] = 1795392000000
@@ -62,25 +69,41 @@ def stream_event() -> dict:
     record["received_at"] = "2026-11-23T00:00:00.000Z"
     keys = {name: {"S": record[name]} for name in ("notification_id", "notification_type")}
     stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/NotificationsTable/stream/2026-11-23T00:00:00.000"
-    return {"Records": [{
-        "eventID": "sample-account-projector", "eventName": "INSERT", "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "eventSourceARN": stream_arn,
-        "dynamodb": {"ApproximateCreationDateTime": 1795392000, "Keys": keys, "NewImage": to_item(record),
-                     "SequenceNumber": "100000000000000000001", "SizeBytes": 1024, "StreamViewType": "NEW_IMAGE"},
-    }]}
+    return {
+        "Records": [
+            {
+                "eventID": "sample-account-projector",
+                "eventName": "INSERT",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": stream_arn,
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1795392000,
+                    "Keys": keys,
+                    "NewImage": to_item(record),
+                    "SequenceNumber": "100000000000000000001",
+                    "SizeBytes": 1024,
+                    "StreamViewType": "NEW_IMAGE",
+                },
+            }
+        ]
+    }
 
 
 def sam_local_env(dynamodb_port: int = 8000, moto_port: int = 5000) -> dict:
     """`sam local invoke --env-vars local/env.json`: the template's variables pointed at `make dev`.
     From inside SAM's container the host is host.docker.internal (Linux: --add-host host.docker.internal:host-gateway)."""
     host = "http://host.docker.internal"
-    env = provision.handler_environment({
-        "AWS_ENDPOINT_URL_DYNAMODB": f"{host}:{dynamodb_port}",
-        "AWS_ENDPOINT_URL_SNS": f"{host}:{moto_port}",
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": f"{host}:{moto_port}",
-        "AWS_ENDPOINT_URL_SQS": f"{host}:{moto_port}",
-        "AWS_ENDPOINT_URL_KMS": f"{host}:{moto_port}",
-    })
+    env = provision.handler_environment(
+        {
+            "AWS_ENDPOINT_URL_DYNAMODB": f"{host}:{dynamodb_port}",
+            "AWS_ENDPOINT_URL_SNS": f"{host}:{moto_port}",
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": f"{host}:{moto_port}",
+            "AWS_ENDPOINT_URL_SQS": f"{host}:{moto_port}",
+            "AWS_ENDPOINT_URL_KMS": f"{host}:{moto_port}",
+        }
+    )
     return {"Parameters": env}
 
 

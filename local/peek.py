@@ -18,8 +18,13 @@ from local import attach, provision, services
 
 
 def _client(service: str, endpoint: str):
-    return boto3.client(service, endpoint_url=endpoint, region_name=services.REGION,
-                        aws_access_key_id="local", aws_secret_access_key="local")
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=services.REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
 
 
 def records(dynamodb_url: str) -> list[dict]:
@@ -65,25 +70,34 @@ def main() -> None:
             found = events(moto_url)
             for event in found:
                 detail = event.get("detail", {})
-                print(f"{event.get('time')}  {event.get('detail-type')}  {detail.get('id')}  "
-                      f"{'entitled' if detail.get('entitled') else 'not entitled'} ({detail.get('reason')})"
-                      f"{'' if detail.get('previous') is None else ', was ' + str(detail['previous'].get('reason'))}")
+                print(
+                    f"{event.get('time')}  {event.get('detail-type')}  {detail.get('id')}  "
+                    f"{'entitled' if detail.get('entitled') else 'not entitled'} ({detail.get('reason')})"
+                    f"{'' if detail.get('previous') is None else ', was ' + str(detail['previous'].get('reason'))}"
+                )
             print(f"{len(found)} event(s) on {provision.EVENTS_QUEUE}")
         elif sys.argv[1:] == ["alerts"]:
             found = alerts(moto_url)
             for document in found:
-                print(f"{document['notification_key']}  {document['subject']}\n  " + "\n  ".join(document["text"].splitlines()))
+                print(
+                    f"{document['notification_key']}  {document['subject']}\n  "
+                    + "\n  ".join(document["text"].splitlines())
+                )
             print(f"{len(found)} alert(s) on {provision.ALERTS_QUEUE}")
         else:
             found = records(dynamodb_url)
             for record in found:
                 alert = f"  alert {record['alert_status']}" if "alert_status" in record else ""
-                print(f"{record['received_at']}  {record['notification_type']:<22} {record['notification_id']:<28} "
-                      f"{record['account_key']}{alert}")
+                print(
+                    f"{record['received_at']}  {record['notification_type']:<22} {record['notification_id']:<28} "
+                    f"{record['account_key']}{alert}"
+                )
             print(f"{len(found)} record(s) in NotificationsTable")
     except Exception as error:  # noqa: BLE001 (one line for a person, not a trace)
-        sys.exit(f"Cannot read the make dev stack at {dynamodb_url} and {moto_url} ({error.__class__.__name__}): "
-                 "is `make dev` running there? (DYNAMODB_LOCAL_PORT, MOTO_PORT move them)")
+        sys.exit(
+            f"Cannot read the make dev stack at {dynamodb_url} and {moto_url} ({error.__class__.__name__}): "
+            "is `make dev` running there? (DYNAMODB_LOCAL_PORT, MOTO_PORT move them)"
+        )
 
 
 if __name__ == "__main__":

@@ -91,13 +91,16 @@ def create_resources(endpoints: dict[str, str]) -> dict[str, Any]:
     events = session.client("events", endpoint_url=endpoints["AWS_ENDPOINT_URL_EVENTBRIDGE"])
     queues[EVENTS_QUEUE] = sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"]
     events_arn = sqs.get_queue_attributes(QueueUrl=queues[EVENTS_QUEUE], AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"]
+        "QueueArn"
+    ]
     for name in template.resources("AWS::Events::EventBus"):
         events.create_event_bus(Name=name)
-        events.put_rule(Name=f"{name}-to-local-events", EventBusName=name,
-                        EventPattern=json.dumps({"source": ["billing-webhooks"]}))
-        events.put_targets(Rule=f"{name}-to-local-events", EventBusName=name,
-                           Targets=[{"Id": "local-events", "Arn": events_arn}])
+        events.put_rule(
+            Name=f"{name}-to-local-events", EventBusName=name, EventPattern=json.dumps({"source": ["billing-webhooks"]})
+        )
+        events.put_targets(
+            Rule=f"{name}-to-local-events", EventBusName=name, Targets=[{"Id": "local-events", "Arn": events_arn}]
+        )
     return {"topics": topics, "queues": queues}
 
 

@@ -15,8 +15,10 @@ def main() -> None:
     attach()
     projector = LocalFunction(template.function("AccountProjectorFunction"))
     answer = projector.handler(REBUILD_EVENT, LambdaContext(projector.route.function))
-    print(f"projected {answer['records']} billing records again; {answer['moved']} aspect(s) changed "
-          "(the rest already said what the rules say)")
+    print(
+        f"projected {answer['records']} billing records again; {answer['moved']} aspect(s) changed "
+        "(the rest already said what the rules say)"
+    )
     if answer["skipped"]:
         print(f"{answer['skipped']} record(s) could not be projected: " + "; ".join(answer["unprojectable"]))
     if answer["resume"]:

@@ -38,8 +38,10 @@ def main() -> None:
 
         print(f"requeued {requeue_quarantined()} quarantined deliveries")
     counts = replay()
-    print(f"replayed {counts['replayed']}, refused {counts['refused']}, deferred {counts['deferred']}, "
-          f"dead-lettered {counts['dead_lettered']}")
+    print(
+        f"replayed {counts['replayed']}, refused {counts['refused']}, deferred {counts['deferred']}, "
+        f"dead-lettered {counts['dead_lettered']}"
+    )
     if counts["deferred"]:
         print("storage or a portal is still failing: those stay parked; run `make replay` again once it answers")
 

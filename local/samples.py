@@ -42,19 +42,33 @@ def bitrix24_payment_body() -> dict:
 def _lifecycle_body(event: str, data: dict, ts: str, user_tokens: bool) -> dict:
     auth = copy.deepcopy(bitrix24_payment_body()["auth"])
     if user_tokens:  # install and update come with the installing user's OAuth tokens
-        auth.update({"access_token": PORTAL_ACCESS_TOKEN, "expires": str(int(ts) + 3600), "expires_in": "3600",
-                     "scope": "crm", "status": "S", "user_id": "1", "refresh_token": "q5f0idlro1tn4gvcxa2ojeo4hp16hwbs"})
+        auth.update(
+            {
+                "access_token": PORTAL_ACCESS_TOKEN,
+                "expires": str(int(ts) + 3600),
+                "expires_in": "3600",
+                "scope": "crm",
+                "status": "S",
+                "user_id": "1",
+                "refresh_token": "q5f0idlro1tn4gvcxa2ojeo4hp16hwbs",
+            }
+        )
     return {"event": event, "event_handler_id": "12", "data": data, "ts": ts, "auth": auth}
 
 
 def bitrix24_install_body() -> dict:
-    return _lifecycle_body("ONAPPINSTALL", {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"},
-                           "1466439000", user_tokens=True)
+    return _lifecycle_body(
+        "ONAPPINSTALL",
+        {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"},
+        "1466439000",
+        user_tokens=True,
+    )
 
 
 def bitrix24_update_body() -> dict:
-    return _lifecycle_body("ONAPPUPDATE", {"VERSION": "2", "PREVIOUS_VERSION": "1", "LANGUAGE_ID": "en"},
-                           "1466439500", user_tokens=True)
+    return _lifecycle_body(
+        "ONAPPUPDATE", {"VERSION": "2", "PREVIOUS_VERSION": "1", "LANGUAGE_ID": "en"}, "1466439500", user_tokens=True
+    )
 
 
 def bitrix24_uninstall_body() -> dict:
@@ -63,8 +77,16 @@ def bitrix24_uninstall_body() -> dict:
 
 def sample_app_info() -> dict:
     """What the sample portal's app.info answers (seed 003's shape, the sample app's values)."""
-    return {"ID": "7", "CODE": APP_CODE, "VERSION": 1, "STATUS": "S", "INSTALLED": True, "PAYMENT_EXPIRED": "N",
-            "DAYS": 28, "LICENSE": "en_project"}
+    return {
+        "ID": "7",
+        "CODE": APP_CODE,
+        "VERSION": 1,
+        "STATUS": "S",
+        "INSTALLED": True,
+        "PAYMENT_EXPIRED": "N",
+        "DAYS": 28,
+        "LICENSE": "en_project",
+    }
 
 
 # Function directory -> the body of its sample event.

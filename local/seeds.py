@@ -5,8 +5,16 @@ from decimal import Decimal
 from pathlib import Path
 
 SEEDS = Path(__file__).resolve().parents[1] / "events" / "seeds"
-BILLING_TYPES = ("InvoiceForNewPeriod", "InvoiceForNewProduct", "UnPaidInvoice", "AccountStateChange",
-                 "TrialReminder", "PercentOfBalanceUsed", "ProductStateChange", "NewPayment")
+BILLING_TYPES = (
+    "InvoiceForNewPeriod",
+    "InvoiceForNewProduct",
+    "UnPaidInvoice",
+    "AccountStateChange",
+    "TrialReminder",
+    "PercentOfBalanceUsed",
+    "ProductStateChange",
+    "NewPayment",
+)
 
 
 def billing_seed_texts() -> dict[str, str]:

@@ -45,8 +45,14 @@ class LambdaContext:
 
 
 def http_api_event(
-    method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes, source_ip: str = "127.0.0.1",
-    route_key: str | None = None, path_parameters: dict[str, str] | None = None,
+    method: str,
+    path: str,
+    raw_query: str,
+    headers: dict[str, str],
+    body: bytes,
+    source_ip: str = "127.0.0.1",
+    route_key: str | None = None,
+    path_parameters: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """An API Gateway HTTP API payload 2.0 event, as API Gateway builds it."""
     route_key = route_key or f"{method} {path}"
@@ -192,8 +198,10 @@ class LocalApi:
         self.functions = {route.route_key: LocalFunction(route) for route in template.routes()}
         # The read API's routes carry path parameters; AWS signs them (AWS_IAM), `make dev` does not.
         readers: dict[str, LocalFunction] = {}
-        self.read_routes = [(route, _pattern(route.path), readers.setdefault(route.function, LocalFunction(route)))
-                            for route in template.read_routes()]
+        self.read_routes = [
+            (route, _pattern(route.path), readers.setdefault(route.function, LocalFunction(route)))
+            for route in template.read_routes()
+        ]
         self.log = log
         api = self
 
@@ -229,19 +237,36 @@ class LocalApi:
                 function, route_key, parameters = reader, route.route_key, matched.groupdict()
                 break
         if (request.command, path) == ("GET", "/openapi.json"):  # local only: no such route in AWS
-            response = {"statusCode": 200, "headers": {"Content-Type": "application/json"},
-                        "body": template.OPENAPI_DOCUMENT.read_text()}
+            response = {
+                "statusCode": 200,
+                "headers": {"Content-Type": "application/json"},
+                "body": template.OPENAPI_DOCUMENT.read_text(),
+            }
         elif function is None:
-            response = {"statusCode": 404, "headers": {"Content-Type": "application/json"},
-                        "body": json.dumps({"message": "Not Found"})}
+            response = {
+                "statusCode": 404,
+                "headers": {"Content-Type": "application/json"},
+                "body": json.dumps({"message": "Not Found"}),
+            }
         else:
-            event = http_api_event(request.command, path, raw_query, dict(request.headers.items()), body,
-                                   request.client_address[0], route_key, parameters)
+            event = http_api_event(
+                request.command,
+                path,
+                raw_query,
+                dict(request.headers.items()),
+                body,
+                request.client_address[0],
+                route_key,
+                parameters,
+            )
             try:
                 response = function.invoke(event)
             except Exception as error:  # as API Gateway does when a function fails
-                response = {"statusCode": 500, "headers": {"Content-Type": "application/json"},
-                            "body": json.dumps({"message": "Internal Server Error"})}
+                response = {
+                    "statusCode": 500,
+                    "headers": {"Content-Type": "application/json"},
+                    "body": json.dumps({"message": "Internal Server Error"}),
+                }
                 if self.log:
                     self.log(f"  function {function.route.function} raised {error.__class__.__name__}")
         self._write(request, response)

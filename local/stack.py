@@ -11,8 +11,9 @@ from local.fake_bitrix24 import FakeBitrix24, Portal
 
 
 class LocalStack:
-    def __init__(self, dynamodb_port: int | None = None, moto_port: int | None = None,
-                 bitrix24_port: int | None = None) -> None:
+    def __init__(
+        self, dynamodb_port: int | None = None, moto_port: int | None = None, bitrix24_port: int | None = None
+    ) -> None:
         self.dynamodb_port, self.moto_port, self.bitrix24_port = dynamodb_port, moto_port, bitrix24_port
         self.dynamodb = self.moto = self.bitrix24 = None
         # On disk rather than in memory: DynamoDB Local can go down and come back with its data.
@@ -43,8 +44,9 @@ class LocalStack:
         """Only the sample portal, answering app.info as an installed copy of the sample app."""
         self.bitrix24.portals.clear()
         self.bitrix24.requests.clear()
-        self.bitrix24.portals[samples.PORTAL_DOMAIN] = Portal(samples.PORTAL_ACCESS_TOKEN, samples.APP_CODE,
-                                                              member_id=samples.PORTAL_MEMBER_ID)
+        self.bitrix24.portals[samples.PORTAL_DOMAIN] = Portal(
+            samples.PORTAL_ACCESS_TOKEN, samples.APP_CODE, member_id=samples.PORTAL_MEMBER_ID
+        )
         credentials = samples.SECRET_VALUES["Bitrix24AppCredentials"]
         self.bitrix24.app_credentials = (credentials["client_id"], credentials["client_secret"])
 

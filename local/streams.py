@@ -32,16 +32,23 @@ def _lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     created = change.get("ApproximateCreationDateTime")
     if hasattr(created, "timestamp"):  # boto3 reads it as a datetime; Lambda sends epoch seconds
         change["ApproximateCreationDateTime"] = int(created.timestamp())
-    return {"eventID": record["eventID"], "eventName": record["eventName"], "eventVersion": record.get("eventVersion", "1.1"),
-            "eventSource": "aws:dynamodb", "awsRegion": record.get("awsRegion", "us-east-1"), "dynamodb": change,
-            "eventSourceARN": stream_arn}
+    return {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": record.get("awsRegion", "us-east-1"),
+        "dynamodb": change,
+        "eventSourceARN": stream_arn,
+    }
 
 
 class StreamPoller:
     def __init__(self, function_name: str, endpoints: dict[str, str], log: Any = None) -> None:
         resource = template.load()["Resources"][function_name]
-        source = next(event["Properties"] for event in resource["Properties"]["Events"].values()
-                      if event["Type"] == "DynamoDB")
+        source = next(
+            event["Properties"] for event in resource["Properties"]["Events"].values() if event["Type"] == "DynamoDB"
+        )
         self.table = source["Stream"]["Fn::GetAtt"][0]
         self.batch_size = int(source.get("BatchSize", 100))
         self.starting_position = source.get("StartingPosition", "TRIM_HORIZON")  # LATEST: from when it starts
@@ -49,7 +56,9 @@ class StreamPoller:
         self.filters = [json.loads(item["Pattern"]) for item in source.get("FilterCriteria", {}).get("Filters", [])]
         failure_queue = source.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", {})
         queue_name = failure_queue.get("Fn::GetAtt", [None])[0]
-        self.failure_queue_url = provision.queue_url(endpoints["AWS_ENDPOINT_URL_SQS"], queue_name) if queue_name else None
+        self.failure_queue_url = (
+            provision.queue_url(endpoints["AWS_ENDPOINT_URL_SQS"], queue_name) if queue_name else None
+        )
         self.function = LocalFunction(template.function(function_name))
         self.endpoints, self.log = endpoints, log or (lambda line: None)
         self.stopped = threading.Event()
@@ -65,8 +74,11 @@ class StreamPoller:
 
     def _clients(self) -> tuple[Any, Any, Any]:
         url = self.endpoints["AWS_ENDPOINT_URL_DYNAMODB"]
-        return (boto3.client("dynamodb", endpoint_url=url), boto3.client("dynamodbstreams", endpoint_url=url),
-                boto3.client("sqs", endpoint_url=self.endpoints["AWS_ENDPOINT_URL_SQS"]))
+        return (
+            boto3.client("dynamodb", endpoint_url=url),
+            boto3.client("dynamodbstreams", endpoint_url=url),
+            boto3.client("sqs", endpoint_url=self.endpoints["AWS_ENDPOINT_URL_SQS"]),
+        )
 
     def _run(self) -> None:
         iterators: dict[str, str | None] = {}  # shard id -> next iterator (None: closed and read)
@@ -79,7 +91,8 @@ class StreamPoller:
                     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
                         if shard["ShardId"] not in iterators:
                             iterators[shard["ShardId"]] = streams.get_shard_iterator(
-                                StreamArn=arn, ShardId=shard["ShardId"],
+                                StreamArn=arn,
+                                ShardId=shard["ShardId"],
                                 ShardIteratorType=self.starting_position if first_look else "TRIM_HORIZON",
                             )["ShardIterator"]
                     busy = False
@@ -89,8 +102,11 @@ class StreamPoller:
                         answer = streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
                         iterators[shard_id] = answer.get("NextShardIterator")
                         records = [_lambda_record(record, arn) for record in answer["Records"]]
-                        records = [record for record in records if not self.filters
-                                   or any(_matches(pattern, record) for pattern in self.filters)]
+                        records = [
+                            record
+                            for record in records
+                            if not self.filters or any(_matches(pattern, record) for pattern in self.filters)
+                        ]
                         if records:
                             busy = True
                             self._deliver(records, sqs)
@@ -113,13 +129,20 @@ class StreamPoller:
                 failed = {records[0]["dynamodb"]["SequenceNumber"]}
             if not failed:
                 return
-            first = next(index for index, record in enumerate(records)
-                         if record["dynamodb"]["SequenceNumber"] in failed)
+            first = next(
+                index for index, record in enumerate(records) if record["dynamodb"]["SequenceNumber"] in failed
+            )
             records = records[first:]
         self.log(f"  stream poller: {len(records)} record(s) given up on after {self.retries} retries")
         if self.failure_queue_url:
-            sqs.send_message(QueueUrl=self.failure_queue_url, MessageBody=json.dumps({
-                "function": self.function.route.function, "records": len(records),
-                "first_sequence_number": records[0]["dynamodb"]["SequenceNumber"],
-                "last_sequence_number": records[-1]["dynamodb"]["SequenceNumber"]}))
-
+            sqs.send_message(
+                QueueUrl=self.failure_queue_url,
+                MessageBody=json.dumps(
+                    {
+                        "function": self.function.route.function,
+                        "records": len(records),
+                        "first_sequence_number": records[0]["dynamodb"]["SequenceNumber"],
+                        "last_sequence_number": records[-1]["dynamodb"]["SequenceNumber"],
+                    }
+                ),
+            )

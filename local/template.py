@@ -81,8 +81,13 @@ def read_routes() -> list[Route]:
 def function(name: str) -> Route:
     """A function that no route reaches (the projector, the replay): its code, as a Route without one."""
     props = load()["Resources"][name]["Properties"]
-    return Route(method="", path="", function=name, code_dir=ROOT / props["CodeUri"],
-                 handler=props.get("Handler", _handler_default()))
+    return Route(
+        method="",
+        path="",
+        function=name,
+        code_dir=ROOT / props["CodeUri"],
+        handler=props.get("Handler", _handler_default()),
+    )
 
 
 def http_routes() -> list[Route]:

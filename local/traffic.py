@@ -43,7 +43,9 @@ def distinct_deliveries(count: int, run: str = "load") -> list[Delivery]:
         if turn == len(kinds):
             body = samples.bitrix24_payment_body()
             body["ts"] = str(1_700_000_000 + number)
-            deliveries.append(Delivery(paths["AppPayment"], php_form_encode(body).encode(), "ONAPPPAYMENT", FORM_HEADERS))
+            deliveries.append(
+                Delivery(paths["AppPayment"], php_form_encode(body).encode(), "ONAPPPAYMENT", FORM_HEADERS)
+            )
             continue
         kind, seed = kinds[turn]
         body = {**seed, "id": f"{run}-{number}"}

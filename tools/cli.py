@@ -43,21 +43,34 @@ def use_deployed_stack(stack_name: str | None, region: str | None) -> dict[str, 
     region = region or saved.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     try:
         cloudformation = boto3.client("cloudformation", region_name=region)
-        ids = {summary["LogicalResourceId"]: summary.get("PhysicalResourceId", "")
-               for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name)
-               for summary in page["StackResourceSummaries"]}
+        ids = {
+            summary["LogicalResourceId"]: summary.get("PhysicalResourceId", "")
+            for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name)
+            for summary in page["StackResourceSummaries"]
+        }
     except NoRegionError:
-        raise StackNotFound("no AWS region: pass --region, set AWS_REGION, or deploy once (make deploy saves it); "
-                            "--local reads the running make dev stack") from None
+        raise StackNotFound(
+            "no AWS region: pass --region, set AWS_REGION, or deploy once (make deploy saves it); "
+            "--local reads the running make dev stack"
+        ) from None
     except NoCredentialsError:
-        raise StackNotFound(f"no AWS credentials to read stack {stack_name} in {region}: configure them "
-                            "(aws configure, AWS_PROFILE), or use --local for the running make dev stack") from None
+        raise StackNotFound(
+            f"no AWS credentials to read stack {stack_name} in {region}: configure them "
+            "(aws configure, AWS_PROFILE), or use --local for the running make dev stack"
+        ) from None
     except ClientError as error:
-        raise StackNotFound(f"stack {stack_name} in {region}: {error.response['Error'].get('Message', error)}") from None
+        raise StackNotFound(
+            f"stack {stack_name} in {region}: {error.response['Error'].get('Message', error)}"
+        ) from None
     except BotoCoreError as error:
         raise StackNotFound(f"stack {stack_name} in {region} cannot be reached: {error}") from None
-    os.environ.update({name: value for name, value in template.global_environment(ids).items()
-                       if not name.startswith("AWS_ENDPOINT_URL_")})
+    os.environ.update(
+        {
+            name: value
+            for name, value in template.global_environment(ids).items()
+            if not name.startswith("AWS_ENDPOINT_URL_")
+        }
+    )
     if region:
         os.environ["AWS_DEFAULT_REGION"] = region
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -71,24 +84,33 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
         return "  (none)"
     cells = [[("" if row.get(column) is None else str(row.get(column))) for column in columns] for row in rows]
     widths = [max(len(column), *(len(line[index]) for line in cells)) for index, column in enumerate(columns)]
-    lines = ["  " + "  ".join(column.ljust(width) for column, width in zip(columns, widths))]
-    lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in cells]
+    lines = ["  " + "  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=False))]
+    lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) for line in cells]
     return "\n".join(line.rstrip() for line in lines)
 
 
 def _state_line(state: dict[str, Any] | None) -> str:
     if not state:
         return "State: not told yet (no AccountStateChange)"
-    return (f"State: {state.get('state')}" + (f" since {state['date_from']}" if state.get("date_from") else "")
-            + (f" until {state['date_to']}" if state.get("date_to") else ""))
+    return (
+        f"State: {state.get('state')}"
+        + (f" since {state['date_from']}" if state.get("date_from") else "")
+        + (f" until {state['date_to']}" if state.get("date_to") else "")
+    )
 
 
 def _invoice_rows(invoices: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"invoice_id": item["invoice_id"], "status": item["status"],
-             "issued": (item["issued"] or {}).get("date_from"),
-             "days_not_paid": (item["unpaid"] or {}).get("days_not_paid"),
-             "blocking_on": (item["unpaid"] or {}).get("blocking_on"),
-             "paid_at": (item["paid"] or {}).get("paid_at")} for item in invoices]
+    return [
+        {
+            "invoice_id": item["invoice_id"],
+            "status": item["status"],
+            "issued": (item["issued"] or {}).get("date_from"),
+            "days_not_paid": (item["unpaid"] or {}).get("days_not_paid"),
+            "blocking_on": (item["unpaid"] or {}).get("blocking_on"),
+            "paid_at": (item["paid"] or {}).get("paid_at"),
+        }
+        for item in invoices
+    ]
 
 
 INVOICE_COLUMNS = ["invoice_id", "status", "issued", "days_not_paid", "blocking_on", "paid_at"]
@@ -105,18 +127,24 @@ def _more(view: dict[str, Any], name: str, command: str) -> str:
 
 def _account_text(view: dict[str, Any]) -> str:
     trial, account = view["trial"], view["account_id"]
-    lines = [f"Account {account} ({view['account_code']}), {view['currency']}, {view['language']}",
-             _state_line(view["state"]),
-             "Trial: " + (f"{trial['days_left']} days left, ends {trial['ends_on']}" if trial else "none"),
-             "", f"Open invoices ({view['counts']['open_invoices']}):",
-             _table(_invoice_rows(view["open_invoices"]), INVOICE_COLUMNS)
-             + _more(view, "open_invoices", f"invoices {account} --status unpaid"),
-             "", f"Invoices ({view['counts']['invoices']}):",
-             _table(_invoice_rows(view["invoices"]), INVOICE_COLUMNS) + _more(view, "invoices", f"invoices {account}"),
-             "", f"Products ({view['counts']['products']}):",
-             _table(view["products"], PRODUCT_COLUMNS) + _more(view, "products", f"products {account}"),
-             "", f"Balances ({view['counts']['balances']}):",
-             _table(view["balances"], BALANCE_COLUMNS) + _more(view, "balances", f"balances {account}")]
+    lines = [
+        f"Account {account} ({view['account_code']}), {view['currency']}, {view['language']}",
+        _state_line(view["state"]),
+        "Trial: " + (f"{trial['days_left']} days left, ends {trial['ends_on']}" if trial else "none"),
+        "",
+        f"Open invoices ({view['counts']['open_invoices']}):",
+        _table(_invoice_rows(view["open_invoices"]), INVOICE_COLUMNS)
+        + _more(view, "open_invoices", f"invoices {account} --status unpaid"),
+        "",
+        f"Invoices ({view['counts']['invoices']}):",
+        _table(_invoice_rows(view["invoices"]), INVOICE_COLUMNS) + _more(view, "invoices", f"invoices {account}"),
+        "",
+        f"Products ({view['counts']['products']}):",
+        _table(view["products"], PRODUCT_COLUMNS) + _more(view, "products", f"products {account}"),
+        "",
+        f"Balances ({view['counts']['balances']}):",
+        _table(view["balances"], BALANCE_COLUMNS) + _more(view, "balances", f"balances {account}"),
+    ]
     return "\n".join(lines)
 
 
@@ -137,35 +165,48 @@ def _history_text(page: dict[str, Any]) -> str:
 
 def _portal_text(portal: dict[str, Any]) -> str:
     licence = portal["licence"]
-    return "\n".join([
-        f"Portal {portal['domain']} ({portal['member_id']}): {portal['status']}, app version {portal['app_version']}",
-        f"Licence: {licence['state']} since {licence['since']}" + (f" until {licence['until']}" if licence["until"] else ""),
-        f"  STATUS {licence['status']}, PAYMENT_EXPIRED {licence['payment_expired']}, DAYS {licence['days']}, "
-        f"paid until {licence['paid_until']}",
-        f"  from {licence['source']} as of {licence['as_of']}",
-        _sync_line(portal.get("sync") or {}),
-    ])
+    return "\n".join(
+        [
+            f"Portal {portal['domain']} ({portal['member_id']}): {portal['status']}, app version {portal['app_version']}",
+            f"Licence: {licence['state']} since {licence['since']}"
+            + (f" until {licence['until']}" if licence["until"] else ""),
+            f"  STATUS {licence['status']}, PAYMENT_EXPIRED {licence['payment_expired']}, DAYS {licence['days']}, "
+            f"paid until {licence['paid_until']}",
+            f"  from {licence['source']} as of {licence['as_of']}",
+            _sync_line(portal.get("sync") or {}),
+        ]
+    )
 
 
 def _entitlement_text(answer: dict[str, Any]) -> str:
     account = answer["account"]
-    lines = [f"Portal {answer['member_id']}: {'entitled' if answer['entitled'] else 'NOT entitled'} ({answer['reason']})"
-             + (f" until {answer['until']}" if answer["until"] else "")
-             + (f"; grace until {answer['grace_until']}" if answer["grace_until"] else ""),
-             f"  licence {answer['licence']['state']} (from {answer['licence']['source']} as of "
-             f"{answer['licence']['as_of']})",
-             "  account " + (f"{account['account_id']}: {account['state']}, overdue invoices "
-                             f"{account['overdue_invoices'] or 'none'}" if account else "not linked"),
-             f"  as of {answer['as_of']}"]
+    lines = [
+        f"Portal {answer['member_id']}: {'entitled' if answer['entitled'] else 'NOT entitled'} ({answer['reason']})"
+        + (f" until {answer['until']}" if answer["until"] else "")
+        + (f"; grace until {answer['grace_until']}" if answer["grace_until"] else ""),
+        f"  licence {answer['licence']['state']} (from {answer['licence']['source']} as of "
+        f"{answer['licence']['as_of']})",
+        "  account "
+        + (
+            f"{account['account_id']}: {account['state']}, overdue invoices {account['overdue_invoices'] or 'none'}"
+            if account
+            else "not linked"
+        ),
+        f"  as of {answer['as_of']}",
+    ]
     return "\n".join(lines)
 
 
 def _sync_line(sync: dict[str, Any]) -> str:
     if not sync.get("reachable", True):
-        return (f"Sync: unreachable since {sync['unreachable_since']} ({sync['unreachable_because']}): "
-                "it needs a reinstall or an update of the app")
-    return (f"Sync: last checked {sync.get('last_checked_at') or 'never'} ({sync.get('last_outcome') or '-'}), "
-            f"next {sync.get('next_check_at') or 'not scheduled'}")
+        return (
+            f"Sync: unreachable since {sync['unreachable_since']} ({sync['unreachable_because']}): "
+            "it needs a reinstall or an update of the app"
+        )
+    return (
+        f"Sync: last checked {sync.get('last_checked_at') or 'never'} ({sync.get('last_outcome') or '-'}), "
+        f"next {sync.get('next_check_at') or 'not scheduled'}"
+    )
 
 
 def sync_portal(member_id: str, function_name: str | None) -> dict[str, Any]:
@@ -189,7 +230,9 @@ def _parser() -> argparse.ArgumentParser:
     # (`accounts show 504 --local --json`); SUPPRESS keeps a later level from resetting them.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--local", action="store_true", default=argparse.SUPPRESS, help="the running `make dev` stack")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="exactly what the read API answers")
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="exactly what the read API answers"
+    )
     common.add_argument("--stack-name", default=argparse.SUPPRESS, help="default: samconfig.toml's")
     common.add_argument("--region", default=argparse.SUPPRESS, help="default: samconfig.toml's, or AWS_REGION")
     parser = argparse.ArgumentParser(prog="billing-webhooks", description=__doc__.splitlines()[0], parents=[common])
@@ -210,8 +253,9 @@ def _parser() -> argparse.ArgumentParser:
     portals = kinds.add_parser("portals", parents=[common]).add_subparsers(dest="command", required=True)
     portals.add_parser("show", parents=[common]).add_argument("member_id")
     portals.add_parser("sync", parents=[common]).add_argument("member_id")
-    entitlement_commands = kinds.add_parser("entitlements", parents=[common]).add_subparsers(dest="command",
-                                                                                           required=True)
+    entitlement_commands = kinds.add_parser("entitlements", parents=[common]).add_subparsers(
+        dest="command", required=True
+    )
     entitlement_commands.add_parser("show", parents=[common]).add_argument("member_id")
     links = kinds.add_parser("links", parents=[common]).add_subparsers(dest="command", required=True)
     link_set = links.add_parser("set", parents=[common])
@@ -240,10 +284,12 @@ def _answer(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     if args.command == "show":
         return reads.account(args.account_id), _account_text
     if args.command == "history":
-        return reads.history(args.account_id, notification_type=args.notification_type, limit=args.limit,
-                             cursor=args.cursor), _history_text
-    return reads.listing(args.account_id, args.command, status=getattr(args, "status", None), limit=args.limit,
-                         cursor=args.cursor), _listing_text
+        return reads.history(
+            args.account_id, notification_type=args.notification_type, limit=args.limit, cursor=args.cursor
+        ), _history_text
+    return reads.listing(
+        args.account_id, args.command, status=getattr(args, "status", None), limit=args.limit, cursor=args.cursor
+    ), _listing_text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,8 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"billing-webhooks: {error}", file=sys.stderr)
         return 2
     except WebhookError as error:
-        print(reads.to_json(problem_document(error)) if as_json else f"{error.title}: {error.detail}",
-              file=sys.stdout if as_json else sys.stderr)
+        print(
+            reads.to_json(problem_document(error)) if as_json else f"{error.title}: {error.detail}",
+            file=sys.stdout if as_json else sys.stderr,
+        )
         return 1
     print(reads.to_json(answer) if as_json else text(json.loads(reads.to_json(answer))))
     return 0

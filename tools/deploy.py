@@ -54,6 +54,7 @@ class Refused(Exception):
 
 # --- samconfig.toml, in whatever form SAM CLI or we saved it ---
 
+
 def load_config() -> dict[str, Any]:
     return tomllib.loads(SAMCONFIG.read_text()) if SAMCONFIG.exists() else {}
 
@@ -101,6 +102,7 @@ def save_config(config: dict[str, Any]) -> None:
 
 # --- the questions ---
 
+
 def ask(question: str, variable: str, default: str = "", required: bool = False) -> str:
     """The make variable if given; else the answer typed (default offered); a required one left
     unanswered on a closed input is Refused, naming the variable."""
@@ -111,8 +113,9 @@ def ask(question: str, variable: str, default: str = "", required: bool = False)
             answer = input(f"{question}{f' [{default}]' if default else ''}: ").strip() or default
         except EOFError:
             if required and not default:
-                raise Refused(f"no answer to '{question}' (standard input is closed): "
-                              f"set it with make deploy {variable}=…") from None
+                raise Refused(
+                    f"no answer to '{question}' (standard input is closed): set it with make deploy {variable}=…"
+                ) from None
             print()
             return default
         if answer or not required:
@@ -141,24 +144,44 @@ def check() -> None:
     import boto3
 
     if boto3.session.Session().get_credentials() is None:
-        raise Refused("no AWS credentials: configure them (aws configure, AWS_PROFILE or AWS_ACCESS_KEY_ID) "
-                      "before make deploy")
+        raise Refused(
+            "no AWS credentials: configure them (aws configure, AWS_PROFILE or AWS_ACCESS_KEY_ID) before make deploy"
+        )
     if not (os.environ.get("REGION") or deploy_settings().get("region") or _aws_region()):
         raise Refused("no AWS region: give one with make deploy REGION=…, or set it in your AWS configuration")
 
 
 # --- the deploy ---
 
+
 def deploy_command(settings: dict[str, Any], architecture: str) -> list[str]:
     overrides = parse_overrides(settings.get("parameter_overrides", ""))
     overrides["Architecture"] = architecture  # what was built, whatever was saved before
-    command = [str(SAM), "deploy", "--template-file", str(BUILD_DIR / "template.yaml"),
-               "--config-file", str(SAMCONFIG), "--stack-name", settings["stack_name"], "--region", settings["region"],
-               "--capabilities", *str(settings.get("capabilities", "CAPABILITY_IAM")).split(),
-               "--no-confirm-changeset", "--no-fail-on-empty-changeset",
-               "--parameter-overrides", format_overrides(overrides)]
+    command = [
+        str(SAM),
+        "deploy",
+        "--template-file",
+        str(BUILD_DIR / "template.yaml"),
+        "--config-file",
+        str(SAMCONFIG),
+        "--stack-name",
+        settings["stack_name"],
+        "--region",
+        settings["region"],
+        "--capabilities",
+        *str(settings.get("capabilities", "CAPABILITY_IAM")).split(),
+        "--no-confirm-changeset",
+        "--no-fail-on-empty-changeset",
+        "--parameter-overrides",
+        format_overrides(overrides),
+    ]
     if settings.get("s3_bucket"):  # your own bucket (also what an AWS stand-in needs)
-        command += ["--s3-bucket", settings["s3_bucket"], "--s3-prefix", settings.get("s3_prefix", settings["stack_name"])]
+        command += [
+            "--s3-bucket",
+            settings["s3_bucket"],
+            "--s3-prefix",
+            settings.get("s3_prefix", settings["stack_name"]),
+        ]
     else:
         command += ["--resolve-s3", "--s3-prefix", settings.get("s3_prefix", settings["stack_name"])]
     return command
@@ -176,8 +199,11 @@ def settle(config: dict[str, Any]) -> dict[str, Any]:
         deploy["region"] = answers["region"]
         deploy["parameter_overrides"] = answers["parameter_overrides"]
         changed = True
-    for variable, key, section in (("STACK_NAME", "stack_name", global_), ("ARTIFACTS_BUCKET", "s3_bucket", deploy),
-                                   ("REGION", "region", deploy)):
+    for variable, key, section in (
+        ("STACK_NAME", "stack_name", global_),
+        ("ARTIFACTS_BUCKET", "s3_bucket", deploy),
+        ("REGION", "region", deploy),
+    ):
         if os.environ.get(variable) and section.get(key) != os.environ[variable]:
             section[key], changed = os.environ[variable], True
     global_.setdefault("stack_name", DEFAULT_STACK_NAME)
@@ -198,9 +224,11 @@ def print_endpoints(stack_name: str, region: str) -> None:
     status, outputs = _outputs(stack_name, region)
     print(f"\nStack {stack_name} ({region}) is {status}.")
     if not outputs:
-        print("It reports no outputs (an AWS stand-in such as moto does not run the SAM transform, so it has no "
-              "API and no URLs); on AWS this prints the URLs to paste. `aws cloudformation describe-stacks "
-              f"--stack-name {stack_name}` shows them later.")
+        print(
+            "It reports no outputs (an AWS stand-in such as moto does not run the SAM transform, so it has no "
+            "API and no URLs); on AWS this prints the URLs to paste. `aws cloudformation describe-stacks "
+            f"--stack-name {stack_name}` shows them later."
+        )
         return
 
     def value(key: str) -> str:
@@ -219,10 +247,14 @@ def print_endpoints(stack_name: str, region: str) -> None:
     for secret, shape in SECRET_SHAPES.items():
         arn = value(f"{secret}Arn")
         console = outputs.get(f"{secret}Console", {})
-        print(f"  {console.get('Description', secret).removeprefix('Console page of ')}:\n"
-              f"    {console.get('OutputValue', '')}")
-        print(f"    aws secretsmanager get-secret-value --region {region} --secret-id {arn} "
-              "--query SecretString --output text")
+        print(
+            f"  {console.get('Description', secret).removeprefix('Console page of ')}:\n"
+            f"    {console.get('OutputValue', '')}"
+        )
+        print(
+            f"    aws secretsmanager get-secret-value --region {region} --secret-id {arn} "
+            "--query SecretString --output text"
+        )
         print(f"    aws secretsmanager put-secret-value --region {region} --secret-id {arn} --secret-string '{shape}'")
 
 

@@ -28,7 +28,11 @@ def compile_build(build_dir: Path) -> None:
         # A layer's files land in /opt (python/ inside it); a function's in /var/task.
         target = "/opt" if (artifact / "python").is_dir() else "/var/task"
         ok = compileall.compile_dir(
-            artifact, quiet=1, stripdir=str(artifact), prependdir=target, workers=0,
+            artifact,
+            quiet=1,
+            stripdir=str(artifact),
+            prependdir=target,
+            workers=0,
             invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         )
         if not ok:
@@ -42,8 +46,21 @@ def lambda_runtime_boto3(environment: dict[str, str] | None = None) -> Path:
 
     marker = RUNTIME_BOTO3 / f".boto3-{boto3.__version__}"
     if not marker.exists():
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(RUNTIME_BOTO3),
-                        f"boto3=={boto3.__version__}"], check=True, timeout=600, env=environment)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--target",
+                str(RUNTIME_BOTO3),
+                f"boto3=={boto3.__version__}",
+            ],
+            check=True,
+            timeout=600,
+            env=environment,
+        )
         marker.touch()
     return RUNTIME_BOTO3
 

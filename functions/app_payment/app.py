@@ -6,4 +6,6 @@ from billing_webhooks.http.portal_token import portal_application_token
 from billing_webhooks.models.bitrix24 import AppPaymentEvent
 from billing_webhooks.wire.decoding import BITRIX24
 
-handler = Webhook(AppPaymentEvent, auth=portal_application_token, media_types=BITRIX24, effect=lifecycle.refresh_licence).handler
+handler = Webhook(
+    AppPaymentEvent, auth=portal_application_token, media_types=BITRIX24, effect=lifecycle.refresh_licence
+).handler

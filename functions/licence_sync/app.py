@@ -25,15 +25,17 @@ def installation_written(record: DynamoDBRecord) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if isinstance(event, dict) and "Records" in event:
-        return process_partial_response(event=event, record_handler=installation_written, processor=processor,
-                                        context=context)
+        return process_partial_response(
+            event=event, record_handler=installation_written, processor=processor, context=context
+        )
     if isinstance(event, dict) and isinstance(event.get("member_ids"), list):
         return {"portals": sync_now(event["member_ids"])}
     if isinstance(event, dict) and event.get("deadlines") is True:
         return run_deadlines()
     counts = run_due(context.get_remaining_time_in_millis)
     for outcome, value in counts.items():
-        metrics.add_metric(name="LicenceSync" + outcome.title().replace(" ", "").replace(":", ""),
-                           unit=MetricUnit.Count, value=value)
+        metrics.add_metric(
+            name="LicenceSync" + outcome.title().replace(" ", "").replace(":", ""), unit=MetricUnit.Count, value=value
+        )
     logger.info("licence sync run", extra=counts)
     return counts

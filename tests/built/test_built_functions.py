@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from local import template
-from tools import shipping
 from local.template import ROOT
 from tests.conftest import HOST_ENVIRONMENT
+from tools import shipping
 
 pytestmark = pytest.mark.slow
 SAM = os.environ.get("SAM_CLI", str(ROOT / ".venv-sam" / "bin" / "sam"))
@@ -25,7 +25,11 @@ def build_dir(tmp_path_factory) -> Path:
     env = {**HOST_ENVIRONMENT, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"}
     result = subprocess.run(
         [SAM, "build", "--parameter-overrides", "Architecture=x86_64", "--build-dir", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     shipping.compile_build(out)  # as `make build` ships it
@@ -42,7 +46,10 @@ def _invoke_built(build_dir: Path, runtime: Path, function: str, event_file: Pat
     env = {"PATH": HOST_ENVIRONMENT["PATH"], **environment, "PYTHONPATH": pythonpath}
     result = subprocess.run(
         [sys.executable, "-S", "-B", str(Path(__file__).with_name("invoke_built.py")), function, str(event_file)],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -52,7 +59,10 @@ def test_the_built_layer_carries_pydantic_and_powertools_but_not_boto3(build_dir
     packages = {p.name for p in (build_dir / "SharedLayer" / "python").iterdir()}
     assert {"billing_webhooks", "pydantic", "pydantic_core", "aws_lambda_powertools"} <= packages
     assert "boto3" not in packages and "botocore" not in packages
-    assert any(p.name.endswith("x86_64-linux-gnu.so") for p in (build_dir / "SharedLayer" / "python" / "pydantic_core").iterdir())
+    assert any(
+        p.name.endswith("x86_64-linux-gnu.so")
+        for p in (build_dir / "SharedLayer" / "python" / "pydantic_core").iterdir()
+    )
 
 
 def test_every_shipped_module_carries_bytecode_that_stays_valid_after_unzipping(build_dir):
@@ -85,12 +95,18 @@ def test_each_built_function_answers_its_sample_event(build_dir, runtime_boto3, 
 def test_the_built_projector_projects_its_sample_stream_event_and_the_built_reader_answers_it(
     build_dir, runtime_boto3, stack, table
 ):
-    projected = _invoke_built(build_dir, runtime_boto3, "AccountProjectorFunction",
-                              ROOT / "events" / "account_projector.json", stack.environment)
+    projected = _invoke_built(
+        build_dir,
+        runtime_boto3,
+        "AccountProjectorFunction",
+        ROOT / "events" / "account_projector.json",
+        stack.environment,
+    )
     assert projected["response"] == {"batchItemFailures": []}
     assert projected["app"].startswith(str(build_dir / "AccountProjectorFunction"))
-    read = _invoke_built(build_dir, runtime_boto3, "AccountsApiFunction", ROOT / "events" / "accounts_api.json",
-                         stack.environment)
+    read = _invoke_built(
+        build_dir, runtime_boto3, "AccountsApiFunction", ROOT / "events" / "accounts_api.json", stack.environment
+    )
     assert read["response"]["statusCode"] == 200, read["response"]
     view = json.loads(read["response"]["body"])
     assert view["account_id"] == 504 and any(invoice["status"] == "unpaid" for invoice in view["invoices"])

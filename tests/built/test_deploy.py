@@ -47,8 +47,10 @@ def built_template(make_build) -> dict:
 
 def test_make_build_the_template_and_samconfig_agree_on_arm64_by_default(make_build):
     samconfig = tomllib.loads((ROOT / "samconfig.toml").read_text())["default"]
-    saved = {section: deploy.parse_overrides(samconfig[section]["parameters"]["parameter_overrides"])["Architecture"]
-             for section in ("build", "deploy")}
+    saved = {
+        section: deploy.parse_overrides(samconfig[section]["parameters"]["parameter_overrides"])["Architecture"]
+        for section in ("build", "deploy")
+    }
     assert _makefile_default_architecture() == template.load()["Parameters"]["Architecture"]["Default"] == "arm64"
     assert saved == {"build": "arm64", "deploy": "arm64"}
     assert "Architecture=arm64" in make_build.stdout
@@ -62,9 +64,13 @@ def test_the_built_layer_holds_arm64_native_code_only(make_build):
 
 
 def test_the_guard_refuses_a_build_whose_wheels_do_not_match_the_architecture(make_build):
-    result = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "tools.shipping",
-                             str(ROOT / ".aws-sam" / "build"), "x86_64"],
-                            cwd=ROOT, capture_output=True, text=True, env=HOST_ENVIRONMENT)
+    result = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-m", "tools.shipping", str(ROOT / ".aws-sam" / "build"), "x86_64"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=HOST_ENVIRONMENT,
+    )
     assert result.returncode != 0
     assert "x86_64 Lambda functions cannot load" in result.stderr and "_pydantic_core" in result.stderr
 
@@ -77,29 +83,41 @@ def test_outputs_give_the_full_url_of_every_webhook_route_and_each_secrets_conso
     assert "app's settings" in outputs["AppInstallUrl"]["Description"]
     for secret in deploy.SECRET_SHAPES:
         console = outputs[f"{secret}Console"]["Value"]["Fn::Sub"]
-        assert console.startswith("https://${AWS::Region}.console.aws.amazon.com/secretsmanager/secret?name=${" + secret)
+        assert console.startswith(
+            "https://${AWS::Region}.console.aws.amazon.com/secretsmanager/secret?name=${" + secret
+        )
         assert outputs[f"{secret}Arn"]["Value"] == {"Ref": secret}
 
 
 def test_guided_deploy_asks_no_authentication_question_for_functions_that_authenticate_in_code(make_build):
-    result = subprocess.run([str(SAM_PYTHON), "-c", GUIDED_AUTH_CHECK, str(ROOT / ".aws-sam" / "build" / "template.yaml")],
-                            capture_output=True, text=True, env={**HOST_ENVIRONMENT, "AWS_DEFAULT_REGION": "us-east-1"})
+    result = subprocess.run(
+        [str(SAM_PYTHON), "-c", GUIDED_AUTH_CHECK, str(ROOT / ".aws-sam" / "build" / "template.yaml")],
+        capture_output=True,
+        text=True,
+        env={**HOST_ENVIRONMENT, "AWS_DEFAULT_REGION": "us-east-1"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     functions = {route.function for route in template.routes() + template.read_routes()}
     assert json.loads(result.stdout) == dict.fromkeys(functions, True)  # the reads by AWS_IAM, the webhooks in code
 
 
 def test_samconfig_in_any_form_sam_cli_saves_reads_the_same_and_is_saved_back_as_strings(tmp_path, monkeypatch):
-    forms = ['"Architecture=arm64 Bitrix24AppCode=vendor.app AlertEmail=\\"\\""',
-             '["Architecture=arm64", "Bitrix24AppCode=vendor.app", "AlertEmail="]',
-             '{Architecture = "arm64", Bitrix24AppCode = "vendor.app", AlertEmail = ""}']
+    forms = [
+        '"Architecture=arm64 Bitrix24AppCode=vendor.app AlertEmail=\\"\\""',
+        '["Architecture=arm64", "Bitrix24AppCode=vendor.app", "AlertEmail="]',
+        '{Architecture = "arm64", Bitrix24AppCode = "vendor.app", AlertEmail = ""}',
+    ]
     monkeypatch.setattr(deploy, "SAMCONFIG", tmp_path / "samconfig.toml")
     for form in forms:
         (tmp_path / "samconfig.toml").write_text(
-            f'version = 0.1\n[default.deploy.parameters]\nregion = "eu-central-1"\nparameter_overrides = {form}\n')
+            f'version = 0.1\n[default.deploy.parameters]\nregion = "eu-central-1"\nparameter_overrides = {form}\n'
+        )
         settings = deploy.deploy_settings()
         assert deploy.parse_overrides(settings["parameter_overrides"]) == {
-            "Architecture": "arm64", "Bitrix24AppCode": "vendor.app", "AlertEmail": ""}, form
+            "Architecture": "arm64",
+            "Bitrix24AppCode": "vendor.app",
+            "AlertEmail": "",
+        }, form
         deploy.save_config(deploy.load_config())
         again = deploy.deploy_settings()
         assert isinstance(again["parameter_overrides"], str)
@@ -107,13 +125,19 @@ def test_samconfig_in_any_form_sam_cli_saves_reads_the_same_and_is_saved_back_as
 
 
 def test_the_deploy_command_deploys_the_built_architecture_with_our_samconfig_and_asks_nothing():
-    settings = {"stack_name": "s", "region": "eu-central-1", "parameter_overrides": "Architecture=arm64 Bitrix24AppCode=a"}
+    settings = {
+        "stack_name": "s",
+        "region": "eu-central-1",
+        "parameter_overrides": "Architecture=arm64 Bitrix24AppCode=a",
+    }
     command = deploy.deploy_command(settings, "x86_64")
     assert command[command.index("--config-file") + 1] == str(ROOT / "samconfig.toml")
     assert command[command.index("--template-file") + 1] == str(ROOT / ".aws-sam" / "build" / "template.yaml")
     assert "--no-confirm-changeset" in command and "--resolve-s3" in command
     assert deploy.parse_overrides(command[command.index("--parameter-overrides") + 1]) == {
-        "Architecture": "x86_64", "Bitrix24AppCode": "a"}
+        "Architecture": "x86_64",
+        "Bitrix24AppCode": "a",
+    }
     own_bucket = deploy.deploy_command({**settings, "s3_bucket": "mine"}, "arm64")
     assert own_bucket[own_bucket.index("--s3-bucket") + 1] == "mine" and "--resolve-s3" not in own_bucket
 
@@ -147,11 +171,24 @@ def test_after_deploying_it_prints_the_install_url_first_every_webhook_url_and_e
             value = f"arn:aws:secretsmanager:eu-central-1:123456789012:secret:{key.removesuffix('Arn')}-x1"
         described = {"Description": output["Description"]} if output.get("Description") else {}
         outputs.append({"OutputKey": key, "OutputValue": value, **described})
-    client = boto3.client("cloudformation", region_name="eu-central-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = boto3.client(
+        "cloudformation", region_name="eu-central-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     stubber = Stubber(client)
-    stubber.add_response("describe_stacks", {"Stacks": [{
-        "StackName": "bitrix24-billing-webhooks", "StackStatus": "UPDATE_COMPLETE", "Outputs": outputs,
-        "CreationTime": "2026-11-25T00:00:00Z"}]}, {"StackName": "bitrix24-billing-webhooks"})
+    stubber.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "bitrix24-billing-webhooks",
+                    "StackStatus": "UPDATE_COMPLETE",
+                    "Outputs": outputs,
+                    "CreationTime": "2026-11-25T00:00:00Z",
+                }
+            ]
+        },
+        {"StackName": "bitrix24-billing-webhooks"},
+    )
     monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: client)
     with stubber:
         deploy.print_endpoints("bitrix24-billing-webhooks", "eu-central-1")

@@ -18,8 +18,17 @@ from local.template import ROOT
 from tests.conftest import HOST_ENVIRONMENT
 
 pytestmark = pytest.mark.slow
-SKIPPED = {".git", ".venv", ".venv-sam", ".venv-checkov", "node_modules", ".aws-sam", ".cache", ".pytest_cache",
-           "__pycache__"}
+SKIPPED = {
+    ".git",
+    ".venv",
+    ".venv-sam",
+    ".venv-checkov",
+    "node_modules",
+    ".aws-sam",
+    ".cache",
+    ".pytest_cache",
+    "__pycache__",
+}
 REGION = "eu-central-1"
 
 
@@ -36,8 +45,12 @@ def _copy_of_the_repository(target: Path) -> Path:
 def _without_aws(environment: dict[str, str]) -> dict[str, str]:
     kept = {name: value for name, value in environment.items() if not name.startswith("AWS_")}
     # No credentials anywhere, and no instance-metadata lookup (that would leave this machine).
-    return {**kept, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true"}
+    return {
+        **kept,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +67,15 @@ def moto_endpoint():
 
 
 def _make_deploy(repository: Path, environment: dict[str, str], *variables: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "deploy", *variables], cwd=repository, env=environment, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=1200)
+    return subprocess.run(
+        ["make", "deploy", *variables],
+        cwd=repository,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
 
 
 def test_make_deploy_without_credentials_fails_at_once_before_building_in_one_line(repository):
@@ -69,25 +89,39 @@ def test_make_deploy_without_credentials_fails_at_once_before_building_in_one_li
 
 
 def test_make_deploy_twice_against_moto_creates_then_updates_the_stack_and_the_second_asks_nothing(
-        repository, moto_endpoint):
-    environment = {**_without_aws(HOST_ENVIRONMENT), "AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "rehearsal",
-                   "AWS_SECRET_ACCESS_KEY": "rehearsal", "SAM_CLI_TELEMETRY": "0"}
-    boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION, aws_access_key_id="x",
-                 aws_secret_access_key="x").create_bucket(
-        Bucket="rehearsal-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION})
+    repository, moto_endpoint
+):
+    environment = {
+        **_without_aws(HOST_ENVIRONMENT),
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "rehearsal",
+        "AWS_SECRET_ACCESS_KEY": "rehearsal",
+        "SAM_CLI_TELEMETRY": "0",
+    }
+    boto3.client(
+        "s3", endpoint_url=moto_endpoint, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    ).create_bucket(Bucket="rehearsal-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION})
 
-    first = _make_deploy(repository, environment, f"REGION={REGION}", "APP_CODE=vendor.app",
-                         "ARTIFACTS_BUCKET=rehearsal-artifacts")
+    first = _make_deploy(
+        repository, environment, f"REGION={REGION}", "APP_CODE=vendor.app", "ARTIFACTS_BUCKET=rehearsal-artifacts"
+    )
     output = first.stdout + first.stderr
     assert first.returncode == 0, output[-4000:]
     assert "Traceback" not in output and "Saved in samconfig.toml" in output
     saved = tomllib.loads((repository / "samconfig.toml").read_text())["default"]["deploy"]["parameters"]
     assert saved["region"] == REGION and saved["s3_bucket"] == "rehearsal-artifacts"
     assert "Bitrix24AppCode=vendor.app" in saved["parameter_overrides"]
-    cloudformation = boto3.client("cloudformation", endpoint_url=moto_endpoint, region_name=REGION,
-                                  aws_access_key_id="x", aws_secret_access_key="x")
-    assert cloudformation.describe_stacks(StackName="bitrix24-billing-webhooks")["Stacks"][0]["StackStatus"] == \
-        "CREATE_COMPLETE"
+    cloudformation = boto3.client(
+        "cloudformation",
+        endpoint_url=moto_endpoint,
+        region_name=REGION,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    assert (
+        cloudformation.describe_stacks(StackName="bitrix24-billing-webhooks")["Stacks"][0]["StackStatus"]
+        == "CREATE_COMPLETE"
+    )
     assert "reports no outputs" in output  # moto runs no SAM transform: a sentence, never a KeyError
 
     second = _make_deploy(repository, environment)  # no variables, input closed: nothing to ask
@@ -101,8 +135,9 @@ def test_make_deploy_twice_against_moto_creates_then_updates_the_stack_and_the_s
 
 def test_make_clean_removes_what_make_made_in_the_copy_and_leaves_the_sources(repository):
     (repository / ".cache").mkdir(exist_ok=True)
-    result = subprocess.run(["make", "clean"], cwd=repository, env=HOST_ENVIRONMENT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        ["make", "clean"], cwd=repository, env=HOST_ENVIRONMENT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert not any((repository / name).exists() for name in (".venv", ".venv-sam", ".aws-sam", ".cache"))
     assert (repository / "template.yaml").exists() and (ROOT / ".venv" / "bin" / "python").exists()

@@ -19,15 +19,42 @@ from tests.conftest import HOST_ENVIRONMENT
 
 pytestmark = pytest.mark.slow
 # How each listed target is exercised: here (the test's name), or in another test file.
-ELSEWHERE = {"build": "test_deploy.py", "deploy": "test_deploy_rehearsal.py", "clean": "test_deploy_rehearsal.py",
-             "test": "this run"}
-HERE = {"help", "setup", "dev", "records", "alerts", "replay", "replay-quarantine", "rebuild-accounts", "load",
-        "openapi", "validate", "lint", "bench", "bench-decoder", "bench-sync", "events"}
+ELSEWHERE = {
+    "build": "test_deploy.py",
+    "deploy": "test_deploy_rehearsal.py",
+    "clean": "test_deploy_rehearsal.py",
+    "test": "this run",
+}
+HERE = {
+    "help",
+    "setup",
+    "dev",
+    "records",
+    "alerts",
+    "replay",
+    "replay-quarantine",
+    "rebuild-accounts",
+    "load",
+    "openapi",
+    "validate",
+    "lint",
+    "bench",
+    "bench-decoder",
+    "bench-sync",
+    "events",
+}
 
 
 def make(*arguments: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "--no-print-directory", *arguments], cwd=ROOT, env=env or HOST_ENVIRONMENT,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["make", "--no-print-directory", *arguments],
+        cwd=ROOT,
+        env=env or HOST_ENVIRONMENT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_make_help_lists_exactly_the_targets_the_suite_runs():
@@ -40,11 +67,22 @@ def test_make_help_lists_exactly_the_targets_the_suite_runs():
 @pytest.fixture(scope="module")
 def make_dev():
     """`make dev` on free ports, as a user starts it; stopped (SIGTERM, like Ctrl-C) at the end."""
-    ports = {"DYNAMODB_LOCAL_PORT": services.free_port(), "MOTO_PORT": services.free_port(),
-             "LOCAL_API_PORT": services.free_port(), "FAKE_BITRIX24_PORT": services.free_port()}
+    ports = {
+        "DYNAMODB_LOCAL_PORT": services.free_port(),
+        "MOTO_PORT": services.free_port(),
+        "LOCAL_API_PORT": services.free_port(),
+        "FAKE_BITRIX24_PORT": services.free_port(),
+    }
     environment = {**HOST_ENVIRONMENT, **{name: str(port) for name, port in ports.items()}}
-    process = subprocess.Popen(["make", "--no-print-directory", "dev"], cwd=ROOT, env=environment, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "dev"],
+        cwd=ROOT,
+        env=environment,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     banner, deadline = [], time.monotonic() + 180
     while time.monotonic() < deadline:
         line = process.stdout.readline()
@@ -54,8 +92,12 @@ def make_dev():
         if line.startswith("Serving"):
             break
     assert banner and banner[-1].startswith("Serving"), "".join(banner)[-3000:]
-    yield {"ports": ports, "banner": "".join(banner), "process": process,
-           "api": f"http://127.0.0.1:{ports['LOCAL_API_PORT']}"}
+    yield {
+        "ports": ports,
+        "banner": "".join(banner),
+        "process": process,
+        "api": f"http://127.0.0.1:{ports['LOCAL_API_PORT']}",
+    }
     os.killpg(process.pid, signal.SIGTERM)
     process.communicate(timeout=60)
 
@@ -83,10 +125,16 @@ def test_make_devs_fake_bitrix24_takes_control_requests_on_its_own_port(make_dev
     assert requests.get(fake, timeout=10).json()["DAYS"] == -3
     # The issue's walk: the subscription ran out, a sync from the prompt, the portal reads expired.
     member_id = "a223c6b3710f85df22e9377d6c4f7553"
-    environment = {name: value for name, value in HOST_ENVIRONMENT.items()
-                   if name not in ("DYNAMODB_LOCAL_PORT", "MOTO_PORT")}
-    cli = subprocess.run([str(ROOT / ".venv" / "bin" / "billing-webhooks"), "--local", "portals", "sync", member_id],
-                         env=environment, capture_output=True, text=True, timeout=60)
+    environment = {
+        name: value for name, value in HOST_ENVIRONMENT.items() if name not in ("DYNAMODB_LOCAL_PORT", "MOTO_PORT")
+    }
+    cli = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "billing-webhooks"), "--local", "portals", "sync", member_id],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert cli.returncode == 0 and "Synced: ok" in cli.stdout and "expired" in cli.stdout, cli.stdout + cli.stderr
     answer = requests.get(f"{make_dev['api']}/portals/{member_id}", timeout=10)
     licence = answer.json()["licence"]
@@ -95,8 +143,13 @@ def test_make_devs_fake_bitrix24_takes_control_requests_on_its_own_port(make_dev
     # make dev's first check of the sample portal, then this sync's.
     assert played["calls"]["app.info"] == 2 and played["access_token"] not in answer.text + cli.stdout
     # The sync decided the portal's entitlement (expired, within its grace period) and told the bus.
-    linked = subprocess.run([str(ROOT / ".venv" / "bin" / "billing-webhooks"), "links", "set", member_id, "504",
-                             "--local"], env=environment, capture_output=True, text=True, timeout=60)
+    linked = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "billing-webhooks"), "links", "set", member_id, "504", "--local"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert linked.returncode == 0 and "licence_expired_in_grace" in linked.stdout, linked.stdout + linked.stderr
     shown = requests.get(f"{make_dev['api']}/entitlements/{member_id}", timeout=10).json()
     assert shown["entitled"] is True and shown["account"]["account_id"] == 504, shown
@@ -109,12 +162,16 @@ def test_make_devs_fake_bitrix24_takes_control_requests_on_its_own_port(make_dev
 
 def test_the_tools_find_the_running_make_dev_stack_whatever_its_ports(make_dev):
     event = json.loads((ROOT / "events" / "unpaid_invoice.json").read_text())
-    posted = requests.post(f"{make_dev['api']}/billing/unpaid-invoice", data=event["body"],
-                           headers={"Authorization": "Bearer local-billing-token", "Content-Type": "application/json"},
-                           timeout=10)
+    posted = requests.post(
+        f"{make_dev['api']}/billing/unpaid-invoice",
+        data=event["body"],
+        headers={"Authorization": "Bearer local-billing-token", "Content-Type": "application/json"},
+        timeout=10,
+    )
     assert posted.status_code == 200, posted.text
-    environment = {name: value for name, value in HOST_ENVIRONMENT.items()
-                   if name not in ("DYNAMODB_LOCAL_PORT", "MOTO_PORT")}  # found through what make dev wrote
+    environment = {
+        name: value for name, value in HOST_ENVIRONMENT.items() if name not in ("DYNAMODB_LOCAL_PORT", "MOTO_PORT")
+    }  # found through what make dev wrote
     records = make("records", env=environment)
     assert records.returncode == 0 and "UnPaidInvoice" in records.stdout, records.stderr
     deadline = time.monotonic() + 10
@@ -126,8 +183,13 @@ def test_the_tools_find_the_running_make_dev_stack_whatever_its_ports(make_dev):
         assert result.returncode == 0 and "Traceback" not in result.stderr, (target, result.stderr[-2000:])
     rebuilt = make("rebuild-accounts", env=environment)
     assert rebuilt.returncode == 0 and "changed" in rebuilt.stdout, rebuilt.stdout + rebuilt.stderr
-    cli = subprocess.run([str(ROOT / ".venv" / "bin" / "billing-webhooks"), "accounts", "show", "504", "--local",
-                          "--json"], env=environment, capture_output=True, text=True, timeout=60)
+    cli = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "billing-webhooks"), "accounts", "show", "504", "--local", "--json"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert cli.returncode == 0 and json.loads(cli.stdout)["account_id"] == 504, cli.stderr
 
 
@@ -136,10 +198,17 @@ def test_the_tools_say_where_they_looked_when_no_make_dev_runs(tmp_path):
     environment = {**HOST_ENVIRONMENT, "DYNAMODB_LOCAL_PORT": str(port), "MOTO_PORT": str(services.free_port())}
     for target in ("records", "alerts"):
         result = make(target, env=environment)
-        assert result.returncode != 0 and f"127.0.0.1:{port}" in result.stderr and "DYNAMODB_LOCAL_PORT" in result.stderr
+        assert (
+            result.returncode != 0 and f"127.0.0.1:{port}" in result.stderr and "DYNAMODB_LOCAL_PORT" in result.stderr
+        )
         assert "Traceback" not in result.stderr
-    cli = subprocess.run([str(ROOT / ".venv" / "bin" / "billing-webhooks"), "--local", "portals", "show", "m"],
-                         env=environment, capture_output=True, text=True, timeout=60)
+    cli = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "billing-webhooks"), "--local", "portals", "show", "m"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert cli.returncode != 0 and f"127.0.0.1:{port}" in cli.stderr and "Traceback" not in cli.stderr
 
 
@@ -157,16 +226,25 @@ def test_make_openapi_writes_the_committed_document_again():
 
 
 def test_make_load_and_the_benchmarks_run_with_a_small_count_and_print_their_figures():
-    small = {**HOST_ENVIRONMENT, "LOAD_DELIVERIES": "40", "LOAD_CONCURRENCY": "4", "BENCH_DECODER_RUNS": "1",
-             "BENCH_RUNS": "1", "BENCH_DELIVERIES": "5", "BENCH_VIEW_ROUNDS": "2",
-             "BENCH_FUNCTIONS": "UnPaidInvoiceFunction", "BENCH_SYNC_PORTALS": "30"}
+    small = {
+        **HOST_ENVIRONMENT,
+        "LOAD_DELIVERIES": "40",
+        "LOAD_CONCURRENCY": "4",
+        "BENCH_DECODER_RUNS": "1",
+        "BENCH_RUNS": "1",
+        "BENCH_DELIVERIES": "5",
+        "BENCH_VIEW_ROUNDS": "2",
+        "BENCH_FUNCTIONS": "UnPaidInvoiceFunction",
+        "BENCH_SYNC_PORTALS": "30",
+    }
     load = make("load", env=small)
     assert load.returncode == 0 and "Traceback" not in load.stderr, (load.stdout + load.stderr)[-3000:]
     decoder = make("bench-decoder", env=small)
     assert decoder.returncode == 0 and "| form: `d[]=` appends |" in decoder.stdout, decoder.stderr[-2000:]
     synced = make("bench-sync", env=small)
     assert synced.returncode == 0 and "| licences not what their portal says | 0 of 30 |" in synced.stdout, (
-        synced.stdout + synced.stderr)[-3000:]
+        synced.stdout + synced.stderr
+    )[-3000:]
     bench = make("bench", env=small)
     assert bench.returncode == 0, (bench.stdout + bench.stderr)[-3000:]
     assert "| UnPaidInvoiceFunction" in bench.stdout or "UnPaidInvoice" in bench.stdout

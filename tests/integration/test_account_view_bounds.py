@@ -25,8 +25,9 @@ def accounts_table(stack, dynamodb) -> Table:
 def _body(kind: str, number: int, account_id, when: datetime = START, **details) -> dict:
     body = copy.deepcopy(seeds.billing_seeds()[kind])
     stamp = when.strftime("%Y-%m-%d %H:%M:%S")
-    body.update({"id": f"{kind}-{number}", "account_id": account_id, "original_event_date": stamp,
-                 "transfer_date": stamp})
+    body.update(
+        {"id": f"{kind}-{number}", "account_id": account_id, "original_event_date": stamp, "transfer_date": stamp}
+    )
     body["details"].update(details)
     return json.loads(json.dumps(body, default=str))
 
@@ -51,8 +52,12 @@ def _project(bodies: list[dict]) -> None:
 
 @pytest.mark.parametrize(("account_id", "name"), [(920001, "²"), (920002, "--1"), (920003, "٣"), (920004, "-")])
 def test_a_balance_named_like_a_number_reads_200_with_its_name_as_sent(api, table, accounts_table, account_id, name):
-    _project([_body("PercentOfBalanceUsed", 1, account_id, balance=name),
-              _body("NewPayment", 2, account_id, balance_name=name, invoice_id=[])])
+    _project(
+        [
+            _body("PercentOfBalanceUsed", 1, account_id, balance=name),
+            _body("NewPayment", 2, account_id, balance_name=name, invoice_id=[]),
+        ]
+    )
     answer = requests.get(f"{api.url}/accounts/{account_id}", timeout=10)
     assert answer.status_code == 200, answer.text[:300]
     (balance,) = answer.json()["balances"]
@@ -68,10 +73,19 @@ def test_a_1100_character_balance_name_is_projected_read_and_rebuilt(api, table,
     _project([body])  # as the stream does (no poller in this module)
     (balance,) = requests.get(f"{api.url}/accounts/921000", timeout=10).json()["balances"]
     assert balance["name"] == name and balance["usage"]["notification_id"] == body["id"]
-    accounts_table.dynamodb.delete_item(TableName="AccountsTable", Key={
-        "account_key": {"S": "billing#921000"}, "part": {"S": next(
-            item["part"] for item in accounts_table.items() if item["account_key"] == "billing#921000"
-            and item["part"].startswith("balance#"))}})
+    accounts_table.dynamodb.delete_item(
+        TableName="AccountsTable",
+        Key={
+            "account_key": {"S": "billing#921000"},
+            "part": {
+                "S": next(
+                    item["part"]
+                    for item in accounts_table.items()
+                    if item["account_key"] == "billing#921000" and item["part"].startswith("balance#")
+                )
+            },
+        },
+    )
     answer = rebuild_accounts({})
     assert answer["resume"] is None and answer["skipped"] == 0
     assert requests.get(f"{api.url}/accounts/921000", timeout=10).json()["balances"] == [balance]
@@ -128,8 +142,10 @@ def test_an_8000_invoice_payment_leaves_the_view_small_and_every_invoice_reachab
 
 
 def test_open_invoices_are_listed_apart_and_leave_the_list_when_paid_in_any_order(api, table, accounts_table):
-    notices = [_body("UnPaidInvoice", number, 924000, START + timedelta(hours=number), invoice_id=number)
-               for number in range(1, 4)]
+    notices = [
+        _body("UnPaidInvoice", number, 924000, START + timedelta(hours=number), invoice_id=number)
+        for number in range(1, 4)
+    ]
     payment = _body("NewPayment", 9, 924000, START - timedelta(days=1), invoice_id=[2])  # older than its notice
     _project([notices[0], payment, notices[1], notices[2]])
     view = requests.get(f"{api.url}/accounts/924000", timeout=10).json()
@@ -170,14 +186,28 @@ def test_the_projector_names_exactly_the_record_it_cannot_take_on_the_failure_qu
     sqs.purge_queue(QueueUrl=queue)
     records = [_record(_body("TrialReminder", number, 926000 + number)) for number in range(5)]
     records[2] = {**records[2], "payload": "not an object"}
-    event = {"Records": [{"eventID": str(number), "eventName": "INSERT", "eventSource": "aws:dynamodb",
-                          "dynamodb": {"NewImage": to_item(record), "SequenceNumber": str(number), "SizeBytes": 1,
-                                       "StreamViewType": "NEW_IMAGE"}} for number, record in enumerate(records)]}
+    event = {
+        "Records": [
+            {
+                "eventID": str(number),
+                "eventName": "INSERT",
+                "eventSource": "aws:dynamodb",
+                "dynamodb": {
+                    "NewImage": to_item(record),
+                    "SequenceNumber": str(number),
+                    "SizeBytes": 1,
+                    "StreamViewType": "NEW_IMAGE",
+                },
+            }
+            for number, record in enumerate(records)
+        ]
+    }
     projector = LocalFunction(template.function("AccountProjectorFunction"))
     assert projector.handler(event, LambdaContext("AccountProjectorFunction"))["batchItemFailures"] == []
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     assert [json.loads(message["Body"])["unprojectable"] for message in messages] == [
-        "TrialReminder TrialReminder-2: AttributeError"]
+        "TrialReminder TrialReminder-2: AttributeError"
+    ]
 
 
 def test_a_segmented_paged_and_resumed_rebuild_projects_every_record(stack, table, accounts_table, dynamodb):
@@ -200,8 +230,9 @@ def test_a_segmented_paged_and_resumed_rebuild_projects_every_record(stack, tabl
         while answer["resume"] is not None:
             answer_records = answer["records"]
             seen += answer_records
-            answer = rebuild_accounts({"segment": segment, "total_segments": 3, "page_size": 4,
-                                       "start": answer["resume"]}, RunningOut())
+            answer = rebuild_accounts(
+                {"segment": segment, "total_segments": 3, "page_size": 4, "start": answer["resume"]}, RunningOut()
+            )
             runs += 1
         seen += answer["records"]
         assert runs > 1  # more than one page per segment: resumed
@@ -225,9 +256,13 @@ def test_two_payments_of_one_ts_leave_the_same_licence_in_either_order(stack, in
     for order in ((first, second), (second, first)):
         installations.clear()
         provision.install_sample_portal(installations.dynamodb)
-        delivery = Delivery(event={}, replay=None, sender=records.get(samples.PORTAL_MEMBER_ID))  # as PortalToken finds it
+        delivery = Delivery(
+            event={}, replay=None, sender=records.get(samples.PORTAL_MEMBER_ID)
+        )  # as PortalToken finds it
         for body in order:
-            event = AppPaymentEvent.model_validate({**body, "auth": {**body["auth"], "member_id": samples.PORTAL_MEMBER_ID}})
+            event = AppPaymentEvent.model_validate(
+                {**body, "auth": {**body["auth"], "member_id": samples.PORTAL_MEMBER_ID}}
+            )
             lifecycle.refresh_licence(event, delivery, START)
         installation = installations.get(member_id=samples.PORTAL_MEMBER_ID)
         results.append((installation["licence_status"], installation["days"]))
@@ -237,8 +272,10 @@ def test_two_payments_of_one_ts_leave_the_same_licence_in_either_order(stack, in
 def test_a_payment_after_its_notice_takes_the_invoice_off_the_open_list(api, table, accounts_table):
     notice = _body("UnPaidInvoice", 1, 928000, START, invoice_id=7)
     _project([notice])
-    assert [invoice["invoice_id"] for invoice in requests.get(f"{api.url}/accounts/928000", timeout=10).json()[
-        "open_invoices"]] == [7]
+    assert [
+        invoice["invoice_id"]
+        for invoice in requests.get(f"{api.url}/accounts/928000", timeout=10).json()["open_invoices"]
+    ] == [7]
     _project([_body("NewPayment", 2, 928000, START + timedelta(days=1), invoice_id=[7])])
     view = requests.get(f"{api.url}/accounts/928000", timeout=10).json()
     assert view["open_invoices"] == [] and view["counts"]["open_invoices"] == 0

@@ -23,17 +23,32 @@ EXAMPLES = 30
 ACCOUNT_IDS = itertools.count(940000, 10)
 SCRATCH_TABLES = ("RebuildWholeTable", "RebuildSegmentsTable")
 BASE = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-KINDS = ("AccountStateChange", "ProductStateChange", "InvoiceForNewPeriod", "InvoiceForNewProduct", "UnPaidInvoice",
-         "NewPayment", "PercentOfBalanceUsed", "TrialReminder")
+KINDS = (
+    "AccountStateChange",
+    "ProductStateChange",
+    "InvoiceForNewPeriod",
+    "InvoiceForNewProduct",
+    "UnPaidInvoice",
+    "NewPayment",
+    "PercentOfBalanceUsed",
+    "TrialReminder",
+)
 
-names = st.one_of(st.sampled_from(["Tasks", "Money_BYN", "²", "--1", "10", "9", ""]),
-                  st.text(min_size=1, max_size=40), st.text(alphabet="ab", min_size=1000, max_size=1100))
+names = st.one_of(
+    st.sampled_from(["Tasks", "Money_BYN", "²", "--1", "10", "9", ""]),
+    st.text(min_size=1, max_size=40),
+    st.text(alphabet="ab", min_size=1000, max_size=1100),
+)
 ids = st.one_of(st.sampled_from(["AxmLozMymJAO", "A", "A!", "a"]), st.text(min_size=1, max_size=20))
 instants = st.sampled_from([BASE, BASE + timedelta(seconds=1), BASE + timedelta(days=2)])
 offsets = st.sampled_from(["+00:00", "+02:00", "-05:00"])
-numbers = st.one_of(st.integers(-10**37, 10**37), st.decimals(allow_nan=False, allow_infinity=False, places=2,
-                                                               min_value=Decimal("-1E+30"), max_value=Decimal("1E+30")))
-small_ids = st.one_of(st.integers(1, 4), st.integers(-10**37, 10**37))
+numbers = st.one_of(
+    st.integers(-(10**37), 10**37),
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=2, min_value=Decimal("-1E+30"), max_value=Decimal("1E+30")
+    ),
+)
+small_ids = st.one_of(st.integers(1, 4), st.integers(-(10**37), 10**37))
 
 
 @st.composite
@@ -43,9 +58,14 @@ def notifications(draw) -> dict:
     when = draw(instants)
     offset = draw(offsets)
     local = when.astimezone(datetime.strptime(offset, "%z").tzinfo)
-    body.update({"id": draw(ids), "original_event_date": local.strftime("%Y-%m-%d %H:%M:%S ") + offset,
-                 "transfer_date": local.strftime("%Y-%m-%d %H:%M:%S ") + offset,
-                 "curr_code": draw(st.sampled_from(["EUR", "BYN"]))})
+    body.update(
+        {
+            "id": draw(ids),
+            "original_event_date": local.strftime("%Y-%m-%d %H:%M:%S ") + offset,
+            "transfer_date": local.strftime("%Y-%m-%d %H:%M:%S ") + offset,
+            "curr_code": draw(st.sampled_from(["EUR", "BYN"])),
+        }
+    )
     details = body["details"]
     if kind == "AccountStateChange":
         details["new_state"]["state"] = draw(st.sampled_from(["active", "blocked", "trial", "другое"]))
@@ -55,8 +75,12 @@ def notifications(draw) -> dict:
     elif kind in ("InvoiceForNewPeriod", "InvoiceForNewProduct", "UnPaidInvoice"):
         details["invoice_id"] = draw(small_ids)
     elif kind == "NewPayment":
-        details.update(invoice_id=draw(st.lists(small_ids, max_size=3)), balance_name=draw(names),
-                       balance_after=draw(numbers), amount=draw(numbers))
+        details.update(
+            invoice_id=draw(st.lists(small_ids, max_size=3)),
+            balance_name=draw(names),
+            balance_after=draw(numbers),
+            amount=draw(numbers),
+        )
     elif kind == "PercentOfBalanceUsed":
         details.update(balance=draw(names), current_value=draw(numbers))
     else:
@@ -72,18 +96,27 @@ def _records(bodies: list[dict], account_id: int) -> list[dict]:
     found = {}
     for number, body in enumerate(bodies):
         body = {**body, "account_id": account_id}
-        record = build_record(getattr(billing, body["type"]).model_validate(json.loads(json.dumps(body, default=str),
-                                                                                       parse_float=Decimal)),
-                              BASE + timedelta(minutes=-number))  # received in another order than they happened
+        record = build_record(
+            getattr(billing, body["type"]).model_validate(
+                json.loads(json.dumps(body, default=str), parse_float=Decimal)
+            ),
+            BASE + timedelta(minutes=-number),
+        )  # received in another order than they happened
         found.setdefault((record["notification_id"], record["notification_type"]), record)
     return list(found.values())
 
 
 # --- the reference: the rules of docs/accounts.md, folded in plain Python ---
 
+
 def _newest(records: list[dict]) -> dict:
-    return max(records, key=lambda record: (record["event_time"], "|".join((
-        record["notification_id"], record["notification_type"], record["payload_sha256"]))))
+    return max(
+        records,
+        key=lambda record: (
+            record["event_time"],
+            "|".join((record["notification_id"], record["notification_type"], record["payload_sha256"])),
+        ),
+    )
 
 
 def reference(records: list[dict]) -> dict:
@@ -101,20 +134,30 @@ def reference(records: list[dict]) -> dict:
     invoices: dict = {}
     for record in of("InvoiceForNewPeriod", "InvoiceForNewProduct", "UnPaidInvoice"):
         invoices.setdefault(details(record)["invoice_id"], set()).add(
-            "unpaid" if record["notification_type"] == "UnPaidInvoice" else "issued")
+            "unpaid" if record["notification_type"] == "UnPaidInvoice" else "issued"
+        )
     for record in of("NewPayment"):
         for invoice_id in details(record)["invoice_id"]:
             invoices.setdefault(invoice_id, set()).add("paid")
-    expected["invoices"] = {key: "paid" if "paid" in aspects else "unpaid" if "unpaid" in aspects else "issued"
-                            for key, aspects in invoices.items()}
+    expected["invoices"] = {
+        key: "paid" if "paid" in aspects else "unpaid" if "unpaid" in aspects else "issued"
+        for key, aspects in invoices.items()
+    }
     balances: dict = {}
     for record in of("NewPayment"):
         balances.setdefault(details(record)["balance_name"], []).append((record, details(record)["balance_after"]))
     for record in of("PercentOfBalanceUsed"):
         balances.setdefault(details(record)["balance"], []).append((record, details(record)["current_value"]))
-    expected["balances"] = {name: max(group, key=lambda pair: (pair[0]["event_time"], "|".join((
-        pair[0]["notification_id"], pair[0]["notification_type"], pair[0]["payload_sha256"]))))[1]
-        for name, group in balances.items()}
+    expected["balances"] = {
+        name: max(
+            group,
+            key=lambda pair: (
+                pair[0]["event_time"],
+                "|".join((pair[0]["notification_id"], pair[0]["notification_type"], pair[0]["payload_sha256"])),
+            ),
+        )[1]
+        for name, group in balances.items()
+    }
     return expected
 
 
@@ -136,10 +179,16 @@ def scratch_tables(stack, dynamodb):
 
     spec = template.load()["Resources"]["NotificationsTable"]["Properties"]
     for name in SCRATCH_TABLES:
-        dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", KeySchema=spec["KeySchema"],
-                              AttributeDefinitions=[attribute for attribute in spec["AttributeDefinitions"]
-                                                    if attribute["AttributeName"] in ("notification_id",
-                                                                                      "notification_type")])
+        dynamodb.create_table(
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=spec["KeySchema"],
+            AttributeDefinitions=[
+                attribute
+                for attribute in spec["AttributeDefinitions"]
+                if attribute["AttributeName"] in ("notification_id", "notification_type")
+            ],
+        )
     yield SCRATCH_TABLES
     for name in SCRATCH_TABLES:
         dynamodb.delete_table(TableName=name)
@@ -150,8 +199,10 @@ def _read(api, account_id: int) -> tuple[dict, dict]:
     answer = requests.get(f"{api.url}/accounts/{account_id}", timeout=30)
     assert answer.status_code == 200, answer.text[:500]
     view = json.loads(answer.text, parse_float=Decimal)
-    lists = {name: _all_pages(api, f"/accounts/{account_id}/{name}", name, limit=7)
-             for name in ("invoices", "products", "balances")}
+    lists = {
+        name: _all_pages(api, f"/accounts/{account_id}/{name}", name, limit=7)
+        for name in ("invoices", "products", "balances")
+    }
     for status in ("unpaid", "paid", "issued"):
         _all_pages(api, f"/accounts/{account_id}/invoices", "invoices", limit=3, query=f"&status={status}")
     view.pop("account_id")
@@ -159,12 +210,17 @@ def _read(api, account_id: int) -> tuple[dict, dict]:
     return view, lists
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(bodies=st.lists(notifications(), min_size=1, max_size=8), data=st.data())
 def test_any_set_in_any_order_with_duplicates_and_any_rebuild_gives_one_view_equal_to_the_rules(
-        api, dynamodb, scratch_tables, monkeypatch, bodies, data):
+    api, dynamodb, scratch_tables, monkeypatch, bodies, data
+):
     from billing_webhooks.data.notifications import to_item
     from billing_webhooks.domain import accounts
     from billing_webhooks.recovery.rebuild import rebuild_accounts
@@ -179,10 +235,13 @@ def test_any_set_in_any_order_with_duplicates_and_any_rebuild_gives_one_view_equ
         for record in data.draw(st.permutations(delivered)):
             accounts.project(record)
         views.append(_read(api, base + offset))
-    for offset, (table, options) in enumerate(zip(scratch_tables, ({}, {"total_segments": 3, "page_size": 1})), 2):
+    for offset, (table, options) in enumerate(
+        zip(scratch_tables, ({}, {"total_segments": 3, "page_size": 1}), strict=False), 2
+    ):
         for item in dynamodb.scan(TableName=table)["Items"]:
-            dynamodb.delete_item(TableName=table, Key={name: item[name] for name in ("notification_id",
-                                                                                     "notification_type")})
+            dynamodb.delete_item(
+                TableName=table, Key={name: item[name] for name in ("notification_id", "notification_type")}
+            )
         for record in _records(bodies, base + offset):
             dynamodb.put_item(TableName=table, Item=to_item(record))
         monkeypatch.setenv("TABLE_NAME", table)

@@ -29,8 +29,14 @@ def accounts_table(stack, dynamodb) -> Table:
 
 def _notification(kind: str, number: int, when: datetime, account_id: int, **details) -> dict:
     body = copy.deepcopy(seeds.billing_seeds()[kind])
-    body.update({"id": f"{kind}-{number}", "account_id": account_id,
-                 "original_event_date": when.strftime("%Y-%m-%d %H:%M:%S"), "transfer_date": when.strftime("%Y-%m-%d %H:%M:%S")})
+    body.update(
+        {
+            "id": f"{kind}-{number}",
+            "account_id": account_id,
+            "original_event_date": when.strftime("%Y-%m-%d %H:%M:%S"),
+            "transfer_date": when.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+    )
     body["details"].update(details)
     return body
 
@@ -40,31 +46,82 @@ def history(account_id: int) -> list[dict]:
     paid, balances, a trial; two pairs share an event time (ties go by id)."""
     found, day = [], lambda n: START + timedelta(days=n)  # noqa: E731
     for number, state in enumerate(["trial", "active", "blocked", "active", "active"]):
-        found.append(_notification("AccountStateChange", number, day(number * 8), account_id,
-                                   new_state={"state": state, "date_from": day(number * 8).strftime("%Y-%m-%d %H:%M:%S"),
-                                              "date_to": ""}))
+        found.append(
+            _notification(
+                "AccountStateChange",
+                number,
+                day(number * 8),
+                account_id,
+                new_state={"state": state, "date_from": day(number * 8).strftime("%Y-%m-%d %H:%M:%S"), "date_to": ""},
+            )
+        )
     for number in range(6):
-        found.append(_notification("ProductStateChange", number, day(number * 5 + 1), account_id,
-                                   sold_product_id=700 + number % 2,
-                                   new_state={"state": ["active", "suspended", "active"][number % 3],
-                                              "date_from": day(number * 5 + 1).strftime("%Y-%m-%d %H:%M:%S"), "date_to": ""}))
+        found.append(
+            _notification(
+                "ProductStateChange",
+                number,
+                day(number * 5 + 1),
+                account_id,
+                sold_product_id=700 + number % 2,
+                new_state={
+                    "state": ["active", "suspended", "active"][number % 3],
+                    "date_from": day(number * 5 + 1).strftime("%Y-%m-%d %H:%M:%S"),
+                    "date_to": "",
+                },
+            )
+        )
     for number in range(6):
         kind = "InvoiceForNewPeriod" if number % 3 else "InvoiceForNewProduct"
         found.append(_notification(kind, number, day(number * 6 + 2), account_id, invoice_id=30 + number))
     for number in range(6):
-        found.append(_notification("UnPaidInvoice", number, day(number * 6 + 4), account_id, invoice_id=30 + number % 4,
-                                   days_not_paid=number + 1, days_before_blocking=10 - number))
+        found.append(
+            _notification(
+                "UnPaidInvoice",
+                number,
+                day(number * 6 + 4),
+                account_id,
+                invoice_id=30 + number % 4,
+                days_not_paid=number + 1,
+                days_before_blocking=10 - number,
+            )
+        )
     for number in range(4):
         paid = [30 + number] if number < 3 else [30, 31]  # the last payment names paid invoices again
-        found.append(_notification("NewPayment", number, day(number * 9 + 5), account_id, invoice_id=paid,
-                                   balance_after=Decimal(100 + number), balance_name="Money_BYN", payment_id=900 + number))
+        found.append(
+            _notification(
+                "NewPayment",
+                number,
+                day(number * 9 + 5),
+                account_id,
+                invoice_id=paid,
+                balance_after=Decimal(100 + number),
+                balance_name="Money_BYN",
+                payment_id=900 + number,
+            )
+        )
     for number in range(4):
-        found.append(_notification("PercentOfBalanceUsed", number, day(number * 9 + 5 if number < 2 else number * 7),
-                                   account_id, balance="Money_BYN" if number % 2 else "Tasks",
-                                   current_value=Decimal(50 - number), used_percentage=Decimal(number * 10)))
+        found.append(
+            _notification(
+                "PercentOfBalanceUsed",
+                number,
+                day(number * 9 + 5 if number < 2 else number * 7),
+                account_id,
+                balance="Money_BYN" if number % 2 else "Tasks",
+                current_value=Decimal(50 - number),
+                used_percentage=Decimal(number * 10),
+            )
+        )
     for number in range(3):
-        found.append(_notification("TrialReminder", number, day(number * 2 + 3), account_id, days_left=7 - number,
-                                   current_date=day(number * 2 + 3).strftime("%Y-%m-%d %H:%M:%S")))
+        found.append(
+            _notification(
+                "TrialReminder",
+                number,
+                day(number * 2 + 3),
+                account_id,
+                days_left=7 - number,
+                current_date=day(number * 2 + 3).strftime("%Y-%m-%d %H:%M:%S"),
+            )
+        )
     return found
 
 
@@ -139,11 +196,25 @@ def test_a_paid_invoice_stays_paid_whatever_comes_after(stack, accounts_table):
 def _stream_event(records: list[dict]) -> dict:
     from billing_webhooks.data.notifications import to_item
 
-    return {"Records": [{"eventID": str(number), "eventName": "INSERT", "eventSource": "aws:dynamodb",
-                         "eventVersion": "1.1", "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:dynamodb:stream",
-                         "dynamodb": {"NewImage": to_item(record), "SequenceNumber": str(1000 + number),
-                                      "StreamViewType": "NEW_IMAGE", "SizeBytes": 1}}
-                        for number, record in enumerate(records)]}
+    return {
+        "Records": [
+            {
+                "eventID": str(number),
+                "eventName": "INSERT",
+                "eventSource": "aws:dynamodb",
+                "eventVersion": "1.1",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:dynamodb:stream",
+                "dynamodb": {
+                    "NewImage": to_item(record),
+                    "SequenceNumber": str(1000 + number),
+                    "StreamViewType": "NEW_IMAGE",
+                    "SizeBytes": 1,
+                },
+            }
+            for number, record in enumerate(records)
+        ]
+    }
 
 
 def test_a_batch_that_fails_half_way_and_is_retried_changes_nothing_twice(stack, accounts_table, monkeypatch):
@@ -188,17 +259,26 @@ def test_the_view_rebuilt_from_the_notifications_table_equals_the_live_one(api, 
 
     bodies = history(840000)
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda body: requests.post(f"{api.url}/billing/{_route(body['type'])}",
-                                                           json=json.loads(json.dumps(body, default=str)),
-                                                           headers=BILLING_AUTH, timeout=10), bodies))
+        answers = list(
+            pool.map(
+                lambda body: requests.post(
+                    f"{api.url}/billing/{_route(body['type'])}",
+                    json=json.loads(json.dumps(body, default=str)),
+                    headers=BILLING_AUTH,
+                    timeout=10,
+                ),
+                bodies,
+            )
+        )
     assert [answer.status_code for answer in answers] == [200] * len(bodies)
     assert _wait(lambda: _count_parts(accounts_table, 840000) >= 12)
     time.sleep(0.5)  # the poller's last batch
     live = _view_json(840000)
     for item in accounts_table.items():
         if item["account_key"] == "billing#840000":
-            accounts_table.dynamodb.delete_item(TableName="AccountsTable", Key={
-                "account_key": {"S": item["account_key"]}, "part": {"S": item["part"]}})
+            accounts_table.dynamodb.delete_item(
+                TableName="AccountsTable", Key={"account_key": {"S": item["account_key"]}, "part": {"S": item["part"]}}
+            )
     first = rebuild_accounts({})
     assert first["records"] >= len(bodies) and _view_json(840000) == live
     again = rebuild_accounts({})  # idempotent
@@ -227,7 +307,10 @@ def test_a_posted_notification_shows_in_the_account_within_two_seconds(api, tabl
     body = json.loads(event["body"])
     body.update({"id": "fresh-unpaid-1", "account_id": 850000})
     posted = time.monotonic()
-    assert requests.post(f"{api.url}/billing/unpaid-invoice", json=body, headers=BILLING_AUTH, timeout=10).status_code == 200
+    assert (
+        requests.post(f"{api.url}/billing/unpaid-invoice", json=body, headers=BILLING_AUTH, timeout=10).status_code
+        == 200
+    )
 
     def shown():
         answer = requests.get(f"{api.url}/accounts/850000", timeout=5)
@@ -236,7 +319,9 @@ def test_a_posted_notification_shows_in_the_account_within_two_seconds(api, tabl
     assert _wait(shown, timeout=2.0), "not in the view within 2 s"
     waited = time.monotonic() - posted
     view = requests.get(f"{api.url}/accounts/850000", timeout=5).json()
-    assert view["invoices"][0]["status"] == "unpaid" and view["invoices"][0]["invoice_id"] == body["details"]["invoice_id"]
+    assert (
+        view["invoices"][0]["status"] == "unpaid" and view["invoices"][0]["invoice_id"] == body["details"]["invoice_id"]
+    )
     assert waited < 2.0
 
 
@@ -253,8 +338,15 @@ def test_the_read_api_answers_problems_for_unknown_accounts_bad_cursors_and_limi
 def test_the_history_pages_newest_first_with_an_opaque_cursor_and_filters_by_type(api, table):
     bodies = history(860000)
     for body in bodies:
-        assert requests.post(f"{api.url}/billing/{_route(body['type'])}", json=json.loads(json.dumps(body, default=str)),
-                             headers=BILLING_AUTH, timeout=10).status_code == 200
+        assert (
+            requests.post(
+                f"{api.url}/billing/{_route(body['type'])}",
+                json=json.loads(json.dumps(body, default=str)),
+                headers=BILLING_AUTH,
+                timeout=10,
+            ).status_code
+            == 200
+        )
     seen, cursor = [], None
     while True:
         query = "limit=7" + (f"&cursor={cursor}" if cursor else "")
@@ -301,9 +393,15 @@ def _payment_function():
     return LocalFunction(next(route for route in template.routes() if route.function == "AppPaymentFunction"))
 
 
-def test_an_account_with_5000_invoices_is_stored_one_item_per_part_and_read_a_page_at_a_time(api, table, accounts_table):
-    bodies = [_notification("InvoiceForNewPeriod", number, START + timedelta(minutes=number), 870000,
-                            invoice_id=100000 + number) for number in range(5000)]
+def test_an_account_with_5000_invoices_is_stored_one_item_per_part_and_read_a_page_at_a_time(
+    api, table, accounts_table
+):
+    bodies = [
+        _notification(
+            "InvoiceForNewPeriod", number, START + timedelta(minutes=number), 870000, invoice_id=100000 + number
+        )
+        for number in range(5000)
+    ]
     _project_all(_records(bodies))
     answer = requests.get(f"{api.url}/accounts/870000", timeout=30)
     assert answer.status_code == 200
@@ -317,8 +415,9 @@ def test_an_account_with_5000_invoices_is_stored_one_item_per_part_and_read_a_pa
 def _all_pages(api, path: str, name: str, limit: int, query: str = "") -> list[dict]:
     seen, cursor = [], None
     while True:
-        answer = requests.get(f"{api.url}{path}?limit={limit}{query}" + (f"&cursor={cursor}" if cursor else ""),
-                              timeout=30)
+        answer = requests.get(
+            f"{api.url}{path}?limit={limit}{query}" + (f"&cursor={cursor}" if cursor else ""), timeout=30
+        )
         assert answer.status_code == 200, answer.text[:300]
         page = json.loads(answer.text, parse_float=Decimal)  # money exactly as answered
         seen += page[name]
@@ -329,28 +428,46 @@ def _all_pages(api, path: str, name: str, limit: int, query: str = "") -> list[d
 def test_the_cli_prints_exactly_what_the_api_answers_and_a_readable_table(api, table, stack, projector):
     body = json.loads(load_event("trial_reminder")["body"])
     body.update({"id": "cli-trial-1", "account_id": 880000})
-    assert requests.post(f"{api.url}/billing/trial-reminder", json=body, headers=BILLING_AUTH, timeout=10).status_code == 200
+    assert (
+        requests.post(f"{api.url}/billing/trial-reminder", json=body, headers=BILLING_AUTH, timeout=10).status_code
+        == 200
+    )
     assert _wait(lambda: requests.get(f"{api.url}/accounts/880000", timeout=5).status_code == 200, 5)
     environment = {**os.environ, "DYNAMODB_LOCAL_PORT": str(stack.dynamodb.port), "MOTO_PORT": str(stack.moto.port)}
     cli = [os.path.join(os.path.dirname(sys.executable), "billing-webhooks"), "--local"]
-    printed = subprocess.run([*cli, "--json", "accounts", "show", "880000"], capture_output=True, text=True,
-                             env=environment, timeout=60)
+    printed = subprocess.run(
+        [*cli, "--json", "accounts", "show", "880000"], capture_output=True, text=True, env=environment, timeout=60
+    )
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.strip() == requests.get(f"{api.url}/accounts/880000", timeout=5).text
-    readable = subprocess.run([*cli, "accounts", "show", "880000"], capture_output=True, text=True, env=environment,
-                              timeout=60)
+    readable = subprocess.run(
+        [*cli, "accounts", "show", "880000"], capture_output=True, text=True, env=environment, timeout=60
+    )
     assert "Trial: " in readable.stdout and "days left" in readable.stdout
-    missing = subprocess.run([*cli, "accounts", "show", "999999998"], capture_output=True, text=True, env=environment,
-                             timeout=60)
+    missing = subprocess.run(
+        [*cli, "accounts", "show", "999999998"], capture_output=True, text=True, env=environment, timeout=60
+    )
     assert missing.returncode == 1 and "Not found" in missing.stderr
 
 
-@pytest.mark.parametrize("path", [
-    "/accounts/%00", "/accounts/1e99", "/accounts/--5", "/accounts/5-", "/accounts/" + "9" * 60, "/accounts/504%2F..%2Fx",
-    "/accounts/504/notifications?limit=%F0%9F%92%A5", "/accounts/504/notifications?cursor=%FF%FE",
-    "/accounts/504/notifications?type=" + "x" * 500, "/accounts/504/notifications?cursor=" + "A" * 5000,
-    "/portals/%00", "/portals/" + "%E2%82%AC" * 200, "/portals/..%2F..%2Fetc",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/accounts/%00",
+        "/accounts/1e99",
+        "/accounts/--5",
+        "/accounts/5-",
+        "/accounts/" + "9" * 60,
+        "/accounts/504%2F..%2Fx",
+        "/accounts/504/notifications?limit=%F0%9F%92%A5",
+        "/accounts/504/notifications?cursor=%FF%FE",
+        "/accounts/504/notifications?type=" + "x" * 500,
+        "/accounts/504/notifications?cursor=" + "A" * 5000,
+        "/portals/%00",
+        "/portals/" + "%E2%82%AC" * 200,
+        "/portals/..%2F..%2Fetc",
+    ],
+)
 def test_hostile_reads_are_4xx_problems_never_5xx(api, path):
     answer = requests.get(f"{api.url}{path}", timeout=10)
     assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text[:200])
@@ -359,23 +476,34 @@ def test_hostile_reads_are_4xx_problems_never_5xx(api, path):
 
 
 def test_a_forged_cursor_of_the_right_shape_is_an_empty_page_or_a_400_never_a_5xx(api):
-    forged = base64.urlsafe_b64encode(json.dumps({"account_key": "billing#504", "event_time": "x" * 3000,
-                                                  "notification_id": "y", "notification_type": "z"}).encode()).decode()
+    forged = base64.urlsafe_b64encode(
+        json.dumps(
+            {"account_key": "billing#504", "event_time": "x" * 3000, "notification_id": "y", "notification_type": "z"}
+        ).encode()
+    ).decode()
     answer = requests.get(f"{api.url}/accounts/504/notifications?cursor={forged}", timeout=10)
     assert answer.status_code in (200, 400), answer.text[:200]  # DynamoDB Local reads on; DynamoDB refuses the key
     assert answer.status_code == 400 or answer.json()["notifications"] == []
 
 
 def test_the_webhook_functions_load_nothing_of_the_account_view():
-    script = ("import sys, runpy; runpy.run_path(sys.argv[1]);"
-              "print(sorted(name for name in sys.modules if name.startswith('billing_webhooks')))")
+    script = (
+        "import sys, runpy; runpy.run_path(sys.argv[1]);"
+        "print(sorted(name for name in sys.modules if name.startswith('billing_webhooks')))"
+    )
     for name in ("new_payment", "unpaid_invoice", "app_payment"):
-        loaded = subprocess.run([sys.executable, "-c", script, str(template.ROOT / "functions" / name / "app.py")],
-                                capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(template.LAYER)},
-                                timeout=60)
+        loaded = subprocess.run(
+            [sys.executable, "-c", script, str(template.ROOT / "functions" / name / "app.py")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(template.LAYER)},
+            timeout=60,
+        )
         assert loaded.returncode == 0, loaded.stderr[-2000:]
         modules = json.loads(loaded.stdout.strip().splitlines()[-1].replace("'", '"'))
-        assert not [module for module in modules if "accounts" in module or "reads" in module or "rebuild" in module], name
+        assert not [module for module in modules if "accounts" in module or "reads" in module or "rebuild" in module], (
+            name
+        )
 
 
 def test_a_cursor_of_another_account_is_refused_before_any_read(monkeypatch):
@@ -387,8 +515,16 @@ def test_a_cursor_of_another_account_is_refused_before_any_read(monkeypatch):
         raise AssertionError("queried with another account's cursor")
 
     monkeypatch.setattr(notifications, "history", must_not_query)
-    foreign = base64.urlsafe_b64encode(json.dumps({"account_key": "billing#860000", "event_time": "2026-01-01",
-                                                   "notification_id": "n", "notification_type": "t"}).encode()).decode()
+    foreign = base64.urlsafe_b64encode(
+        json.dumps(
+            {
+                "account_key": "billing#860000",
+                "event_time": "2026-01-01",
+                "notification_id": "n",
+                "notification_type": "t",
+            }
+        ).encode()
+    ).decode()
     with pytest.raises(BadRequest):
         reads.history("504", cursor=foreign)
 
@@ -402,8 +538,11 @@ def test_ids_past_a_dynamodb_key_are_unknown_never_unstorable(api):
 def test_a_bitrix24_record_moves_no_account_part(stack, accounts_table):
     from billing_webhooks.domain import accounts
 
-    record = {**_records([_notification("NewPayment", 1, START, 890000)])[0], "source": "bitrix24",
-              "account_key": "bitrix24#member-890000"}
+    record = {
+        **_records([_notification("NewPayment", 1, START, 890000)])[0],
+        "source": "bitrix24",
+        "account_key": "bitrix24#member-890000",
+    }
     assert accounts.project(record) == 0
     assert accounts.show(890000) is None
 
@@ -411,13 +550,21 @@ def test_a_bitrix24_record_moves_no_account_part(stack, accounts_table):
 def test_a_rebuild_rewrites_what_an_older_rule_left_but_never_moves_a_part_back(stack, accounts_table, dynamodb):
     from billing_webhooks.domain import accounts
 
-    first, second = _records([_notification("TrialReminder", number, START + timedelta(days=number), 891000,
-                                            days_left=9 - number) for number in (1, 2)])
+    first, second = _records(
+        [
+            _notification("TrialReminder", number, START + timedelta(days=number), 891000, days_left=9 - number)
+            for number in (1, 2)
+        ]
+    )
     accounts.project(second)
     # What an older rule wrote for the same notification: same stamp, another value.
-    dynamodb.update_item(TableName="AccountsTable", Key={"account_key": {"S": "billing#891000"}, "part": {"S": "trial"}},
-                         UpdateExpression="SET #current.ends_on = :old", ExpressionAttributeNames={"#current": "current"},
-                         ExpressionAttributeValues={":old": {"S": "old-rule"}})
+    dynamodb.update_item(
+        TableName="AccountsTable",
+        Key={"account_key": {"S": "billing#891000"}, "part": {"S": "trial"}},
+        UpdateExpression="SET #current.ends_on = :old",
+        ExpressionAttributeNames={"#current": "current"},
+        ExpressionAttributeValues={":old": {"S": "old-rule"}},
+    )
     accounts.project(second)  # a redelivery changes nothing
     assert _view(891000)["trial"]["ends_on"] == "old-rule"
     accounts.project(second, rewrite=True)  # as the rebuild projects each stored record

@@ -78,7 +78,9 @@ def test_sns_failing_answers_503_keeps_the_alert_pending_and_the_retry_publishes
     assert table.items()[0]["alert_status"] == "published"
 
 
-def test_a_claimant_that_dies_between_claim_and_publish_is_healed_by_the_redrive(functions, table, alert_queue, monkeypatch):
+def test_a_claimant_that_dies_between_claim_and_publish_is_healed_by_the_redrive(
+    functions, table, alert_queue, monkeypatch
+):
     class Crash(BaseException):
         pass
 
@@ -116,8 +118,11 @@ def test_a_claim_with_dynamodb_unreachable_is_503_not_a_crash(monkeypatch):
     from billing_webhooks.data import notifications
     from billing_webhooks.errors import ServiceUnavailable
 
-    dead = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:9",
-                        config=Config(retries={"total_max_attempts": 1}, connect_timeout=1))
+    dead = boto3.client(
+        "dynamodb",
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=1),
+    )
     monkeypatch.setattr(notifications, "dynamodb", lambda: dead)
     with pytest.raises(ServiceUnavailable):
         alerts.claim({"notification_id": "x", "notification_type": "TrialReminder"}, datetime.now(UTC))

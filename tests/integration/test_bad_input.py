@@ -23,9 +23,18 @@ from tests.integration.test_rescue import rescue_queue  # noqa: F401 (fixture)
 ROUTES = template.routes()
 OWN_EXAMPLES = 1000  # per route, from our strategies
 SCHEMATHESIS_EXAMPLES = 100  # per route and generation mode
-SETTINGS = settings(deadline=None, derandomize=True, database=None, print_blob=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                           HealthCheck.data_too_large, HealthCheck.filter_too_much])
+SETTINGS = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
 JSON, FORM = "application/json", "application/x-www-form-urlencoded"
 sent: Counter = Counter()  # route path -> requests sent by this module
 
@@ -57,10 +66,15 @@ json_values = st.recursive(
 # object where the seed has a scalar (an object whose fields are all optional would validate).
 lists = st.lists(st.integers() | st.text(max_size=5), min_size=1, max_size=3)
 header_names = st.text(string.ascii_letters + string.digits + "-", min_size=1, max_size=20).filter(
-    lambda name: name.lower() not in {"content-length", "host", "transfer-encoding", "connection", "expect"})
+    lambda name: name.lower() not in {"content-length", "host", "transfer-encoding", "connection", "expect"}
+)
 header_values = st.text(string.ascii_letters + string.digits + " -_.;=/", max_size=40).map(str.strip)
-content_types = st.one_of(st.sampled_from([JSON, FORM, "text/plain", "application/xml", "multipart/form-data",
-                                           "application/json; charset=utf-8", ""]), header_values)
+content_types = st.one_of(
+    st.sampled_from(
+        [JSON, FORM, "text/plain", "application/xml", "multipart/form-data", "application/json; charset=utf-8", ""]
+    ),
+    header_values,
+)
 
 
 def required_fields(route: template.Route) -> list[str]:
@@ -93,7 +107,10 @@ def hostile_shape(draw, route: template.Route) -> tuple[bytes, str]:
     bitrix24 = route.path.startswith("/bitrix24/")
     shape = draw(st.sampled_from(["deep-keys", "append-flood", "long-id", "huge-number", "deep-json"]))
     if shape == "deep-keys":
-        return f"auth[member_id]={payload.get('auth', {}).get('member_id', 'm')}&data{'[a]' * draw(st.integers(31, 3000))}=x".encode(), FORM
+        return (
+            f"auth[member_id]={payload.get('auth', {}).get('member_id', 'm')}&data{'[a]' * draw(st.integers(31, 3000))}=x".encode(),
+            FORM,
+        )
     if shape == "append-flood":
         return "&".join(["d[]="] * draw(st.integers(1000, 13000))).encode(), FORM
     if shape == "long-id":

@@ -23,8 +23,11 @@ from tests.integration.test_installations import (  # noqa: F401 (fixtures)
 )
 from tests.integration.test_rescue import rescue_queue  # noqa: F401 (fixture)
 
-ROUTES = {"ONAPPPAYMENT": "/bitrix24/app-payment", "ONAPPUPDATE": "/bitrix24/app-update",
-          "ONAPPUNINSTALL": "/bitrix24/app-uninstall"}
+ROUTES = {
+    "ONAPPPAYMENT": "/bitrix24/app-payment",
+    "ONAPPUPDATE": "/bitrix24/app-update",
+    "ONAPPUNINSTALL": "/bitrix24/app-uninstall",
+}
 
 
 def bound(portal: Portal) -> dict[str, str]:
@@ -36,8 +39,9 @@ def fresh(kind: str, seconds: int = 3600, **auth: str) -> dict:
     return lifecycle(kind, expires=str(int(time.time()) + seconds), **auth)
 
 
-def test_a_confirmed_install_binds_payment_update_and_uninstall_to_this_stacks_own_urls(api, table, installations,
-                                                                                      acme, stack):
+def test_a_confirmed_install_binds_payment_update_and_uninstall_to_this_stacks_own_urls(
+    api, table, installations, acme, stack
+):
     status, answer = deliver(api, "app_install", fresh("app_install"))
     assert (status, answer["status"]) == (200, "stored")
     assert bound(acme) == {event: api.url + path for event, path in ROUTES.items()}
@@ -68,7 +72,12 @@ def test_an_update_binds_again_what_the_update_removed(api, installed_acme, stac
 
 
 def test_a_refused_bind_keeps_the_install_and_its_replay_binds_with_the_sealed_token(
-    api, table, installations, acme, stack, rescue_queue  # noqa: F811
+    api,
+    table,
+    installations,
+    acme,
+    stack,
+    rescue_queue,  # noqa: F811
 ):
     acme.binds = "refuse"
     status, answer = deliver(api, "app_install", fresh("app_install"))
@@ -85,7 +94,11 @@ def test_a_refused_bind_keeps_the_install_and_its_replay_binds_with_the_sealed_t
 
 
 def test_a_replay_after_the_access_token_expired_gives_up_the_bind_and_drops_the_parcel(
-    api, table, installations, acme, rescue_queue  # noqa: F811
+    api,
+    table,
+    installations,
+    acme,
+    rescue_queue,  # noqa: F811
 ):
     acme.binds = "refuse"
     assert deliver(api, "app_install", fresh("app_install", seconds=1))[0] == 502
@@ -96,19 +109,31 @@ def test_a_replay_after_the_access_token_expired_gives_up_the_bind_and_drops_the
     assert installations.get(member_id=MEMBER)["status"] == "installed"
 
 
-def test_the_replay_goes_on_past_a_portal_that_still_fails(api, table, installations, acme, stack,
-                                                           rescue_queue, monkeypatch):  # noqa: F811
+def test_the_replay_goes_on_past_a_portal_that_still_fails(
+    api, table, installations, acme, stack, rescue_queue, monkeypatch
+):  # noqa: F811
     monkeypatch.setattr(billing_replay, "PORTAL_RETRY_SECONDS", 0)  # back at once, not at the next run
-    beta = stack.bitrix24.portals["beta.bitrix24.com"] = Portal(ACCESS, samples.APP_CODE, member_id="beta-member",
-                                                                refresh_token="beta-refresh-token")
+    beta = stack.bitrix24.portals["beta.bitrix24.com"] = Portal(
+        ACCESS, samples.APP_CODE, member_id="beta-member", refresh_token="beta-refresh-token"
+    )
     acme.binds = beta.binds = "refuse"
     assert deliver(api, "app_install", fresh("app_install"))[0] == 502
-    beta_install = fresh("app_install", domain="beta.bitrix24.com", client_endpoint="https://beta.bitrix24.com/rest/",
-                         member_id="beta-member", application_token="beta-application-token",
-                         refresh_token="beta-refresh-token")
+    beta_install = fresh(
+        "app_install",
+        domain="beta.bitrix24.com",
+        client_endpoint="https://beta.bitrix24.com/rest/",
+        member_id="beta-member",
+        application_token="beta-application-token",
+        refresh_token="beta-refresh-token",
+    )
     assert deliver(api, "app_install", beta_install)[0] == 502
     beta.binds = "ok"
-    assert replay() == {"replayed": 1, "refused": 0, "deferred": 1, "dead_lettered": 0}  # acme tried once, then the run ends
+    assert replay() == {
+        "replayed": 1,
+        "refused": 0,
+        "deferred": 1,
+        "dead_lettered": 0,
+    }  # acme tried once, then the run ends
     assert set(bound(beta)) == set(ROUTES) and acme.bindings == []
     acme.binds = "ok"
     assert replay() == {"replayed": 1, "refused": 0, "deferred": 0, "dead_lettered": 0}
@@ -116,16 +141,29 @@ def test_the_replay_goes_on_past_a_portal_that_still_fails(api, table, installat
 
 
 @pytest.mark.parametrize("failure", ["down", "refuse"])
-def test_a_bind_failure_shows_in_a_metric(api, table, installations, acme, rescue_queue, capsys,  # noqa: F811
-                                          failure):
+def test_a_bind_failure_shows_in_a_metric(
+    api,
+    table,
+    installations,
+    acme,
+    rescue_queue,
+    capsys,  # noqa: F811
+    failure,
+):
     acme.binds = failure
     assert deliver(api, "app_install", fresh("app_install"))[0] == 502
     documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     assert any(document.get("BindFailed") == [1.0] for document in documents)
 
 
-def test_a_delivery_is_parked_even_when_its_token_cannot_be_sealed(api, table, installations, acme, rescue_queue,  # noqa: F811
-                                                                  monkeypatch):
+def test_a_delivery_is_parked_even_when_its_token_cannot_be_sealed(
+    api,
+    table,
+    installations,
+    acme,
+    rescue_queue,  # noqa: F811
+    monkeypatch,
+):
     monkeypatch.setenv("PORTAL_TOKEN_KEY_ID", "alias/no-such-key")  # KMS refuses
     acme.binds = "refuse"
     assert deliver(api, "app_install", fresh("app_install"))[0] == 502

@@ -62,8 +62,9 @@ def test_the_record_holds_the_validated_payload_with_money_as_numbers(api, table
 def test_a_redelivery_answers_duplicate_and_writes_nothing(api, table):
     post(api, "/billing/unpaid-invoice", SEEDS["UnPaidInvoice"], BILLING_AUTH)
     [before] = table.items()
-    restamped = SEEDS["UnPaidInvoice"].replace('"transfer_date": "2019-03-05 17:10:24 +02:00"',
-                                               '"transfer_date": "2019-03-06 08:00:00 +02:00"')
+    restamped = SEEDS["UnPaidInvoice"].replace(
+        '"transfer_date": "2019-03-05 17:10:24 +02:00"', '"transfer_date": "2019-03-06 08:00:00 +02:00"'
+    )
     assert restamped != SEEDS["UnPaidInvoice"]
     status, _, answer = post(api, "/billing/unpaid-invoice", restamped, BILLING_AUTH)
     assert (status, answer["status"]) == (200, "duplicate")
@@ -89,7 +90,9 @@ def test_the_same_id_under_another_type_is_another_notification(api, table):
 
 def test_twenty_concurrent_deliveries_of_one_notification_store_one_record(api, table):
     with ThreadPoolExecutor(20) as pool:
-        answers = list(pool.map(lambda _: post(api, "/billing/new-payment", SEEDS["NewPayment"], BILLING_AUTH), range(20)))
+        answers = list(
+            pool.map(lambda _: post(api, "/billing/new-payment", SEEDS["NewPayment"], BILLING_AUTH), range(20))
+        )
     assert [status for status, _, _ in answers] == [200] * 20
     assert sorted(a["status"] for _, _, a in answers) == ["duplicate"] * 19 + ["stored"]
     assert len(table.items()) == 1
@@ -107,6 +110,7 @@ def test_twenty_concurrent_handler_calls_store_one_record(functions, table):
 
 # --- refusals: a clear problem document, nothing stored ---
 
+
 @pytest.mark.parametrize(
     ("headers", "status"),
     [
@@ -123,8 +127,12 @@ def test_billing_credentials_missing_or_wrong(api, table, headers, status):
 
 
 def test_billing_token_in_the_query_string_is_accepted(api, table):
-    status, _, _ = post(api, f"/billing/new-payment?token={samples.BILLING_TOKEN}", SEEDS["NewPayment"],
-                        {"Content-Type": "application/json"})
+    status, _, _ = post(
+        api,
+        f"/billing/new-payment?token={samples.BILLING_TOKEN}",
+        SEEDS["NewPayment"],
+        {"Content-Type": "application/json"},
+    )
     assert status == 200 and len(table.items()) == 1
 
 
@@ -132,8 +140,11 @@ def _signed_headers(body: str, key: str = samples.BILLING_SIGNING_KEY, age: int 
     from billing_webhooks.http.auth import signature
 
     timestamp = str(int(time.time()) - age)
-    return {**BILLING_AUTH, "X-Webhook-Timestamp": timestamp,
-            "X-Webhook-Signature": signature(key, timestamp, body.encode())}
+    return {
+        **BILLING_AUTH,
+        "X-Webhook-Timestamp": timestamp,
+        "X-Webhook-Signature": signature(key, timestamp, body.encode()),
+    }
 
 
 def test_with_signatures_required_only_signed_fresh_bodies_are_stored(api, table, monkeypatch):
@@ -189,6 +200,7 @@ def test_unknown_route_is_404(api):
 
 # --- Bitrix24 wire variants ---
 
+
 def test_bitrix24_form_delivery_with_wire_quirks_is_stored(api, table):
     body = bitrix24_payment_body()
     body["event"] = "onapppayment"
@@ -214,9 +226,14 @@ def test_bitrix24_json_and_form_deliveries_of_one_event_are_one_notification(api
     assert len(table.items()) == 1
 
 
-@pytest.mark.parametrize(("token", "member", "status"), [("forged", samples.PORTAL_MEMBER_ID, 403),
-                                                          (samples.PORTAL_APPLICATION_TOKEN, "other-portal", 403),
-                                                          ("", samples.PORTAL_MEMBER_ID, 401)])
+@pytest.mark.parametrize(
+    ("token", "member", "status"),
+    [
+        ("forged", samples.PORTAL_MEMBER_ID, 403),
+        (samples.PORTAL_APPLICATION_TOKEN, "other-portal", 403),
+        ("", samples.PORTAL_MEMBER_ID, 401),
+    ],
+)
 def test_bitrix24_wrong_token_or_unknown_portal_is_refused(api, table, token, member, status):
     body = bitrix24_payment_body()
     body["auth"].update(application_token=token, member_id=member)
@@ -226,16 +243,27 @@ def test_bitrix24_wrong_token_or_unknown_portal_is_refused(api, table, token, me
 
 def test_an_account_history_reads_in_order_from_the_by_account_index(api, table, dynamodb):
     for kind in ("UnPaidInvoice", "TrialReminder", "AccountStateChange"):
-        post(api, f"/billing/{ {'UnPaidInvoice': 'unpaid-invoice', 'TrialReminder': 'trial-reminder', 'AccountStateChange': 'account-state-change'}[kind] }",
-             SEEDS[kind], BILLING_AUTH)
-    found = dynamodb.query(TableName=table.name, IndexName="by-account",
-                           KeyConditionExpression="account_key = :a", ExpressionAttributeValues={":a": {"S": "billing#504"}})
+        post(
+            api,
+            f"/billing/{ {'UnPaidInvoice': 'unpaid-invoice', 'TrialReminder': 'trial-reminder', 'AccountStateChange': 'account-state-change'}[kind] }",
+            SEEDS[kind],
+            BILLING_AUTH,
+        )
+    found = dynamodb.query(
+        TableName=table.name,
+        IndexName="by-account",
+        KeyConditionExpression="account_key = :a",
+        ExpressionAttributeValues={":a": {"S": "billing#504"}},
+    )
     assert found["Count"] == 3
 
 
 # --- storage faults: 503 with Retry-After, nothing half-done ---
 
-@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "InternalServerError", "ThrottlingException"])
+
+@pytest.mark.parametrize(
+    "code", ["ProvisionedThroughputExceededException", "InternalServerError", "ThrottlingException"]
+)
 def test_dynamodb_failing_answers_503_with_retry_after(functions, table, code):
     client = notifications.dynamodb()
     with Stubber(client) as stubber:
@@ -250,8 +278,11 @@ def test_dynamodb_unreachable_answers_503(functions, table, monkeypatch):
     import boto3
     from botocore.config import Config
 
-    dead = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:9",
-                        config=Config(retries={"total_max_attempts": 1}, connect_timeout=1))
+    dead = boto3.client(
+        "dynamodb",
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=1),
+    )
     monkeypatch.setattr(notifications, "dynamodb", lambda: dead)
     status, headers, _ = invoke(functions["unpaid_invoice"], load_event("unpaid_invoice"))
     assert status == 503 and "Retry-After" in headers
@@ -267,7 +298,12 @@ def test_no_token_or_secret_reaches_a_log_line(api, table):
     logger.setLevel("DEBUG")
     try:
         post(api, "/billing/new-payment", SEEDS["NewPayment"], BILLING_AUTH)
-        post(api, "/billing/new-payment", SEEDS["NewPayment"], {**BILLING_AUTH, "Authorization": "Bearer wrong-guess-123"})
+        post(
+            api,
+            "/billing/new-payment",
+            SEEDS["NewPayment"],
+            {**BILLING_AUTH, "Authorization": "Bearer wrong-guess-123"},
+        )
         post(api, "/bitrix24/app-payment", php_form_encode(bitrix24_payment_body()), FORM)
     finally:
         handler.setStream(previous_stream)

@@ -6,7 +6,7 @@ import copy
 import json
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import pytest
 import requests
@@ -41,8 +41,10 @@ def synced(stack, dynamodb, kept) -> Table:
     return kept
 
 
-SCHEMAS = {path.name.removesuffix(".schema.json"): json.loads(path.read_text())
-           for path in (template.ROOT / "docs" / "events").glob("*.schema.json")}
+SCHEMAS = {
+    path.name.removesuffix(".schema.json"): json.loads(path.read_text())
+    for path in (template.ROOT / "docs" / "events").glob("*.schema.json")
+}
 
 
 @pytest.fixture
@@ -62,14 +64,21 @@ def bus_events(stack):
     def read(expected: int, seconds: float = 10) -> list[dict]:
         deadline = time.monotonic() + seconds
         while len(seen) < expected and time.monotonic() < deadline:
-            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                               WaitTimeSeconds=1).get("Messages", []):
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                "Messages", []
+            ):
                 event = json.loads(message["Body"])
                 jsonschema.validate(event["detail"], SCHEMAS[event["detail-type"]])
                 seen.append(event)
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return [(event["detail-type"], event["detail"].get("entitled"),
-                 event["detail"].get("reason", event["detail"].get("invoice_id"))) for event in seen]
+        return [
+            (
+                event["detail-type"],
+                event["detail"].get("entitled"),
+                event["detail"].get("reason", event["detail"].get("invoice_id")),
+            )
+            for event in seen
+        ]
 
     return read
 
@@ -91,13 +100,15 @@ def eventually(api, check, seconds: float = 20) -> dict:
 def post(api, kind: str, path: str, **changes) -> None:
     body = copy.deepcopy(seeds.billing_seeds()[kind])
     body.update(changes)
-    answer = requests.post(f"{api.url}/billing/{path}", data=json.dumps(body, default=str), headers=BILLING_AUTH,
-                           timeout=10)
+    answer = requests.post(
+        f"{api.url}/billing/{path}", data=json.dumps(body, default=str), headers=BILLING_AUTH, timeout=10
+    )
     assert answer.status_code == 200, answer.text
 
 
 def test_a_linked_portal_is_entitled_then_not_past_an_invoices_blocking_day_then_again_once_paid(
-        api, synced, projector, bus_events):
+    api, synced, projector, bus_events
+):
     kept = synced
     from billing_webhooks.domain import entitlement_updates
 
@@ -113,30 +124,51 @@ def test_a_linked_portal_is_entitled_then_not_past_an_invoices_blocking_day_then
     post(api, "UnPaidInvoice", "unpaid-invoice", account_id=ACCOUNT)  # a redelivery moves nothing
     time.sleep(2)
     assert kept.get(member_id=MEMBER)["entitlement_version"] == version
-    post(api, "NewPayment", "new-payment", account_id=ACCOUNT, account_code="<external-code>",
-         details={**seeds.billing_seeds()["NewPayment"]["details"], "invoice_id": [38]})
+    post(
+        api,
+        "NewPayment",
+        "new-payment",
+        account_id=ACCOUNT,
+        account_code="<external-code>",
+        details={**seeds.billing_seeds()["NewPayment"]["details"], "invoice_id": [38]},
+    )
     again = eventually(api, lambda found: found["entitled"] is True)
     assert again["reason"] == "paid" and again["account"]["overdue_invoices"] == []
     assert kept.get(member_id=MEMBER)["entitlement_version"] == version + 1
     # Each change told once on BillingEventsBus: the overdue invoice (the entitlement, the invoice),
     # the payment. The link changed no verdict and the redelivery nothing: neither told anything.
-    told = [("EntitlementChanged", False, "invoice_overdue: 38"), ("InvoiceOverdue", None, 38),
-            ("EntitlementChanged", True, "paid")]
+    told = [
+        ("EntitlementChanged", False, "invoice_overdue: 38"),
+        ("InvoiceOverdue", None, 38),
+        ("EntitlementChanged", True, "paid"),
+    ]
     assert sorted(bus_events(3)) == sorted(told)
     assert len(bus_events(4, seconds=3)) == 3 and "pending_events" not in kept.get(member_id=MEMBER)
 
 
 def test_an_account_whose_code_is_the_portals_member_id_is_linked_by_default_and_an_operator_link_wins(
-        api, synced, projector):
+    api, synced, projector
+):
     kept = synced
     from billing_webhooks.domain import entitlement_updates
 
-    post(api, "AccountStateChange", "account-state-change", account_id=OTHER, account_code=MEMBER,
-         details={**seeds.billing_seeds()["AccountStateChange"]["details"],
-                  "new_state": {"state": "Blocked", "date_from": "2019-03-01 00:00:00 +02:00", "date_to": ""}})
+    post(
+        api,
+        "AccountStateChange",
+        "account-state-change",
+        account_id=OTHER,
+        account_code=MEMBER,
+        details={
+            **seeds.billing_seeds()["AccountStateChange"]["details"],
+            "new_state": {"state": "Blocked", "date_from": "2019-03-01 00:00:00 +02:00", "date_to": ""},
+        },
+    )
     blocked = eventually(api, lambda found: found["account"] is not None)
     assert (blocked["entitled"], blocked["reason"], blocked["account"]["account_id"]) == (
-        False, "account_blocked", OTHER)
+        False,
+        "account_blocked",
+        OTHER,
+    )
     assert kept.get(member_id=MEMBER)["link_source"] == "account_code"
     operator = entitlement_updates.link(MEMBER, ACCOUNT)
     assert operator["entitled"] is True and operator["account"]["account_id"] == ACCOUNT
@@ -162,22 +194,32 @@ def test_an_answer_is_never_older_than_the_deadline_it_named(api, synced, dynamo
     stale = {**kept.get(member_id=MEMBER)["entitlement"], "entitled": False, "reason": "stale"}
     from billing_webhooks.data.notifications import to_item
 
-    dynamodb.update_item(TableName="EntitlementsTable", Key={"member_id": {"S": MEMBER}},
-                         UpdateExpression="SET entitlement = :e, deadline_at = :past",
-                         ExpressionAttributeValues={":e": to_item({"e": stale})["e"], ":past": {"N": "1"}})
+    dynamodb.update_item(
+        TableName="EntitlementsTable",
+        Key={"member_id": {"S": MEMBER}},
+        UpdateExpression="SET entitlement = :e, deadline_at = :past",
+        ExpressionAttributeValues={":e": to_item({"e": stale})["e"], ":past": {"N": "1"}},
+    )
     assert entitlement(api)["reason"] == "paid"
-    dynamodb.update_item(TableName="EntitlementsTable", Key={"member_id": {"S": MEMBER}},
-                         UpdateExpression="SET deadline_at = :later",
-                         ExpressionAttributeValues={":later": {"N": str(int(time.time()) + 3600)}})
+    dynamodb.update_item(
+        TableName="EntitlementsTable",
+        Key={"member_id": {"S": MEMBER}},
+        UpdateExpression="SET deadline_at = :later",
+        ExpressionAttributeValues={":later": {"N": str(int(time.time()) + 3600)}},
+    )
     assert entitlement(api)["reason"] == "stale"  # before its deadline, the kept answer: one GetItem
 
 
 def test_a_licence_played_expired_flips_the_entitlement_when_its_grace_period_ends_with_one_event(
-        api, synced, stack, bus_events):
+    api, synced, stack, bus_events
+):
     from billing_webhooks.recovery.licence_runs import run_deadlines, sync_now
 
-    answer = requests.put(f"http://127.0.0.1:{stack.bitrix24.port}/_portals/{samples.PORTAL_DOMAIN}",
-                          json={"STATUS": "P", "PAYMENT_EXPIRED": "Y", "DAYS": -3}, timeout=10)
+    answer = requests.put(
+        f"http://127.0.0.1:{stack.bitrix24.port}/_portals/{samples.PORTAL_DOMAIN}",
+        json={"STATUS": "P", "PAYMENT_EXPIRED": "Y", "DAYS": -3},
+        timeout=10,
+    )
     assert answer.status_code == 200
     assert sync_now([MEMBER])[0]["outcome"] == "ok"
     in_grace = entitlement(api)
@@ -186,9 +228,13 @@ def test_a_licence_played_expired_flips_the_entitlement_when_its_grace_period_en
     assert run_deadlines(int(grace_ends.timestamp()) - 60) == {}  # not yet
     assert run_deadlines(int(grace_ends.timestamp()) + 1) == {"changed": 1}
     assert run_deadlines(int(grace_ends.timestamp()) + 120) == {}  # no deadline left to wait for
-    assert sorted(bus_events(3)) == sorted([("EntitlementChanged", True, "licence_expired_in_grace"),
-                                            ("LicenceChanged", None, None),
-                                            ("EntitlementChanged", False, "licence_expired")])
+    assert sorted(bus_events(3)) == sorted(
+        [
+            ("EntitlementChanged", True, "licence_expired_in_grace"),
+            ("LicenceChanged", None, None),
+            ("EntitlementChanged", False, "licence_expired"),
+        ]
+    )
 
 
 def test_the_linked_accounts_state_changes_are_told_and_a_blocked_one_refuses(api, synced, projector, bus_events):
@@ -198,14 +244,27 @@ def test_the_linked_accounts_state_changes_are_told_and_a_blocked_one_refuses(ap
     post(api, "AccountStateChange", "account-state-change", account_id=ACCOUNT)  # the seed's: Active (from Test)
     assert bus_events(1) == [("AccountStateChanged", None, None)]
     state = seeds.billing_seeds()["AccountStateChange"]
-    post(api, "AccountStateChange", "account-state-change", id="blocked-1", account_id=ACCOUNT,
-         original_event_date="2019-04-01 10:00:00 +02:00",
-         details={**state["details"], "new_state": {"state": "Blocked", "date_from": "2019-04-01 10:00:00 +02:00",
-                                                    "date_to": ""}})
+    post(
+        api,
+        "AccountStateChange",
+        "account-state-change",
+        id="blocked-1",
+        account_id=ACCOUNT,
+        original_event_date="2019-04-01 10:00:00 +02:00",
+        details={
+            **state["details"],
+            "new_state": {"state": "Blocked", "date_from": "2019-04-01 10:00:00 +02:00", "date_to": ""},
+        },
+    )
     blocked = eventually(api, lambda found: found["entitled"] is False)
     assert blocked["reason"] == "account_blocked"
-    assert sorted(bus_events(3)) == sorted([("AccountStateChanged", None, None), ("AccountStateChanged", None, None),
-                                            ("EntitlementChanged", False, "account_blocked")])
+    assert sorted(bus_events(3)) == sorted(
+        [
+            ("AccountStateChanged", None, None),
+            ("AccountStateChanged", None, None),
+            ("EntitlementChanged", False, "account_blocked"),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -219,15 +278,17 @@ def installation_stream(stack):
     poller.stop()
 
 
-def test_an_uninstall_flips_the_entitlement_off_the_delivery_path_with_one_event(api, synced, installation_stream,
-                                                                                 bus_events):
+def test_an_uninstall_flips_the_entitlement_off_the_delivery_path_with_one_event(
+    api, synced, installation_stream, bus_events
+):
     from local.wire import php_form_encode
     from tests.integration.test_deliveries import FORM
     from tests.integration.test_deliveries import post as deliver
 
     assert entitlement(api)["entitled"] is True
-    status, _, answer = deliver(api, "/bitrix24/app-uninstall", php_form_encode(samples.BITRIX24_BODIES["app_uninstall"]()),
-                                FORM)
+    status, _, answer = deliver(
+        api, "/bitrix24/app-uninstall", php_form_encode(samples.BITRIX24_BODIES["app_uninstall"]()), FORM
+    )
     assert status == 200, answer
     gone = eventually(api, lambda found: found["entitled"] is False)
     assert gone["reason"] == "not_installed"
@@ -235,30 +296,50 @@ def test_an_uninstall_flips_the_entitlement_off_the_delivery_path_with_one_event
 
 
 def test_an_outbox_its_writer_left_is_published_once_by_the_sweep_and_a_young_one_is_left_to_its_writer(
-        api, synced, dynamodb, bus_events):
+    api, synced, dynamodb, bus_events
+):
     from billing_webhooks.data.notifications import to_item
     from billing_webhooks.domain import entitlement_updates
     from billing_webhooks.recovery.licence_runs import run_deadlines
 
     entitlement_updates.link(MEMBER, ACCOUNT)
     kept = synced.get(member_id=MEMBER)
-    lost = [{"id": f"{MEMBER}:{kept['entitlement_version']}", "detail_type": "EntitlementChanged",
-             **{name: kept["entitlement"][name] for name in ("member_id", "entitled", "reason", "until", "grace_until",
-                                                             "licence", "account", "as_of")},
-             "version": int(kept["entitlement_version"]), "previous": None}]
+    lost = [
+        {
+            "id": f"{MEMBER}:{kept['entitlement_version']}",
+            "detail_type": "EntitlementChanged",
+            **{
+                name: kept["entitlement"][name]
+                for name in ("member_id", "entitled", "reason", "until", "grace_until", "licence", "account", "as_of")
+            },
+            "version": int(kept["entitlement_version"]),
+            "previous": None,
+        }
+    ]
     now = int(time.time())
     for since, expected in ((now - 5, []), (now - 120, [("EntitlementChanged", True, "paid")])):
         # A writer that stored its events and died before publishing them, `since` seconds ago.
-        dynamodb.update_item(TableName="EntitlementsTable", Key={"member_id": {"S": MEMBER}},
-                             UpdateExpression="SET pending_events = :told, pending_since = :since, changes_at = :due,"
-                                              " changes_shard = :shard",
-                             ExpressionAttributeValues={**to_item({":told": json.loads(json.dumps(lost, default=str))}),
-                                                        ":since": {"N": str(since)}, ":due": {"N": str(since + 60)},
-                                                        ":shard": {"S": str(sum(MEMBER.encode()) % 10)}})
+        dynamodb.update_item(
+            TableName="EntitlementsTable",
+            Key={"member_id": {"S": MEMBER}},
+            UpdateExpression="SET pending_events = :told, pending_since = :since, changes_at = :due,"
+            " changes_shard = :shard",
+            ExpressionAttributeValues={
+                **to_item({":told": json.loads(json.dumps(lost, default=str))}),
+                ":since": {"N": str(since)},
+                ":due": {"N": str(since + 60)},
+                ":shard": {"S": str(sum(MEMBER.encode()) % 10)},
+            },
+        )
         # The minute's sweep and two other recomputations find it at once, the answer unchanged.
-        threads = [threading.Thread(target=work) for work in (
-            lambda: entitlement_updates.recompute(MEMBER), lambda: entitlement_updates.recompute(MEMBER),
-            lambda: run_deadlines(now))]
+        threads = [
+            threading.Thread(target=work)
+            for work in (
+                lambda: entitlement_updates.recompute(MEMBER),
+                lambda: entitlement_updates.recompute(MEMBER),
+                lambda: run_deadlines(now),
+            )
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -271,4 +352,6 @@ def test_an_outbox_its_writer_left_is_published_once_by_the_sweep_and_a_young_on
 def test_an_account_whose_code_is_the_portals_domain_is_linked_by_default(api, synced, projector):
     post(api, "AccountStateChange", "account-state-change", account_id=OTHER + 1, account_code=samples.PORTAL_DOMAIN)
     linked = eventually(api, lambda found: found["account"] is not None)
-    assert linked["account"]["account_id"] == OTHER + 1 and synced.get(member_id=MEMBER)["link_source"] == "account_code"
+    assert (
+        linked["account"]["account_id"] == OTHER + 1 and synced.get(member_id=MEMBER)["link_source"] == "account_code"
+    )

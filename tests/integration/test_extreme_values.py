@@ -18,12 +18,30 @@ from tests.integration.test_rescue import rescue_queue  # noqa: F401 (fixture)
 EXAMPLES = 40
 RAW = "\x00raw\x00"  # stands for a JSON number written as its text (json.dumps cannot spell 1e125)
 EXTREMES = [
-    ("text", "\\ud800"), ("text", "a\\udfffb"), ("number", "1e125"), ("number", "9.99e125"), ("number", "1e-130"),
-    ("number", "1" + "0" * 40), ("number", "1234567890123456789012345678901234567.89"),
-    ("number", "1.00000000000000000000000000000000000000001"), ("number", "-1e38"), ("number", "0.0"),
-    ("value", "0001-01-01 00:00:00 +05:00"), ("value", "9999-12-31 23:59:59 -05:00"), ("value", "0000-00-00"),
-    ("value", "2019-02-29 10:00:00"), ("value", "x" * 20000), ("value", "٣٤"), ("value", ""), ("value", " "),
-    ("value", True), ("value", None), ("value", []), ("value", {}), ("value", -1), ("value", 10**12),
+    ("text", "\\ud800"),
+    ("text", "a\\udfffb"),
+    ("number", "1e125"),
+    ("number", "9.99e125"),
+    ("number", "1e-130"),
+    ("number", "1" + "0" * 40),
+    ("number", "1234567890123456789012345678901234567.89"),
+    ("number", "1.00000000000000000000000000000000000000001"),
+    ("number", "-1e38"),
+    ("number", "0.0"),
+    ("value", "0001-01-01 00:00:00 +05:00"),
+    ("value", "9999-12-31 23:59:59 -05:00"),
+    ("value", "0000-00-00"),
+    ("value", "2019-02-29 10:00:00"),
+    ("value", "x" * 20000),
+    ("value", "٣٤"),
+    ("value", ""),
+    ("value", " "),
+    ("value", True),
+    ("value", None),
+    ("value", []),
+    ("value", {}),
+    ("value", -1),
+    ("value", 10**12),
     ("value", [{"URL": "javascript:1"}] * 50),
 ]
 
@@ -55,20 +73,38 @@ def body_with(payload: dict, path: tuple, kind: str, text: Any) -> str:
 
 
 @pytest.mark.parametrize("route", template.routes(), ids=lambda route: route.path)
-def test_any_field_with_an_extreme_value_is_never_a_5xx_and_never_parked(api, table, installations, rescue_queue,  # noqa: F811
-                                                                        route):
+def test_any_field_with_an_extreme_value_is_never_a_5xx_and_never_parked(
+    api,
+    table,
+    installations,
+    rescue_queue,  # noqa: F811
+    route,
+):
     payload = seed_payload(route)
     paths = leaf_paths(payload)
     headers = {"Content-Type": "application/json", **credentials(route)}
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(path=st.sampled_from(paths), extreme=st.sampled_from(EXTREMES))
     def post_one(path, extreme):
         kind, value = extreme
-        answer = requests.post(f"{api.url}{route.path}", data=body_with(payload, path, kind, value).encode(),
-                               headers=headers, timeout=30)
-        assert answer.status_code < 500, (route.path, path, kind, str(value)[:60], answer.status_code, answer.text[:300])
+        answer = requests.post(
+            f"{api.url}{route.path}", data=body_with(payload, path, kind, value).encode(), headers=headers, timeout=30
+        )
+        assert answer.status_code < 500, (
+            route.path,
+            path,
+            kind,
+            str(value)[:60],
+            answer.status_code,
+            answer.text[:300],
+        )
 
     post_one()
     assert rescue_queue.parcels() == []

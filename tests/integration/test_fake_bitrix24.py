@@ -15,8 +15,17 @@ def test_a_portal_played_expired_installs_with_its_licence_read_expired(api, tab
     control = f"http://127.0.0.1:{stack.bitrix24.port}/_portals/some-domain.bitrix24.ru"
     body = docs_body("ru-onappinstall")
     installations.clear()
-    created = requests.put(control, json={"member_id": body["auth"]["member_id"], "access_token": body["auth"][
-        "access_token"], "STATUS": "P", "PAYMENT_EXPIRED": "Y", "DAYS": -3}, timeout=10)
+    created = requests.put(
+        control,
+        json={
+            "member_id": body["auth"]["member_id"],
+            "access_token": body["auth"]["access_token"],
+            "STATUS": "P",
+            "PAYMENT_EXPIRED": "Y",
+            "DAYS": -3,
+        },
+        timeout=10,
+    )
     assert created.status_code == 200, created.text
     stack.bitrix24.portals["some-domain.bitrix24.ru"].refresh_token = body["auth"]["refresh_token"]
     status, _, answer = post(api, "/bitrix24/app-install", json.dumps(body), JSON)

@@ -9,8 +9,8 @@ from botocore.exceptions import ClientError
 
 from billing_webhooks.data import installations as installation_records
 from billing_webhooks.data import notifications
-from billing_webhooks.http.portal_token import PORTAL_REFUSED
 from billing_webhooks.errors import ServiceUnavailable, Unstorable
+from billing_webhooks.http.portal_token import PORTAL_REFUSED
 from local import samples, seeds
 from local.wire import php_form_encode
 from tests.integration.test_deliveries import BILLING_AUTH, FORM, post
@@ -52,8 +52,14 @@ def test_a_request_dynamodb_refuses_as_such_is_unstorable_not_an_outage(stack):
 
 @pytest.mark.parametrize("number", ["1e999999", "9" * 41, str(10**40), "1e-131"])
 @pytest.mark.parametrize("where", ["details.amount", "an unknown field"])
-def test_numbers_dynamodb_cannot_hold_are_422_with_credentials(api, table, installations, rescue_queue, number,  # noqa: F811
-                                                                where):
+def test_numbers_dynamodb_cannot_hold_are_422_with_credentials(
+    api,
+    table,
+    installations,
+    rescue_queue,
+    number,  # noqa: F811
+    where,
+):
     before = installations.items()
     body = json.loads(seeds.billing_seed_texts()["NewPayment"], parse_float=Decimal)
     text = json.dumps(body, default=str).replace('"amount": "2000"', '"amount": 2000')
@@ -66,13 +72,17 @@ def test_numbers_dynamodb_cannot_hold_are_422_with_credentials(api, table, insta
     _assert_refused_and_nothing_kept(status, table, installations, rescue_queue, before)
 
 
-@pytest.mark.parametrize("body,headers", [
-    ("data" + "[a]" * 1000 + "=x", FORM),
-    ("data[0]=a&data[01]=b", FORM),
-    ("&".join(["d[]="] * 13000), FORM),
-    ('{"a":' * 40 + "1" + "}" * 40, BILLING_AUTH),
-    ("[" * 30000 + "]" * 30000, BILLING_AUTH),
-], ids=["form-1000-levels", "form-leading-zero-index", "form-13000-appends", "json-40-levels", "json-30000-levels"])
+@pytest.mark.parametrize(
+    "body,headers",
+    [
+        ("data" + "[a]" * 1000 + "=x", FORM),
+        ("data[0]=a&data[01]=b", FORM),
+        ("&".join(["d[]="] * 13000), FORM),
+        ('{"a":' * 40 + "1" + "}" * 40, BILLING_AUTH),
+        ("[" * 30000 + "]" * 30000, BILLING_AUTH),
+    ],
+    ids=["form-1000-levels", "form-leading-zero-index", "form-13000-appends", "json-40-levels", "json-30000-levels"],
+)
 def test_hostile_shapes_are_answered_4xx_and_never_parked(api, table, installations, rescue_queue, body, headers):  # noqa: F811
     before = installations.items()
     path = "/bitrix24/app-payment" if headers is FORM else "/billing/new-payment"
@@ -82,8 +92,14 @@ def test_hostile_shapes_are_answered_4xx_and_never_parked(api, table, installati
 
 
 @pytest.mark.parametrize("path,headers", [("/billing/new-payment", BILLING_AUTH), ("/bitrix24/app-payment", FORM)])
-def test_a_body_one_byte_over_64_kib_is_413_over_http_with_nothing_kept(api, table, installations, rescue_queue,  # noqa: F811
-                                                                      path, headers):
+def test_a_body_one_byte_over_64_kib_is_413_over_http_with_nothing_kept(
+    api,
+    table,
+    installations,
+    rescue_queue,  # noqa: F811
+    path,
+    headers,
+):
     before = installations.items()
     status, _, problem = post(api, path, "a=" + "x" * (64 * 1024 - 1), headers)
     assert (status, problem["status"]) == (413, 413)
@@ -94,11 +110,12 @@ def test_a_lease_alive_keeps_a_duplicate_from_publishing_and_an_expired_one_lets
     from datetime import UTC, datetime, timedelta
 
     from billing_webhooks.domain import alerts
+    from billing_webhooks.models.billing import UnPaidInvoice
     from tests.conftest import invoke, load_event
 
-    from billing_webhooks.models.billing import UnPaidInvoice
-
-    stored = notifications.build_record(UnPaidInvoice.model_validate(seeds.billing_seeds()["UnPaidInvoice"]), datetime.now(UTC))
+    stored = notifications.build_record(
+        UnPaidInvoice.model_validate(seeds.billing_seeds()["UnPaidInvoice"]), datetime.now(UTC)
+    )
     now = datetime.now(UTC)
     stored.update(alerts.new_claim(now))  # a first delivery's claim, alive for alerts.LEASE
     notifications.put_record(stored)

@@ -45,8 +45,9 @@ def test_a_lone_surrogate_with_credentials_is_400_too(api, table, rescue_queue, 
     assert table.items() == [] and rescue_queue.parcels() == []
 
 
-@pytest.mark.parametrize("amount", ["1234567890123456789012345678901234567.89",
-                                    "1.00000000000000000000000000000000000000001"])
+@pytest.mark.parametrize(
+    "amount", ["1234567890123456789012345678901234567.89", "1.00000000000000000000000000000000000000001"]
+)
 def test_amounts_past_38_digits_once_exact_are_422_never_parked(api, table, rescue_queue, amount):  # noqa: F811
     text = _billing("NewPayment").replace('"amount": 2000', f'"amount": {amount}')
     assert f'"amount": {amount}' in text
@@ -66,8 +67,9 @@ def test_account_ids_no_path_can_name_are_422(api, table, rescue_queue, account_
 
 @pytest.mark.parametrize("moment", ["0001-01-01 00:00:00 +05:00", "9999-12-31 23:59:59 -05:00"])
 def test_a_date_whose_utc_instant_does_not_exist_is_422(api, table, rescue_queue, moment):  # noqa: F811
-    status, _, problem = post(api, "/billing/unpaid-invoice", _billing("UnPaidInvoice", original_event_date=moment),
-                              BILLING_AUTH)
+    status, _, problem = post(
+        api, "/billing/unpaid-invoice", _billing("UnPaidInvoice", original_event_date=moment), BILLING_AUTH
+    )
     assert status == 422 and "original_event_date" in json.dumps(problem)
     assert table.items() == [] and rescue_queue.parcels() == []
 
@@ -79,7 +81,8 @@ def _payment_form(days: str) -> str:
 
 
 def test_a_form_days_of_43_digits_is_422_and_a_days_past_year_9999_is_kept_without_a_date(
-        api, table, installations, rescue_queue):  # noqa: F811
+    api, table, installations, rescue_queue
+):  # noqa: F811
     status, _, problem = post(api, "/bitrix24/app-payment", _payment_form("9" * 43), FORM)
     assert status == 422, problem
     assert table.items() == [] and rescue_queue.parcels() == []

@@ -33,8 +33,14 @@ def evil(stack) -> Portal:
 
 def _claim(**auth) -> dict:
     """An install naming the victim's member_id from the attacker's portal."""
-    return lifecycle("app_install", token=EVIL_TOKEN, domain=EVIL, client_endpoint=f"https://{EVIL}/rest/",
-                     access_token=EVIL_ACCESS, **auth)
+    return lifecycle(
+        "app_install",
+        token=EVIL_TOKEN,
+        domain=EVIL,
+        client_endpoint=f"https://{EVIL}/rest/",
+        access_token=EVIL_ACCESS,
+        **auth,
+    )
 
 
 def test_row_1_a_vouched_first_install_binds_the_member_id_and_earns_its_licence(api, table, installations, acme):
@@ -76,7 +82,8 @@ def test_row_3b_an_unvouched_claim_after_the_owner_is_bound_is_refused(api, tabl
 
 
 def test_row_4_a_new_application_token_needs_bitrix24s_word_not_just_a_users_access_token(
-        api, table, installations, acme):
+    api, table, installations, acme
+):
     assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
     for kind in ("app_install", "app_update"):  # any user of the portal holds an access token
         status, problem = deliver(api, kind, lifecycle(kind, ts=1466440000, token=NEW_TOKEN, refresh_token=None))
@@ -105,12 +112,14 @@ def test_row_5_payments_and_uninstalls_count_only_on_the_installations_own_domai
     assert installations.get(member_id=MEMBER)["status"] == "installed"
 
 
-def test_row_6_the_oauth_check_compares_the_portal_it_names_with_the_events_domain(api, table, installations, acme,
-                                                                                     stack):
+def test_row_6_the_oauth_check_compares_the_portal_it_names_with_the_events_domain(
+    api, table, installations, acme, stack
+):
     # The event's refresh token is another portal's, of the same member_id: Bitrix24's OAuth server
     # names that member_id, but on other.bitrix24.com, not on the event's domain.
-    stack.bitrix24.portals["other.bitrix24.com"] = Portal("other-access", samples.APP_CODE, member_id=MEMBER,
-                                                          refresh_token="other-refresh")
+    stack.bitrix24.portals["other.bitrix24.com"] = Portal(
+        "other-access", samples.APP_CODE, member_id=MEMBER, refresh_token="other-refresh"
+    )
     acme.member_id = "someone-else"
     status, problem = deliver(api, "app_install", lifecycle("app_install", refresh_token="other-refresh"))
     assert status == 403 and "another portal" in problem["detail"]
@@ -118,14 +127,53 @@ def test_row_6_the_oauth_check_compares_the_portal_it_names_with_the_events_doma
 
 
 # What each read answer may hold, key by key (docs/accounts.md): anything else, under any name, fails.
-PORTAL_KEYS = {"member_id", "domain", "status", "vouched", "app_version", "language_id", "installed_at",
-               "uninstalled_at", "licence", "sync"}
-SYNC_KEYS = {"reachable", "unreachable_since", "unreachable_because", "last_checked_at", "last_outcome", "failures",
-             "next_check_at"}
-LICENCE_KEYS = {"status", "payment_expired", "days", "paid_until", "licence", "source", "as_of", "state", "since",
-                "until"}
-ACCOUNT_KEYS = {"account_id", "account_code", "currency", "language", "state", "trial", "open_invoices", "invoices",
-                "products", "balances", "counts", "cursors"}
+PORTAL_KEYS = {
+    "member_id",
+    "domain",
+    "status",
+    "vouched",
+    "app_version",
+    "language_id",
+    "installed_at",
+    "uninstalled_at",
+    "licence",
+    "sync",
+}
+SYNC_KEYS = {
+    "reachable",
+    "unreachable_since",
+    "unreachable_because",
+    "last_checked_at",
+    "last_outcome",
+    "failures",
+    "next_check_at",
+}
+LICENCE_KEYS = {
+    "status",
+    "payment_expired",
+    "days",
+    "paid_until",
+    "licence",
+    "source",
+    "as_of",
+    "state",
+    "since",
+    "until",
+}
+ACCOUNT_KEYS = {
+    "account_id",
+    "account_code",
+    "currency",
+    "language",
+    "state",
+    "trial",
+    "open_invoices",
+    "invoices",
+    "products",
+    "balances",
+    "counts",
+    "cursors",
+}
 
 
 def _strings(value) -> list[str]:
@@ -136,8 +184,7 @@ def _strings(value) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
-def test_row_7_reads_answer_only_their_allowed_keys_and_nothing_derived_from_a_secret(api, table, installations,
-                                                                                      acme):
+def test_row_7_reads_answer_only_their_allowed_keys_and_nothing_derived_from_a_secret(api, table, installations, acme):
     import requests
 
     assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200

@@ -8,13 +8,12 @@ import threading
 from datetime import UTC, datetime
 
 import boto3
-
 import pytest
 
-from billing_webhooks.wire.credentials import token_sha256
+from billing_webhooks.data.notifications import to_item
 from billing_webhooks.domain.lifecycle import installation_record
 from billing_webhooks.models.bitrix24 import AppInfo, AppInstallEvent
-from billing_webhooks.data.notifications import to_item
+from billing_webhooks.wire.credentials import token_sha256
 from local import samples
 from local.fake_bitrix24 import Portal
 from local.wire import php_form_encode
@@ -29,8 +28,14 @@ REFRESH = "acme-refresh-token"
 def lifecycle(kind: str, *, ts: int | None = None, token: str = TOKEN, **auth: str) -> dict:
     """A sample lifecycle body moved to the acme portal, with `auth` fields overridden."""
     body = copy.deepcopy(samples.BITRIX24_BODIES[kind]())
-    body["auth"].update({"domain": DOMAIN, "client_endpoint": f"https://{DOMAIN}/rest/", "member_id": MEMBER,
-                         "application_token": token})
+    body["auth"].update(
+        {
+            "domain": DOMAIN,
+            "client_endpoint": f"https://{DOMAIN}/rest/",
+            "member_id": MEMBER,
+            "application_token": token,
+        }
+    )
     if "access_token" in body["auth"]:
         body["auth"]["access_token"] = ACCESS
         body["auth"]["refresh_token"] = REFRESH
@@ -174,8 +179,14 @@ def test_a_portal_installed_on_one_domain_is_not_moved_by_an_install_naming_its_
     api, table, installations, installed_acme, stack
 ):
     stack.bitrix24.portals["evil.bitrix24.com"] = Portal("evil-access", samples.APP_CODE)
-    body = lifecycle("app_install", ts=1466449999, token="evil-token", domain="evil.bitrix24.com",
-                     client_endpoint="https://evil.bitrix24.com/rest/", access_token="evil-access")
+    body = lifecycle(
+        "app_install",
+        ts=1466449999,
+        token="evil-token",
+        domain="evil.bitrix24.com",
+        client_endpoint="https://evil.bitrix24.com/rest/",
+        access_token="evil-access",
+    )
     assert deliver(api, "app_install", body)[0] == 403
     assert installations.get(member_id=MEMBER)["application_token_sha256"] == token_sha256(TOKEN)
 
@@ -216,10 +227,15 @@ def test_the_fallback_secret_wins_over_a_record_it_did_not_write(api, table, ins
     assert status == 403 and "fallback secret" in problem["detail"]
     assert installations.get(member_id=samples.HANDMADE_MEMBER_ID) is None
     # ... and a record for it, however it got there, changes nothing: the hand-installed token decides.
-    record = installation_record(AppInstallEvent.model_validate(takeover), AppInfo.model_validate(samples.sample_app_info()),
-                                 token_sha256(takeover["auth"]["application_token"]), datetime.now(UTC))
+    record = installation_record(
+        AppInstallEvent.model_validate(takeover),
+        AppInfo.model_validate(samples.sample_app_info()),
+        token_sha256(takeover["auth"]["application_token"]),
+        datetime.now(UTC),
+    )
     boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMODB"]).put_item(
-        TableName=installations.name, Item=to_item(record))
+        TableName=installations.name, Item=to_item(record)
+    )
     assert post(api, "/bitrix24/app-payment", _handmade_payment(), FORM)[0] == 200
     assert post(api, "/bitrix24/app-payment", _handmade_payment(TOKEN), FORM)[0] == 403
 
@@ -272,8 +288,9 @@ def test_an_install_pointing_anywhere_but_its_portal_never_leaves_the_process(
     from local.server import http_api_event
     from tests.conftest import invoke
 
-    event = http_api_event("POST", "/bitrix24/app-install", "", FORM,
-                           php_form_encode(lifecycle("app_install", **auth)).encode())
+    event = http_api_event(
+        "POST", "/bitrix24/app-install", "", FORM, php_form_encode(lifecycle("app_install", **auth)).encode()
+    )
     status, _, _ = invoke(functions["app_install"], event)
     assert status == 403
     assert stack.bitrix24.requests == []
@@ -287,8 +304,9 @@ def test_a_redirect_from_the_portal_is_not_followed(functions, table, installati
     from tests.conftest import invoke
 
     acme.answer = "redirect"
-    event = http_api_event("POST", "/bitrix24/app-install", "", FORM,
-                           php_form_encode(lifecycle("app_install")).encode())
+    event = http_api_event(
+        "POST", "/bitrix24/app-install", "", FORM, php_form_encode(lifecycle("app_install")).encode()
+    )
     status, _, problem = invoke(functions["app_install"], event)
     assert status == 502 and "HTTP 302" in problem["detail"]
     assert stack.bitrix24.hosts_asked() == [f"{DOMAIN}:443"]  # only the portal itself, once
@@ -313,24 +331,43 @@ def test_without_the_apps_oauth_credentials_an_install_is_believed_on_app_info_a
     from billing_webhooks.settings import settings
 
     real = secrets.json_secret
-    monkeypatch.setattr(secrets, "json_secret", lambda name: {"client_id": "", "client_secret": ""}
-                        if name == settings().bitrix24_app_credentials_id else real(name))
+    monkeypatch.setattr(
+        secrets,
+        "json_secret",
+        lambda name: (
+            {"client_id": "", "client_secret": ""} if name == settings().bitrix24_app_credentials_id else real(name)
+        ),
+    )
     acme.member_id = "not-asked"
     assert deliver(api, "app_install", lifecycle("app_install"))[1]["status"] == "stored"
     assert all(request.host != "oauth.bitrix.info:443" for request in stack.bitrix24.requests)
     assert '"MemberUnverified":[1.0]' in capsys.readouterr().out
 
 
-def test_the_php_sdks_own_install_fixture_is_believed_on_app_info_without_a_refresh_token(api, table, installations,
-                                                                                           acme, capsys):
+def test_the_php_sdks_own_install_fixture_is_believed_on_app_info_without_a_refresh_token(
+    api, table, installations, acme, capsys
+):
     # b24phpsdk tests/Unit/Services/RemoteEventsFactoryTest.php: an ONAPPINSTALL with an access
     # token and no refresh token (values moved to the acme portal).
-    body = {"event": "ONAPPINSTALL", "event_handler_id": "1", "data": {"VERSION": "1", "LANGUAGE_ID": "en"},
-            "ts": "1762089975", "auth": {
-                "access_token": ACCESS, "expires": "1762093575", "expires_in": "3600",
-                "scope": "crm,placement,user_brief", "domain": DOMAIN, "server_endpoint": "https://oauth.bitrix.info/rest/",
-                "status": "L", "client_endpoint": f"https://{DOMAIN}/rest/", "member_id": MEMBER, "user_id": "1",
-                "application_token": TOKEN}}
+    body = {
+        "event": "ONAPPINSTALL",
+        "event_handler_id": "1",
+        "data": {"VERSION": "1", "LANGUAGE_ID": "en"},
+        "ts": "1762089975",
+        "auth": {
+            "access_token": ACCESS,
+            "expires": "1762093575",
+            "expires_in": "3600",
+            "scope": "crm,placement,user_brief",
+            "domain": DOMAIN,
+            "server_endpoint": "https://oauth.bitrix.info/rest/",
+            "status": "L",
+            "client_endpoint": f"https://{DOMAIN}/rest/",
+            "member_id": MEMBER,
+            "user_id": "1",
+            "application_token": TOKEN,
+        },
+    }
     status, answer = deliver(api, "app_install", body)
     assert (status, answer["status"]) == (200, "stored")
     assert installations.get(member_id=MEMBER)["status"] == "installed"

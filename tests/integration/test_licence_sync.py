@@ -27,8 +27,9 @@ def tokens(stack, dynamodb, installations) -> Table:
 
 
 def play(stack, **changes) -> dict:
-    answer = requests.put(f"http://127.0.0.1:{stack.bitrix24.port}/_portals/{samples.PORTAL_DOMAIN}",
-                          json=changes, timeout=10)
+    answer = requests.put(
+        f"http://127.0.0.1:{stack.bitrix24.port}/_portals/{samples.PORTAL_DOMAIN}", json=changes, timeout=10
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -68,7 +69,11 @@ def test_a_subscription_that_ran_out_reads_expired_from_app_info_after_a_sync(ap
     view = portal(api)
     licence = view["licence"]
     assert (licence["state"], licence["source"], licence["status"], licence["payment_expired"]) == (
-        "expired", "app.info", "P", "Y")
+        "expired",
+        "app.info",
+        "P",
+        "Y",
+    )
     assert view["sync"]["reachable"] is True and view["sync"]["last_outcome"] == "ok"
     assert played(stack)["calls"] == {"app.info": 1}  # the kept access token is valid: no refresh
 
@@ -110,8 +115,9 @@ def test_payment_required_from_the_oauth_server_marks_the_licence_unpaid_as_of_n
     assert sync()["outcome"] == "ok" and portal(api)["licence"]["source"] == "app.info"
 
 
-def test_invalid_grant_makes_the_portal_unreachable_counted_and_out_of_the_schedule(api, tokens, stack, installations,
-                                                                                  capsys):
+def test_invalid_grant_makes_the_portal_unreachable_counted_and_out_of_the_schedule(
+    api, tokens, stack, installations, capsys
+):
     play(stack, access_token_expired=True, oauth="invalid_grant")
     outcome = sync()
     assert (outcome["outcome"], outcome["because"]) == ("unreachable", "invalid_grant")
@@ -126,8 +132,12 @@ def test_invalid_grant_makes_the_portal_unreachable_counted_and_out_of_the_sched
 
 def test_twenty_concurrent_syncs_of_a_portal_whose_token_expired_make_one_refresh(api, tokens, stack, dynamodb):
     # Its kept access token reached its expiry: every caller wants a new one at once.
-    dynamodb.update_item(TableName="PortalTokensTable", Key={"member_id": {"S": MEMBER}},
-                         UpdateExpression="SET access_expires_at = :past", ExpressionAttributeValues={":past": {"N": "1"}})
+    dynamodb.update_item(
+        TableName="PortalTokensTable",
+        Key={"member_id": {"S": MEMBER}},
+        UpdateExpression="SET access_expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
     play(stack, access_token_expired=True)
     outcomes, start = [], threading.Barrier(20)
 
@@ -137,8 +147,10 @@ def test_twenty_concurrent_syncs_of_a_portal_whose_token_expired_make_one_refres
         from local.server import LambdaContext
 
         start.wait()
-        outcomes.extend(portal["outcome"] for portal in function.handler({"member_ids": [MEMBER]},
-                                                                           LambdaContext("LicenceSyncFunction"))["portals"])
+        outcomes.extend(
+            portal["outcome"]
+            for portal in function.handler({"member_ids": [MEMBER]}, LambdaContext("LicenceSyncFunction"))["portals"]
+        )
 
     threads = [threading.Thread(target=one) for _ in range(20)]
     for thread in threads:
@@ -188,17 +200,29 @@ def test_no_token_in_any_table_log_line_or_answer(api, tokens, stack, dynamodb, 
     play(stack, access_token_expired=True, oauth="invalid_grant")
     sync()
     fake = stack.bitrix24.portals[samples.PORTAL_DOMAIN]
-    secrets = {fake.access_token, fake.refresh_token, *fake.earlier_tokens, samples.PORTAL_ACCESS_TOKEN,
-               "q5f0idlro1tn4gvcxa2ojeo4hp16hwbs"}
+    secrets = {
+        fake.access_token,
+        fake.refresh_token,
+        *fake.earlier_tokens,
+        samples.PORTAL_ACCESS_TOKEN,
+        "q5f0idlro1tn4gvcxa2ojeo4hp16hwbs",
+    }
     assert len(secrets) >= 4
     seen = [capsys.readouterr().out, json.dumps(portal(api)), requests.get(f"{api.url}/portals/{MEMBER}").text]
     for name in dynamodb.list_tables()["TableNames"]:
-        seen += [json.dumps(item) for page in dynamodb.get_paginator("scan").paginate(TableName=name)
-                 for item in page["Items"]]
+        seen += [
+            json.dumps(item)
+            for page in dynamodb.get_paginator("scan").paginate(TableName=name)
+            for item in page["Items"]
+        ]
     sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
     for url in sqs.list_queues().get("QueueUrls", []):  # parcels, alerts, failures: looked at, left
-        seen += [message["Body"] for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                                                    VisibilityTimeout=0).get("Messages", [])]
+        seen += [
+            message["Body"]
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+                "Messages", []
+            )
+        ]
     text = "\n".join(seen)
     assert [secret for secret in secrets if secret in text] == []
 
@@ -209,12 +233,19 @@ def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def test_an_installs_rotated_tokens_are_kept_and_the_sync_refreshes_with_them(api, table, installations, stack,
-                                                                             dynamodb):
+def test_an_installs_rotated_tokens_are_kept_and_the_sync_refreshes_with_them(
+    api, table, installations, stack, dynamodb
+):
     from tests.integration import test_installations as acme_portal
 
-    portal = Portal(acme_portal.ACCESS, samples.APP_CODE, status="T", days=14, member_id=acme_portal.MEMBER,
-                    refresh_token=acme_portal.REFRESH)
+    portal = Portal(
+        acme_portal.ACCESS,
+        samples.APP_CODE,
+        status="T",
+        days=14,
+        member_id=acme_portal.MEMBER,
+        refresh_token=acme_portal.REFRESH,
+    )
     stack.bitrix24.portals[acme_portal.DOMAIN] = acme_portal.PORTALS[acme_portal.DOMAIN] = portal
     assert acme_portal.deliver(api, "app_install", acme_portal.lifecycle("app_install"))[0] == 200
     kept = Table(dynamodb, "PortalTokensTable", ("member_id",)).get(member_id=acme_portal.MEMBER)

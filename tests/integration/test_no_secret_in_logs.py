@@ -47,7 +47,7 @@ def captured(monkeypatch):
         each.addHandler(lines)
         each.setLevel(logging.DEBUG)
     yield lines.lines
-    for each, level in zip(loggers, levels):
+    for each, level in zip(loggers, levels, strict=False):
         each.removeHandler(lines)
         each.setLevel(level)
 
@@ -64,10 +64,26 @@ def billing_deliveries(kind: str) -> list[tuple[str, str, dict[str, str]]]:
         (f"?token={FORGED}", body, json_headers),
         ("", body.replace('"id"', '"idx"', 1), {**json_headers, "Authorization": f"Bearer {samples.BILLING_TOKEN}"}),
         ("", json.dumps({"token": samples.BILLING_TOKEN}), {**json_headers, "Authorization": f"Bearer {FORGED}"}),
-        ("", body, {**json_headers, "Authorization": f"Bearer {samples.BILLING_TOKEN}", "X-Webhook-Timestamp": now,
-                    "X-Webhook-Signature": signature(samples.BILLING_SIGNING_KEY, now, body.encode())}),
-        ("", body + " ", {**json_headers, "Authorization": f"Bearer {samples.BILLING_TOKEN}",
-                          "X-Webhook-Timestamp": now, "X-Webhook-Signature": f"sha256={FORGED}"}),
+        (
+            "",
+            body,
+            {
+                **json_headers,
+                "Authorization": f"Bearer {samples.BILLING_TOKEN}",
+                "X-Webhook-Timestamp": now,
+                "X-Webhook-Signature": signature(samples.BILLING_SIGNING_KEY, now, body.encode()),
+            },
+        ),
+        (
+            "",
+            body + " ",
+            {
+                **json_headers,
+                "Authorization": f"Bearer {samples.BILLING_TOKEN}",
+                "X-Webhook-Timestamp": now,
+                "X-Webhook-Signature": f"sha256={FORGED}",
+            },
+        ),
     ]
 
 
@@ -96,8 +112,11 @@ def test_no_token_or_secret_reaches_a_log_line_a_metric_or_an_answer(
     answers = []
     for route in routes():
         name = route.code_dir.name
-        deliveries = (bitrix24_deliveries(name) if route.path.startswith("/bitrix24/")
-                      else billing_deliveries(route.function.removesuffix("Function")))
+        deliveries = (
+            bitrix24_deliveries(name)
+            if route.path.startswith("/bitrix24/")
+            else billing_deliveries(route.function.removesuffix("Function"))
+        )
         for query, body, headers in deliveries:
             status, response_headers, answer = post(api, route.path + query, body, headers)
             answers.append(json.dumps([status, response_headers, answer]))

@@ -69,8 +69,11 @@ def test_deliveries_served_side_by_side_never_mix_their_metrics(api, table, caps
     """The local server runs deliveries of different functions on threads of one process, where
     Powertools keeps a single metric set: each delivery must still flush exactly its own."""
     deliveries = traffic.distinct_deliveries(90, run="metrics")
-    refused = [(delivery.path, delivery.body, {"Content-Type": "application/json"}) for delivery in deliveries[:30]
-               if delivery.path.startswith("/billing/")]
+    refused = [
+        (delivery.path, delivery.body, {"Content-Type": "application/json"})
+        for delivery in deliveries[:30]
+        if delivery.path.startswith("/billing/")
+    ]
     posts = [(d.path, d.body, d.headers) for d in deliveries] + refused
     capsys.readouterr()
     with ThreadPoolExecutor(16) as pool:

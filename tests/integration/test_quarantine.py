@@ -42,8 +42,7 @@ def _with_bad_amount() -> str:
     return seeds.billing_seed_texts()["NewPayment"].replace('"amount": 2000', '"amount": "two thousand"')
 
 
-def test_an_authenticated_delivery_the_model_refuses_is_kept_in_quarantine_once(api, table, quarantined,
-                                                                               rescue_queue):  # noqa: F811
+def test_an_authenticated_delivery_the_model_refuses_is_kept_in_quarantine_once(api, table, quarantined, rescue_queue):  # noqa: F811
     for _ in range(2):  # a redelivery is one item
         status, _, problem = post(api, "/billing/new-payment", _with_bad_amount(), BILLING_AUTH)
         assert status == 422 and "Kept in quarantine as" in problem["detail"]
@@ -60,8 +59,9 @@ def test_a_strangers_invalid_delivery_is_kept_nowhere(api, table, quarantined):
     assert status == 401 and quarantined.items() == [] and table.items() == []
 
 
-def test_a_fixed_model_replays_the_quarantined_delivery_and_the_still_refused_return(api, table, quarantined,
-                                                                                   rescue_queue, monkeypatch):  # noqa: F811
+def test_a_fixed_model_replays_the_quarantined_delivery_and_the_still_refused_return(
+    api, table, quarantined, rescue_queue, monkeypatch
+):  # noqa: F811
     post(api, "/billing/new-payment", _with_bad_amount(), BILLING_AUTH)
     other = seeds.billing_seed_texts()["AccountStateChange"].replace('"account_id": 504', '"account_id": "x"')
     post(api, "/billing/account-state-change", other, BILLING_AUTH)
@@ -88,8 +88,9 @@ def test_a_fixed_model_replays_the_quarantined_delivery_and_the_still_refused_re
     assert quarantine.quarantine_id(json.loads(still["parcel"])) == still["quarantine_id"]
 
 
-def test_a_delivery_still_refused_on_every_replay_stays_in_quarantine_with_its_credentials(api, table, quarantined,
-                                                                                         rescue_queue):  # noqa: F811
+def test_a_delivery_still_refused_on_every_replay_stays_in_quarantine_with_its_credentials(
+    api, table, quarantined, rescue_queue
+):  # noqa: F811
     post(api, "/billing/new-payment", _with_bad_amount(), BILLING_AUTH)
     [first] = quarantined.items()
     for _ in range(3):  # each replay is refused 422 again, never 401, and the delivery stays kept

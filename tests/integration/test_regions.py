@@ -22,8 +22,9 @@ def portal_of(stack, body: dict) -> Portal:
     """The docs' portal on the fake Bitrix24: its app.info takes the body's access token, its OAuth
     server (any region's) names the body's member_id for the body's refresh token."""
     auth = body["auth"]
-    portal = Portal(auth["access_token"], samples.APP_CODE, member_id=auth["member_id"],
-                    refresh_token=auth["refresh_token"])
+    portal = Portal(
+        auth["access_token"], samples.APP_CODE, member_id=auth["member_id"], refresh_token=auth["refresh_token"]
+    )
     stack.bitrix24.portals[auth["domain"]] = portal
     return portal
 
@@ -35,13 +36,17 @@ def no_portal_installed(installations):
 
 
 def test_the_ru_docs_onappinstall_is_confirmed_through_oauth_bitrix24_tech_and_stored(
-        api, table, no_portal_installed, stack):
+    api, table, no_portal_installed, stack
+):
     body = docs_body("ru-onappinstall")
     portal_of(stack, body)
     status, _, answer = post(api, "/bitrix24/app-install", json.dumps(body), JSON)
     assert (status, answer["status"]) == (200, "stored"), answer
     record = no_portal_installed.get(member_id=body["auth"]["member_id"])
-    assert record["domain"] == "some-domain.bitrix24.ru" and record["server_endpoint"] == "https://oauth.bitrix24.tech/rest/"
+    assert (
+        record["domain"] == "some-domain.bitrix24.ru"
+        and record["server_endpoint"] == "https://oauth.bitrix24.tech/rest/"
+    )
     assert any(request.host.startswith("oauth.bitrix24.tech") for request in stack.bitrix24.requests)
 
 

@@ -11,8 +11,7 @@ import boto3
 import pytest
 
 from billing_webhooks.domain import alerts
-from billing_webhooks.recovery import redrive
-from billing_webhooks.recovery import parcels
+from billing_webhooks.recovery import parcels, redrive
 from billing_webhooks.wire.credentials import token_sha256
 from local import samples, traffic
 from local.replay import replay
@@ -20,11 +19,17 @@ from local.server import http_api_event
 from local.wire import php_form_encode
 from tests.integration.test_alerts import alert_queue  # noqa: F401 (fixture)
 from tests.integration.test_deliveries import BILLING_AUTH, FORM, post
-from tests.integration.test_no_secret_in_logs import captured  # noqa: F401 (fixture)
 from tests.integration.test_installations import ACCESS, DOMAIN, MEMBER, TOKEN, acme, deliver, lifecycle  # noqa: F401
+from tests.integration.test_no_secret_in_logs import captured  # noqa: F401 (fixture)
 
-SECRETS = (samples.BILLING_TOKEN, samples.PORTAL_APPLICATION_TOKEN, samples.PORTAL_ACCESS_TOKEN, TOKEN, ACCESS,
-           "q5f0idlro1tn4gvcxa2ojeo4hp16hwbs")
+SECRETS = (
+    samples.BILLING_TOKEN,
+    samples.PORTAL_APPLICATION_TOKEN,
+    samples.PORTAL_ACCESS_TOKEN,
+    TOKEN,
+    ACCESS,
+    "q5f0idlro1tn4gvcxa2ojeo4hp16hwbs",
+)
 
 
 class RescueQueue:
@@ -35,8 +40,9 @@ class RescueQueue:
     def parcels(self) -> list[dict]:
         """What is parked, left in place: received, then made visible again."""
         seen: dict[str, dict] = {}
-        while batch := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10,
-                                                VisibilityTimeout=60).get("Messages", []):
+        while batch := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, VisibilityTimeout=60).get(
+            "Messages", []
+        ):
             for message in batch:
                 seen[message["MessageId"]] = (json.loads(message["Body"]), message["ReceiptHandle"])
         for _, handle in seen.values():
@@ -66,7 +72,11 @@ def outage(stack):
 
 
 def test_deliveries_during_an_outage_mid_run_are_parked_and_replayed_into_exactly_one_record_each(
-    api, stack, table, rescue_queue, alert_queue  # noqa: F811
+    api,
+    stack,
+    table,
+    rescue_queue,
+    alert_queue,  # noqa: F811
 ):
     deliveries = traffic.distinct_deliveries(180, run="outage")
     answers: list[int | None] = [None] * len(deliveries)
@@ -110,7 +120,11 @@ def test_deliveries_during_an_outage_mid_run_are_parked_and_replayed_into_exactl
     assert len(keys) == sum(delivery.alerts for delivery in deliveries), (len(keys), len(published))
     # At most a repeat for a crash between Publish and its bookkeeping (subscribers dedupe on the key).
     assert len(published) - len(keys) <= 2, len(published)
-    assert all(record["alert_status"] == "published" for record in records if record["notification_type"] in traffic.ALERT_TYPES)
+    assert all(
+        record["alert_status"] == "published"
+        for record in records
+        if record["notification_type"] in traffic.ALERT_TYPES
+    )
     assert replay() == {"replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 0}
 
 
@@ -139,7 +153,12 @@ def test_a_forged_payment_parked_unchecked_is_refused_on_replay_and_never_stored
 
 
 def test_an_install_during_an_outage_is_confirmed_then_and_replayed_without_any_token(
-    api, stack, table, rescue_queue, acme, outage  # noqa: F811
+    api,
+    stack,
+    table,
+    rescue_queue,
+    acme,
+    outage,  # noqa: F811
 ):
     status, _ = deliver(api, "app_install", lifecycle("app_install"))
     assert status == 503 and stack.bitrix24.methods_called(DOMAIN) == ["app.info"]  # confirmed while we held its token
@@ -159,17 +178,26 @@ def test_an_install_during_an_outage_is_confirmed_then_and_replayed_without_any_
 
 
 def test_a_parcel_keeps_the_body_and_route_but_no_credential_header_query_or_portal_token():
-    billing = http_api_event("POST", "/billing/new-payment", f"token={samples.BILLING_TOKEN}&x=1",
-                             {**BILLING_AUTH, "X-Webhook-Token": samples.BILLING_TOKEN, "Cookie": "a=b"}, b'{"id": "1"}')
+    billing = http_api_event(
+        "POST",
+        "/billing/new-payment",
+        f"token={samples.BILLING_TOKEN}&x=1",
+        {**BILLING_AUTH, "X-Webhook-Token": samples.BILLING_TOKEN, "Cookie": "a=b"},
+        b'{"id": "1"}',
+    )
     parcel = parcels.parcel(billing, {"id": "1"}, "NewPaymentFunction", "unavailable: test")
-    assert parcel["body"] == '{"id": "1"}' and parcel["query"] == "x=1" and parcel["route"] == "POST /billing/new-payment"
+    assert (
+        parcel["body"] == '{"id": "1"}' and parcel["query"] == "x=1" and parcel["route"] == "POST /billing/new-payment"
+    )
     assert parcel["headers"] == {"content-type": "application/json"}
     assert parcel["credential_sha256"] == [token_sha256(samples.BILLING_TOKEN)] * 3
     assert samples.BILLING_TOKEN not in json.dumps(parcel)
 
     body = samples.bitrix24_install_body()
-    for encoded, headers in ((php_form_encode(body).encode(), FORM),
-                             (json.dumps(body).encode(), {"Content-Type": "application/json"})):
+    for encoded, headers in (
+        (php_form_encode(body).encode(), FORM),
+        (json.dumps(body).encode(), {"Content-Type": "application/json"}),
+    ):
         event = http_api_event("POST", "/bitrix24/app-install", "", headers, encoded)
         parcel = parcels.parcel(event, body, "AppInstallFunction", "unavailable: test")
         assert not any(secret in json.dumps(parcel) for secret in SECRETS)
@@ -180,7 +208,10 @@ def test_a_parcel_keeps_the_body_and_route_but_no_credential_header_query_or_por
 
 
 def test_when_the_rescue_queue_fails_too_the_answer_is_still_503_and_the_loss_is_logged(
-    functions, table, monkeypatch, captured  # noqa: F811
+    functions,
+    table,
+    monkeypatch,
+    captured,  # noqa: F811
 ):
     from botocore.stub import Stubber
 
@@ -196,8 +227,11 @@ def test_when_the_rescue_queue_fails_too_the_answer_is_still_503_and_the_loss_is
         status, headers, _ = invoke(functions["new_payment"], load_event("new_payment"))
     assert status == 503 and "Retry-After" in headers
     lost = [json.loads(line) for line in captured if "delivery lost" in line]
-    assert lost and all(line["level"] == "CRITICAL" and line["correlation_id"] == "NewPayment#GLn2BrD7-bf:0-BRrLTG3-pHj:0-bjN2jqM-Qgb-M7"
-                        for line in lost)
+    assert lost and all(
+        line["level"] == "CRITICAL"
+        and line["correlation_id"] == "NewPayment#GLn2BrD7-bf:0-BRrLTG3-pHj:0-bjN2jqM-Qgb-M7"
+        for line in lost
+    )
 
 
 def test_the_replay_function_invokes_the_parking_function_by_name_and_reads_a_crash_as_500(stack):
@@ -212,10 +246,14 @@ def test_the_replay_function_invokes_the_parking_function_by_name_and_reads_a_cr
     client = aws.client("lambda", read_timeout=replay_module.INVOKE_READ_TIMEOUT_SECONDS)
     answer = json.dumps({"statusCode": 200}).encode()
     with Stubber(client) as stubber:
-        stubber.add_response("invoke", {"StatusCode": 200, "Payload": StreamingBody(io.BytesIO(answer), len(answer))},
-                             {"FunctionName": "stack-NewPaymentFunction-1", "Payload": b'{"rescued": {}}'})
-        stubber.add_response("invoke", {"StatusCode": 200, "FunctionError": "Unhandled",
-                                        "Payload": StreamingBody(io.BytesIO(b"{}"), 2)})
+        stubber.add_response(
+            "invoke",
+            {"StatusCode": 200, "Payload": StreamingBody(io.BytesIO(answer), len(answer))},
+            {"FunctionName": "stack-NewPaymentFunction-1", "Payload": b'{"rescued": {}}'},
+        )
+        stubber.add_response(
+            "invoke", {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": StreamingBody(io.BytesIO(b"{}"), 2)}
+        )
         assert replay_module.invoke_function("stack-NewPaymentFunction-1", {"rescued": {}}) == {"statusCode": 200}
         assert replay_module.invoke_function("stack-NewPaymentFunction-1", {"rescued": {}}) == {"statusCode": 500}
 
@@ -242,8 +280,11 @@ def test_a_parcel_that_fails_twice_moves_to_the_dead_letter_queue_and_the_run_go
     assert billing_replay.replay_parked(invoke) == {"replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 1}
     assert rescue_queue.parcels() == [] and len(table.items()) == 2
     sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
-    [dead] = sqs.receive_message(QueueUrl=stack.resources["queues"]["RescueDeadLetterQueue"],
-                                 MessageAttributeNames=["All"], MaxNumberOfMessages=10)["Messages"]
+    [dead] = sqs.receive_message(
+        QueueUrl=stack.resources["queues"]["RescueDeadLetterQueue"],
+        MessageAttributeNames=["All"],
+        MaxNumberOfMessages=10,
+    )["Messages"]
     assert json.loads(json.loads(dead["Body"])["body"])["id"] == "poison-1"
     assert dead["MessageAttributes"]["reason"]["StringValue"] == "replay failed twice (500): Internal error: a bug"
     sqs.delete_message(QueueUrl=stack.resources["queues"]["RescueDeadLetterQueue"], ReceiptHandle=dead["ReceiptHandle"])
@@ -269,8 +310,12 @@ def test_a_replayed_event_is_believed_only_with_the_stacks_signature(functions, 
 def test_an_unsigned_parcel_on_the_queue_goes_to_the_dead_letter_queue_unrun(stack, table, rescue_queue):
     delivery = traffic.distinct_deliveries(1, run="unsigned")[0]
     event = http_api_event("POST", delivery.path, "", delivery.headers, delivery.body)
-    parcels.queue().send_message(QueueUrl=rescue_queue.url, MessageBody=json.dumps(
-        parcels.parcel(event, json.loads(delivery.body), "AccountStateChangeFunction", "unavailable: x")))
+    parcels.queue().send_message(
+        QueueUrl=rescue_queue.url,
+        MessageBody=json.dumps(
+            parcels.parcel(event, json.loads(delivery.body), "AccountStateChangeFunction", "unavailable: x")
+        ),
+    )
     assert replay() == {"replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 1}
     assert table.items() == [] and rescue_queue.parcels() == []
     sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
@@ -288,8 +333,11 @@ def test_a_signed_billing_delivery_replayed_long_after_is_checked_against_when_i
     monkeypatch.setenv("BILLING_SIGNATURE", "required")
     arrived = int(time.time()) - 3600  # parked an hour ago, far outside the 5-minute window of "now"
     delivery = traffic.distinct_deliveries(1, run="signed-late")[0]
-    headers = {**delivery.headers, "X-Webhook-Timestamp": str(arrived),
-               "X-Webhook-Signature": signature(samples.BILLING_SIGNING_KEY, str(arrived), delivery.body)}
+    headers = {
+        **delivery.headers,
+        "X-Webhook-Timestamp": str(arrived),
+        "X-Webhook-Signature": signature(samples.BILLING_SIGNING_KEY, str(arrived), delivery.body),
+    }
     event = http_api_event("POST", delivery.path, "", headers, delivery.body)
     event["requestContext"]["timeEpoch"] = arrived * 1000
     parcel = parcels.parcel(event, json.loads(delivery.body), "AccountStateChangeFunction", "unavailable: test")
@@ -309,4 +357,8 @@ def test_the_replay_function_runs_as_a_scheduled_function(stack, rescue_queue):
 
     handler = _load_module("replay_app", ROOT / "functions" / "replay" / "app.py").handler
     assert handler({"source": "aws.events"}, Plenty("ReplayFunction")) == {
-        "replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 0}
+        "replayed": 0,
+        "refused": 0,
+        "deferred": 0,
+        "dead_lettered": 0,
+    }

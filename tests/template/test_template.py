@@ -45,7 +45,10 @@ def _sam_env() -> dict[str, str]:
 def translated() -> dict:
     out = subprocess.run(
         [str(SAM_VENV_BIN / "python"), str(Path(__file__).with_name("translate.py")), str(ROOT / "template.yaml")],
-        capture_output=True, text=True, check=True, env=_sam_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_sam_env(),
     )
     return json.loads(out.stdout)["Resources"]
 
@@ -55,14 +58,20 @@ def _of_type(resources: dict, kind: str) -> dict:
 
 
 def test_sam_validate_lint_passes():
-    result = subprocess.run([str(SAM_VENV_BIN / "sam"), "validate", "--lint"], cwd=ROOT, capture_output=True,
-                            text=True, env=_sam_env())
+    result = subprocess.run(
+        [str(SAM_VENV_BIN / "sam"), "validate", "--lint"], cwd=ROOT, capture_output=True, text=True, env=_sam_env()
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_cfn_lint_is_clean():
-    result = subprocess.run([str(SAM_VENV_BIN / "cfn-lint"), "template.yaml"], cwd=ROOT, capture_output=True, text=True,
-                            env=HOST_ENVIRONMENT)
+    result = subprocess.run(
+        [str(SAM_VENV_BIN / "cfn-lint"), "template.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=HOST_ENVIRONMENT,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -70,7 +79,11 @@ def test_checkov_reports_no_failed_check_and_every_skip_gives_its_reason():
     checkov = os.environ.get("CHECKOV", str(ROOT / ".venv-checkov" / "bin" / "checkov"))
     result = subprocess.run(
         [checkov, "-f", "template.yaml", "--framework", "cloudformation", "--skip-download", "-o", "json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env=HOST_ENVIRONMENT,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=HOST_ENVIRONMENT,
     )
     report = json.loads(result.stdout)
     assert report["summary"]["failed"] == 0 and report["summary"]["parsing_errors"] == 0, result.stdout[-3000:]
@@ -103,8 +116,13 @@ ALERT_FUNCTIONS = {"UnPaidInvoiceFunction", "TrialReminderFunction"}
 
 def test_twelve_webhook_functions_the_redrive_the_replay_the_projector_and_the_reads_on_python313(translated):
     functions = _of_type(translated, "AWS::Lambda::Function")
-    assert set(functions) == set(ROUTES.values()) | {"AlertRedriveFunction", "ReplayFunction", "AccountProjectorFunction",
-                                                     "AccountsApiFunction", "LicenceSyncFunction"}
+    assert set(functions) == set(ROUTES.values()) | {
+        "AlertRedriveFunction",
+        "ReplayFunction",
+        "AccountProjectorFunction",
+        "AccountsApiFunction",
+        "LicenceSyncFunction",
+    }
     [layer] = _of_type(translated, "AWS::Lambda::LayerVersion")
     for name, function in functions.items():
         props = function["Properties"]
@@ -132,8 +150,13 @@ STREAM_READERS = {"AccountProjectorFunction", "LicenceSyncFunction"}
 
 def _grants(translated: dict, function: str, *managed: str) -> set[tuple[str, str]]:
     role = translated[f"{function}Role"]["Properties"]
-    assert sorted(role["ManagedPolicyArns"]) == sorted(["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-                                                        "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess", *managed])
+    assert sorted(role["ManagedPolicyArns"]) == sorted(
+        [
+            "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+            "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+            *managed,
+        ]
+    )
     statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
     assert all(s["Effect"] == "Allow" for s in statements)
     return {
@@ -144,17 +167,31 @@ def _grants(translated: dict, function: str, *managed: str) -> set[tuple[str, st
 
 
 TABLE = json.dumps({"Fn::GetAtt": ["NotificationsTable", "Arn"]})
-PUBLISH = ("sns:Publish", json.dumps({"Fn::Sub": ["arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:${topicName}",
-                                                 {"topicName": {"Fn::GetAtt": ["AlertsTopic", "TopicName"]}}]}))
+PUBLISH = (
+    "sns:Publish",
+    json.dumps(
+        {
+            "Fn::Sub": [
+                "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:${topicName}",
+                {"topicName": {"Fn::GetAtt": ["AlertsTopic", "TopicName"]}},
+            ]
+        }
+    ),
+)
 
 
 INSTALLATIONS = json.dumps({"Fn::GetAtt": ["InstallationsTable", "Arn"]})
 PARK = ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["RescueQueue", "Arn"]}))
 # Every webhook function parks and replays signed parcels, and quarantines what its model refuses.
-SIGN = ("secretsmanager:GetSecretValue", json.dumps({"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": "RescueSigningSecret"}}]}))
+SIGN = (
+    "secretsmanager:GetSecretValue",
+    json.dumps({"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": "RescueSigningSecret"}}]}),
+)
 # (PutItem the parcel, UpdateItem the sender's count against QuarantineCapPerSender)
-QUARANTINE = {(action, json.dumps({"Fn::GetAtt": ["QuarantineTable", "Arn"]}))
-              for action in ("dynamodb:PutItem", "dynamodb:UpdateItem")}
+QUARANTINE = {
+    (action, json.dumps({"Fn::GetAtt": ["QuarantineTable", "Arn"]}))
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem")
+}
 
 
 def _reads_secret(secret: str) -> tuple[str, str]:
@@ -165,8 +202,14 @@ def test_each_billing_function_may_only_put_into_the_table_and_read_its_own_secr
     for path, function in ROUTES.items():
         if path.startswith("/bitrix24/"):
             continue
-        expected = {("dynamodb:PutItem", TABLE), _reads_secret("BillingWebhookSecret"),
-                    _reads_secret("BillingSigningSecret"), PARK, SIGN, *QUARANTINE}
+        expected = {
+            ("dynamodb:PutItem", TABLE),
+            _reads_secret("BillingWebhookSecret"),
+            _reads_secret("BillingSigningSecret"),
+            PARK,
+            SIGN,
+            *QUARANTINE,
+        }
         if function in ALERT_FUNCTIONS:  # only these two may publish, and update the alert state
             expected |= {("dynamodb:UpdateItem", TABLE), PUBLISH}
         assert _grants(translated, function) == expected, function
@@ -176,17 +219,33 @@ def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_nee
     record = ("dynamodb:PutItem", TABLE)
     read, update = ("dynamodb:GetItem", INSTALLATIONS), ("dynamodb:UpdateItem", INSTALLATIONS)
     # Install and update seal the portal's access token in a parcel, for the replay that binds.
-    seal = {(action, json.dumps({"Fn::GetAtt": ["PortalTokenKey", "Arn"]})) for action in ("kms:Encrypt", "kms:Decrypt")}
+    seal = {
+        (action, json.dumps({"Fn::GetAtt": ["PortalTokenKey", "Arn"]})) for action in ("kms:Encrypt", "kms:Decrypt")
+    }
     # ... and keep the pair Bitrix24's OAuth server issues when it vouches: sealed, never opened.
-    seal |= {("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["PortalTokensTable", "Arn"]})),
-             ("kms:GenerateDataKey", json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]}))}
+    seal |= {
+        ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["PortalTokensTable", "Arn"]})),
+        ("kms:GenerateDataKey", json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]})),
+    }
     expected = {
         # The fallback map: a portal installed by hand is not taken over by an install naming it.
         # ... and the app's OAuth credentials: Bitrix24's OAuth server confirms the member_id.
-        "AppInstallFunction": {record, read, ("dynamodb:PutItem", INSTALLATIONS), _reads_secret("Bitrix24PortalSecret"),
-                               _reads_secret("Bitrix24AppCredentials")} | seal,
-        "AppUpdateFunction": {record, read, update, _reads_secret("Bitrix24PortalSecret"),
-                              _reads_secret("Bitrix24AppCredentials")} | seal,
+        "AppInstallFunction": {
+            record,
+            read,
+            ("dynamodb:PutItem", INSTALLATIONS),
+            _reads_secret("Bitrix24PortalSecret"),
+            _reads_secret("Bitrix24AppCredentials"),
+        }
+        | seal,
+        "AppUpdateFunction": {
+            record,
+            read,
+            update,
+            _reads_secret("Bitrix24PortalSecret"),
+            _reads_secret("Bitrix24AppCredentials"),
+        }
+        | seal,
         "AppPaymentFunction": {record, read, update, _reads_secret("Bitrix24PortalSecret")},
         "AppUninstallFunction": {record, read, update, _reads_secret("Bitrix24PortalSecret")},
     }
@@ -216,12 +275,19 @@ def test_the_replay_may_only_read_the_rescue_queue_dead_letter_and_invoke_the_we
     queue = json.dumps({"Fn::GetAtt": ["RescueQueue", "Arn"]})
     dead_letters = json.dumps({"Fn::GetAtt": ["RescueDeadLetterQueue", "Arn"]})
     quarantine = json.dumps({"Fn::GetAtt": ["QuarantineTable", "Arn"]})
-    invoke = {("lambda:InvokeFunction", json.dumps([{"Fn::GetAtt": [function, "Arn"]} for function in ROUTES.values()]))}
+    invoke = {
+        ("lambda:InvokeFunction", json.dumps([{"Fn::GetAtt": [function, "Arn"]} for function in ROUTES.values()]))
+    }
     grants = _grants(translated, "ReplayFunction")
     assert {grant for grant in grants if grant[0] != "lambda:InvokeFunction"} == {
-        ("sqs:ReceiveMessage", queue), ("sqs:DeleteMessage", queue), ("sqs:ChangeMessageVisibility", queue),
-        ("sqs:SendMessage", dead_letters), ("sqs:SendMessage", queue),  # dead-letters; requeues the quarantined
-        ("dynamodb:Scan", quarantine), ("dynamodb:DeleteItem", quarantine)}
+        ("sqs:ReceiveMessage", queue),
+        ("sqs:DeleteMessage", queue),
+        ("sqs:ChangeMessageVisibility", queue),
+        ("sqs:SendMessage", dead_letters),
+        ("sqs:SendMessage", queue),  # dead-letters; requeues the quarantined
+        ("dynamodb:Scan", quarantine),
+        ("dynamodb:DeleteItem", quarantine),
+    }
     [(_, resources)] = [grant for grant in grants if grant[0] == "lambda:InvokeFunction"]
     assert sorted(json.loads(resources), key=json.dumps) == sorted(json.loads(next(iter(invoke))[1]), key=json.dumps)
     assert translated["ReplayFunctionEvery5Minutes"]["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
@@ -247,10 +313,18 @@ def test_an_alert_email_is_optional_and_the_topic_arn_is_exported():
 
 def test_the_table_is_keyed_by_notification_with_an_account_index_pitr_and_encryption(translated):
     table = translated["NotificationsTable"]["Properties"]
-    assert table["KeySchema"] == [{"AttributeName": "notification_id", "KeyType": "HASH"},
-                                  {"AttributeName": "notification_type", "KeyType": "RANGE"}]
-    indexes = {index["IndexName"]: [k["AttributeName"] for k in index["KeySchema"]] for index in table["GlobalSecondaryIndexes"]}
-    assert indexes == {"by-account": ["account_key", "event_time"], "pending-alerts": ["alert_pending", "alert_lease_until"]}
+    assert table["KeySchema"] == [
+        {"AttributeName": "notification_id", "KeyType": "HASH"},
+        {"AttributeName": "notification_type", "KeyType": "RANGE"},
+    ]
+    indexes = {
+        index["IndexName"]: [k["AttributeName"] for k in index["KeySchema"]]
+        for index in table["GlobalSecondaryIndexes"]
+    }
+    assert indexes == {
+        "by-account": ["account_key", "event_time"],
+        "pending-alerts": ["alert_pending", "alert_lease_until"],
+    }
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"]["SSEEnabled"] is True
@@ -284,9 +358,12 @@ if __name__ == "__main__":
 
 
 def _alarmed_functions(alarms: dict, metric: str) -> list[str]:
-    return [query["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
-            for alarm in alarms.values() for query in alarm["Properties"].get("Metrics", [])
-            if "MetricStat" in query and query["MetricStat"]["Metric"]["MetricName"] == metric]
+    return [
+        query["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+        for alarm in alarms.values()
+        for query in alarm["Properties"].get("Metrics", [])
+        if "MetricStat" in query and query["MetricStat"]["Metric"]["MetricName"] == metric
+    ]
 
 
 def test_operators_are_alarmed_on_5xx_every_functions_errors_and_throttles_and_the_rescue_queues(translated):
@@ -295,8 +372,14 @@ def test_operators_are_alarmed_on_5xx_every_functions_errors_and_throttles_and_t
     for metric in ("Errors", "Throttles"):
         covered = _alarmed_functions(alarms, metric)
         assert sorted(covered) == sorted(functions), metric  # each function once
-    single = {(a["Properties"].get("Namespace"), a["Properties"].get("MetricName"),
-               json.dumps(a["Properties"].get("Dimensions"))) for a in alarms.values()}
+    single = {
+        (
+            a["Properties"].get("Namespace"),
+            a["Properties"].get("MetricName"),
+            json.dumps(a["Properties"].get("Dimensions")),
+        )
+        for a in alarms.values()
+    }
     assert ("AWS/ApiGateway", "5xx", json.dumps([{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}])) in single
     for queue in ("RescueQueue", "RescueDeadLetterQueue"):
         dimensions = [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
@@ -337,22 +420,29 @@ def test_a_429_raises_an_alarm_through_a_metric_filter_on_the_access_log(transla
 
 def test_every_function_logs_to_a_group_kept_for_the_retention_parameter(translated):
     functions = _of_type(translated, "AWS::Lambda::Function")
-    groups = {group["Properties"]["LogGroupName"]["Fn::Sub"]: group["Properties"]["RetentionInDays"]
-              for group in _of_type(translated, "AWS::Logs::LogGroup").values()
-              if isinstance(group["Properties"].get("LogGroupName"), dict)}
+    groups = {
+        group["Properties"]["LogGroupName"]["Fn::Sub"]: group["Properties"]["RetentionInDays"]
+        for group in _of_type(translated, "AWS::Logs::LogGroup").values()
+        if isinstance(group["Properties"].get("LogGroupName"), dict)
+    }
     assert groups == {f"/aws/lambda/${{{name}}}": {"Ref": "LogRetentionDays"} for name in functions}
 
 
 def test_the_webhook_functions_may_be_invoked_only_by_their_api_routes_and_the_replay(translated):
     permissions = _of_type(translated, "AWS::Lambda::Permission")
     assert {permission["Properties"]["Principal"] for permission in permissions.values()} == {
-        "apigateway.amazonaws.com", "events.amazonaws.com"}
+        "apigateway.amazonaws.com",
+        "events.amazonaws.com",
+    }
     for permission in permissions.values():
         props = permission["Properties"]
         if props["Principal"] == "apigateway.amazonaws.com":
             assert "${__ApiId__}" in json.dumps(props["SourceArn"])  # this API only
-    invokers = [name for name in _of_type(translated, "AWS::IAM::Role")
-                if "lambda:InvokeFunction" in json.dumps(translated[name]["Properties"].get("Policies", []))]
+    invokers = [
+        name
+        for name in _of_type(translated, "AWS::IAM::Role")
+        if "lambda:InvokeFunction" in json.dumps(translated[name]["Properties"].get("Policies", []))
+    ]
     schedules = ["LicenceSyncFunctionDuePortalsRole", "LicenceSyncFunctionEntitlementDeadlinesRole"]
     assert sorted(invokers) == [*schedules, "ReplayFunctionRole"]
     # EventBridge Scheduler's roles for the licence sync may invoke that function alone.
@@ -377,32 +467,52 @@ def test_the_read_routes_are_get_only_and_signed_with_aws_iam(translated):
 
 def test_the_reads_may_only_query_the_view_its_open_invoices_and_the_account_index_and_get_an_installation(translated):
     assert _grants(translated, "AccountsApiFunction") == {
-        ("dynamodb:Query", json.dumps([{"Fn::GetAtt": ["AccountsTable", "Arn"]},
-                                       {"Fn::Sub": "${AccountsTable.Arn}/index/open-invoices"},
-                                       {"Fn::Sub": "${NotificationsTable.Arn}/index/by-account"}])),
-        ("dynamodb:GetItem", json.dumps([{"Fn::GetAtt": ["InstallationsTable", "Arn"]},
-                                         {"Fn::GetAtt": ["EntitlementsTable", "Arn"]}])),
+        (
+            "dynamodb:Query",
+            json.dumps(
+                [
+                    {"Fn::GetAtt": ["AccountsTable", "Arn"]},
+                    {"Fn::Sub": "${AccountsTable.Arn}/index/open-invoices"},
+                    {"Fn::Sub": "${NotificationsTable.Arn}/index/by-account"},
+                ]
+            ),
+        ),
+        (
+            "dynamodb:GetItem",
+            json.dumps([{"Fn::GetAtt": ["InstallationsTable", "Arn"]}, {"Fn::GetAtt": ["EntitlementsTable", "Arn"]}]),
+        ),
     }
 
 
 def test_only_the_licence_sync_may_open_the_kept_tokens_and_it_runs_on_a_scheduler_rule(translated):
     key = json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]})
     tokens_table = json.dumps({"Fn::GetAtt": ["PortalTokensTable", "Arn"]})
-    grants = {name: _grants(translated, name, *([STREAM_READER] if name in STREAM_READERS else []))
-              for name in _of_type(translated, "AWS::Lambda::Function")}
+    grants = {
+        name: _grants(translated, name, *([STREAM_READER] if name in STREAM_READERS else []))
+        for name in _of_type(translated, "AWS::Lambda::Function")
+    }
     assert {name for name, granted in grants.items() if ("kms:Decrypt", key) in granted} == {"LicenceSyncFunction"}
-    assert {name for name, granted in grants.items()
-            if ("dynamodb:GetItem", tokens_table) in granted} == {"LicenceSyncFunction"}
+    assert {name for name, granted in grants.items() if ("dynamodb:GetItem", tokens_table) in granted} == {
+        "LicenceSyncFunction"
+    }
     assert _grants(translated, "LicenceSyncFunction", STREAM_READER) == {
-        ("dynamodb:GetItem", INSTALLATIONS), ("dynamodb:UpdateItem", INSTALLATIONS),
+        ("dynamodb:GetItem", INSTALLATIONS),
+        ("dynamodb:UpdateItem", INSTALLATIONS),
         ("dynamodb:Query", json.dumps({"Fn::Sub": "${InstallationsTable.Arn}/index/licence-sync"})),
-        ("dynamodb:GetItem", tokens_table), ("dynamodb:UpdateItem", tokens_table),
-        ("kms:Decrypt", key), ("kms:GenerateDataKey", key), _reads_secret("Bitrix24AppCredentials"),
+        ("dynamodb:GetItem", tokens_table),
+        ("dynamodb:UpdateItem", tokens_table),
+        ("kms:Decrypt", key),
+        ("kms:GenerateDataKey", key),
+        _reads_secret("Bitrix24AppCredentials"),
         # A licence that moved moves the portal's entitlement, decided from its linked account's view.
         ("dynamodb:GetItem", json.dumps({"Fn::GetAtt": ["EntitlementsTable", "Arn"]})),
         ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["EntitlementsTable", "Arn"]})),
-        ("dynamodb:Query", json.dumps([{"Fn::GetAtt": ["AccountsTable", "Arn"]},
-                                       {"Fn::Sub": "${AccountsTable.Arn}/index/open-invoices"}])),
+        (
+            "dynamodb:Query",
+            json.dumps(
+                [{"Fn::GetAtt": ["AccountsTable", "Arn"]}, {"Fn::Sub": "${AccountsTable.Arn}/index/open-invoices"}]
+            ),
+        ),
         ("events:PutEvents", json.dumps({"Fn::GetAtt": ["BillingEventsBus", "Arn"]})),
         ("dynamodb:Query", json.dumps({"Fn::Sub": "${EntitlementsTable.Arn}/index/changes-due"})),
     }
@@ -410,24 +520,32 @@ def test_only_the_licence_sync_may_open_the_kept_tokens_and_it_runs_on_a_schedul
     assert schedules["LicenceSyncFunctionDuePortals"]["Properties"]["ScheduleExpression"] == {"Ref": "LicenceSyncRate"}
     deadlines = schedules["LicenceSyncFunctionEntitlementDeadlines"]["Properties"]
     assert deadlines["ScheduleExpression"] == "rate(1 minute)" and json.loads(deadlines["Target"]["Input"]) == {
-        "deadlines": True}
+        "deadlines": True
+    }
     for schedule in schedules.values():
         assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["LicenceSyncFunction", "Arn"]}
-    index = {index["IndexName"]: index for index in translated["InstallationsTable"]["Properties"]["GlobalSecondaryIndexes"]}
+    index = {
+        index["IndexName"]: index for index in translated["InstallationsTable"]["Properties"]["GlobalSecondaryIndexes"]
+    }
     assert [key["AttributeName"] for key in index["licence-sync"]["KeySchema"]] == ["sync_shard", "next_check_at"]
     assert translated["PortalUnreachableAlarm"]["Properties"]["MetricName"] == "PortalUnreachable"
     # Every installation write moves the portal's entitlement, off the delivery path.
-    [mapping] = [mapping for mapping in _of_type(translated, "AWS::Lambda::EventSourceMapping").values()
-                 if mapping["Properties"]["FunctionName"] == {"Ref": "LicenceSyncFunction"}]
+    [mapping] = [
+        mapping
+        for mapping in _of_type(translated, "AWS::Lambda::EventSourceMapping").values()
+        if mapping["Properties"]["FunctionName"] == {"Ref": "LicenceSyncFunction"}
+    ]
     assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["InstallationsTable", "StreamArn"]}
     assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
 def test_the_billing_events_bus_is_archived_and_only_the_projector_and_the_licence_sync_publish_to_it(translated):
     bus = json.dumps({"Fn::GetAtt": ["BillingEventsBus", "Arn"]})
-    publishers = {name for name in _of_type(translated, "AWS::Lambda::Function")
-                  if ("events:PutEvents", bus) in _grants(
-                      translated, name, *([STREAM_READER] if name in STREAM_READERS else []))}
+    publishers = {
+        name
+        for name in _of_type(translated, "AWS::Lambda::Function")
+        if ("events:PutEvents", bus) in _grants(translated, name, *([STREAM_READER] if name in STREAM_READERS else []))
+    }
     assert publishers == {"AccountProjectorFunction", "LicenceSyncFunction"}
     [archive] = _of_type(translated, "AWS::Events::Archive").values()
     assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": ["BillingEventsBus", "Arn"]}
@@ -438,8 +556,11 @@ def test_the_billing_events_bus_is_archived_and_only_the_projector_and_the_licen
 
 def test_the_projector_reads_new_billing_records_from_the_stream_with_bounded_retries_and_a_failure_queue(translated):
     assert translated["NotificationsTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
-    [mapping] = [mapping for mapping in _of_type(translated, "AWS::Lambda::EventSourceMapping").values()
-                 if mapping["Properties"]["FunctionName"] == {"Ref": "AccountProjectorFunction"}]
+    [mapping] = [
+        mapping
+        for mapping in _of_type(translated, "AWS::Lambda::EventSourceMapping").values()
+        if mapping["Properties"]["FunctionName"] == {"Ref": "AccountProjectorFunction"}
+    ]
     props = mapping["Properties"]
     assert props["FunctionName"] == {"Ref": "AccountProjectorFunction"}
     assert props["EventSourceArn"] == {"Fn::GetAtt": ["NotificationsTable", "StreamArn"]}
@@ -449,17 +570,22 @@ def test_the_projector_reads_new_billing_records_from_the_stream_with_bounded_re
     [pattern] = [json.loads(item["Pattern"]) for item in props["FilterCriteria"]["Filters"]]
     assert pattern == {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"source": {"S": ["billing"]}}}}
     alarm = translated["AccountProjectorFailuresAlarm"]["Properties"]
-    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["AccountProjectorFailures", "QueueName"]}}]
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["AccountProjectorFailures", "QueueName"]}}
+    ]
     assert alarm["AlarmActions"] == [{"Ref": "OpsTopic"}]
     # SAM's own policy for a stream source: read the stream's records.
-    grants = _grants(translated, "AccountProjectorFunction",
-                     "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole")
+    grants = _grants(
+        translated, "AccountProjectorFunction", "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"
+    )
     assert ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["AccountsTable", "Arn"]})) in grants
     assert not [grant for grant in grants if grant[0] in ("dynamodb:PutItem", "dynamodb:DeleteItem")]
 
 
 def test_the_accounts_table_is_one_item_per_part_of_an_account(translated):
     table = translated["AccountsTable"]["Properties"]
-    assert table["KeySchema"] == [{"AttributeName": "account_key", "KeyType": "HASH"},
-                                  {"AttributeName": "part", "KeyType": "RANGE"}]
+    assert table["KeySchema"] == [
+        {"AttributeName": "account_key", "KeyType": "HASH"},
+        {"AttributeName": "part", "KeyType": "RANGE"},
+    ]
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}

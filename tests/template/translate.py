@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from samcli.yamlhelper import yaml_parse
 import boto3
+from samcli.yamlhelper import yaml_parse
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 

@@ -10,7 +10,7 @@ from billing_webhooks.domain import accounts
 
 # DynamoDB's limit on a sort key, in UTF-8 bytes.
 SORT_KEY_BYTES = 1024
-whole_numbers = st.integers(min_value=-10**125, max_value=10**125)
+whole_numbers = st.integers(min_value=-(10**125), max_value=10**125)
 names = st.text(max_size=3000)
 
 
@@ -47,8 +47,7 @@ def test_every_list_sorts_below_the_singles_which_one_query_reads():
 
 
 def _record(notification_id: str, kind: str, when: str = "2019-03-05T15:10:22.000Z", digest: str = "0" * 64) -> dict:
-    return {"event_time": when, "notification_id": notification_id, "notification_type": kind,
-            "payload_sha256": digest}
+    return {"event_time": when, "notification_id": notification_id, "notification_type": kind, "payload_sha256": digest}
 
 
 def test_the_stamp_orders_by_instant_then_id_type_and_digest_never_a_tie():

@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from billing_webhooks.domain import alerts
 from billing_webhooks.data import notifications
+from billing_webhooks.domain import alerts
 from billing_webhooks.models import billing
 from local import seeds
 
@@ -70,8 +70,13 @@ def test_programs_get_the_record_as_json_and_filterable_attributes():
     assert document["record"]["payload"]["details"]["invoice_id"] == 38
     assert document["notification_key"] == "UnPaidInvoice#RxmLozMomJAO"
     attributes = {name: value["StringValue"] for name, value in message["MessageAttributes"].items()}
-    assert attributes == {"notification_type": "UnPaidInvoice", "account_id": "504", "code": "UnPaid5Days",
-                          "severity": "high", "notification_key": "UnPaidInvoice#RxmLozMomJAO"}
+    assert attributes == {
+        "notification_type": "UnPaidInvoice",
+        "account_id": "504",
+        "code": "UnPaid5Days",
+        "severity": "high",
+        "notification_key": "UnPaidInvoice#RxmLozMomJAO",
+    }
 
 
 # Any JSON a record may hold where the texts look (extras are kept as sent, so Url_to_pay on an
@@ -79,20 +84,45 @@ def test_programs_get_the_record_as_json_and_filterable_attributes():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-HOSTILE = st.sampled_from(["<script>alert(1)</script>", "javascript:alert(1)", "https://ok.example/pay",
-                           "http://plain.example", "\x00\u202e", "", "2019-03-10 00:00:00 +02:00", "x" * 500])
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.decimals(allow_nan=False, allow_infinity=False)
-                           | st.text(max_size=40) | HOSTILE,
-                           lambda children: st.lists(children, max_size=4)
-                           | st.dictionaries(st.sampled_from(["URL", "PaymentSystem", "x"]) | st.text(max_size=5),
-                                             children, max_size=4),
-                           max_leaves=20)
+HOSTILE = st.sampled_from(
+    [
+        "<script>alert(1)</script>",
+        "javascript:alert(1)",
+        "https://ok.example/pay",
+        "http://plain.example",
+        "\x00\u202e",
+        "",
+        "2019-03-10 00:00:00 +02:00",
+        "x" * 500,
+    ]
+)
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.decimals(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+    | HOSTILE,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(["URL", "PaymentSystem", "x"]) | st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=300, derandomize=True, deadline=None)
-@given(kind=st.sampled_from(["UnPaidInvoice", "TrialReminder"]), url_to_pay=JSON_VALUES,
-       details=st.dictionaries(st.sampled_from(["invoice_id", "days_not_paid", "days_before_blocking", "days_left",
-                                                "payment_due_date", "start_date"]), JSON_VALUES, max_size=6))
+@given(
+    kind=st.sampled_from(["UnPaidInvoice", "TrialReminder"]),
+    url_to_pay=JSON_VALUES,
+    details=st.dictionaries(
+        st.sampled_from(
+            ["invoice_id", "days_not_paid", "days_before_blocking", "days_left", "payment_due_date", "start_date"]
+        ),
+        JSON_VALUES,
+        max_size=6,
+    ),
+)
 def test_an_alert_renders_whatever_shape_the_record_holds(kind, url_to_pay, details):
     stored = record(kind)
     stored["payload"]["details"] = {**stored["payload"]["details"], **details, "Url_to_pay": url_to_pay}
@@ -108,7 +138,8 @@ def test_pay_links_that_are_not_https_urls_stay_in_the_record_but_out_of_the_mai
         {"PaymentSystem": "<b>Card</b>", "URL": "https://pay.example/38"},
         {"PaymentSystem": "Evil", "URL": "javascript:alert(1)"},
         {"PaymentSystem": "Plain", "URL": "http://pay.example/38"},
-        "x", 1,
+        "x",
+        1,
     ]
     assert alerts.text(stored).splitlines()[2:] == ["Pay links:", "bCard/b: https://pay.example/38"]
 
@@ -131,9 +162,14 @@ def test_the_largest_storable_notification_makes_an_alert_under_snss_limit(shape
     import json
 
     message = alerts.message(_largest(shape))
-    size = len(message["Message"].encode()) + len(message["Subject"].encode()) + sum(
-        len(name) + len(value["StringValue"].encode()) + len(value["DataType"])
-        for name, value in message["MessageAttributes"].items())
+    size = (
+        len(message["Message"].encode())
+        + len(message["Subject"].encode())
+        + sum(
+            len(name) + len(value["StringValue"].encode()) + len(value["DataType"])
+            for name, value in message["MessageAttributes"].items()
+        )
+    )
     assert size < alerts.MAX_MESSAGE_BYTES, size
     document = json.loads(json.loads(message["Message"])["sqs"])
     assert document["notification_key"] == "UnPaidInvoice#RxmLozMomJAO" and document["record"]["account_key"]

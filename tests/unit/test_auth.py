@@ -89,10 +89,18 @@ def _portal_event(member_id: str, token: str, domain: str = "p.bitrix24.com") ->
 def installed(monkeypatch):
     """member-2 installed with token-2, member-3 uninstalled; member-1 has no installation record."""
     records = {
-        "member-2": {"member_id": "member-2", "status": "installed", "domain": "p.bitrix24.com",
-                     "application_token_sha256": token_sha256("token-2")},
-        "member-3": {"member_id": "member-3", "status": "uninstalled", "domain": "p.bitrix24.com",
-                     "application_token_sha256": token_sha256("token-3")},
+        "member-2": {
+            "member_id": "member-2",
+            "status": "installed",
+            "domain": "p.bitrix24.com",
+            "application_token_sha256": token_sha256("token-2"),
+        },
+        "member-3": {
+            "member_id": "member-3",
+            "status": "uninstalled",
+            "domain": "p.bitrix24.com",
+            "application_token_sha256": token_sha256("token-3"),
+        },
     }
     monkeypatch.setattr(installations, "get", records.get)
     return records
@@ -122,7 +130,9 @@ def test_a_portal_without_installation_falls_back_to_the_configured_map(secrets,
         portal_application_token(_delivery({}, _portal_event("unknown", "token-1")))
 
 
-@pytest.mark.parametrize("body", [{}, {"auth": "x"}, {"auth": {"member_id": "member-1"}}, {"auth": {"application_token": "t"}}])
+@pytest.mark.parametrize(
+    "body", [{}, {"auth": "x"}, {"auth": {"member_id": "member-1"}}, {"auth": {"application_token": "t"}}]
+)
 def test_portal_event_without_token_or_member_is_401(secrets, body):
     with pytest.raises(MissingCredentials):
         portal_application_token(_delivery({}, body))
@@ -138,7 +148,9 @@ def signing(monkeypatch, secrets):
     monkeypatch.setenv("BILLING_SIGNATURE", "required")
 
 
-def _signed(key: str | None = "key-new", *, age: int = 0, body: bytes = BODY, signatures: list[str] | None = None) -> dict:
+def _signed(
+    key: str | None = "key-new", *, age: int = 0, body: bytes = BODY, signatures: list[str] | None = None
+) -> dict:
     import time
 
     timestamp = str(int(time.time()) - age)

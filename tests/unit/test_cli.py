@@ -10,14 +10,31 @@ from tools import cli
 
 
 def test_the_deployed_stack_named_in_samconfig_gives_the_cli_its_tables(monkeypatch):
-    client = boto3.client("cloudformation", region_name="eu-central-1", aws_access_key_id="x", aws_secret_access_key="x")
-    resources = {"NotificationsTable": "prod-NotificationsTable-1A", "AccountsTable": "prod-AccountsTable-2B",
-                 "InstallationsTable": "prod-InstallationsTable-3C"}
+    client = boto3.client(
+        "cloudformation", region_name="eu-central-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    resources = {
+        "NotificationsTable": "prod-NotificationsTable-1A",
+        "AccountsTable": "prod-AccountsTable-2B",
+        "InstallationsTable": "prod-InstallationsTable-3C",
+    }
     stubber = Stubber(client)
-    stubber.add_response("list_stack_resources", {"StackResourceSummaries": [
-        {"LogicalResourceId": name, "PhysicalResourceId": physical, "ResourceType": "AWS::DynamoDB::Table",
-         "LastUpdatedTimestamp": "2026-11-25T00:00:00Z", "ResourceStatus": "UPDATE_COMPLETE"}
-        for name, physical in resources.items()]}, {"StackName": "bitrix24-billing-webhooks"})
+    stubber.add_response(
+        "list_stack_resources",
+        {
+            "StackResourceSummaries": [
+                {
+                    "LogicalResourceId": name,
+                    "PhysicalResourceId": physical,
+                    "ResourceType": "AWS::DynamoDB::Table",
+                    "LastUpdatedTimestamp": "2026-11-25T00:00:00Z",
+                    "ResourceStatus": "UPDATE_COMPLETE",
+                }
+                for name, physical in resources.items()
+            ]
+        },
+        {"StackName": "bitrix24-billing-webhooks"},
+    )
     monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: client)
     monkeypatch.setattr(os, "environ", {})  # what the CLI sets stays out of the other tests' environment
     with stubber:

@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from billing_webhooks.wire import decoding
 from billing_webhooks.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
+from billing_webhooks.wire import decoding
 from local.wire import php_form_encode
 
 BOTH = frozenset({decoding.JSON, decoding.FORM})
@@ -36,7 +36,10 @@ def test_php_bracket_keys_rebuild_nested_data_exactly_as_the_wire_sends_it():
 
 def test_php_lists_from_empty_and_numeric_brackets():
     assert decoding.parse_php_form("a[]=1&a[]=2&b[0]=x&b[1]=y&c[5]=z&d=") == {
-        "a": ["1", "2"], "b": ["x", "y"], "c": {"5": "z"}, "d": "",
+        "a": ["1", "2"],
+        "b": ["x", "y"],
+        "c": {"5": "z"},
+        "d": "",
     }
 
 
@@ -150,12 +153,16 @@ def test_indexes_with_leading_zeros_are_keys_not_positions():
     assert decoding.parse_php_form("data[0]=a&data[1]=b") == {"data": ["a", "b"]}
 
 
-@pytest.mark.parametrize("body,kind", [
-    ("data" + "[a]" * 1000 + "=x", decoding.FORM),
-    ("data" + "[a]" * 31 + "=x", decoding.FORM),
-    ('{"a":' * 31 + "1" + "}" * 31, decoding.JSON),
-    ("[" * 20000 + "]" * 20000, decoding.JSON),
-], ids=["form-1000-levels", "form-31-levels", "json-31-levels", "json-20000-levels"])
+@pytest.mark.parametrize(
+    "body,kind",
+    [
+        ("data" + "[a]" * 1000 + "=x", decoding.FORM),
+        ("data" + "[a]" * 31 + "=x", decoding.FORM),
+        ('{"a":' * 31 + "1" + "}" * 31, decoding.JSON),
+        ("[" * 20000 + "]" * 20000, decoding.JSON),
+    ],
+    ids=["form-1000-levels", "form-31-levels", "json-31-levels", "json-20000-levels"],
+)
 def test_bodies_nesting_deeper_than_dynamodb_can_store_are_refused_as_malformed(body, kind):
     with pytest.raises(MalformedBody):
         decoding.decode(_event(body, kind), BOTH)

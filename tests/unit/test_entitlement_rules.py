@@ -12,14 +12,26 @@ GRACE = timedelta(days=3)
 
 
 def installation(status="P", days=30, payment_expired="N", **changes) -> dict:
-    return {"member_id": "m1", "status": "installed", "vouched": True, "licence_status": status, "days": days,
-            "payment_expired": payment_expired, "licence_ts": int(AS_OF.timestamp()), "licence_source": "app.info",
-            **changes}
+    return {
+        "member_id": "m1",
+        "status": "installed",
+        "vouched": True,
+        "licence_status": status,
+        "days": days,
+        "payment_expired": payment_expired,
+        "licence_ts": int(AS_OF.timestamp()),
+        "licence_source": "app.info",
+        **changes,
+    }
 
 
 def account(state="Active", *invoices: tuple[int, str]) -> dict:
-    return {"account_id": 504, "state": {"state": state} if state else None, "trial": None,
-            "open_invoices": [{"invoice_id": invoice_id, "unpaid": {"blocking_on": day}} for invoice_id, day in invoices]}
+    return {
+        "account_id": 504,
+        "state": {"state": state} if state else None,
+        "trial": None,
+        "open_invoices": [{"invoice_id": invoice_id, "unpaid": {"blocking_on": day}} for invoice_id, day in invoices],
+    }
 
 
 def ask(record, linked=None, now=AS_OF + timedelta(days=1)) -> dict:
@@ -37,11 +49,15 @@ def test_row_2_an_install_bitrix24_never_vouched_for_may_not():
     assert answer["entitled"] is False and answer["reason"].startswith("not_vouched")
 
 
-@pytest.mark.parametrize(("record", "reason"), [
-    (installation("P", 30, "Y"), "licence_expired"),
-    (installation("T", 0), "trial_ended"),
-    (installation("P", 30, licence_source="PAYMENT_REQUIRED"), "licence_unpaid"),
-], ids=["expired", "trial-ended", "unpaid"])
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (installation("P", 30, "Y"), "licence_expired"),
+        (installation("T", 0), "trial_ended"),
+        (installation("P", 30, licence_source="PAYMENT_REQUIRED"), "licence_unpaid"),
+    ],
+    ids=["expired", "trial-ended", "unpaid"],
+)
 def test_row_3_a_licence_ended_or_unpaid_beyond_the_grace_period_may_not(record, reason):
     within = ask(record, now=AS_OF + GRACE - timedelta(seconds=1))
     assert (within["entitled"], within["reason"]) == (True, f"{reason}_in_grace")
@@ -50,10 +66,14 @@ def test_row_3_a_licence_ended_or_unpaid_beyond_the_grace_period_may_not(record,
     assert (beyond["entitled"], beyond["reason"]) == (False, reason)
 
 
-@pytest.mark.parametrize(("record", "reason"), [
-    (installation("X"), "licence_unknown_status_X"),
-    (installation(licence_status=None, licence_ts=None), "licence_unknown"),
-], ids=["unknown-status", "no-licence"])
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (installation("X"), "licence_unknown_status_X"),
+        (installation(licence_status=None, licence_ts=None), "licence_unknown"),
+    ],
+    ids=["unknown-status", "no-licence"],
+)
 def test_row_4_an_unknown_licence_status_never_grants_and_is_named(record, reason):
     answer = ask(record)
     assert (answer["entitled"], answer["reason"]) == (False, reason)

@@ -8,9 +8,12 @@ from pathlib import Path
 
 from local.template import ROOT
 
-PACKAGES = {"billing_webhooks": ROOT / "layers" / "shared" / "billing_webhooks", "local": ROOT / "local",
-            "bench": ROOT / "bench",
-            "tools": ROOT / "tools"}
+PACKAGES = {
+    "billing_webhooks": ROOT / "layers" / "shared" / "billing_webhooks",
+    "local": ROOT / "local",
+    "bench": ROOT / "bench",
+    "tools": ROOT / "tools",
+}
 
 
 def _module_name(package: str, path: Path) -> str:
@@ -19,8 +22,9 @@ def _module_name(package: str, path: Path) -> str:
 
 
 def import_graph() -> dict[str, set[str]]:
-    modules = {_module_name(package, path): path
-               for package, folder in PACKAGES.items() for path in folder.rglob("*.py")}
+    modules = {
+        _module_name(package, path): path for package, folder in PACKAGES.items() for path in folder.rglob("*.py")
+    }
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         for node in ast.walk(ast.parse(path.read_text())):
@@ -87,20 +91,33 @@ def _rank(module: str) -> int:
 
 
 def upward_imports(graph: dict[str, set[str]]) -> list[str]:
-    return sorted(f"{module} -> {target}" for module, targets in graph.items() if module.startswith("billing_webhooks")
-                  for target in targets if target.startswith("billing_webhooks") and _rank(target) > _rank(module))
+    return sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if module.startswith("billing_webhooks")
+        for target in targets
+        if target.startswith("billing_webhooks") and _rank(target) > _rank(module)
+    )
 
 
 def test_the_checker_sees_an_import_that_points_up():
-    graph = {"billing_webhooks.data.notifications": {"billing_webhooks.domain.alerts", "billing_webhooks.settings"},
-             "billing_webhooks.settings": {"billing_webhooks.models.base"}}
-    assert upward_imports(graph) == ["billing_webhooks.data.notifications -> billing_webhooks.domain.alerts",
-                                     "billing_webhooks.settings -> billing_webhooks.models.base"]
+    graph = {
+        "billing_webhooks.data.notifications": {"billing_webhooks.domain.alerts", "billing_webhooks.settings"},
+        "billing_webhooks.settings": {"billing_webhooks.models.base"},
+    }
+    assert upward_imports(graph) == [
+        "billing_webhooks.data.notifications -> billing_webhooks.domain.alerts",
+        "billing_webhooks.settings -> billing_webhooks.models.base",
+    ]
 
 
 def test_every_module_of_the_layer_sits_in_a_folder_or_is_a_foundation():
-    foundations = {"billing_webhooks", "billing_webhooks.settings", "billing_webhooks.errors",
-                   "billing_webhooks.observability"}
+    foundations = {
+        "billing_webhooks",
+        "billing_webhooks.settings",
+        "billing_webhooks.errors",
+        "billing_webhooks.observability",
+    }
     loose = [name for name in import_graph() if name.startswith("billing_webhooks") and _rank(name) == 0]
     assert sorted(loose) == sorted(foundations)
 
@@ -111,7 +128,9 @@ def test_the_layers_imports_only_point_down():
 
 def dangling_imports() -> list[str]:
     """Imports of the project's own packages that name no module or name in them (a module moved)."""
-    modules = {_module_name(package, path): path for package, folder in PACKAGES.items() for path in folder.rglob("*.py")}
+    modules = {
+        _module_name(package, path): path for package, folder in PACKAGES.items() for path in folder.rglob("*.py")
+    }
     found = []
     for name, path in modules.items():
         for node in ast.walk(ast.parse(path.read_text())):
@@ -122,11 +141,17 @@ def dangling_imports() -> list[str]:
                     found.append(f"{name}: {node.module}")
                     continue
                 defined = _names_defined(modules[node.module])
-                found += [f"{name}: {node.module}.{alias.name}" for alias in node.names
-                          if alias.name not in defined and f"{node.module}.{alias.name}" not in modules]
+                found += [
+                    f"{name}: {node.module}.{alias.name}"
+                    for alias in node.names
+                    if alias.name not in defined and f"{node.module}.{alias.name}" not in modules
+                ]
             elif isinstance(node, ast.Import):
-                found += [f"{name}: {alias.name}" for alias in node.names
-                          if alias.name.split(".")[0] in PACKAGES and alias.name not in modules]
+                found += [
+                    f"{name}: {alias.name}"
+                    for alias in node.names
+                    if alias.name.split(".")[0] in PACKAGES and alias.name not in modules
+                ]
     return sorted(found)
 
 
@@ -138,8 +163,13 @@ def _names_defined(path: Path) -> set[str]:
         elif isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names |= {target.id for target in targets if isinstance(target, ast.Name)}
-            names |= {element.id for target in targets if isinstance(target, ast.Tuple)
-                      for element in target.elts if isinstance(element, ast.Name)}
+            names |= {
+                element.id
+                for target in targets
+                if isinstance(target, ast.Tuple)
+                for element in target.elts
+                if isinstance(element, ast.Name)
+            }
         elif isinstance(node, ast.Import | ast.ImportFrom):
             names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
     return names

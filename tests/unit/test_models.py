@@ -26,8 +26,14 @@ def test_every_billing_seed_example_validates_unchanged(kind):
 
 def test_the_seed_document_holds_all_eight_notifications():
     assert set(SEEDS) == {
-        "InvoiceForNewPeriod", "InvoiceForNewProduct", "UnPaidInvoice", "AccountStateChange",
-        "TrialReminder", "PercentOfBalanceUsed", "ProductStateChange", "NewPayment",
+        "InvoiceForNewPeriod",
+        "InvoiceForNewProduct",
+        "UnPaidInvoice",
+        "AccountStateChange",
+        "TrialReminder",
+        "PercentOfBalanceUsed",
+        "ProductStateChange",
+        "NewPayment",
     }
 
 
@@ -39,7 +45,10 @@ def test_wire_dates_become_aware_datetimes_and_empty_means_open_ended():
 
 
 def test_a_date_without_a_zone_is_read_as_utc():
-    payload = {**SEEDS["TrialReminder"], "details": {**SEEDS["TrialReminder"]["details"], "start_date": "2019-03-01 00:03:04"}}
+    payload = {
+        **SEEDS["TrialReminder"],
+        "details": {**SEEDS["TrialReminder"]["details"], "start_date": "2019-03-01 00:03:04"},
+    }
     reminder = billing.TrialReminder.model_validate(payload)
     assert reminder.details.start_date == datetime(2019, 3, 1, 0, 3, 4, tzinfo=UTC)
 
@@ -71,14 +80,19 @@ def test_payment_links_are_typed_entries_kept_as_sent():
     assert [link.PaymentSystem for link in invoice.details.Url_to_pay] == ["Liq_Pay", "PayPal"]
     assert invoice.details.invoice_type == "regular"
     odd = {**SEEDS["InvoiceForNewPeriod"]}
-    odd["details"] = {**odd["details"], "Url_to_pay": [{"PaymentProfile": "x", "PaymentSystem": "y", "URL": "not a url"}]}
+    odd["details"] = {
+        **odd["details"],
+        "Url_to_pay": [{"PaymentProfile": "x", "PaymentSystem": "y", "URL": "not a url"}],
+    }
     assert billing.InvoiceForNewPeriod.model_validate(odd).details.Url_to_pay[0].URL == "not a url"
 
 
 @pytest.mark.parametrize("invoice_type", ["interim", "on demand", "something new"])
 def test_every_invoice_type_is_recorded_as_sent(invoice_type):
-    payload = {**SEEDS["InvoiceForNewProduct"], "details": {**SEEDS["InvoiceForNewProduct"]["details"],
-                                                            "invoice_type": invoice_type}}
+    payload = {
+        **SEEDS["InvoiceForNewProduct"],
+        "details": {**SEEDS["InvoiceForNewProduct"]["details"], "invoice_type": invoice_type},
+    }
     assert billing.InvoiceForNewProduct.model_validate(payload).details.invoice_type == invoice_type
 
 
@@ -114,11 +128,14 @@ def test_redelivery_with_a_new_transfer_date_hashes_the_same():
 def test_numbers_hash_by_value_not_by_spelling():
     seed = SEEDS["NewPayment"]
     respelled = {**seed, "details": {**seed["details"], "amount": Decimal("2000.00")}}
-    assert (billing.NewPayment.model_validate(seed).payload_sha256()
-            == billing.NewPayment.model_validate(respelled).payload_sha256())
+    assert (
+        billing.NewPayment.model_validate(seed).payload_sha256()
+        == billing.NewPayment.model_validate(respelled).payload_sha256()
+    )
 
 
 # --- Bitrix24 ONAPPPAYMENT ---
+
 
 def test_bitrix24_seed_with_member_id_and_token_validates():
     event = AppPaymentEvent.model_validate(bitrix24_payment_body())
@@ -162,15 +179,21 @@ def test_unknown_values_of_recorded_fields_are_kept(field, value):
     assert getattr(AppPaymentEvent.model_validate(body).data, field) == value
 
 
-@pytest.mark.parametrize(("model", "data"), [
-    (AppInstallEvent, {"VERSION": "1.0.0", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"}),
-    (AppUpdateEvent, {"VERSION": "2.1.0", "PREVIOUS_VERSION": "2.0.3", "LANGUAGE_ID": "en"}),
-    (AppUpdateEvent, {"VERSION": 3, "PREVIOUS_VERSION": 2}),
-    (AppUpdateEvent, {"VERSION": Decimal("1.5"), "PREVIOUS_VERSION": "1.10"}),  # JSON 1.5; "1.10" stays text
-])
+@pytest.mark.parametrize(
+    ("model", "data"),
+    [
+        (AppInstallEvent, {"VERSION": "1.0.0", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"}),
+        (AppUpdateEvent, {"VERSION": "2.1.0", "PREVIOUS_VERSION": "2.0.3", "LANGUAGE_ID": "en"}),
+        (AppUpdateEvent, {"VERSION": 3, "PREVIOUS_VERSION": 2}),
+        (AppUpdateEvent, {"VERSION": Decimal("1.5"), "PREVIOUS_VERSION": "1.10"}),  # JSON 1.5; "1.10" stays text
+    ],
+)
 def test_the_documented_lifecycle_versions_are_kept_as_sent(model, data):
-    body = {**bitrix24_payment_body(), "event": "ONAPPINSTALL" if model is AppInstallEvent else "ONAPPUPDATE",
-            "data": data}
+    body = {
+        **bitrix24_payment_body(),
+        "event": "ONAPPINSTALL" if model is AppInstallEvent else "ONAPPUPDATE",
+        "data": data,
+    }
     event = model.model_validate(body)
     assert event.data.VERSION == data["VERSION"]
     assert getattr(event.data, "PREVIOUS_VERSION", None) == data.get("PREVIOUS_VERSION")
@@ -201,8 +224,16 @@ def test_records_serialize_exactly_as_boto3_would():
 
     from billing_webhooks.data import notifications
 
-    record = {"s": "x", "i": 7, "d": Decimal("-138.48"), "b": True, "n": None, "m": {"k": [1, "a", {"z": False}]},
-              "e": {}, "l": []}
+    record = {
+        "s": "x",
+        "i": 7,
+        "d": Decimal("-138.48"),
+        "b": True,
+        "n": None,
+        "m": {"k": [1, "a", {"z": False}]},
+        "e": {},
+        "l": [],
+    }
     serialize = TypeSerializer().serialize
     assert notifications.to_item(record) == {name: serialize(value) for name, value in record.items()}
     with pytest.raises(TypeError):
@@ -216,9 +247,18 @@ def test_items_read_back_exactly_as_boto3_reads_them():
 
     from billing_webhooks.data.notifications import from_item
 
-    record = {"s": "x", "n": Decimal("1861.52"), "big": Decimal("1E+100"), "int": 7, "t": True, "none": None,
-              "m": {"list": [1, "a", {"deep": Decimal("-0.5")}], "empty": {}}, "l": [], "set": {"a", "b"},
-              "bytes": b"\x00\x01"}
+    record = {
+        "s": "x",
+        "n": Decimal("1861.52"),
+        "big": Decimal("1E+100"),
+        "int": 7,
+        "t": True,
+        "none": None,
+        "m": {"list": [1, "a", {"deep": Decimal("-0.5")}], "empty": {}},
+        "l": [],
+        "set": {"a", "b"},
+        "bytes": b"\x00\x01",
+    }
     item = {name: TypeSerializer().serialize(value) for name, value in record.items()}
     deserialize = TypeDeserializer().deserialize
     assert from_item(item) == {name: deserialize(value) for name, value in item.items()}

@@ -11,7 +11,8 @@ DOMAIN = "acme.bitrix24.com"
 def test_the_portals_own_rest_endpoint_gives_its_app_info_url():
     assert portal.app_info_url(DOMAIN, "https://acme.bitrix24.com/rest/") == "https://acme.bitrix24.com/rest/app.info"
     assert portal.app_info_url("ACME.Bitrix24.com", "https://acme.bitrix24.com:443/rest") == (
-        "https://acme.bitrix24.com/rest/app.info")
+        "https://acme.bitrix24.com/rest/app.info"
+    )
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,10 @@ def test_defaults_apply_and_numbers_are_numbers(monkeypatch):
     monkeypatch.setenv("SECRETS_CACHE_SECONDS", "60")
     current = settings()
     assert current.billing_signature == "off" and not current.signatures_required
-    assert current.secrets_cache_seconds == 60.0 and current.bitrix24_oauth_hosts == "oauth.bitrix.info,oauth.bitrix24.tech"
+    assert (
+        current.secrets_cache_seconds == 60.0
+        and current.bitrix24_oauth_hosts == "oauth.bitrix.info,oauth.bitrix24.tech"
+    )
 
 
 def test_read_once_per_container(monkeypatch):
@@ -29,8 +32,8 @@ def test_read_once_per_container(monkeypatch):
 
 
 def test_a_webhook_reads_them_when_its_function_is_loaded(monkeypatch):
-    from billing_webhooks.models.billing import NewPayment
     from billing_webhooks.http.pipeline import Webhook
+    from billing_webhooks.models.billing import NewPayment
 
     monkeypatch.delenv("QUARANTINE_TABLE_NAME")
     with pytest.raises(RuntimeError, match="QUARANTINE_TABLE_NAME"):

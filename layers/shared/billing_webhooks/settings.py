@@ -35,7 +35,9 @@ class Settings:
     # Behaviour, with the template's defaults.
     billing_signature: str = "off"  # "required": billing deliveries must be signed too
     bitrix24_app_code: str = ""  # installs naming another CODE are refused; empty: none are believed
-    bitrix24_domain_suffixes: str = "bitrix24.com,bitrix24.ru,bitrix24.de,bitrix24.eu,bitrix24.by,bitrix24.kz,bitrix24.ua"
+    bitrix24_domain_suffixes: str = (
+        "bitrix24.com,bitrix24.ru,bitrix24.de,bitrix24.eu,bitrix24.by,bitrix24.kz,bitrix24.ua"
+    )
     bitrix24_oauth_hosts: str = "oauth.bitrix.info,oauth.bitrix24.tech"
     bitrix24_portal_timeout_seconds: float = 3.0
     secrets_cache_seconds: float = 300.0

@@ -34,8 +34,16 @@ def _key(account_key: str, part: str) -> dict[str, Any]:
     return {"account_key": {"S": account_key}, "part": {"S": part}}
 
 
-def advance(account_key: str, part: str, aspect: str, value: dict[str, Any], *, name: Any = None,
-            rewrite: bool = False, closes: bool = False) -> bool:
+def advance(
+    account_key: str,
+    part: str,
+    aspect: str,
+    value: dict[str, Any],
+    *,
+    name: Any = None,
+    rewrite: bool = False,
+    closes: bool = False,
+) -> bool:
     """Set `aspect` of the part to `value` unless the part holds it from a newer notification
     (`value["stamp"]`), or from the same one (unless `rewrite` and what it holds differs); True
     when written. `name`: the listed thing's name as sent; `closes`: the part leaves the
@@ -52,8 +60,9 @@ def advance(account_key: str, part: str, aspect: str, value: dict[str, Any], *, 
         UpdateExpression=expression,
         ConditionExpression="attribute_not_exists(#aspect) OR #aspect.#stamp < :stamp" + (REWRITE if rewrite else ""),
         ExpressionAttributeNames=names,
-        ExpressionAttributeValues=notifications.to_item({":value": value, ":stamp": value["stamp"],
-                                                         **({":name": name} if name is not None else {})}),
+        ExpressionAttributeValues=notifications.to_item(
+            {":value": value, ":stamp": value["stamp"], **({":name": name} if name is not None else {})}
+        ),
     )
     return written
 
@@ -81,8 +90,12 @@ def _query(request: dict[str, Any]) -> dict[str, Any]:
 
 def singles(account_key: str) -> list[dict[str, Any]]:
     """The account's profile, state and trial: one Query."""
-    answer = _query({"KeyConditionExpression": "account_key = :key AND part >= :first",
-                     "ExpressionAttributeValues": {":key": {"S": account_key}, ":first": {"S": FIRST_SINGLE_PART}}})
+    answer = _query(
+        {
+            "KeyConditionExpression": "account_key = :key AND part >= :first",
+            "ExpressionAttributeValues": {":key": {"S": account_key}, ":first": {"S": FIRST_SINGLE_PART}},
+        }
+    )
     return [notifications.from_item(item) for item in answer["Items"]]
 
 
@@ -96,8 +109,10 @@ STATUS_FILTERS = {
 def _listing(account_key: str, prefix: str, status: str | None) -> dict[str, Any]:
     """The Query of the account's parts starting with `prefix`; open invoices come from the index."""
     key = "open_account" if status == "unpaid" else "account_key"
-    request: dict[str, Any] = {"KeyConditionExpression": f"{key} = :key AND begins_with(part, :prefix)",
-                               "ExpressionAttributeValues": {":key": {"S": account_key}, ":prefix": {"S": prefix}}}
+    request: dict[str, Any] = {
+        "KeyConditionExpression": f"{key} = :key AND begins_with(part, :prefix)",
+        "ExpressionAttributeValues": {":key": {"S": account_key}, ":prefix": {"S": prefix}},
+    }
     if status == "unpaid":
         request["IndexName"] = OPEN_INVOICES_INDEX
     elif status is not None:
@@ -105,8 +120,9 @@ def _listing(account_key: str, prefix: str, status: str | None) -> dict[str, Any
     return request
 
 
-def page(account_key: str, prefix: str, *, limit: int, status: str | None = None,
-         start_key: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def page(
+    account_key: str, prefix: str, *, limit: int, status: str | None = None, start_key: dict[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """One Query of the account's parts whose key starts with `prefix`, in key order: (items,
     where the next page starts, or None). With a status, a page may hold fewer than `limit`."""
     request = {**_listing(account_key, prefix, status), "Limit": limit}

@@ -15,6 +15,10 @@ def client(service_name: str, read_timeout: int = 3) -> Any:
     # answered 503 well within the function's 20 s (3 attempts of at most 1 s + 3 s, plus backoff).
     # No client-side parameter validation: our requests are built from typed records, and checking
     # them again costs about 0.2 ms per PutItem of a notification (`make bench`).
-    config = Config(connect_timeout=1, read_timeout=read_timeout, retries={"mode": "standard", "total_max_attempts": 3},
-                    parameter_validation=False)
+    config = Config(
+        connect_timeout=1,
+        read_timeout=read_timeout,
+        retries={"mode": "standard", "total_max_attempts": 3},
+        parameter_validation=False,
+    )
     return boto3.client(service_name, config=config)

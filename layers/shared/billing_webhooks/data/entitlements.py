@@ -27,16 +27,20 @@ def _table() -> str:
 
 def get(member_id: str) -> dict[str, Any] | None:
     try:
-        answer = notifications.dynamodb().get_item(TableName=_table(), Key={"member_id": {"S": member_id}},
-                                                   ConsistentRead=True)
+        answer = notifications.dynamodb().get_item(
+            TableName=_table(), Key={"member_id": {"S": member_id}}, ConsistentRead=True
+        )
     except (BotoCoreError, ClientError) as exc:
         raise notifications.fault(exc, UNAVAILABLE) from None
     return notifications.from_item(answer["Item"]) if "Item" in answer else None
 
 
 def _update(member_id: str, expression: str, values: dict[str, Any], condition: str | None = None) -> bool:
-    request: dict[str, Any] = {"TableName": _table(), "Key": {"member_id": {"S": member_id}},
-                               "UpdateExpression": expression}
+    request: dict[str, Any] = {
+        "TableName": _table(),
+        "Key": {"member_id": {"S": member_id}},
+        "UpdateExpression": expression,
+    }
     if values:
         request["ExpressionAttributeValues"] = notifications.to_item(values)
     if condition:
@@ -62,53 +66,84 @@ def _shard(member_id: str) -> str:
     return str(sum(member_id.encode()) % SHARDS)
 
 
-def put_entitlement(member_id: str, entitlement: dict[str, Any], digest: str, deadline: int | None,
-                    version: int, told: list[dict[str, Any]], now: int, retry_at: int) -> bool:
+def put_entitlement(
+    member_id: str,
+    entitlement: dict[str, Any],
+    digest: str,
+    deadline: int | None,
+    version: int,
+    told: list[dict[str, Any]],
+    now: int,
+    retry_at: int,
+) -> bool:
     """The entitlement, if it differs (`digest`) from what the item holds at `version`, with the
     events that tell of it (`pending_events`, the outbox: published, then cleared); False when it
     is the same, or another recomputation wrote first (that one read newer inputs). `deadline`:
     when the answer changes by itself (`deadline_at`); the sweep's index (`changes_at`) holds the
     sooner of it and `retry_at`, when events still pending are taken as lost and published again."""
     swept = min([at for at in (deadline, retry_at if told else None) if at is not None], default=None)
-    sets = {"entitlement": entitlement, "entitlement_digest": digest, "entitlement_version": version + 1,
-            "pending_events": told, "pending_since": now, "deadline_at": deadline, "changes_at": swept,
-            "changes_shard": _shard(member_id) if swept is not None else None}
+    sets = {
+        "entitlement": entitlement,
+        "entitlement_digest": digest,
+        "entitlement_version": version + 1,
+        "pending_events": told,
+        "pending_since": now,
+        "deadline_at": deadline,
+        "changes_at": swept,
+        "changes_shard": _shard(member_id) if swept is not None else None,
+    }
     kept = {name: value for name, value in sets.items() if value is not None}
     expression = "SET " + ", ".join(f"{name} = :{name}" for name in kept)
     if gone := [name for name, value in sets.items() if value is None]:
         expression += " REMOVE " + ", ".join(gone)
     values = {f":{name}": value for name, value in kept.items()} | {":version": version, ":zero": 0}
-    condition = ("(attribute_not_exists(entitlement_version) AND :version = :zero) OR "
-                 "(entitlement_version = :version AND entitlement_digest <> :entitlement_digest)")
+    condition = (
+        "(attribute_not_exists(entitlement_version) AND :version = :zero) OR "
+        "(entitlement_version = :version AND entitlement_digest <> :entitlement_digest)"
+    )
     return _update(member_id, expression, values, condition)
 
 
 def claim_outbox(member_id: str, version: int, since: int, now: int) -> bool:
     """Take a lost outbox over (its events of `version`, pending since `since`): True for one
     caller however many find it at once; it is then pending since `now`, this caller's."""
-    return _update(member_id, "SET pending_since = :now",
-                   {":now": now, ":since": since, ":version": version},
-                   "entitlement_version = :version AND pending_since = :since")
+    return _update(
+        member_id,
+        "SET pending_since = :now",
+        {":now": now, ":since": since, ":version": version},
+        "entitlement_version = :version AND pending_since = :since",
+    )
 
 
 def events_published(member_id: str, version: int, deadline: int | None) -> None:
     """The outbox emptied of the events of `version` (a newer version's stay to be published), and
     the sweep's index back to the answer's own deadline."""
     if deadline is None:
-        _update(member_id, "REMOVE pending_events, pending_since, changes_at, changes_shard", {":version": version},
-                "entitlement_version = :version")
+        _update(
+            member_id,
+            "REMOVE pending_events, pending_since, changes_at, changes_shard",
+            {":version": version},
+            "entitlement_version = :version",
+        )
     else:
-        _update(member_id, "REMOVE pending_events, pending_since SET changes_at = :at, changes_shard = :shard",
-                {":version": version, ":at": deadline, ":shard": _shard(member_id)}, "entitlement_version = :version")
+        _update(
+            member_id,
+            "REMOVE pending_events, pending_since SET changes_at = :at, changes_shard = :shard",
+            {":version": version, ":at": deadline, ":shard": _shard(member_id)},
+            "entitlement_version = :version",
+        )
 
 
 def due(shard: int, now: int, limit: int = 100) -> list[str]:
     """Portals of one shard whose entitlement named a deadline that has come (soonest first)."""
     try:
         answer = notifications.dynamodb().query(
-            TableName=_table(), IndexName=CHANGES_DUE, Limit=limit,
+            TableName=_table(),
+            IndexName=CHANGES_DUE,
+            Limit=limit,
             KeyConditionExpression="changes_shard = :shard AND changes_at <= :now",
-            ExpressionAttributeValues={":shard": {"S": str(shard)}, ":now": {"N": str(now)}})
+            ExpressionAttributeValues={":shard": {"S": str(shard)}, ":now": {"N": str(now)}},
+        )
     except (BotoCoreError, ClientError) as exc:
         raise notifications.fault(exc, UNAVAILABLE) from None
     return [item["member_id"]["S"] for item in answer.get("Items", [])]
@@ -118,8 +153,12 @@ def linked_to(account_key: str) -> list[str]:
     """The portals linked to an account (bounded: a page of them; an account links a few)."""
     try:
         answer = notifications.dynamodb().query(
-            TableName=_table(), IndexName=BY_ACCOUNT, KeyConditionExpression="account_key = :key",
-            ExpressionAttributeValues={":key": {"S": account_key}}, Limit=100)
+            TableName=_table(),
+            IndexName=BY_ACCOUNT,
+            KeyConditionExpression="account_key = :key",
+            ExpressionAttributeValues={":key": {"S": account_key}},
+            Limit=100,
+        )
     except (BotoCoreError, ClientError) as exc:
         raise notifications.fault(exc, UNAVAILABLE) from None
     return [item["member_id"]["S"] for item in answer.get("Items", [])]

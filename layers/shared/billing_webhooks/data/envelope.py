@@ -27,16 +27,21 @@ def _aead(key: bytes) -> Any:
 
 def seal(plaintext: bytes, context: dict[str, str]) -> dict[str, str]:
     """`plaintext` sealed: {"data_key", "sealed"}, both base64, neither readable without KMS."""
-    answer = aws.client("kms").generate_data_key(KeyId=settings().token_store_key_id, KeySpec="AES_256",
-                                                 EncryptionContext=context)
+    answer = aws.client("kms").generate_data_key(
+        KeyId=settings().token_store_key_id, KeySpec="AES_256", EncryptionContext=context
+    )
     nonce = os.urandom(NONCE_BYTES)
     sealed = nonce + _aead(answer["Plaintext"]).encrypt(nonce, plaintext, _associated(context))
-    return {"data_key": base64.b64encode(answer["CiphertextBlob"]).decode(), "sealed": base64.b64encode(sealed).decode()}
+    return {
+        "data_key": base64.b64encode(answer["CiphertextBlob"]).decode(),
+        "sealed": base64.b64encode(sealed).decode(),
+    }
 
 
 def open_sealed(envelope: dict[str, Any], context: dict[str, str]) -> bytes:
     """What `seal` sealed under the same `context`; an exception if anything differs."""
-    key = aws.client("kms").decrypt(CiphertextBlob=base64.b64decode(envelope["data_key"]),
-                                    EncryptionContext=context)["Plaintext"]
+    key = aws.client("kms").decrypt(CiphertextBlob=base64.b64decode(envelope["data_key"]), EncryptionContext=context)[
+        "Plaintext"
+    ]
     sealed = base64.b64decode(envelope["sealed"])
     return _aead(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _associated(context))

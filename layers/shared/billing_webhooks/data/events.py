@@ -14,10 +14,16 @@ SOURCE = "billing-webhooks"
 def publish(detail_type: str, detail: dict[str, Any]) -> str:
     """Publish one event; its EventBridge id."""
     try:
-        answer = aws.client("events").put_events(Entries=[{
-            "Source": SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail, default=str),
-            "EventBusName": settings().billing_events_bus_name,
-        }])
+        answer = aws.client("events").put_events(
+            Entries=[
+                {
+                    "Source": SOURCE,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail, default=str),
+                    "EventBusName": settings().billing_events_bus_name,
+                }
+            ]
+        )
         [entry] = answer["Entries"]
     except Exception as exc:  # botocore's errors, or an answer without its entry
         raise ServiceUnavailable(f"The event bus cannot be reached right now ({exc.__class__.__name__}).") from None

@@ -38,8 +38,11 @@ def _write(operation: str, ts_attribute: str, ts: int, **request: Any) -> bool |
     the installation holds a newer event (`ts_attribute`): the event is stale; None when refused
     for another reason (the same event applied already, or nothing to apply it to)."""
     written, old = notifications.conditional_write(
-        operation, "The portal's installation could not be saved; retry later.", TableName=_table(),
-        ReturnValuesOnConditionCheckFailure="ALL_OLD", **request
+        operation,
+        "The portal's installation could not be saved; retry later.",
+        TableName=_table(),
+        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        **request,
     )
     if written:
         return True
@@ -59,7 +62,9 @@ def put_installation(record: dict[str, Any]) -> bool | None:
     vouched = record.get("vouched") is True
     values = {":ts": record["lifecycle_ts"], ":true": True, **({":domain": record["domain"]} if vouched else {})}
     return _write(
-        "put_item", "lifecycle_ts", record["lifecycle_ts"],
+        "put_item",
+        "lifecycle_ts",
+        record["lifecycle_ts"],
         Item=notifications.to_item(record),
         ConditionExpression=VOUCHED_INSTALL if vouched else UNVOUCHED_INSTALL,
         **({"ExpressionAttributeNames": {"#domain": "domain"}} if vouched else {}),
@@ -84,7 +89,9 @@ def update_installation(
     placeholders = {f":{name}": value for name, value in values.items()} | (condition_values or {})
     ts_attribute = "licence_ts" if "licence_ts" in values else "lifecycle_ts"
     return _write(
-        "update_item", ts_attribute, values[ts_attribute],
+        "update_item",
+        ts_attribute,
+        values[ts_attribute],
         Key={"member_id": {"S": member_id}},
         UpdateExpression=expression,
         ConditionExpression=condition,
@@ -93,12 +100,15 @@ def update_installation(
     )
 
 
-def due(shard: str, now: int, *, limit: int = 100, start_key: dict[str, Any] | None = None
-        ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def due(
+    shard: str, now: int, *, limit: int = 100, start_key: dict[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """A page of the portals of one shard whose check is due at `now`, soonest first, and where
     the next page starts (None: no more)."""
     request: dict[str, Any] = {
-        "TableName": _table(), "IndexName": SYNC_INDEX, "Limit": limit,
+        "TableName": _table(),
+        "IndexName": SYNC_INDEX,
+        "Limit": limit,
         "KeyConditionExpression": "sync_shard = :shard AND next_check_at <= :now",
         "ExpressionAttributeValues": {":shard": {"S": shard}, ":now": {"N": str(now)}},
     }
@@ -115,8 +125,11 @@ def claim_check(member_id: str, due_at: int, until: int) -> bool:
     """Take a due portal for one run: its next check moves to `until` (when another run may take it,
     should this one die) if it is still `due_at`; False when another run took it first."""
     written, _ = notifications.conditional_write(
-        "update_item", "The portal's licence check cannot be claimed right now.", TableName=_table(),
-        Key={"member_id": {"S": member_id}}, UpdateExpression="SET next_check_at = :until",
+        "update_item",
+        "The portal's licence check cannot be claimed right now.",
+        TableName=_table(),
+        Key={"member_id": {"S": member_id}},
+        UpdateExpression="SET next_check_at = :until",
         ConditionExpression="next_check_at = :due",
         ExpressionAttributeValues={":until": {"N": str(until)}, ":due": {"N": str(due_at)}},
     )
@@ -130,14 +143,18 @@ def record_check(member_id: str, values: dict[str, Any], remove: tuple[str, ...]
     if remove:
         expression += " REMOVE " + ", ".join(f"#{name}" for name in remove)
     request: dict[str, Any] = {
-        "TableName": _table(), "Key": {"member_id": {"S": member_id}}, "UpdateExpression": expression.strip(),
+        "TableName": _table(),
+        "Key": {"member_id": {"S": member_id}},
+        "UpdateExpression": expression.strip(),
         "ConditionExpression": "#status = :installed",
         "ExpressionAttributeNames": {f"#{name}": name for name in (*values, *remove, "status")},
         "ExpressionAttributeValues": notifications.to_item(
-            {":installed": INSTALLED, **{f":{name}": value for name, value in values.items()}}),
+            {":installed": INSTALLED, **{f":{name}": value for name, value in values.items()}}
+        ),
     }
-    written, _ = notifications.conditional_write("update_item", "The portal's licence check could not be saved.",
-                                                 **request)
+    written, _ = notifications.conditional_write(
+        "update_item", "The portal's licence check could not be saved.", **request
+    )
     return written
 
 
@@ -145,8 +162,13 @@ def on_domain(domain: str) -> list[str]:
     """The member_ids installed (or once installed) on a portal domain: a few at most."""
     try:
         answer = notifications.dynamodb().query(
-            TableName=_table(), IndexName=BY_DOMAIN, KeyConditionExpression="#domain = :domain", Limit=10,
-            ExpressionAttributeNames={"#domain": "domain"}, ExpressionAttributeValues={":domain": {"S": domain}})
+            TableName=_table(),
+            IndexName=BY_DOMAIN,
+            KeyConditionExpression="#domain = :domain",
+            Limit=10,
+            ExpressionAttributeNames={"#domain": "domain"},
+            ExpressionAttributeValues={":domain": {"S": domain}},
+        )
     except (BotoCoreError, ClientError) as exc:
         raise notifications.fault(exc, "The portal's installation cannot be read right now; retry later.") from None
     return [item["member_id"]["S"] for item in answer.get("Items", [])]

@@ -121,8 +121,11 @@ def _value(attribute: dict[str, Any]) -> Any:
     if kind == "S":
         return value
     if kind == "N":  # a whole number as int (it compares equal to its Decimal), any other as Decimal
-        return int(value) if value.isdigit() or (value[:1] == "-" and value[1:].isdigit()) else \
-            DYNAMODB_CONTEXT.create_decimal(value)
+        return (
+            int(value)
+            if value.isdigit() or (value[:1] == "-" and value[1:].isdigit())
+            else DYNAMODB_CONTEXT.create_decimal(value)
+        )
     if kind == "M":
         return {key: _value(child) for key, child in value.items()}
     if kind == "L":
@@ -160,8 +163,12 @@ def put_record(record: dict[str, Any]) -> tuple[Outcome, dict[str, Any]]:
 
 # --- the alert state on a record ---
 
+
 def _key(record: dict[str, Any]) -> dict[str, Any]:
-    return {"notification_id": {"S": record["notification_id"]}, "notification_type": {"S": record["notification_type"]}}
+    return {
+        "notification_id": {"S": record["notification_id"]},
+        "notification_type": {"S": record["notification_type"]},
+    }
 
 
 def claim_alert(record: dict[str, Any], token: str, now: datetime, lease_until: datetime) -> bool:
@@ -173,8 +180,12 @@ def claim_alert(record: dict[str, Any], token: str, now: datetime, lease_until: 
         Key=_key(record),
         UpdateExpression="SET alert_lease_until = :until, alert_claim = :token",
         ConditionExpression="alert_status = :pending AND alert_lease_until < :now",
-        ExpressionAttributeValues={":pending": {"S": ALERT_PENDING}, ":now": {"S": utc_timestamp(now)},
-                                   ":until": {"S": utc_timestamp(lease_until)}, ":token": {"S": token}},
+        ExpressionAttributeValues={
+            ":pending": {"S": ALERT_PENDING},
+            ":now": {"S": utc_timestamp(now)},
+            ":until": {"S": utc_timestamp(lease_until)},
+            ":token": {"S": token},
+        },
     )
     return claimed
 
@@ -183,10 +194,15 @@ def release_alert_lease(record: dict[str, Any], token: str) -> None:
     """Expire our lease at once (a publish failed), so that the next try need not wait for it."""
     try:
         dynamodb().update_item(
-            TableName=settings().table_name, Key=_key(record), UpdateExpression="SET alert_lease_until = :expired",
+            TableName=settings().table_name,
+            Key=_key(record),
+            UpdateExpression="SET alert_lease_until = :expired",
             ConditionExpression="alert_claim = :token",
-            ExpressionAttributeValues={":token": {"S": token},
-                                       ":expired": {"S": utc_timestamp(datetime(2000, 1, 1, tzinfo=UTC))}})
+            ExpressionAttributeValues={
+                ":token": {"S": token},
+                ":expired": {"S": utc_timestamp(datetime(2000, 1, 1, tzinfo=UTC))},
+            },
+        )
     except (BotoCoreError, ClientError):
         pass  # the lease expires by itself
 
@@ -195,12 +211,17 @@ def mark_alert_published(record: dict[str, Any], token: str, message_id: str, at
     """The alert went out under our claim: published, and off the pending index."""
     try:
         dynamodb().update_item(
-            TableName=settings().table_name, Key=_key(record),
+            TableName=settings().table_name,
+            Key=_key(record),
             UpdateExpression="SET alert_status = :published, alert_message_id = :id, alert_published_at = :at "
-                             "REMOVE alert_pending, alert_lease_until, alert_claim",
+            "REMOVE alert_pending, alert_lease_until, alert_claim",
             ConditionExpression="alert_claim = :token",
-            ExpressionAttributeValues={":token": {"S": token}, ":published": {"S": ALERT_PUBLISHED},
-                                       ":id": {"S": message_id}, ":at": {"S": utc_timestamp(at)}},
+            ExpressionAttributeValues={
+                ":token": {"S": token},
+                ":published": {"S": ALERT_PUBLISHED},
+                ":id": {"S": message_id},
+                ":at": {"S": utc_timestamp(at)},
+            },
         )
     except (BotoCoreError, ClientError):
         pass  # published; the record says so once the lease holder's bookkeeping lands or the redrive repeats it
@@ -208,11 +229,15 @@ def mark_alert_published(record: dict[str, Any], token: str, message_id: str, at
 
 def expired_pending_alerts(now: datetime) -> Iterator[dict[str, Any]]:
     """Records whose alert is still pending after its lease expired, from the sparse index."""
-    pages = dynamodb().get_paginator("query").paginate(
-        TableName=settings().table_name,
-        IndexName=PENDING_ALERTS_INDEX,
-        KeyConditionExpression="alert_pending = :pending AND alert_lease_until < :now",
-        ExpressionAttributeValues={":pending": {"S": ALERT_PENDING}, ":now": {"S": utc_timestamp(now)}},
+    pages = (
+        dynamodb()
+        .get_paginator("query")
+        .paginate(
+            TableName=settings().table_name,
+            IndexName=PENDING_ALERTS_INDEX,
+            KeyConditionExpression="alert_pending = :pending AND alert_lease_until < :now",
+            ExpressionAttributeValues={":pending": {"S": ALERT_PENDING}, ":now": {"S": utc_timestamp(now)}},
+        )
     )
     for page in pages:
         for item in page["Items"]:
@@ -224,13 +249,18 @@ def expired_pending_alerts(now: datetime) -> Iterator[dict[str, Any]]:
 BY_ACCOUNT_INDEX = "by-account"
 
 
-def history(account_key: str, *, notification_type: str | None = None, limit: int = 50,
-            start_key: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def history(
+    account_key: str, *, notification_type: str | None = None, limit: int = 50, start_key: dict[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """One Query of the `by-account` index, newest event first: (records, where the next page
     starts, or None). With a type, a page holds only that type and may hold fewer than `limit`."""
     request: dict[str, Any] = {
-        "TableName": settings().table_name, "IndexName": BY_ACCOUNT_INDEX, "ScanIndexForward": False, "Limit": limit,
-        "KeyConditionExpression": "account_key = :key", "ExpressionAttributeValues": {":key": {"S": account_key}},
+        "TableName": settings().table_name,
+        "IndexName": BY_ACCOUNT_INDEX,
+        "ScanIndexForward": False,
+        "Limit": limit,
+        "KeyConditionExpression": "account_key = :key",
+        "ExpressionAttributeValues": {":key": {"S": account_key}},
     }
     if notification_type is not None:
         request["FilterExpression"] = "notification_type = :type"
@@ -244,13 +274,17 @@ def history(account_key: str, *, notification_type: str | None = None, limit: in
     return [from_item(item) for item in answer["Items"]], answer.get("LastEvaluatedKey")
 
 
-def scan_billing_records(*, segment: int = 0, total_segments: int = 1, start_key: dict[str, Any] | None = None,
-                         page_size: int | None = None) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+def scan_billing_records(
+    *, segment: int = 0, total_segments: int = 1, start_key: dict[str, Any] | None = None, page_size: int | None = None
+) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
     """Every billing record of one Scan segment, a page at a time: (records, where the next page
     starts). A fault is ServiceUnavailable; `start_key` {} is the segment's beginning."""
     request: dict[str, Any] = {
-        "TableName": settings().table_name, "Segment": segment, "TotalSegments": total_segments,
-        "FilterExpression": "#source = :billing", "ExpressionAttributeNames": {"#source": "source"},
+        "TableName": settings().table_name,
+        "Segment": segment,
+        "TotalSegments": total_segments,
+        "FilterExpression": "#source = :billing",
+        "ExpressionAttributeNames": {"#source": "source"},
         "ExpressionAttributeValues": {":billing": {"S": "billing"}},
         **({"Limit": int(page_size)} if page_size else {}),
     }

@@ -42,12 +42,17 @@ def _count(sender: str, route: str, now: datetime) -> None:
     """One more of the sender's deliveries on the route, unless it has its cap already (the count
     expires with the quarantine period, so a sender is capped per period)."""
     counted, _ = notifications.conditional_write(
-        "update_item", "The delivery could not be quarantined; retry later.", TableName=_table(),
+        "update_item",
+        "The delivery could not be quarantined; retry later.",
+        TableName=_table(),
         Key={"quarantine_id": {"S": CAP_PREFIX + hashlib.sha256(f"{sender}\n{route}".encode()).hexdigest()[:32]}},
         UpdateExpression="ADD kept :one SET expires_at = if_not_exists(expires_at, :expires)",
         ConditionExpression="attribute_not_exists(kept) OR kept < :cap",
-        ExpressionAttributeValues={":one": {"N": "1"}, ":cap": {"N": str(int(settings().quarantine_cap_per_sender))},
-                                   ":expires": {"N": str(_expires_at(now))}},
+        ExpressionAttributeValues={
+            ":one": {"N": "1"},
+            ":cap": {"N": str(int(settings().quarantine_cap_per_sender))},
+            ":expires": {"N": str(_expires_at(now))},
+        },
     )
     if not counted:
         raise QuarantineFull(f"{route}: the sender's quarantine is full")
@@ -67,8 +72,11 @@ def keep(parcel: dict[str, Any], errors: list[dict[str, Any]], sender: str, now:
         "expires_at": _expires_at(now),
     }
     kept, _ = notifications.conditional_write(
-        "put_item", "The delivery could not be quarantined; retry later.", TableName=_table(),
-        Item=notifications.to_item(item), ConditionExpression="attribute_not_exists(quarantine_id)",
+        "put_item",
+        "The delivery could not be quarantined; retry later.",
+        TableName=_table(),
+        Item=notifications.to_item(item),
+        ConditionExpression="attribute_not_exists(quarantine_id)",
     )
     if kept:  # a redelivery of one already kept counts nothing
         try:
@@ -81,8 +89,11 @@ def keep(parcel: dict[str, Any], errors: list[dict[str, Any]], sender: str, now:
 
 def parcels() -> Iterator[tuple[str, dict[str, Any]]]:
     """(quarantine id, parcel) of every quarantined delivery."""
-    pages = notifications.dynamodb().get_paginator("scan").paginate(
-        TableName=_table(), ProjectionExpression="quarantine_id, parcel", ConsistentRead=True)
+    pages = (
+        notifications.dynamodb()
+        .get_paginator("scan")
+        .paginate(TableName=_table(), ProjectionExpression="quarantine_id, parcel", ConsistentRead=True)
+    )
     for page in pages:
         for item in page["Items"]:
             if "parcel" in item:  # not a sender's count

@@ -48,8 +48,14 @@ def stamp(record: dict[str, Any]) -> str:
     """The record's place in the total order: `event_time` (UTC, fixed width), id, type, payload
     digest. Distinct records have distinct stamps: the time and the digest are fixed width and a
     type holds no `|`, so the text reads back one way only; (id, type) is the record's key."""
-    return "|".join((record["event_time"], record["notification_id"], record["notification_type"],
-                     record.get("payload_sha256") or ""))
+    return "|".join(
+        (
+            record["event_time"],
+            record["notification_id"],
+            record["notification_type"],
+            record.get("payload_sha256") or "",
+        )
+    )
 
 
 def _whole(name: Any) -> Any:
@@ -72,7 +78,7 @@ def part_key(kind: str, name: Any) -> str:
     encoded = text.encode("utf-8", "surrogatepass")
     if len(encoded) <= NAME_KEY_BYTES:
         return f"{kind}#s{text}"
-    clipped = encoded[:NAME_KEY_BYTES // 2].decode("utf-8", "ignore")
+    clipped = encoded[: NAME_KEY_BYTES // 2].decode("utf-8", "ignore")
     return f"{kind}#t{clipped}~{hashlib.sha256(encoded).hexdigest()}"
 
 
@@ -96,49 +102,118 @@ def moves(record: dict[str, Any]) -> list[Move]:
     """The parts a stored billing notification moves, and to what."""
     payload, kind = record["payload"], record["notification_type"]
     details = payload.get("details") if isinstance(payload.get("details"), dict) else {}
-    found = [Move(PROFILE, CURRENT, {
-        "account_code": payload.get("account_code"), "currency": payload.get("curr_code"),
-        "language": payload.get("lang_code"),
-    })]
+    found = [
+        Move(
+            PROFILE,
+            CURRENT,
+            {
+                "account_code": payload.get("account_code"),
+                "currency": payload.get("curr_code"),
+                "language": payload.get("lang_code"),
+            },
+        )
+    ]
     if kind == "AccountStateChange":
-        found.append(Move(STATE, CURRENT, {**_period(details.get("new_state")), "reason": details.get("reason"),
-                                           "previous_state": _period(details.get("prev_state"))["state"]}))
+        found.append(
+            Move(
+                STATE,
+                CURRENT,
+                {
+                    **_period(details.get("new_state")),
+                    "reason": details.get("reason"),
+                    "previous_state": _period(details.get("prev_state"))["state"],
+                },
+            )
+        )
     elif kind == "ProductStateChange" and details.get("sold_product_id") is not None:
-        found.append(_listed(PRODUCT, details["sold_product_id"], CURRENT, {
-            "sold_product_id": details["sold_product_id"], **_period(details.get("new_state")),
-            **{name: details.get(name) for name in ("action", "product_id", "product_name", "product_type",
-                                                    "product_code")},
-        }))
+        found.append(
+            _listed(
+                PRODUCT,
+                details["sold_product_id"],
+                CURRENT,
+                {
+                    "sold_product_id": details["sold_product_id"],
+                    **_period(details.get("new_state")),
+                    **{
+                        name: details.get(name)
+                        for name in ("action", "product_id", "product_name", "product_type", "product_code")
+                    },
+                },
+            )
+        )
     elif kind in ("InvoiceForNewPeriod", "InvoiceForNewProduct") and details.get("invoice_id") is not None:
-        found.append(_listed(INVOICE, details["invoice_id"], "issued", {
-            "kind": kind, **{name: details.get(name) for name in ("invoice_type", "invoice_file", "date_from",
-                                                                  "date_to", "Url_to_pay")},
-        }))
+        found.append(
+            _listed(
+                INVOICE,
+                details["invoice_id"],
+                "issued",
+                {
+                    "kind": kind,
+                    **{
+                        name: details.get(name)
+                        for name in ("invoice_type", "invoice_file", "date_from", "date_to", "Url_to_pay")
+                    },
+                },
+            )
+        )
     elif kind == "UnPaidInvoice" and details.get("invoice_id") is not None:
-        found.append(_listed(INVOICE, details["invoice_id"], "unpaid", {
-            **{name: details.get(name) for name in ("days_not_paid", "days_before_blocking", "payment_due_date",
-                                                    "statement_date")},
-            "blocking_on": _day_after(payload.get("original_event_date"), details.get("days_before_blocking")),
-        }))
+        found.append(
+            _listed(
+                INVOICE,
+                details["invoice_id"],
+                "unpaid",
+                {
+                    **{
+                        name: details.get(name)
+                        for name in ("days_not_paid", "days_before_blocking", "payment_due_date", "statement_date")
+                    },
+                    "blocking_on": _day_after(payload.get("original_event_date"), details.get("days_before_blocking")),
+                },
+            )
+        )
     elif kind == "NewPayment":
         paid = {name: details.get(name) for name in ("payment_id", "amount", "channel")}
         invoices = details.get("invoice_id") if isinstance(details.get("invoice_id"), list) else []
-        found += [_listed(INVOICE, invoice_id, "paid", {**paid, "paid_at": payload.get("original_event_date")})
-                  for invoice_id in dict.fromkeys(_whole(invoice_id) for invoice_id in invoices)]
+        found += [
+            _listed(INVOICE, invoice_id, "paid", {**paid, "paid_at": payload.get("original_event_date")})
+            for invoice_id in dict.fromkeys(_whole(invoice_id) for invoice_id in invoices)
+        ]
         if details.get("balance_name") is not None:
-            found.append(_listed(BALANCE, details["balance_name"], "payment", {
-                "value": details.get("balance_after"), "balance_before": details.get("balance_before"), **paid,
-            }))
+            found.append(
+                _listed(
+                    BALANCE,
+                    details["balance_name"],
+                    "payment",
+                    {
+                        "value": details.get("balance_after"),
+                        "balance_before": details.get("balance_before"),
+                        **paid,
+                    },
+                )
+            )
     elif kind == "PercentOfBalanceUsed" and details.get("balance") is not None:
-        found.append(_listed(BALANCE, details["balance"], "usage", {
-            "value": details.get("current_value"),
-            **{name: details.get(name) for name in ("start_value", "used_percentage")},
-        }))
+        found.append(
+            _listed(
+                BALANCE,
+                details["balance"],
+                "usage",
+                {
+                    "value": details.get("current_value"),
+                    **{name: details.get(name) for name in ("start_value", "used_percentage")},
+                },
+            )
+        )
     elif kind == "TrialReminder":
-        found.append(Move(TRIAL, CURRENT, {
-            **{name: details.get(name) for name in ("days_left", "start_date", "current_date")},
-            "ends_on": _day_after(details.get("current_date"), details.get("days_left")),
-        }))
+        found.append(
+            Move(
+                TRIAL,
+                CURRENT,
+                {
+                    **{name: details.get(name) for name in ("days_left", "start_date", "current_date")},
+                    "ends_on": _day_after(details.get("current_date"), details.get("days_left")),
+                },
+            )
+        )
     return found
 
 
@@ -151,8 +226,15 @@ def project(record: dict[str, Any], *, rewrite: bool = False) -> int:
     marks = {"stamp": stamp(record), "notification_id": record["notification_id"], "event_time": record["event_time"]}
 
     def apply(move: Move) -> bool:
-        moved = table.advance(record["account_key"], move.part, move.aspect, {**move.value, **marks}, name=move.name,
-                              rewrite=rewrite, closes=move.aspect == "paid")
+        moved = table.advance(
+            record["account_key"],
+            move.part,
+            move.aspect,
+            {**move.value, **marks},
+            name=move.name,
+            rewrite=rewrite,
+            closes=move.aspect == "paid",
+        )
         if move.aspect == "unpaid":  # whether or not this notice was newest: a crash may have left it unlisted
             table.open_if_unpaid(record["account_key"], move.part)
         return moved
@@ -179,11 +261,14 @@ def project_or_skip(record: dict[str, Any], *, rewrite: bool = False) -> int:
     except ServiceUnavailable:
         raise
     except Exception as error:  # a record of a shape no rule foresaw, a value DynamoDB refuses
-        raise Unprojectable(f"{record.get('notification_type')!s:.64} {record.get('notification_id')!s:.256}: "
-                            f"{error.__class__.__name__}") from None
+        raise Unprojectable(
+            f"{record.get('notification_type')!s:.64} {record.get('notification_id')!s:.256}: "
+            f"{error.__class__.__name__}"
+        ) from None
 
 
 # --- the view, folded from the parts ---
+
 
 def _sorted(value: Any) -> Any:
     """DynamoDB keeps no order of a map's keys: the view sorts them, so that it reads the same always."""
@@ -223,8 +308,9 @@ class Page(NamedTuple):
     next_key: dict[str, Any] | None  # DynamoDB's key of where the next page starts
 
 
-def listing(account_id: int, kind: str, *, limit: int, status: str | None = None,
-            start_key: dict[str, Any] | None = None) -> Page:
+def listing(
+    account_id: int, kind: str, *, limit: int, status: str | None = None, start_key: dict[str, Any] | None = None
+) -> Page:
     """A page of the account's invoices, products or balances, in key order."""
     items, next_key = table.page(account_key(account_id), f"{kind}#", limit=limit, status=status, start_key=start_key)
     return Page([shown_part(item) for item in items], next_key)
@@ -242,8 +328,11 @@ def show(account_id: int) -> tuple[dict[str, Any], dict[str, Page]] | None:
     pages = {name: listing(account_id, kind, limit=PAGE) for name, kind in LISTS.items()}
     pages["open_invoices"] = listing(account_id, INVOICE, limit=OPEN_PAGE, status="unpaid")
     counts = {name: table.count(key, f"{kind}#") for name, kind in LISTS.items()}
-    counts["open_invoices"] = len(pages["open_invoices"].items) if pages["open_invoices"].next_key is None \
+    counts["open_invoices"] = (
+        len(pages["open_invoices"].items)
+        if pages["open_invoices"].next_key is None
         else table.count(key, f"{INVOICE}#", "unpaid")
+    )
     view = {
         "account_id": account_id,
         "account_code": profile.get("account_code"),

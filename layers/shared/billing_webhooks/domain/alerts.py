@@ -27,6 +27,7 @@ from billing_webhooks.settings import settings
 LEASE = timedelta(seconds=30)  # > the function timeout: a live claimant always finishes first
 PENDING = notifications.ALERT_PENDING
 
+
 def sns():
     """Made on first use: only the alert functions ever publish."""
     return aws.client("sns")
@@ -43,6 +44,7 @@ def new_claim(now: datetime) -> dict[str, str]:
 
 
 # --- what people read and programs parse ---
+
 
 def _day(value: Any) -> str:
     try:
@@ -67,8 +69,13 @@ def _links(details: dict[str, Any]) -> list[str]:
     shown = []
     for link in links[:MAX_LINKS] if isinstance(links, list) else []:
         url = link.get("URL") if isinstance(link, dict) else None
-        if isinstance(url, str) and url.startswith("https://") and url.isprintable() and len(url) <= 2048 \
-                and not any(char in url for char in ' <>"'):
+        if (
+            isinstance(url, str)
+            and url.startswith("https://")
+            and url.isprintable()
+            and len(url) <= 2048
+            and not any(char in url for char in ' <>"')
+        ):
             shown.append(f"{_shown(link.get('PaymentSystem') or 'link')}: {url}")
     return shown
 
@@ -150,16 +157,24 @@ def _attribute_text(value: Any) -> str:
     """A String attribute SNS accepts: the XML characters only (no other control characters, no
     surrogates), bounded; anything else becomes '?'."""
     text = str(value)[:ATTRIBUTE_CHARS]
-    return "".join(char if char in "\t\n\r" or " " <= char <= "\ud7ff" or "\ue000" <= char <= "\ufffd"
-                   or char >= "\U00010000" else "?" for char in text) or "-"
+    return (
+        "".join(
+            char
+            if char in "\t\n\r" or " " <= char <= "\ud7ff" or "\ue000" <= char <= "\ufffd" or char >= "\U00010000"
+            else "?"
+            for char in text
+        )
+        or "-"
+    )
 
 
 PROGRAM_PROTOCOLS = ("sqs", "lambda", "https", "http", "email-json")
 
 
 def _structured(readable: str, document: str) -> str:
-    return json.dumps({"default": readable, "email": readable, **dict.fromkeys(PROGRAM_PROTOCOLS, document)},
-                      ensure_ascii=False)
+    return json.dumps(
+        {"default": readable, "email": readable, **dict.fromkeys(PROGRAM_PROTOCOLS, document)}, ensure_ascii=False
+    )
 
 
 def message(record: dict[str, Any]) -> dict[str, Any]:
@@ -168,8 +183,12 @@ def message(record: dict[str, Any]) -> dict[str, Any]:
     document, so a record too large for five copies (a 64 KiB notification can be) goes without
     its payload: the alert's own fields and the record's key say what it is about."""
     readable, title = text(record), subject(record)
-    shown = {"subject": title, "text": readable, "notification_key": notification_key(record),
-             "record": {k: v for k, v in record.items() if not k.startswith("alert_")}}
+    shown = {
+        "subject": title,
+        "text": readable,
+        "notification_key": notification_key(record),
+        "record": {k: v for k, v in record.items() if not k.startswith("alert_")},
+    }
     body = _structured(readable, json.dumps(shown, ensure_ascii=False, default=json_number))
     if len(body.encode()) > MESSAGE_BUDGET:
         shown["record"] = {k: v for k, v in shown["record"].items() if k != "payload"}
@@ -184,8 +203,11 @@ def message(record: dict[str, Any]) -> dict[str, Any]:
         "Message": body,
         "MessageAttributes": {
             "notification_type": {"DataType": "String", "StringValue": record["notification_type"]},
-            **({"account_id": {"DataType": "Number", "StringValue": str(account_id)}}
-               if isinstance(account_id, int) and not isinstance(account_id, bool) else {}),
+            **(
+                {"account_id": {"DataType": "Number", "StringValue": str(account_id)}}
+                if isinstance(account_id, int) and not isinstance(account_id, bool)
+                else {}
+            ),
             "code": {"DataType": "String", "StringValue": _attribute_text(record.get("code") or "-")},
             "severity": {"DataType": "String", "StringValue": SEVERITY[record["notification_type"]]},
             "notification_key": {"DataType": "String", "StringValue": _attribute_text(notification_key(record))},
@@ -194,6 +216,7 @@ def message(record: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- claim, publish, mark ---
+
 
 def claim(record: dict[str, Any], now: datetime) -> str | None:
     """Take a pending alert whose lease has expired; None if published or held by a live claimant."""

@@ -51,13 +51,18 @@ def bind_missing(event: Bitrix24Event, handlers: dict[str, str]) -> list[str]:
     token = event.auth.access_token.get_secret_value()
     domain, endpoint = event.auth.domain, event.auth.client_endpoint
     present = portal.call(portal.rest_url(domain, endpoint, "event.get"), token)
-    bound = {(str(handler.get("event", "")).upper(), handler.get("handler"))
-             for handler in (present if isinstance(present, list) else []) if isinstance(handler, dict)}
+    bound = {
+        (str(handler.get("event", "")).upper(), handler.get("handler"))
+        for handler in (present if isinstance(present, list) else [])
+        if isinstance(handler, dict)
+    }
     missing = {name: url for name, url in handlers.items() if (name, url) not in bound}
     if not missing:
         return []
-    commands = [(f"cmd[{name}]", "event.bind?" + urlencode({"event": name, "handler": url}))
-                for name, url in sorted(missing.items())]
+    commands = [
+        (f"cmd[{name}]", "event.bind?" + urlencode({"event": name, "handler": url}))
+        for name, url in sorted(missing.items())
+    ]
     answer = portal.call(portal.rest_url(domain, endpoint, "batch"), token, [("halt", "0"), *commands])
     refused = answer.get("result_error") if isinstance(answer, dict) else None
     if refused:
@@ -72,15 +77,18 @@ def _subscribe(event: AppInstallEvent | AppUpdateEvent, confirmation: PortalConf
         # Only a replay comes without one: its sealed token ran out (recovery/parcels.py). The install stands;
         # the portal sends nothing else here until the app is reinstalled or updated.
         metrics.add_metric(name="BindAbandoned", unit=MetricUnit.Count, value=1)
-        logger.error("portal events not bound: the access token expired before the replay",
-                     extra={"domain": event.auth.domain})
+        logger.error(
+            "portal events not bound: the access token expired before the replay", extra={"domain": event.auth.domain}
+        )
         return
     try:
         newly = bind_missing(event, confirmation.handlers)
     except PortalUnavailable as error:
         metrics.add_metric(name="BindFailed", unit=MetricUnit.Count, value=1)
-        raise BindingFailed(f"Stored, but the portal's events are not bound yet ({error.detail}); "
-                            "the delivery is kept and bound again shortly.") from None
+        raise BindingFailed(
+            f"Stored, but the portal's events are not bound yet ({error.detail}); "
+            "the delivery is kept and bound again shortly."
+        ) from None
     if newly:
         metrics.add_metric(name="EventsBound", unit=MetricUnit.Count, value=len(newly))
         logger.info("portal events bound", extra={"events": newly})

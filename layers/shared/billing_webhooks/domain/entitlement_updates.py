@@ -33,8 +33,13 @@ def _linked_account(kept: dict[str, Any]) -> dict[str, Any] | None:
 def decided(member_id: str, kept: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The portal's entitlement decided at `now` from its installation and linked account (`kept`:
     its EntitlementsTable item, or {}), written nowhere."""
-    return decide(member_id, installations.get(member_id), _linked_account(kept), now,
-                  timedelta(days=settings().entitlement_grace_days))
+    return decide(
+        member_id,
+        installations.get(member_id),
+        _linked_account(kept),
+        now,
+        timedelta(days=settings().entitlement_grace_days),
+    )
 
 
 def stored_answer(kept: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
@@ -55,8 +60,11 @@ def recompute(member_id: str, now: datetime | None = None) -> tuple[dict[str, An
     digest = _digest(answer)
     stamp = int(now.timestamp())
     since, version = int(kept.get("pending_since") or 0), int(kept.get("entitlement_version") or 0)
-    if kept.get("pending_events") and since <= stamp - PENDING_SECONDS and entitlements.claim_outbox(
-            member_id, version, since, stamp):
+    if (
+        kept.get("pending_events")
+        and since <= stamp - PENDING_SECONDS
+        and entitlements.claim_outbox(member_id, version, since, stamp)
+    ):
         # Told of an earlier change, never published (a crash, an outage): its writer is gone, and
         # of the callers that found it, this one took it over. A younger outbox is its writer's
         # to publish: publishing it here too would tell it twice.
@@ -66,8 +74,9 @@ def recompute(member_id: str, now: datetime | None = None) -> tuple[dict[str, An
     changes_at = answer.get("changes_at")
     deadline = int(datetime.fromisoformat(changes_at.replace("Z", "+00:00")).timestamp()) if changes_at else None
     told = changed_events(answer, version + 1, kept.get("entitlement"))
-    if not entitlements.put_entitlement(member_id, answer, digest, deadline, version, told, stamp,
-                                        stamp + PENDING_SECONDS):
+    if not entitlements.put_entitlement(
+        member_id, answer, digest, deadline, version, told, stamp, stamp + PENDING_SECONDS
+    ):
         return answer, False
     publish_pending(member_id, told, version + 1, deadline)
     return answer, True
@@ -97,27 +106,64 @@ def changed_events(answer: dict[str, Any], version: int, previous: dict[str, Any
     member_id, before = answer["member_id"], previous or {}
     base = {"member_id": member_id, "version": version, "as_of": answer["as_of"]}
     told = []
-    if (not previous or (answer["entitled"], answer["reason"]) != (before.get("entitled"), before.get("reason"))
-            or _day_apart(before.get("until"), answer["until"])
-            or _day_apart(before.get("grace_until"), answer["grace_until"])):
-        told.append({**base, "id": f"{member_id}:{version}", "detail_type": ENTITLEMENT_CHANGED,
-                     **{name: answer[name] for name in ("entitled", "reason", "until", "grace_until", "licence",
-                                                        "account")},
-                     "previous": None if not previous else {name: before.get(name) for name in ("entitled", "reason")}})
+    if (
+        not previous
+        or (answer["entitled"], answer["reason"]) != (before.get("entitled"), before.get("reason"))
+        or _day_apart(before.get("until"), answer["until"])
+        or _day_apart(before.get("grace_until"), answer["grace_until"])
+    ):
+        told.append(
+            {
+                **base,
+                "id": f"{member_id}:{version}",
+                "detail_type": ENTITLEMENT_CHANGED,
+                **{name: answer[name] for name in ("entitled", "reason", "until", "grace_until", "licence", "account")},
+                "previous": None if not previous else {name: before.get(name) for name in ("entitled", "reason")},
+            }
+        )
     old_licence, licence = before.get("licence") or {}, answer["licence"]
     if previous and (old_licence.get("state"), old_licence.get("status")) != (licence["state"], licence["status"]):
-        told.append({**base, "id": f"{member_id}:{version}:licence", "detail_type": LICENCE_CHANGED,
-                     "licence": licence, "previous": {name: old_licence.get(name) for name in ("state", "status")}})
+        told.append(
+            {
+                **base,
+                "id": f"{member_id}:{version}:licence",
+                "detail_type": LICENCE_CHANGED,
+                "licence": licence,
+                "previous": {name: old_licence.get(name) for name in ("state", "status")},
+            }
+        )
     old_account, account = before.get("account") or {}, answer["account"] or {}
-    if previous and account and old_account.get("account_id") == account["account_id"] and (
-            old_account.get("state") != account["state"]):
-        told.append({**base, "id": f"{member_id}:{version}:account-state", "detail_type": ACCOUNT_STATE_CHANGED,
-                     "account_id": account["account_id"], "state": account["state"],
-                     "previous_state": old_account.get("state")})
-    fresh = [invoice for invoice in account.get("overdue_invoices") or []
-             if invoice not in (old_account.get("overdue_invoices") or [])]
-    told += [{**base, "id": f"{member_id}:{version}:overdue:{invoice}", "detail_type": INVOICE_OVERDUE,
-              "account_id": account["account_id"], "invoice_id": invoice} for invoice in fresh[:MAX_OVERDUE_EVENTS]]
+    if (
+        previous
+        and account
+        and old_account.get("account_id") == account["account_id"]
+        and (old_account.get("state") != account["state"])
+    ):
+        told.append(
+            {
+                **base,
+                "id": f"{member_id}:{version}:account-state",
+                "detail_type": ACCOUNT_STATE_CHANGED,
+                "account_id": account["account_id"],
+                "state": account["state"],
+                "previous_state": old_account.get("state"),
+            }
+        )
+    fresh = [
+        invoice
+        for invoice in account.get("overdue_invoices") or []
+        if invoice not in (old_account.get("overdue_invoices") or [])
+    ]
+    told += [
+        {
+            **base,
+            "id": f"{member_id}:{version}:overdue:{invoice}",
+            "detail_type": INVOICE_OVERDUE,
+            "account_id": account["account_id"],
+            "invoice_id": invoice,
+        }
+        for invoice in fresh[:MAX_OVERDUE_EVENTS]
+    ]
     return told
 
 
@@ -149,8 +195,11 @@ def _named_by(account_code: Any) -> list[str]:
     domain = account_code.strip().lower()
     if "." not in domain:
         return []
-    return [member_id for member_id in installations.on_domain(domain)
-            if (installations.get(member_id) or {}).get("vouched") is True]
+    return [
+        member_id
+        for member_id in installations.on_domain(domain)
+        if (installations.get(member_id) or {}).get("vouched") is True
+    ]
 
 
 def account_moved(account_id: Any, account_code: Any) -> int:

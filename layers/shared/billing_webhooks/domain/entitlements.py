@@ -40,13 +40,18 @@ def _account_summary(account: dict[str, Any], now: datetime) -> dict[str, Any]:
         blocks = _day_start((invoice.get("unpaid") or {}).get("blocking_on"))
         if blocks is not None:
             (overdue if blocks <= now else upcoming).append((blocks, invoice.get("invoice_id")))
-    return {"account_id": account.get("account_id"), "state": (account.get("state") or {}).get("state"),
-            "overdue_invoices": [invoice_id for _, invoice_id in sorted(overdue, key=lambda pair: pair[0])],
-            "trial": account.get("trial"), "next_blocking": min((blocks for blocks, _ in upcoming), default=None)}
+    return {
+        "account_id": account.get("account_id"),
+        "state": (account.get("state") or {}).get("state"),
+        "overdue_invoices": [invoice_id for _, invoice_id in sorted(overdue, key=lambda pair: pair[0])],
+        "trial": account.get("trial"),
+        "next_blocking": min((blocks for blocks, _ in upcoming), default=None),
+    }
 
 
-def decide(member_id: str, installation: dict[str, Any] | None, account: dict[str, Any] | None, now: datetime,
-           grace: timedelta) -> dict[str, Any]:
+def decide(
+    member_id: str, installation: dict[str, Any] | None, account: dict[str, Any] | None, now: datetime, grace: timedelta
+) -> dict[str, Any]:
     """The entitlement of `member_id` at `now`: `installation` as stored (None: none), `account` the
     linked account's view (domain/accounts.show) or None, `grace` how long an ended or unpaid
     licence still grants. `changes_at`: the next instant the answer changes by itself (a licence
@@ -54,20 +59,32 @@ def decide(member_id: str, installation: dict[str, Any] | None, account: dict[st
     licence = licence_state(installation or {}, now)
     summary = _account_summary(account, now) if account is not None else None
     answer = {
-        "member_id": member_id, "as_of": utc_timestamp(now), "grace_until": None,
-        "licence": {**licence, **{name: (installation or {}).get(key) for name, key in (
-            ("status", "licence_status"), ("source", "licence_source"))},
-            "as_of": _licence_as_of(installation or {})},
-        "account": None if summary is None else {name: summary[name] for name in (
-            "account_id", "state", "overdue_invoices", "trial")},
+        "member_id": member_id,
+        "as_of": utc_timestamp(now),
+        "grace_until": None,
+        "licence": {
+            **licence,
+            **{
+                name: (installation or {}).get(key)
+                for name, key in (("status", "licence_status"), ("source", "licence_source"))
+            },
+            "as_of": _licence_as_of(installation or {}),
+        },
+        "account": None
+        if summary is None
+        else {name: summary[name] for name in ("account_id", "state", "overdue_invoices", "trial")},
     }
     ends = [_instant(licence["until"])] + ([summary["next_blocking"]] if summary else [])
 
     def verdict(entitled: bool, reason: str, until: datetime | None = None) -> dict[str, Any]:
         future = [moment for moment in (*ends, until) if moment is not None and moment > now]
-        return {**answer, "entitled": entitled, "reason": reason,
-                "until": utc_timestamp(until) if entitled and until else None,
-                "changes_at": utc_timestamp(min(future)) if future else None}
+        return {
+            **answer,
+            "entitled": entitled,
+            "reason": reason,
+            "until": utc_timestamp(until) if entitled and until else None,
+            "changes_at": utc_timestamp(min(future)) if future else None,
+        }
 
     if installation is None or installation.get("status") != "installed":
         return verdict(False, "not_installed")

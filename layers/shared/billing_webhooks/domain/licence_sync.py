@@ -89,26 +89,38 @@ def sync_portal(member_id: str, now: datetime | None = None) -> dict[str, Any]:
         return {"member_id": member_id, "outcome": "not installed"}
     checked = {"last_checked_at": utc_timestamp(now)}
     if installation.get("vouched") is not True:  # no tokens of its own to ask with, no licence to earn
-        installations.record_check(member_id, {**checked, "last_check_outcome": "not vouched"},
-                                   remove=lifecycle.SYNC_ATTRIBUTES)
+        installations.record_check(
+            member_id, {**checked, "last_check_outcome": "not vouched"}, remove=lifecycle.SYNC_ATTRIBUTES
+        )
         return {"member_id": member_id, "outcome": "not vouched"}
     try:
         info = _ask_app_info(installation, pacer(member_id))
     except portal_tokens.NoToken:
-        installations.record_check(member_id, {**checked, "last_check_outcome": "no tokens kept"},
-                                   remove=lifecycle.SYNC_ATTRIBUTES)
+        installations.record_check(
+            member_id, {**checked, "last_check_outcome": "no tokens kept"}, remove=lifecycle.SYNC_ATTRIBUTES
+        )
         return {"member_id": member_id, "outcome": "no tokens kept"}
     except portal.TokenRefused as refusal:
         if refusal.error == portal.PAYMENT_REQUIRED:
             lifecycle.licence_unpaid(member_id, now)
-            return _checked(installation, now, "unpaid", {"licence_source": lifecycle.FROM_PAYMENT_REQUIRED,
-                                                          "licence_ts": int(now.timestamp())})
+            return _checked(
+                installation,
+                now,
+                "unpaid",
+                {"licence_source": lifecycle.FROM_PAYMENT_REQUIRED, "licence_ts": int(now.timestamp())},
+            )
         return _unreachable(installation, now, refusal.error)
     except (PortalUnavailable, ServiceUnavailable) as failure:
         failures = int(installation.get("check_failures") or 0) + 1
-        installations.record_check(member_id, {**checked, "last_check_outcome": f"failed: {failure.detail}"[:200],
-                                               "check_failures": failures,
-                                               "next_check_at": lifecycle.next_check_at(installation, now, failures)})
+        installations.record_check(
+            member_id,
+            {
+                **checked,
+                "last_check_outcome": f"failed: {failure.detail}"[:200],
+                "check_failures": failures,
+                "next_check_at": lifecycle.next_check_at(installation, now, failures),
+            },
+        )
         metrics.add_metric(name="LicenceCheckFailed", unit=MetricUnit.Count, value=1)
         return {"member_id": member_id, "outcome": "failed", "failures": failures}
     lifecycle.licence_from_app_info(member_id, info, now)
@@ -118,10 +130,17 @@ def sync_portal(member_id: str, now: datetime | None = None) -> dict[str, Any]:
 def _checked(installation: dict[str, Any], now: datetime, outcome: str, licence: dict[str, Any]) -> dict[str, Any]:
     member_id = installation["member_id"]
     after = {**installation, **licence}
-    installations.record_check(member_id, {
-        "last_checked_at": utc_timestamp(now), "last_check_outcome": outcome, "check_failures": 0,
-        "sync_shard": lifecycle.sync_shard(member_id), "next_check_at": lifecycle.next_check_at(after, now),
-    }, remove=lifecycle.UNREACHABLE_ATTRIBUTES)
+    installations.record_check(
+        member_id,
+        {
+            "last_checked_at": utc_timestamp(now),
+            "last_check_outcome": outcome,
+            "check_failures": 0,
+            "sync_shard": lifecycle.sync_shard(member_id),
+            "next_check_at": lifecycle.next_check_at(after, now),
+        },
+        remove=lifecycle.UNREACHABLE_ATTRIBUTES,
+    )
     return {"member_id": member_id, "outcome": outcome}
 
 
@@ -129,11 +148,16 @@ def _unreachable(installation: dict[str, Any], now: datetime, error: str) -> dic
     """Bitrix24 will not take the portal's tokens again (revoked, expired unused): only a reinstall
     or an update brings new ones. Out of the sync's index until then; counted for the alarm."""
     member_id = installation["member_id"]
-    installations.record_check(member_id, {
-        "last_checked_at": utc_timestamp(now), "last_check_outcome": "unreachable",
-        "unreachable_since": installation.get("unreachable_since") or utc_timestamp(now),
-        "unreachable_because": error,
-    }, remove=lifecycle.SYNC_ATTRIBUTES)
+    installations.record_check(
+        member_id,
+        {
+            "last_checked_at": utc_timestamp(now),
+            "last_check_outcome": "unreachable",
+            "unreachable_since": installation.get("unreachable_since") or utc_timestamp(now),
+            "unreachable_because": error,
+        },
+        remove=lifecycle.SYNC_ATTRIBUTES,
+    )
     metrics.add_metric(name="PortalUnreachable", unit=MetricUnit.Count, value=1)
     logger.warning("portal unreachable", extra={"member_id": member_id, "because": error})
     return {"member_id": member_id, "outcome": "unreachable", "because": error}

@@ -54,8 +54,9 @@ def _licence(status: Any, payment_expired: Any, days: Days, as_of: datetime) -> 
     return licence
 
 
-def installation_record(event: AppInstallEvent, info: AppInfo, token_sha256: str | None, now: datetime,
-                        vouched: bool = True) -> dict[str, Any]:
+def installation_record(
+    event: AppInstallEvent, info: AppInfo, token_sha256: str | None, now: datetime, vouched: bool = True
+) -> dict[str, Any]:
     ts = _event_ts(event)
     record = {
         "vouched": vouched,
@@ -72,26 +73,33 @@ def installation_record(event: AppInstallEvent, info: AppInfo, token_sha256: str
         "lifecycle_ts": ts,
     }
     if vouched:  # an identity Bitrix24 never vouched for earns no licence, not even app.info's
-        record.update({"licence": info.LICENSE, "licence_ts": ts, "licence_source": FROM_APP_INFO,
-                       **_licence(info.STATUS, info.PAYMENT_EXPIRED, info.DAYS, event.ts)})
+        record.update(
+            {
+                "licence": info.LICENSE,
+                "licence_ts": ts,
+                "licence_source": FROM_APP_INFO,
+                **_licence(info.STATUS, info.PAYMENT_EXPIRED, info.DAYS, event.ts),
+            }
+        )
         # Its tokens are kept (domain/portal_tokens.py): the licence sync's next run checks it, and
         # schedules it from then on.
         record.update(sync_shard=sync_shard(event.auth.member_id), next_check_at=int(now.timestamp()))
     return {name: value for name, value in record.items() if value is not None}
 
 
-def install(event: AppInstallEvent, confirmation: PortalConfirmation, token_sha256: str | None,
-            now: datetime) -> bool | None:
+def install(
+    event: AppInstallEvent, confirmation: PortalConfirmation, token_sha256: str | None, now: datetime
+) -> bool | None:
     """A new (or re-)installation, confirmed by the portal: the whole record is written afresh,
     vouched for by Bitrix24's OAuth server or not (data/installations.put_installation)."""
     return put_installation(installation_record(event, confirmation.info, token_sha256, now, confirmation.vouched))
 
 
-def update(event: AppUpdateEvent, confirmation: PortalConfirmation, token_sha256: str | None,
-           now: datetime) -> bool | None:
+def update(
+    event: AppUpdateEvent, confirmation: PortalConfirmation, token_sha256: str | None, now: datetime
+) -> bool | None:
     """A new app version on an installed portal: the new token replaces the old one (vouched for,
     if the portal is bound: the authenticator saw to it)."""
-    info = confirmation.info
     values = {
         "app_version": event.data.VERSION,
         "application_token_sha256": token_sha256,
@@ -107,8 +115,9 @@ def update(event: AppUpdateEvent, confirmation: PortalConfirmation, token_sha256
         values.update(vouched=True, sync_shard=sync_shard(event.auth.member_id), next_check_at=int(now.timestamp()))
         gone = UNREACHABLE_ATTRIBUTES
     condition = "attribute_exists(member_id) AND #status = :installed AND #lifecycle_ts < :lifecycle_ts"
-    return update_installation(event.auth.member_id, values, condition, condition_values={":installed": INSTALLED},
-                               remove=gone)
+    return update_installation(
+        event.auth.member_id, values, condition, condition_values={":installed": INSTALLED}, remove=gone
+    )
 
 
 def uninstall(event: AppUninstallEvent, delivery: Delivery, now: datetime) -> bool | None:
@@ -116,8 +125,12 @@ def uninstall(event: AppUninstallEvent, delivery: Delivery, now: datetime) -> bo
     if delivery.sender is None:  # known only from the configured secret map: nothing to mark
         return None
     values = {"status": UNINSTALLED, "uninstalled_at": utc_timestamp(now), "lifecycle_ts": _event_ts(event)}
-    return update_installation(event.auth.member_id, values, "attribute_exists(member_id) AND #lifecycle_ts < :lifecycle_ts",
-                               remove=SYNC_ATTRIBUTES)
+    return update_installation(
+        event.auth.member_id,
+        values,
+        "attribute_exists(member_id) AND #lifecycle_ts < :lifecycle_ts",
+        remove=SYNC_ATTRIBUTES,
+    )
 
 
 def refresh_licence(event: AppPaymentEvent, delivery: Delivery, now: datetime) -> bool | None:
@@ -133,14 +146,21 @@ def refresh_licence(event: AppPaymentEvent, delivery: Delivery, now: datetime) -
 
 def app_info_licence(info: AppInfo, now: datetime) -> dict[str, Any]:
     """The licence app.info reports at `now`, as the installation keeps it."""
-    return {"licence": info.LICENSE, "licence_ts": int(now.timestamp()), "licence_source": FROM_APP_INFO,
-            **_licence(info.STATUS, info.PAYMENT_EXPIRED, info.DAYS, now)}
+    return {
+        "licence": info.LICENSE,
+        "licence_ts": int(now.timestamp()),
+        "licence_source": FROM_APP_INFO,
+        **_licence(info.STATUS, info.PAYMENT_EXPIRED, info.DAYS, now),
+    }
 
 
 def licence_from_app_info(member_id: str, info: AppInfo, now: datetime) -> bool | None:
     """The licence sync's answer: app.info as of `now`, newest-wins like a payment."""
-    licence = {name: value for name, value in app_info_licence(info, now).items()
-               if name not in ("licence_ts", "licence_source") and value is not None}
+    licence = {
+        name: value
+        for name, value in app_info_licence(info, now).items()
+        if name not in ("licence_ts", "licence_source") and value is not None
+    }
     # Two checks within one second: the later answer wins (the stamp's tie-break is its millisecond).
     tie_break = f"{FROM_APP_INFO}|{now.microsecond // 1000:03d}"
     return _move_licence(member_id, licence, int(now.timestamp()), tie_break, FROM_APP_INFO, now)
@@ -151,14 +171,22 @@ def licence_unpaid(member_id: str, now: datetime) -> bool | None:
     return _move_licence(member_id, {}, int(now.timestamp()), FROM_PAYMENT_REQUIRED, FROM_PAYMENT_REQUIRED, now)
 
 
-def _move_licence(member_id: str, licence: dict[str, Any], ts: int, tie_break: str, source: str,
-                  now: datetime) -> bool | None:
-    values = {**licence, "licence_ts": ts, "licence_stamp": f"{ts:012d}|{tie_break}", "licence_source": source,
-              "licence_updated_at": utc_timestamp(now)}
+def _move_licence(
+    member_id: str, licence: dict[str, Any], ts: int, tie_break: str, source: str, now: datetime
+) -> bool | None:
+    values = {
+        **licence,
+        "licence_ts": ts,
+        "licence_stamp": f"{ts:012d}|{tie_break}",
+        "licence_source": source,
+        "licence_updated_at": utc_timestamp(now),
+    }
     gone = tuple(name for name in ("days", "paid_until") if name not in licence and source != FROM_PAYMENT_REQUIRED)
-    condition = ("attribute_exists(member_id) AND (attribute_not_exists(#licence_ts) OR #licence_ts < :licence_ts"
-                 " OR (#licence_ts = :licence_ts AND (attribute_not_exists(#licence_stamp)"
-                 " OR #licence_stamp < :licence_stamp)))")
+    condition = (
+        "attribute_exists(member_id) AND (attribute_not_exists(#licence_ts) OR #licence_ts < :licence_ts"
+        " OR (#licence_ts = :licence_ts AND (attribute_not_exists(#licence_stamp)"
+        " OR #licence_stamp < :licence_stamp)))"
+    )
     return update_installation(member_id, values, condition, remove=gone)
 
 
@@ -219,8 +247,11 @@ def licence_state(installation: dict[str, Any], now: datetime) -> dict[str, Any]
     ended = as_of if installation.get("payment_expired") == "Y" else ends if ends is not None and ends <= now else None
     if ended is not None:
         return {"state": "trial_ended" if status == TRIAL else "expired", "since": utc_timestamp(ended), "until": None}
-    return {"state": "trial" if status == TRIAL else "active", "since": utc_timestamp(as_of),
-            "until": utc_timestamp(ends) if ends is not None else None}
+    return {
+        "state": "trial" if status == TRIAL else "active",
+        "since": utc_timestamp(as_of),
+        "until": utc_timestamp(ends) if ends is not None else None,
+    }
 
 
 def portal_view(installation: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
@@ -244,8 +275,8 @@ def portal_view(installation: dict[str, Any], now: datetime | None = None) -> di
             "paid_until": installation.get("paid_until"),
             "licence": installation.get("licence"),
             # Records from before `licence_source`: a payment wrote licence_updated_at, an install did not.
-            "source": installation.get("licence_source") or (
-                FROM_PAYMENT if "licence_updated_at" in installation else FROM_APP_INFO),
+            "source": installation.get("licence_source")
+            or (FROM_PAYMENT if "licence_updated_at" in installation else FROM_APP_INFO),
             "as_of": utc_timestamp(datetime.fromtimestamp(int(licence_ts), UTC)) if licence_ts is not None else None,
             **licence_state(installation, now or datetime.now(UTC)),
         },
@@ -256,7 +287,10 @@ def portal_view(installation: dict[str, Any], now: datetime | None = None) -> di
             "last_checked_at": installation.get("last_checked_at"),
             "last_outcome": installation.get("last_check_outcome"),
             "failures": int(installation.get("check_failures") or 0),
-            "next_check_at": (utc_timestamp(datetime.fromtimestamp(int(installation["next_check_at"]), UTC))
-                              if installation.get("next_check_at") is not None else None),
+            "next_check_at": (
+                utc_timestamp(datetime.fromtimestamp(int(installation["next_check_at"]), UTC))
+                if installation.get("next_check_at") is not None
+                else None
+            ),
         },
     }

@@ -68,8 +68,6 @@ def rest_url(domain: Any, client_endpoint: Any, method: str) -> str:
     return f"https://{host}/rest/{method}"
 
 
-
-
 def check_server_endpoint(server_endpoint: Any) -> str:
     """`auth[server_endpoint]`, kept with the installation, must be Bitrix24's OAuth server: https,
     a host on BITRIX24_OAUTH_HOSTS, no credentials or port, path /rest/."""
@@ -80,11 +78,21 @@ def check_server_endpoint(server_endpoint: Any) -> str:
         port = parts.port if parts else None
     except ValueError:
         parts = None
-    if (parts is None or parts.scheme != "https" or (parts.hostname or "").lower() not in hosts
-            or parts.username is not None or parts.password is not None or port not in (None, 443)
-            or parts.path.rstrip("/") != "/rest" or parts.query or parts.fragment):
-        raise WrongCredentials("auth[server_endpoint] must be one of Bitrix24's OAuth servers "
-                               f"({', '.join(f'https://{host}/rest/' for host in sorted(hosts))}).")
+    if (
+        parts is None
+        or parts.scheme != "https"
+        or (parts.hostname or "").lower() not in hosts
+        or parts.username is not None
+        or parts.password is not None
+        or port not in (None, 443)
+        or parts.path.rstrip("/") != "/rest"
+        or parts.query
+        or parts.fragment
+    ):
+        raise WrongCredentials(
+            "auth[server_endpoint] must be one of Bitrix24's OAuth servers "
+            f"({', '.join(f'https://{host}/rest/' for host in sorted(hosts))})."
+        )
     return server_endpoint
 
 
@@ -117,8 +125,9 @@ def _fetch(request: Any, what: str) -> Any:
 
 # Bitrix24's named refusals of a token: not an outage, a credential refused (HTTP 401 from a
 # portal, 400 from the OAuth server), or the app unpaid (402 PAYMENT_REQUIRED, the trusted signal).
-TOKEN_ERRORS = frozenset({"invalid_token", "expired_token", "NO_AUTH_FOUND", "INVALID_CREDENTIALS", "invalid_grant",
-                          "PAYMENT_REQUIRED"})
+TOKEN_ERRORS = frozenset(
+    {"invalid_token", "expired_token", "NO_AUTH_FOUND", "INVALID_CREDENTIALS", "invalid_grant", "PAYMENT_REQUIRED"}
+)
 EXPIRED_TOKEN, INVALID_GRANT, PAYMENT_REQUIRED = "expired_token", "invalid_grant", "PAYMENT_REQUIRED"
 
 
@@ -187,8 +196,14 @@ def refresh_tokens(server_endpoint: str, refresh_token: str, client_id: str, cli
     (GET, parameters in the query) to the checked OAuth host. The refresh token it was given is
     spent: the caller keeps the new pair (domain/portal_tokens.py) or loses the portal."""
     host = urlsplit(check_server_endpoint(server_endpoint)).hostname
-    query = urlencode({"grant_type": "refresh_token", "client_id": client_id, "client_secret": client_secret,
-                       "refresh_token": refresh_token})
+    query = urlencode(
+        {
+            "grant_type": "refresh_token",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "refresh_token": refresh_token,
+        }
+    )
     answer = _fetch(f"https://{host}/oauth/token/?{query}", "Bitrix24's OAuth server")
     if not isinstance(answer, dict) or not isinstance(answer.get("member_id"), str):
         raise PortalUnavailable(f"Bitrix24's OAuth server answered without a member_id ({_portal_error(answer)}).")

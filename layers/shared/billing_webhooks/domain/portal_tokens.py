@@ -61,8 +61,13 @@ def keep_issued(member_id: str, answer: dict[str, Any], server_endpoint: str, no
     or counted and logged (never the tokens) when it cannot be; the delivery goes on either way."""
     now = time.time() if now is None else now
     try:
-        tokens.put_issued(member_id, _sealed_pair(member_id, answer), _expiry(answer, now), server_endpoint,
-                          utc_timestamp(datetime.fromtimestamp(now, UTC)))
+        tokens.put_issued(
+            member_id,
+            _sealed_pair(member_id, answer),
+            _expiry(answer, now),
+            server_endpoint,
+            utc_timestamp(datetime.fromtimestamp(now, UTC)),
+        )
     except Exception as exc:  # KMS or DynamoDB down: the install stands; the portal is synced once reinstalled
         metrics.add_metric(name="TokensNotKept", unit=MetricUnit.Count, value=1)
         logger.error("portal tokens not kept", extra={"member_id": member_id, "error": exc.__class__.__name__})
@@ -74,16 +79,21 @@ def _open(item: dict[str, Any]) -> dict[str, str]:
     try:
         return json.loads(envelope.open_sealed(item, _context(item["member_id"])))
     except Exception as exc:  # KMS unreachable or refusing: nothing to do with the portal
-        raise ServiceUnavailable(f"The portal's tokens cannot be opened right now ({exc.__class__.__name__}).") from None
+        raise ServiceUnavailable(
+            f"The portal's tokens cannot be opened right now ({exc.__class__.__name__})."
+        ) from None
 
 
 def _app_credentials() -> tuple[str, str]:
     try:
         credentials = secrets.json_secret(settings().bitrix24_app_credentials_id)
     except Exception as exc:
-        raise ServiceUnavailable(f"The app's credentials cannot be read right now ({exc.__class__.__name__}).") from None
-    values = tuple(credentials.get(name) if isinstance(credentials, dict) else None
-                   for name in ("client_id", "client_secret"))
+        raise ServiceUnavailable(
+            f"The app's credentials cannot be read right now ({exc.__class__.__name__})."
+        ) from None
+    values = tuple(
+        credentials.get(name) if isinstance(credentials, dict) else None for name in ("client_id", "client_secret")
+    )
     if not all(isinstance(value, str) and value for value in values):
         raise ServiceUnavailable("Bitrix24AppCredentials holds no client id and secret: no token can be refreshed.")
     return values  # type: ignore[return-value]
@@ -133,8 +143,9 @@ def _refresh(item: dict[str, Any], claimed: int, now: float) -> Access:
         tokens.release(member_id, claimed)
         raise
     metrics.add_metric(name="PortalTokensRefreshed", unit=MetricUnit.Count, value=1)
-    if not tokens.put_refreshed(member_id, claimed, sealed, _expiry(answer, now),
-                                utc_timestamp(datetime.fromtimestamp(now, UTC))):
+    if not tokens.put_refreshed(
+        member_id, claimed, sealed, _expiry(answer, now), utc_timestamp(datetime.fromtimestamp(now, UTC))
+    ):
         # Our claim lapsed and another pair was written (a reinstall): ours is valid for this call.
         logger.warning("refreshed tokens not kept: the claim lapsed", extra={"member_id": member_id})
     return Access(member_id, claimed + 1, answer["access_token"])

@@ -67,8 +67,11 @@ class BillingCredentials:
 
     def secret_ids(self) -> list[str]:
         config = settings()
-        return [config.billing_secret_id, config.billing_signing_secret_id] if config.signatures_required \
+        return (
+            [config.billing_secret_id, config.billing_signing_secret_id]
+            if config.signatures_required
             else [config.billing_secret_id]
+        )
 
     def __call__(self, delivery: Delivery) -> None:
         presented = delivery.presented_digests(presented_billing_tokens(delivery.event))

@@ -118,8 +118,9 @@ class Webhook:
             notification = self._validate(delivery.payload)
         # Thread-safe keys: the same in a Lambda container, and deliveries served side by side on
         # one process (the local server) keep their own correlation ids.
-        logger.thread_safe_append_keys(correlation_id=notification.notification_key,
-                                       notification_type=notification.notification_type)
+        logger.thread_safe_append_keys(
+            correlation_id=notification.notification_key, notification_type=notification.notification_type
+        )
         now = datetime.now(UTC)
         record = notifications.build_record(notification, now)
         if self.alert:
@@ -189,8 +190,10 @@ class Webhook:
             return failure
         metrics.add_metric(name="Quarantined", unit=MetricUnit.Count, value=1)
         logger.warning("delivery quarantined", extra={"quarantine_id": identifier})
-        return type(failure)(f"{failure.detail} Kept in quarantine as {identifier} for a replay once it can be "
-                             "stored.", errors=failure.errors)
+        return type(failure)(
+            f"{failure.detail} Kept in quarantine as {identifier} for a replay once it can be stored.",
+            errors=failure.errors,
+        )
 
     def park(self, delivery: Delivery, context: Any, failure: WebhookError) -> None:
         """Keep the delivery on the rescue queue (no secret in it) before answering: the sender
@@ -203,9 +206,14 @@ class Webhook:
         sender = delivery.sender
         confirmed = delivery.confirmation or (sender.model_dump(mode="json") if hasattr(sender, "model_dump") else None)
         try:
-            parcel = parcels.parcel(delivery.event, delivery.payload, self._function(context),
-                                    f"{failure.reason}: {failure.detail}", confirmed,
-                                    keep_access_token=self.keep_access_token)
+            parcel = parcels.parcel(
+                delivery.event,
+                delivery.payload,
+                self._function(context),
+                f"{failure.reason}: {failure.detail}",
+                confirmed,
+                keep_access_token=self.keep_access_token,
+            )
             message_id = parcels.park(parcel)
         except Exception as error:  # the last resort failed too: say so loudly, the route and when
             metrics.add_metric(name="ParkFailed", unit=MetricUnit.Count, value=1)

@@ -49,10 +49,13 @@ class PortalConfirms:
                 info = _confirmed_app_info(portal.app_info(url, access_token))
                 vouched = _member_id_vouched(auth, member_id) if vouch else True
                 if required and not vouched:
-                    raise WrongCredentials("A reinstall or update that changes the portal's application token must be "
-                                           "vouched for by Bitrix24's OAuth server (it needs auth[refresh_token] and "
-                                           "the app's Bitrix24AppCredentials).")
+                    raise WrongCredentials(
+                        "A reinstall or update that changes the portal's application token must be "
+                        "vouched for by Bitrix24's OAuth server (it needs auth[refresh_token] and "
+                        "the app's Bitrix24AppCredentials)."
+                    )
                 return PortalConfirmation(info=info, handlers=bindings.handler_urls(delivery.event), vouched=vouched)
+
         domain = str(auth.get("domain") or "").strip().lower()
         if not delivery.is_replay:
             portal.check_server_endpoint(auth.get("server_endpoint"))
@@ -90,15 +93,22 @@ def _member_id_vouched(auth: dict[str, Any], member_id: str) -> bool:
     token in the event, or no client id and secret in Bitrix24AppCredentials (counted); refused
     when it names another portal."""
     credentials = read_secret(settings().bitrix24_app_credentials_id)
-    client_id, client_secret = (credentials.get(name) if isinstance(credentials, dict) else None
-                                for name in ("client_id", "client_secret"))
+    client_id, client_secret = (
+        credentials.get(name) if isinstance(credentials, dict) else None for name in ("client_id", "client_secret")
+    )
     refresh_token = auth.get("refresh_token")
-    unverifiable = [reason for reason, missing in (
-        ("Bitrix24AppCredentials holds no client id and secret",
-         not (isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret)),
-        # Real installs do not always carry one (the PHP SDK's own fixture has none): never a refusal.
-        ("the event carries no refresh_token", not (isinstance(refresh_token, str) and refresh_token)),
-    ) if missing]
+    unverifiable = [
+        reason
+        for reason, missing in (
+            (
+                "Bitrix24AppCredentials holds no client id and secret",
+                not (isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret),
+            ),
+            # Real installs do not always carry one (the PHP SDK's own fixture has none): never a refusal.
+            ("the event carries no refresh_token", not (isinstance(refresh_token, str) and refresh_token)),
+        )
+        if missing
+    ]
     if unverifiable:
         metrics.add_metric(name="MemberUnverified", unit=MetricUnit.Count, value=1)
         logger.warning("member_id not vouched for", extra={"why": unverifiable[0]})

@@ -51,8 +51,9 @@ class PortalToken:
     token; once uninstalled, a redelivery is still recognised (a duplicate) rather than refused."""
 
     def __init__(self, *, accept_uninstalled: bool) -> None:
-        self.statuses = {installations.INSTALLED, installations.UNINSTALLED} if accept_uninstalled \
-            else {installations.INSTALLED}
+        self.statuses = (
+            {installations.INSTALLED, installations.UNINSTALLED} if accept_uninstalled else {installations.INSTALLED}
+        )
 
     def secret_ids(self) -> list[str]:
         return [settings().bitrix24_secret_id]  # the fallback map is read on every portal event
@@ -67,8 +68,11 @@ class PortalToken:
         installation = installations.get(member_id)
         domain = str(portal_auth_of(delivery.payload).get("domain") or "").strip().lower()
         # Compared for an unknown portal too, so that timing does not tell which portals we know.
-        if (not token_matches(installation or {}, digest) or (installation or {}).get("status") not in self.statuses
-                or (installation or {}).get("domain") != domain):  # the token of the portal on its own domain
+        if (
+            not token_matches(installation or {}, digest)
+            or (installation or {}).get("status") not in self.statuses
+            or (installation or {}).get("domain") != domain
+        ):  # the token of the portal on its own domain
             raise WrongCredentials(PORTAL_REFUSED)
         return installation
 

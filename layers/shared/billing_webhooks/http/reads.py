@@ -82,8 +82,12 @@ def _decode_cursor(text: str, attributes: tuple[str, ...], belongs: Any) -> dict
     """The DynamoDB key a cursor of ours stands for, if it has exactly `attributes` and `belongs`."""
     try:
         key = json.loads(base64.urlsafe_b64decode(text.encode() + b"=" * (-len(text) % 4)))
-        valid = (isinstance(key, dict) and sorted(key) == sorted(attributes)
-                 and all(isinstance(value, str) for value in key.values()) and belongs(key))
+        valid = (
+            isinstance(key, dict)
+            and sorted(key) == sorted(attributes)
+            and all(isinstance(value, str) for value in key.values())
+            and belongs(key)
+        )
     except (ValueError, binascii.Error, UnicodeDecodeError):
         valid = False
     if not valid:
@@ -100,16 +104,28 @@ def account(account_id: str) -> dict[str, Any]:
     return view
 
 
-def listing(account_id: str, kind: str, *, status: str | None = None, limit: str | None = None,
-            cursor: str | None = None) -> dict[str, Any]:
+def listing(
+    account_id: str, kind: str, *, status: str | None = None, limit: str | None = None, cursor: str | None = None
+) -> dict[str, Any]:
     """A page of the account's invoices, products or balances (`kind`: a key of accounts.LISTS)."""
     number = _account_id(account_id)
     key, part_kind = accounts.account_key(number), accounts.LISTS[kind]
     if status is not None and (kind != "invoices" or status not in INVOICE_STATUSES):
         raise BadRequest(f"status is one of {', '.join(INVOICE_STATUSES)} (invoices only).")
     attributes = PART_KEY + (("open_account",) if status == "unpaid" else ())
-    start = _decode_cursor(cursor, attributes, lambda found: found["account_key"] == key and found["part"].startswith(
-        f"{part_kind}#") and found.get("open_account", key) == key) if cursor else None
+    start = (
+        _decode_cursor(
+            cursor,
+            attributes,
+            lambda found: (
+                found["account_key"] == key
+                and found["part"].startswith(f"{part_kind}#")
+                and found.get("open_account", key) == key
+            ),
+        )
+        if cursor
+        else None
+    )
     try:
         page = accounts.listing(number, part_kind, limit=_limit(limit), status=status, start_key=start)
     except Unstorable:  # DynamoDB refused the request itself: only a forged cursor gets this far
@@ -125,20 +141,35 @@ def _limit(text: str | None) -> int:
     return int(text)
 
 
-def history(account_id: str, *, notification_type: str | None = None, limit: str | None = None,
-            cursor: str | None = None) -> dict[str, Any]:
+def history(
+    account_id: str, *, notification_type: str | None = None, limit: str | None = None, cursor: str | None = None
+) -> dict[str, Any]:
     number = _account_id(account_id)
     key = accounts.account_key(number)
     start = _decode_cursor(cursor, KEY_ATTRIBUTES, lambda found: found["account_key"] == key) if cursor else None
     if notification_type is not None and not 0 < len(notification_type) <= 64:
         raise BadRequest("type is a notification type, e.g. UnPaidInvoice.")
     try:
-        records, last_key = notifications.history(key, notification_type=notification_type, limit=_limit(limit),
-                                                  start_key=start)
+        records, last_key = notifications.history(
+            key, notification_type=notification_type, limit=_limit(limit), start_key=start
+        )
     except Unstorable:  # DynamoDB refused the request itself: only a forged cursor gets this far
         raise BadRequest("The cursor is not one this API gave for this account.") from None
-    shown = [{name: record.get(name) for name in ("notification_id", "notification_type", "event_time", "received_at",
-                                                  "code", "alert_status", "payload")} for record in records]
+    shown = [
+        {
+            name: record.get(name)
+            for name in (
+                "notification_id",
+                "notification_type",
+                "event_time",
+                "received_at",
+                "code",
+                "alert_status",
+                "payload",
+            )
+        }
+        for record in records
+    ]
     return {"account_id": number, "notifications": shown, "cursor": _encode_cursor(last_key)}
 
 
@@ -181,8 +212,9 @@ def get_account(account_id: str) -> dict[str, Any]:
 @app.get("/accounts/<account_id>/notifications")
 def get_history(account_id: str) -> dict[str, Any]:
     query = app.current_event.query_string_parameters or {}
-    return history(account_id, notification_type=query.get("type"), limit=query.get("limit"),
-                   cursor=query.get("cursor"))
+    return history(
+        account_id, notification_type=query.get("type"), limit=query.get("limit"), cursor=query.get("cursor")
+    )
 
 
 @app.get("/accounts/<account_id>/<kind>")
@@ -203,5 +235,9 @@ def refused(error: Exception) -> Response:
     if not isinstance(error, WebhookError):  # never a stack trace in an answer or a log line
         logger.error("read failed", extra={"error": error.__class__.__name__})
         error = WebhookError("The request could not be answered.")
-    return Response(status_code=error.status, content_type="application/problem+json",
-                    body=to_json(problem_document(error)), headers=error.headers)
+    return Response(
+        status_code=error.status,
+        content_type="application/problem+json",
+        body=to_json(problem_document(error)),
+        headers=error.headers,
+    )

@@ -138,8 +138,10 @@ def _storable_number(value: int | Decimal) -> bool:
         return False
     if number.is_zero():
         return True
-    return (len(exact_number(number).as_tuple().digits) <= _MAX_DIGITS
-            and _MIN_EXPONENT <= number.adjusted() <= _MAX_EXPONENT)
+    return (
+        len(exact_number(number).as_tuple().digits) <= _MAX_DIGITS
+        and _MIN_EXPONENT <= number.adjusted() <= _MAX_EXPONENT
+    )
 
 
 def _unstorable_number_path(payload: Any) -> str | None:
@@ -172,8 +174,9 @@ class Notification(WireModel):
         # Kept as sent, unknown fields included, so every number must fit a DynamoDB number.
         path = _unstorable_number_path(payload)
         if path is not None:
-            raise PydanticCustomError("number_not_storable",
-                                      "{path}: a number beyond 38 digits or 1E+125 cannot be stored", {"path": path})
+            raise PydanticCustomError(
+                "number_not_storable", "{path}: a number beyond 38 digits or 1E+125 cannot be stored", {"path": path}
+            )
         return payload
 
     @property

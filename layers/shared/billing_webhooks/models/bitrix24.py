@@ -13,8 +13,8 @@ from billing_webhooks.models.base import (
     WireModel,
     canonical_sha256,
     empty_as_none,
-    with_endpoints,
     utc_timestamp,
+    with_endpoints,
 )
 
 # Values we only record are kept as sent: an unknown one tomorrow is no reason to lose an event.
@@ -48,6 +48,7 @@ class PortalAuth(WireModel):
     @classmethod
     def _endpoints_from_domain(cls, auth: Any) -> Any:
         return with_endpoints(auth)
+
     member_id: str = Field(min_length=1)
     application_token: Token
     access_token: Token

@@ -97,8 +97,9 @@ def run_deadlines(now: int | None = None) -> dict[str, int]:
             try:
                 changed = entitlement_updates.recompute(member_id, datetime.fromtimestamp(now, UTC))[1]
             except Exception as exc:  # the next minute's run tries again
-                logger.error("entitlement not recomputed", extra={"member_id": member_id,
-                                                                  "error": exc.__class__.__name__})
+                logger.error(
+                    "entitlement not recomputed", extra={"member_id": member_id, "error": exc.__class__.__name__}
+                )
                 changed = None
             counts["changed" if changed else "error" if changed is None else "unchanged"] += 1
     return dict(counts)

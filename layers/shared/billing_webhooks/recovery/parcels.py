@@ -83,8 +83,11 @@ def _without_portal_tokens(body: bytes, kind: str, payload: dict[str, Any]) -> b
     if not PORTAL_TOKENS & auth.keys():
         return body  # nothing to cut: the body is kept byte for byte (a billing signature covers it)
     if kind == FORM:  # the token fields cut out, every other byte kept as sent (no re-encoding growth)
-        return b"&".join(field for field in body.split(b"&")
-                         if not _portal_form_token(unquote_plus(field.partition(b"=")[0].decode()))).strip(b"&")
+        return b"&".join(
+            field
+            for field in body.split(b"&")
+            if not _portal_form_token(unquote_plus(field.partition(b"=")[0].decode()))
+        ).strip(b"&")
     cleaned = {**payload, "auth": {key: value for key, value in auth.items() if key not in PORTAL_TOKENS}}
     return json.dumps(cleaned, ensure_ascii=False, default=json_number).encode()
 
@@ -114,8 +117,11 @@ def _seal_access_token(auth: dict[str, Any], received: datetime) -> str | None:
     if not isinstance(token, str) or not token:
         return None
     sealed = json.dumps({"access_token": token, "expires": _access_token_expiry(auth, received)}).encode()
-    answer = aws.client("kms").encrypt(KeyId=settings().portal_token_key_id, Plaintext=sealed,
-                                       EncryptionContext={"member_id": str(auth.get("member_id"))})
+    answer = aws.client("kms").encrypt(
+        KeyId=settings().portal_token_key_id,
+        Plaintext=sealed,
+        EncryptionContext={"member_id": str(auth.get("member_id"))},
+    )
     return base64.b64encode(answer["CiphertextBlob"]).decode()
 
 
@@ -125,22 +131,33 @@ def with_sealed_access_token(found: dict[str, Any], payload: dict[str, Any]) -> 
     auth = portal_auth_of(payload)
     if not found.get("sealed_access_token") or not auth:
         return payload
-    answer = aws.client("kms").decrypt(CiphertextBlob=base64.b64decode(found["sealed_access_token"]),
-                                       EncryptionContext={"member_id": str(auth.get("member_id"))})
+    answer = aws.client("kms").decrypt(
+        CiphertextBlob=base64.b64decode(found["sealed_access_token"]),
+        EncryptionContext={"member_id": str(auth.get("member_id"))},
+    )
     sealed = json.loads(answer["Plaintext"])
     if sealed["expires"] <= time.time():
         return payload
     return {**payload, "auth": {**auth, "access_token": sealed["access_token"]}}
 
 
-def parcel(event: dict[str, Any], payload: dict[str, Any], function_name: str, reason: str,
-           sender: dict[str, Any] | None = None, keep_access_token: bool = False) -> dict[str, Any]:
+def parcel(
+    event: dict[str, Any],
+    payload: dict[str, Any],
+    function_name: str,
+    reason: str,
+    sender: dict[str, Any] | None = None,
+    keep_access_token: bool = False,
+) -> dict[str, Any]:
     """What the rescue queue keeps of a delivery: everything a replay needs, no secret in the clear."""
     headers = lowered_headers(event)
     kind = media_type(headers) or "application/json"
     body = _without_portal_tokens(raw_body(event), kind, payload)
-    query = [(k, v) for k, v in parse_qsl(event.get("rawQueryString") or "", keep_blank_values=True)
-             if k not in SECRET_QUERY_PARAMETERS]
+    query = [
+        (k, v)
+        for k, v in parse_qsl(event.get("rawQueryString") or "", keep_blank_values=True)
+        if k not in SECRET_QUERY_PARAMETERS
+    ]
     context = event.get("requestContext") or {}
     received_ms = context.get("timeEpoch")
     received = datetime.fromtimestamp(received_ms / 1000, UTC) if received_ms else datetime.now(UTC)
@@ -206,8 +223,11 @@ def replay_event(found: dict[str, Any]) -> dict[str, Any]:
         "rawPath": path,
         "rawQueryString": found.get("query", ""),
         "headers": dict(found.get("headers") or {}),
-        "requestContext": {"http": {"method": method, "path": path}, "requestId": found.get("request_id"),
-                           "timeEpoch": int(parcel_received_epoch(found) * 1000)},
+        "requestContext": {
+            "http": {"method": method, "path": path},
+            "requestId": found.get("request_id"),
+            "timeEpoch": int(parcel_received_epoch(found) * 1000),
+        },
         "body": found["body"],
         "isBase64Encoded": bool(found.get("body_base64")),
         "rescued": found,

@@ -40,8 +40,12 @@ def report_unprojectable(error: accounts.Unprojectable) -> None:
     logger.error("record skipped by the account view", extra={"record": str(error)})
     url = settings().projection_failures_queue_url
     if url:
-        aws.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(
-            {"unprojectable": str(error), "remedy": "fix the rule, then rebuild (docs/accounts.md)"}))
+        aws.client("sqs").send_message(
+            QueueUrl=url,
+            MessageBody=json.dumps(
+                {"unprojectable": str(error), "remedy": "fix the rule, then rebuild (docs/accounts.md)"}
+            ),
+        )
 
 
 def project_stream_record(record: dict[str, Any], touched: dict[Any, Any] | None = None) -> int:
@@ -68,9 +72,12 @@ def entitlements_of_accounts(touched: dict[Any, Any]) -> int:
 def rebuild_accounts(options: dict[str, Any], context: Any = None) -> dict[str, Any]:
     counts: dict[str, Any] = {"records": 0, "moved": 0, "skipped": 0, "unprojectable": [], "resume": None}
     start = options.get("start")
-    pages = notifications.scan_billing_records(segment=int(options.get("segment", 0)),
-                                               total_segments=int(options.get("total_segments", 1)),
-                                               start_key=start, page_size=options.get("page_size"))
+    pages = notifications.scan_billing_records(
+        segment=int(options.get("segment", 0)),
+        total_segments=int(options.get("total_segments", 1)),
+        start_key=start,
+        page_size=options.get("page_size"),
+    )
     try:
         for records, next_key in pages:
             for record in records:

@@ -45,8 +45,9 @@ def replay_parked(invoke: Invoke, has_time: Callable[[], bool] = lambda: True) -
     counts = {"replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 0}
     tried: set[str] = set()
     while has_time():
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                    AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+        batch = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["ApproximateReceiveCount"]
+        ).get("Messages", [])
         if not batch:
             break
         for position, message in enumerate(batch):
@@ -82,8 +83,10 @@ def replay_parked(invoke: Invoke, has_time: Callable[[], bool] = lambda: True) -
                 continue
             if status >= 400:
                 counts["refused"] += 1
-                logger.error("parked delivery refused on replay",
-                             extra={"route": route, "status": status, "received_at": parcel.get("received_at")})
+                logger.error(
+                    "parked delivery refused on replay",
+                    extra={"route": route, "status": status, "received_at": parcel.get("received_at")},
+                )
             else:
                 counts["replayed"] += 1
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
@@ -100,18 +103,24 @@ def _problem(answer: dict[str, Any]) -> str:
 
 def _dead_letter(sqs: Any, url: str, message: dict[str, Any], reason: str) -> None:
     """Move the parcel, as it was, to the dead-letter queue (an alarm watches it), with why."""
-    sqs.send_message(QueueUrl=settings().rescue_dead_letter_queue_url, MessageBody=message["Body"],
-                     MessageAttributes={"reason": {"DataType": "String", "StringValue": reason}})
+    sqs.send_message(
+        QueueUrl=settings().rescue_dead_letter_queue_url,
+        MessageBody=message["Body"],
+        MessageAttributes={"reason": {"DataType": "String", "StringValue": reason}},
+    )
     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     logger.error("parked delivery dead-lettered", extra={"reason": reason})
 
 
 def _release(sqs: Any, url: str, messages: list[dict[str, Any]], seconds: int = 0) -> None:
     """Visible again after `seconds`: a later run (or `make replay`) takes them."""
-    sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
-        {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": seconds}
-        for number, message in enumerate(messages)
-    ])
+    sqs.change_message_visibility_batch(
+        QueueUrl=url,
+        Entries=[
+            {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": seconds}
+            for number, message in enumerate(messages)
+        ],
+    )
 
 
 def requeue_quarantined() -> int:
@@ -119,8 +128,10 @@ def requeue_quarantined() -> int:
     One still refused goes back to quarantine when it is replayed."""
     count = 0
     for identifier, parcel in quarantine.parcels():
-        parcels.queue().send_message(QueueUrl=settings().rescue_queue_url,
-                                    MessageBody=json.dumps(parcel, ensure_ascii=False, separators=(",", ":")))
+        parcels.queue().send_message(
+            QueueUrl=settings().rescue_queue_url,
+            MessageBody=json.dumps(parcel, ensure_ascii=False, separators=(",", ":")),
+        )
         quarantine.release(identifier)
         count += 1
     return count

@@ -8,7 +8,6 @@ from urllib.parse import parse_qsl
 from billing_webhooks.models.base import with_endpoints
 from billing_webhooks.wire.decoding import lowered_headers
 
-
 # Bitrix24's member_id is 32 hex digits; far longer is no portal of Bitrix24's (and past 2 KiB
 # not even a key DynamoDB can look up).
 MAX_MEMBER_ID_LENGTH = 128

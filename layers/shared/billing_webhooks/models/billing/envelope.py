@@ -8,7 +8,6 @@ from pydantic_core import PydanticCustomError
 
 from billing_webhooks.models.base import Notification, WireDateTime
 
-
 # The read API and the CLI name an account by its id in the path: what they can name, and no more.
 ACCOUNT_ID_DIGITS = 38
 
@@ -19,8 +18,9 @@ def _not_a_boolean(value: Any) -> Any:
     return value
 
 
-AccountId = Annotated[int, BeforeValidator(_not_a_boolean),
-                      Field(gt=-10**ACCOUNT_ID_DIGITS, lt=10**ACCOUNT_ID_DIGITS)]
+AccountId = Annotated[
+    int, BeforeValidator(_not_a_boolean), Field(gt=-(10**ACCOUNT_ID_DIGITS), lt=10**ACCOUNT_ID_DIGITS)
+]
 
 
 class BillingNotification(Notification):
