@@ -20,7 +20,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # in step). Tests and the benchmark build x86_64 themselves: this machine cannot load arm64 wheels.
 ARCH ?= arm64
 
-.PHONY: help python313 setup dev records alerts events rebuild-accounts test build deploy lint validate bench bench-decoder bench-sync replay replay-quarantine load openapi clean
+.PHONY: help python313 setup lock check dev records alerts events rebuild-accounts test build deploy lint validate bench bench-decoder bench-sync replay replay-quarantine load openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,24 +28,34 @@ help: ## List the targets
 python313:
 	@test -n "$(PYTHON313)" || sh tools/find-python313.sh
 
-$(VENV)/.installed: pyproject.toml layers/shared/requirements.txt | python313
+# Every venv installs from its lock file alone (--no-deps: the lock names every package), so a
+# fresh clone gets the versions the tests ran; `make lock` writes the locks from pyproject.toml.
+$(VENV)/.installed: requirements/dev.txt layers/shared/requirements.txt | python313
 	$(PYTHON313) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r layers/shared/requirements.txt --group dev
+	$(PY) -m pip install --quiet --no-deps -r layers/shared/requirements.txt -r requirements/dev.txt
 	$(PY) -m pip install --quiet --no-deps --editable .  # the billing-webhooks CLI
 	touch $@
 
-$(SAM_VENV)/.installed: pyproject.toml | python313
+$(SAM_VENV)/.installed: requirements/sam.txt | python313
 	$(PYTHON313) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/pip install --quiet --group sam
+	$(SAM_VENV)/bin/pip install --quiet --no-deps -r requirements/sam.txt
 	touch $@
 
-$(CHECKOV_VENV)/.installed: pyproject.toml | python313
+$(CHECKOV_VENV)/.installed: requirements/checkov.txt | python313
 	$(PYTHON313) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/pip install --quiet --group checkov
+	$(CHECKOV_VENV)/bin/pip install --quiet --no-deps -r requirements/checkov.txt
 	touch $@
+
+LOCK := $(VENV)/bin/uv pip compile --quiet --python-version 3.13 --python-platform linux --no-header --annotation-style line
+lock: ## Pin every install (the layer, dev, SAM, checkov) from pyproject.toml and requirements.in
+lock: $(VENV)/.installed
+	$(LOCK) layers/shared/requirements.in -o layers/shared/requirements.txt
+	$(LOCK) pyproject.toml --group dev -c layers/shared/requirements.txt -o requirements/dev.txt
+	$(LOCK) pyproject.toml --group sam -o requirements/sam.txt
+	$(LOCK) pyproject.toml --group checkov -o requirements/checkov.txt
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
@@ -96,9 +106,16 @@ openapi: ## Regenerate openapi.json from the functions' models
 openapi: $(VENV)/.installed
 	$(PY) -m local.openapi
 
-test: ## Run every test (sets itself up; about 7 minutes)
+test: ## Run every test, ruff and mypy first (sets itself up; about 13 minutes)
 test: setup
+	$(MAKE) --no-print-directory check
 	SAM_CLI=$(abspath $(SAM)) CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest
+
+check: ## ruff (lint and format) and mypy over the project's Python
+check: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 validate: ## sam validate --lint
 validate: $(SAM_VENV)/.installed
@@ -132,8 +149,8 @@ bench-sync: ## The licence sync of 10,000 portals against the fake Bitrix24 (BEN
 bench-sync: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench.sync
 
-lint: ## sam validate, cfn-lint and checkov
-lint: validate $(CHECKOV_VENV)/.installed
+lint: ## ruff, mypy, sam validate, cfn-lint and checkov
+lint: check validate $(CHECKOV_VENV)/.installed
 	$(SAM_VENV)/bin/cfn-lint template.yaml
 	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download
 

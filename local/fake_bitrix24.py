@@ -139,7 +139,8 @@ class Portal:
         return None
 
     def batch(self, form: dict[str, str]) -> dict[str, Any]:
-        results, errors = {}, {}
+        results: dict[str, Any] = {}
+        errors: dict[str, Any] = {}
         for key, command in form.items():
             if key.startswith("cmd[") and key.endswith("]"):
                 method, _, query = command.partition("?")

@@ -284,7 +284,7 @@ _READS = {
 
 def _read_operation(route: template.Route) -> dict[str, Any]:
     operation_id, summary, schema = _READS[route.path]
-    parameters = [
+    parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in ("account_id", "member_id")
         if f"{{{name}}}" in route.path

@@ -3,12 +3,13 @@ NotificationsTable alone, by invoking AccountProjectorFunction with `{"rebuild":
 docs/accounts.md says to on AWS. Idempotent: run it any time, as often as you like."""
 
 import json
+from typing import Any
 
 from local import template
 from local.attach import attach
 from local.server import LambdaContext, LocalFunction
 
-REBUILD_EVENT = {"rebuild": {}}
+REBUILD_EVENT: dict[str, dict[str, Any]] = {"rebuild": {}}
 
 
 def main() -> None:

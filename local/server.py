@@ -147,7 +147,7 @@ def isolate_metrics_per_thread() -> None:
     from billing_webhooks.observability import metrics
 
     if not isinstance(metrics.provider, PerThreadMetrics):
-        metrics.provider = PerThreadMetrics(AmazonCloudWatchEMFProvider)
+        metrics.provider = PerThreadMetrics(AmazonCloudWatchEMFProvider)  # type: ignore[assignment]
 
 
 class LocalFunction:
@@ -169,6 +169,8 @@ class LocalFunction:
 
 def _load_module(name: str, path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} cannot be loaded as a module")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

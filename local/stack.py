@@ -5,6 +5,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from local import provision, samples, services, template
 from local.fake_bitrix24 import FakeBitrix24, Portal
@@ -15,7 +16,9 @@ class LocalStack:
         self, dynamodb_port: int | None = None, moto_port: int | None = None, bitrix24_port: int | None = None
     ) -> None:
         self.dynamodb_port, self.moto_port, self.bitrix24_port = dynamodb_port, moto_port, bitrix24_port
-        self.dynamodb = self.moto = self.bitrix24 = None
+        self.dynamodb: Any = None
+        self.moto: Any = None
+        self.bitrix24: Any = None
         # On disk rather than in memory: DynamoDB Local can go down and come back with its data.
         self.dynamodb_data = Path(tempfile.mkdtemp(prefix="dynamodb-local-"))
 

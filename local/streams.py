@@ -10,6 +10,7 @@ on-failure queue. Used by `make dev` and the tests; never deployed.
 
 import json
 import threading
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -30,7 +31,7 @@ def _matches(pattern: Any, data: Any) -> bool:
 def _lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     change = dict(record["dynamodb"])
     created = change.get("ApproximateCreationDateTime")
-    if hasattr(created, "timestamp"):  # boto3 reads it as a datetime; Lambda sends epoch seconds
+    if isinstance(created, datetime):  # boto3 reads it as a datetime; Lambda sends epoch seconds
         change["ApproximateCreationDateTime"] = int(created.timestamp())
     return {
         "eventID": record["eventID"],

@@ -8,7 +8,7 @@ def php_form_pairs(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     """Flatten nested data into PHP bracket keys, as Bitrix24 does: {"auth": {"domain": x}} ->
     auth[domain]=x. Every value becomes a string, as on the wire."""
     if isinstance(value, dict):
-        items = value.items()
+        items: Any = value.items()
     elif isinstance(value, list):
         items = enumerate(value)
     else:

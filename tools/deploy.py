@@ -132,7 +132,7 @@ def _aws_region() -> str:
 def first_time(settings: dict[str, Any]) -> dict[str, Any]:
     """The answers a first deploy needs, merged into what samconfig.toml already held."""
     overrides = parse_overrides(settings.get("parameter_overrides", ""))
-    answers = {"region": ask("AWS region", "REGION", _aws_region(), True)}
+    answers: dict[str, Any] = {"region": ask("AWS region", "REGION", _aws_region(), True)}
     for name, variable, question, required in FIRST_TIME_PARAMETERS:
         overrides[name] = ask(question, variable, overrides.get(name, ""), required)
     answers["parameter_overrides"] = overrides

@@ -24,6 +24,8 @@ ELSEWHERE = {
     "deploy": "test_deploy_rehearsal.py",
     "clean": "test_deploy_rehearsal.py",
     "test": "this run",
+    "check": "this run (make test's first step)",
+    "lock": "test_locks.py",
 }
 HERE = {
     "help",

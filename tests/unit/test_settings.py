@@ -38,3 +38,15 @@ def test_a_webhook_reads_them_when_its_function_is_loaded(monkeypatch):
     monkeypatch.delenv("QUARANTINE_TABLE_NAME")
     with pytest.raises(RuntimeError, match="QUARANTINE_TABLE_NAME"):
         Webhook(NewPayment, auth=lambda event, payload: None)
+
+
+def test_a_value_of_the_wrong_type_fails_naming_its_variable(monkeypatch):
+    monkeypatch.setenv("LICENCE_SYNC_CONCURRENCY", "sixteen")
+    monkeypatch.setenv("BILLING_SIGNATURE", "sometimes")
+    with pytest.raises(RuntimeError, match="LICENCE_SYNC_CONCURRENCY.*BILLING_SIGNATURE|BILLING_SIGNATURE.*LICENCE"):
+        settings()
+
+
+def test_counts_are_whole_numbers(monkeypatch):
+    monkeypatch.setenv("QUARANTINE_CAP_PER_SENDER", "250")
+    assert settings().quarantine_cap_per_sender == 250 and isinstance(settings().quarantine_cap_per_sender, int)

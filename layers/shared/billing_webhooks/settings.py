@@ -1,17 +1,22 @@
-"""Every environment variable the layer reads, in one place, read once per container.
+"""Every environment variable the layer reads, in one place, read once per container, as one
+typed model: a value of the wrong type fails the cold start naming its variable, as a missing
+required one does.
 
 The template's Globals set them all for every function (`local/env.json` for `sam local invoke`,
-the local stack for `make dev` and the tests). A required one that is missing fails the cold
-start, naming it: `Webhook` reads the settings when a function's module is loaded.
+the local stack for `make dev` and the tests). `Webhook` reads the settings when a function's
+module is loaded.
 """
 
 import os
-from dataclasses import MISSING, dataclass, fields
 from functools import cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, ValidationError
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     # Tables, topic, queues, keys: required.
     table_name: str
     installations_table_name: str
@@ -33,18 +38,18 @@ class Settings:
     bitrix24_app_credentials_id: str
     rescue_signing_secret_id: str
     # Behaviour, with the template's defaults.
-    billing_signature: str = "off"  # "required": billing deliveries must be signed too
+    billing_signature: Literal["off", "required"] = "off"  # "required": billing deliveries must be signed too
     bitrix24_app_code: str = ""  # installs naming another CODE are refused; empty: none are believed
     bitrix24_domain_suffixes: str = (
         "bitrix24.com,bitrix24.ru,bitrix24.de,bitrix24.eu,bitrix24.by,bitrix24.kz,bitrix24.ua"
     )
     bitrix24_oauth_hosts: str = "oauth.bitrix.info,oauth.bitrix24.tech"
-    bitrix24_portal_timeout_seconds: float = 3.0
+    bitrix24_portal_timeout_seconds: PositiveFloat = 3.0
     secrets_cache_seconds: float = 300.0
-    quarantine_days: float = 30.0
-    quarantine_cap_per_sender: float = 1000.0
-    licence_sync_hours: float = 24.0  # at most this long between two app.info checks of a portal
-    licence_sync_concurrency: float = 16.0  # portals one sync run checks at once
+    quarantine_days: PositiveFloat = 30.0
+    quarantine_cap_per_sender: PositiveInt = 1000
+    licence_sync_hours: PositiveFloat = 24.0  # at most this long between two app.info checks of a portal
+    licence_sync_concurrency: PositiveInt = 16  # portals one sync run checks at once
     entitlement_grace_days: float = 3.0  # an ended or unpaid licence still grants this long
     aws_lambda_function_name: str = ""  # set by Lambda itself
 
@@ -56,13 +61,13 @@ class Settings:
 @cache
 def settings() -> Settings:
     """The settings of this container; `settings.cache_clear()` reads the environment again."""
-    values, missing = {}, []
-    for field in fields(Settings):
-        raw = os.environ.get(field.name.upper(), "")
-        if raw:
-            values[field.name] = float(raw) if field.type is float else raw
-        elif field.default is MISSING:
-            missing.append(field.name.upper())
-    if missing:
-        raise RuntimeError(f"Missing environment variable(s): {', '.join(missing)}")
-    return Settings(**values)
+    values = {name: os.environ[name.upper()] for name in Settings.model_fields if os.environ.get(name.upper())}
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        missing = [str(e["loc"][0]).upper() for e in error.errors() if e["type"] == "missing"]
+        wrong = [f"{str(e['loc'][0]).upper()} ({e['msg']})" for e in error.errors() if e["type"] != "missing"]
+        problems = ([f"Missing environment variable(s): {', '.join(missing)}"] if missing else []) + (
+            [f"Environment variable(s) of the wrong form: {', '.join(wrong)}"] if wrong else []
+        )
+        raise RuntimeError("; ".join(problems)) from None

@@ -173,7 +173,7 @@ def moves(record: dict[str, Any]) -> list[Move]:
         )
     elif kind == "NewPayment":
         paid = {name: details.get(name) for name in ("payment_id", "amount", "channel")}
-        invoices = details.get("invoice_id") if isinstance(details.get("invoice_id"), list) else []
+        invoices = named if isinstance(named := details.get("invoice_id"), list) else []
         found += [
             _listed(INVOICE, invoice_id, "paid", {**paid, "paid_at": payload.get("original_event_date")})
             for invoice_id in dict.fromkeys(_whole(invoice_id) for invoice_id in invoices)

@@ -183,7 +183,7 @@ def message(record: dict[str, Any]) -> dict[str, Any]:
     document, so a record too large for five copies (a 64 KiB notification can be) goes without
     its payload: the alert's own fields and the record's key say what it is about."""
     readable, title = text(record), subject(record)
-    shown = {
+    shown: dict[str, Any] = {
         "subject": title,
         "text": readable,
         "notification_key": notification_key(record),

@@ -48,7 +48,7 @@ def handler_urls(event: dict[str, Any]) -> dict[str, str]:
 
 def bind_missing(event: Bitrix24Event, handlers: dict[str, str]) -> list[str]:
     """Bind each of `handlers` the portal does not have yet; the events bound now."""
-    token = event.auth.access_token.get_secret_value()
+    token = event.auth.access_token.get_secret_value() if event.auth.access_token else ""
     domain, endpoint = event.auth.domain, event.auth.client_endpoint
     present = portal.call(portal.rest_url(domain, endpoint, "event.get"), token)
     bound = {

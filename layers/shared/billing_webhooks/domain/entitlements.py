@@ -35,7 +35,8 @@ def _licence_as_of(installation: dict[str, Any]) -> str | None:
 
 
 def _account_summary(account: dict[str, Any], now: datetime) -> dict[str, Any]:
-    overdue, upcoming = [], []
+    overdue: list[tuple[datetime, Any]] = []
+    upcoming: list[tuple[datetime, Any]] = []
     for invoice in account.get("open_invoices") or []:
         blocks = _day_start((invoice.get("unpaid") or {}).get("blocking_on"))
         if blocks is not None:
@@ -91,9 +92,10 @@ def decide(
     if installation.get("vouched") is not True:
         return verdict(False, "not_vouched: Bitrix24 never vouched for this install, so its licence is unknown")
     state = licence["state"]
-    grace_until = None
+    grace_until: datetime | None = None
     if state in ENDED_LICENCE:
-        grace_until = _instant(licence["since"]) + grace
+        grace_until = _instant(licence["since"]) or now
+        grace_until += grace
         answer["grace_until"] = utc_timestamp(grace_until)
         if grace_until <= now:
             return verdict(False, ENDED_LICENCE[state])

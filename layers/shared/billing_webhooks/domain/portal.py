@@ -143,7 +143,7 @@ def _refused_token(exc: Exception) -> str | None:
     if getattr(exc, "code", None) not in (400, 401, 402, 403):
         return None
     try:
-        error = json.loads(exc.read(MAX_ANSWER_BYTES)).get("error")  # an HTTPError reads like a response
+        error = json.loads(exc.read(MAX_ANSWER_BYTES)).get("error")  # type: ignore[attr-defined]  # an HTTPError reads like a response
     except Exception:
         return None
     return error if error in TOKEN_ERRORS else None

@@ -141,7 +141,7 @@ class Webhook:
                 # Kept, but older than what the installation already holds: it changed nothing.
                 status = STALE
                 metrics.add_metric(name="Stale", unit=MetricUnit.Count, value=1)
-        if delivery.is_replay:
+        if delivery.replay is not None:
             metrics.add_metric(name="Replayed", unit=MetricUnit.Count, value=1)
             logger.info("parked delivery replayed", extra={"parked_reason": delivery.replay.get("reason")})
         # DEBUG: an accepted delivery is in the table and in the Stored/Duplicate metrics already,
@@ -176,7 +176,7 @@ class Webhook:
                 parcel = {name: value for name, value in delivery.replay.items() if name != "signature"}
                 parcel["reason"] = reason
             else:
-                parcel = parcels.parcel(delivery.event, delivery.payload, self._function(context), reason)
+                parcel = parcels.parcel(delivery.event, delivery.payload or {}, self._function(context), reason)
             sender = portal_auth_of(delivery.payload).get("member_id") or "billing"
             identifier = quarantine.keep(parcels.sign(parcel), failure.errors or [], str(sender), datetime.now(UTC))
         except quarantine.QuarantineFull:
@@ -208,7 +208,7 @@ class Webhook:
         try:
             parcel = parcels.parcel(
                 delivery.event,
-                delivery.payload,
+                delivery.payload or {},
                 self._function(context),
                 f"{failure.reason}: {failure.detail}",
                 confirmed,

@@ -75,7 +75,7 @@ class PortalConfirms:
         # A member_id Bitrix24 vouched for on a domain stays there, installed or not: only an
         # operator moves it (docs/operations.md), never an event whose domain anyone may write. One
         # it did not vouch for blocks nothing: a vouched install replaces it.
-        if bound and installation.get("domain") != domain:
+        if bound and installation is not None and installation.get("domain") != domain:
             raise WrongCredentials("This portal is installed on another domain.")
         token_changes = installation is None or not token_matches(installation, digest)
         # Whoever holds a portal's access token (any of its users) may not swap its application
@@ -113,13 +113,14 @@ def _member_id_vouched(auth: dict[str, Any], member_id: str) -> bool:
         metrics.add_metric(name="MemberUnverified", unit=MetricUnit.Count, value=1)
         logger.warning("member_id not vouched for", extra={"why": unverifiable[0]})
         return False
-    owner = portal.refresh_tokens(auth.get("server_endpoint"), refresh_token, client_id, client_secret)
+    server_endpoint = str(auth.get("server_endpoint") or "")
+    owner = portal.refresh_tokens(server_endpoint, str(refresh_token), str(client_id), str(client_secret))
     endpoint_host = urlsplit(str(owner.get("client_endpoint") or "")).hostname or ""
     if owner["member_id"] != member_id or endpoint_host.lower() != str(auth.get("domain") or "").strip().lower():
         raise WrongCredentials("The event's tokens belong to another portal than its member_id and domain say.")
     # The event's refresh token is spent: the pair the server just issued is the portal's from now
     # on, kept sealed for the licence sync (domain/licence_sync.py).
-    portal_tokens.keep_issued(member_id, owner, auth.get("server_endpoint"))
+    portal_tokens.keep_issued(member_id, owner, server_endpoint)
     return True
 
 

@@ -79,7 +79,7 @@ def _portal_form_token(key: str) -> bool:
 
 
 def _without_portal_tokens(body: bytes, kind: str, payload: dict[str, Any]) -> bytes:
-    auth = payload.get("auth") if isinstance(payload.get("auth"), dict) else {}  # as sent, nothing derived
+    auth = found if isinstance(found := payload.get("auth"), dict) else {}  # as sent, nothing derived
     if not PORTAL_TOKENS & auth.keys():
         return body  # nothing to cut: the body is kept byte for byte (a billing signature covers it)
     if kind == FORM:  # the token fields cut out, every other byte kept as sent (no re-encoding growth)

@@ -56,7 +56,7 @@ def project_stream_record(record: dict[str, Any], touched: dict[Any, Any] | None
     except accounts.Unprojectable as error:
         report_unprojectable(error)
         return 0
-    payload = record.get("payload") if isinstance(record.get("payload"), dict) else {}
+    payload = found if isinstance(found := record.get("payload"), dict) else {}
     if touched is not None and payload.get("account_id") is not None:
         touched[payload["account_id"]] = payload.get("account_code")
     return moved
