@@ -196,7 +196,7 @@ class Bench:
 
     def entitlement_reads(self, reader: str) -> dict:
         """GET /entitlements/{member_id} of a kept entitlement against a raw GetItem of its item."""
-        from billing_webhooks.data.notifications import to_item
+        from billing_webhooks.data.toolkit import to_item
         from billing_webhooks.domain.entitlements import decide
         from local.server import http_api_event
 
@@ -272,7 +272,7 @@ def account_records(account_id: int) -> list[dict]:
 
 def stream_event(records: list[dict]) -> dict:
     """The batch Lambda hands the projector for these new records."""
-    from billing_webhooks.data.notifications import to_item
+    from billing_webhooks.data.toolkit import to_item
 
     return {
         "Records": [

@@ -24,7 +24,7 @@ from local.stack import LocalStack
 PORTALS = int(os.environ.get("BENCH_SYNC_PORTALS", 10_000))
 LATENCY_MS = float(os.environ.get("BENCH_SYNC_LATENCY_MS", 50))
 FAIL_RATE = float(os.environ.get("BENCH_SYNC_FAIL_RATE", 0.02))
-BACKOFF_SECONDS = 5 * 60 + 1  # the first retry after a failure (domain/lifecycle.py)
+BACKOFF_SECONDS = 5 * 60 + 1  # the first retry after a failure (domain/schedule.py)
 MAX_RUNS = 8
 
 
@@ -35,8 +35,8 @@ def portal_licence(index: int) -> dict:
 
 
 def install(stack: LocalStack, index: int, now: int) -> None:
-    from billing_webhooks.data.notifications import to_item
-    from billing_webhooks.domain import lifecycle, portal_tokens
+    from billing_webhooks.data.toolkit import to_item
+    from billing_webhooks.domain import portal_tokens, schedule
 
     domain, member_id = f"p{index}.bitrix24.com", f"{index:032x}"
     fake = Portal(
@@ -62,7 +62,7 @@ def install(stack: LocalStack, index: int, now: int) -> None:
         "licence_status": "P",
         "days": 30,
         "licence_source": "app.info",
-        "sync_shard": lifecycle.sync_shard(member_id),
+        "sync_shard": schedule.sync_shard(member_id),
         "next_check_at": now,
     }
     stack_dynamodb().put_item(TableName="InstallationsTable", Item=to_item(record))
@@ -98,8 +98,8 @@ def main() -> None:
     with LocalStack() as stack:
         stack.export_to_process()
         os.environ.update({"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"})
+        from billing_webhooks.jobs.licence_sync_run import run_due
         from billing_webhooks.observability import metrics
-        from billing_webhooks.recovery.licence_runs import run_due
 
         metrics.add_metric = lambda **_: None  # a run's metrics are Lambda's to ship: not printed here
 
@@ -149,7 +149,7 @@ def main() -> None:
 
 def check_licences(stack: LocalStack) -> int:
     """How many installations' licence differs from what their portal's app.info says."""
-    from billing_webhooks.data.notifications import from_item
+    from billing_webhooks.data.toolkit import from_item
 
     wrong = 0
     for page in stack_dynamodb().get_paginator("scan").paginate(TableName="InstallationsTable"):

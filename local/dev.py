@@ -22,6 +22,7 @@ from local.stack import LocalStack
 from local.streams import StreamPoller
 
 EVENTS = template.ROOT / "events"
+STREAM_FUNCTIONS = ("AccountProjectorFunction", "InstallationChangesFunction", "EntitlementEventsFunction")
 
 
 def curl_line(api_url: str, event: dict) -> str:
@@ -118,10 +119,11 @@ def main() -> None:
         # One console line per delivery; DEV_LOG_LEVEL=INFO shows the handlers' JSON logs and metrics.
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("DEV_LOG_LEVEL", "ERROR")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", str(os.environ["POWERTOOLS_LOG_LEVEL"] != "INFO").lower())
-        stack.check_sample_licence()  # its entitlement decided, the first event on the bus
+        # Each stream the template declares, polled as Lambda would: the account view, the
+        # entitlements an installation moves, and the events each change tells.
+        pollers = [StreamPoller(name, stack.endpoints, log=print).start() for name in STREAM_FUNCTIONS]
+        stack.check_sample_licence()  # its entitlement decided (the stream), the first event on the bus
         api = LocalApi(int(os.environ.get("LOCAL_API_PORT", 3000))).start()
-        projector = StreamPoller("AccountProjectorFunction", stack.endpoints, log=print).start()
-        entitlements = StreamPoller("LicenceSyncFunction", stack.endpoints, log=print).start()
         print(f"\nDynamoDB Local  {stack.dynamodb.url}   (table NotificationsTable)")
         print(f"moto server     {stack.moto.url}   (SNS AlertsTopic, SQS local-alerts, secrets)")
         print(
@@ -134,9 +136,10 @@ def main() -> None:
         for route in template.routes() + template.read_routes():
             print(f"  {route.method:4} {api.url}{route.path}  ->  {route.function}")
         print("  NotificationsTable's stream -> AccountProjectorFunction -> AccountsTable (the account view)")
+        print("  InstallationsTable's stream -> InstallationChangesFunction -> EntitlementsTable (GET /entitlements)")
         print(
-            "  InstallationsTable's stream -> LicenceSyncFunction -> EntitlementsTable (GET /entitlements; "
-            "`make events` for what BillingEventsBus told)"
+            "  EntitlementsTable's stream -> EntitlementEventsFunction -> BillingEventsBus "
+            "(`make events` for what it told)"
         )
         print("\nThe sample events, one curl line each:\n")
         for path in sorted(EVENTS.glob("*.json"), key=lifecycle_order):
@@ -162,8 +165,8 @@ def main() -> None:
         except KeyboardInterrupt:
             pass
         stopped.set()
-        projector.stop()
-        entitlements.stop()
+        for poller in pollers:
+            poller.stop()
         api.stop()
     finally:
         DEV_STATE.unlink(missing_ok=True)

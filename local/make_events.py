@@ -61,7 +61,8 @@ def stream_event() -> dict:
     """`sam local invoke AccountProjectorFunction -e events/account_projector.json`: the stream
     record NotificationsTable writes for the UnPaidInvoice seed, as Lambda hands it over."""
     template.use_layer()
-    from billing_webhooks.data.notifications import build_record, to_item
+    from billing_webhooks.data.notifications import build_record
+    from billing_webhooks.data.toolkit import to_item
     from billing_webhooks.models.billing.unpaid_invoice import UnPaidInvoice
 
     notification = UnPaidInvoice.model_validate(seeds.billing_seeds()["UnPaidInvoice"])

@@ -108,7 +108,7 @@ def install_sample_portal(dynamodb: Any) -> None:
     """The sample portal, installed as ONAPPINSTALL would have installed it, so the sample
     events work from the start."""
     template.use_layer()
-    from billing_webhooks.data.notifications import to_item
+    from billing_webhooks.data.toolkit import to_item
     from billing_webhooks.domain.lifecycle import installation_record
     from billing_webhooks.models.bitrix24 import AppInfo, AppInstallEvent
     from billing_webhooks.wire.credentials import token_sha256

@@ -9,12 +9,12 @@ from local import template
 from local.attach import attach
 from local.server import LambdaContext, LocalFunction
 
-REBUILD_EVENT: dict[str, dict[str, Any]] = {"rebuild": {}}
+REBUILD_EVENT: dict[str, Any] = {}
 
 
 def main() -> None:
     attach()
-    projector = LocalFunction(template.function("AccountProjectorFunction"))
+    projector = LocalFunction(template.function("AccountRebuildFunction"))
     answer = projector.handler(REBUILD_EVENT, LambdaContext(projector.route.function))
     print(
         f"projected {answer['records']} billing records again; {answer['moved']} aspect(s) changed "
@@ -23,7 +23,7 @@ def main() -> None:
     if answer["skipped"]:
         print(f"{answer['skipped']} record(s) could not be projected: " + "; ".join(answer["unprojectable"]))
     if answer["resume"]:
-        print(f"stopped early; go on with {json.dumps({'rebuild': {'start': answer['resume']}})}")
+        print(f"stopped early; go on with {json.dumps({'start': answer['resume']})}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def local_invoker() -> Callable[[str, dict[str, Any]], dict[str, Any]]:
 def replay() -> dict[str, int]:
     """Replay what the handlers' environment's rescue queue holds (that environment already set)."""
     template.use_layer()
-    from billing_webhooks.recovery.replay import replay_parked
+    from billing_webhooks.jobs.replay import replay_parked
 
     return replay_parked(local_invoker())
 
@@ -34,7 +34,7 @@ def main() -> None:
     """`make replay`; `make replay-quarantine` (--quarantined) first sends the quarantined back."""
     attach()  # install and update replays call the portal: make dev's fake Bitrix24
     if "--quarantined" in sys.argv:
-        from billing_webhooks.recovery.replay import requeue_quarantined
+        from billing_webhooks.jobs.quarantine_requeue import requeue_quarantined
 
         print(f"requeued {requeue_quarantined()} quarantined deliveries")
     counts = replay()

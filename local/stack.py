@@ -70,7 +70,7 @@ class LocalStack:
     def check_sample_licence(self) -> str:
         """The sample portal's first licence check, as the licence sync's next run would make it:
         its install event is from 2016, so until app.info is asked its licence reads expired."""
-        from billing_webhooks.recovery.licence_runs import sync_now
+        from billing_webhooks.jobs.portal_sync import sync_now
         from billing_webhooks.settings import settings
 
         outcome = sync_now([samples.PORTAL_MEMBER_ID])[0]["outcome"]

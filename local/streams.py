@@ -25,6 +25,8 @@ def _matches(pattern: Any, data: Any) -> bool:
     """EventBridge-style filter pattern (the subset the template uses): nested keys, value lists."""
     if isinstance(pattern, dict):
         return isinstance(data, dict) and all(_matches(want, data.get(key)) for key, want in pattern.items())
+    if any(isinstance(want, dict) and "exists" in want for want in pattern):  # [{"exists": true}]
+        return (data is not None) == next(want["exists"] for want in pattern if isinstance(want, dict))
     return data in pattern
 
 
@@ -45,14 +47,17 @@ def _lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
 
 
 class StreamPoller:
-    def __init__(self, function_name: str, endpoints: dict[str, str], log: Any = None) -> None:
+    def __init__(
+        self, function_name: str, endpoints: dict[str, str], log: Any = None, starting_position: str | None = None
+    ) -> None:
         resource = template.load()["Resources"][function_name]
         source = next(
             event["Properties"] for event in resource["Properties"]["Events"].values() if event["Type"] == "DynamoDB"
         )
         self.table = source["Stream"]["Fn::GetAtt"][0]
         self.batch_size = int(source.get("BatchSize", 100))
-        self.starting_position = source.get("StartingPosition", "TRIM_HORIZON")  # LATEST: from when it starts
+        # LATEST: from when it starts (a test's own poller, on a table other tests wrote before it).
+        self.starting_position = starting_position or source.get("StartingPosition", "TRIM_HORIZON")
         self.retries = int(source.get("MaximumRetryAttempts", 2))
         self.filters = [json.loads(item["Pattern"]) for item in source.get("FilterCriteria", {}).get("Filters", [])]
         failure_queue = source.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", {})
@@ -63,6 +68,9 @@ class StreamPoller:
         self.function = LocalFunction(template.function(function_name))
         self.endpoints, self.log = endpoints, log or (lambda line: None)
         self.stopped = threading.Event()
+        self.positions: dict[str, str] = {}  # shard id -> the last sequence number read there
+        self.started: set[str] = set()  # shards given StartingPosition at the first look
+        self.ready = threading.Event()  # set once it has its place in every shard (LATEST: from then on)
         self.thread = threading.Thread(target=self._run, name=f"stream-{function_name}", daemon=True)
 
     def start(self) -> "StreamPoller":
@@ -81,21 +89,37 @@ class StreamPoller:
             boto3.client("sqs", endpoint_url=self.endpoints["AWS_ENDPOINT_URL_SQS"]),
         )
 
+    def _iterator(self, streams: Any, arn: str, shard_id: str, first_look: bool) -> str | None:
+        """Where to read a shard: after the last record this poller saw there (its place survives
+        DynamoDB Local's hiccups, as Lambda's checkpoint does); else, at the first look, where
+        StartingPosition says; else from its start (a shard
+        that opened later: DynamoDB Local opens the first at the table's first write)."""
+        if shard_id in self.positions:
+            return streams.get_shard_iterator(
+                StreamArn=arn,
+                ShardId=shard_id,
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                SequenceNumber=self.positions[shard_id],
+            )["ShardIterator"]
+        if first_look or shard_id in self.started:  # a start taken but never read from: taken again
+            self.started.add(shard_id)
+            position = self.starting_position
+        else:
+            position = "TRIM_HORIZON"
+        return streams.get_shard_iterator(StreamArn=arn, ShardId=shard_id, ShardIteratorType=position)["ShardIterator"]
+
     def _run(self) -> None:
-        iterators: dict[str, str | None] = {}  # shard id -> next iterator (None: closed and read)
+        looked = False
         while not self.stopped.is_set():
+            iterators: dict[str, str | None] = {}  # shard id -> next iterator (None: closed and read)
             try:
                 dynamodb, streams, sqs = self._clients()
                 arn = dynamodb.describe_table(TableName=self.table)["Table"]["LatestStreamArn"]
                 while not self.stopped.is_set():
-                    first_look = not iterators  # StartingPosition applies to the shards found at start
                     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
                         if shard["ShardId"] not in iterators:
-                            iterators[shard["ShardId"]] = streams.get_shard_iterator(
-                                StreamArn=arn,
-                                ShardId=shard["ShardId"],
-                                ShardIteratorType=self.starting_position if first_look else "TRIM_HORIZON",
-                            )["ShardIterator"]
+                            iterators[shard["ShardId"]] = self._iterator(streams, arn, shard["ShardId"], not looked)
+                    looked = True  # only once the first look took: DynamoDB Local may refuse it at first
                     busy = False
                     for shard_id, iterator in list(iterators.items()):
                         if iterator is None:
@@ -103,21 +127,23 @@ class StreamPoller:
                         answer = streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
                         iterators[shard_id] = answer.get("NextShardIterator")
                         records = [_lambda_record(record, arn) for record in answer["Records"]]
-                        records = [
+                        admitted = [
                             record
                             for record in records
                             if not self.filters or any(_matches(pattern, record) for pattern in self.filters)
                         ]
-                        if records:
+                        if admitted:
                             busy = True
-                            self._deliver(records, sqs)
+                            self._deliver(admitted, sqs)
+                        if records:
+                            self.positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
+                    self.ready.set()  # every shard read once: from here on, nothing is passed by
                     if not busy:
                         self.stopped.wait(POLL_SECONDS)
-            except Exception as error:  # DynamoDB Local restarting (an outage test): start over
+            except Exception as error:  # DynamoDB Local restarting (an outage test): go on from where we were
                 code = getattr(error, "response", {}).get("Error", {}).get("Code")
                 if code != "TrimmedDataAccessException":  # DynamoDB Local's answer while a new stream opens: routine
                     self.log(f"  stream poller: {error.__class__.__name__}; retrying")
-                iterators.clear()
                 self.stopped.wait(1)
 
     def _deliver(self, records: list[dict[str, Any]], sqs: Any) -> None:

@@ -68,6 +68,30 @@ def projector(stack):
     poller.stop()
 
 
+@pytest.fixture(scope="module")
+def installation_stream(stack):
+    """InstallationChangesFunction on InstallationsTable's stream, from now on (earlier modules'
+    writes are theirs): an installation's move reaches its entitlement, as in AWS."""
+    from local.streams import StreamPoller
+
+    poller = StreamPoller("InstallationChangesFunction", stack.endpoints, starting_position="LATEST").start()
+    assert poller.ready.wait(20)  # its place taken before the test writes
+    yield poller
+    poller.stop()
+
+
+@pytest.fixture(scope="module")
+def event_stream(stack):
+    """EntitlementEventsFunction on EntitlementsTable's stream, from now on: each told change on
+    BillingEventsBus (and so on make dev's local-events queue)."""
+    from local.streams import StreamPoller
+
+    poller = StreamPoller("EntitlementEventsFunction", stack.endpoints, starting_position="LATEST").start()
+    assert poller.ready.wait(20)
+    yield poller
+    poller.stop()
+
+
 @pytest.fixture(scope="session")
 def dynamodb(stack):
     return boto3.client("dynamodb", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_DYNAMODB"])

@@ -210,10 +210,10 @@ def _sync_line(sync: dict[str, Any]) -> str:
 
 
 def sync_portal(member_id: str, function_name: str | None) -> dict[str, Any]:
-    """Ask the portal's app.info now: through LicenceSyncFunction in AWS (its role alone may open
+    """Ask the portal's app.info now: through PortalSyncFunction in AWS (its role alone may open
     the tokens), in this process on the local stack."""
     if function_name is None:
-        from billing_webhooks.recovery.licence_runs import sync_now
+        from billing_webhooks.jobs.portal_sync import sync_now
 
         return sync_now([member_id])[0]
     import boto3
@@ -221,7 +221,7 @@ def sync_portal(member_id: str, function_name: str | None) -> dict[str, Any]:
     answer = boto3.client("lambda").invoke(FunctionName=function_name, Payload=json.dumps({"member_ids": [member_id]}))
     result = json.loads(answer["Payload"].read() or b"{}")
     if answer.get("FunctionError"):
-        raise StackNotFound(f"LicenceSyncFunction failed: {str(result.get('errorMessage', result))[:200]}")
+        raise StackNotFound(f"PortalSyncFunction failed: {str(result.get('errorMessage', result))[:200]}")
     return result["portals"][0]
 
 
@@ -273,13 +273,13 @@ def _answer(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     if args.kind == "entitlements":
         return reads.entitlement(args.member_id), _entitlement_text
     if args.kind == "links":
-        from billing_webhooks.domain import entitlement_updates
+        from billing_webhooks.domain import links
 
         reads.portal(args.member_id)  # NotFound for a portal we do not know
         if args.command == "set":
-            entitlement_updates.link(args.member_id, reads.account_number(args.account_id))
+            links.link(args.member_id, reads.account_number(args.account_id))
         else:
-            entitlement_updates.unlink(args.member_id)
+            links.unlink(args.member_id)
         return reads.entitlement(args.member_id), _entitlement_text
     if args.command == "show":
         return reads.account(args.account_id), _account_text
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             sync_function = None
         else:
             ids = use_deployed_stack(getattr(args, "stack_name", None), getattr(args, "region", None))
-            sync_function = ids.get("LicenceSyncFunction")
+            sync_function = ids.get("PortalSyncFunction")
     except (StackNotFound, NoDevStack) as error:
         print(f"billing-webhooks: {error}", file=sys.stderr)
         return 2

@@ -1,10 +1,10 @@
-"""AccountProjectorFunction: NotificationsTable's stream (new records) into the account view.
+"""AccountProjectorFunction: NotificationsTable's stream (new records) into the account view
+(jobs/account_projection.py).
 
 Powertools batch processing reports each failed record, so Lambda retries only those (bisecting
 the batch, a bounded number of times, then the on-failure queue). A record the view can never
-take is skipped and named on that queue at once (recovery/rebuild.py). The accounts a batch
-moved then move the entitlements of their portals (docs/entitlements.md). `{"rebuild": {...}}`,
-invoked by hand, projects every stored record again (domain/accounts.py; docs/accounts.md).
+take is skipped and named on that queue at once. The accounts a batch moved then move the
+entitlements of their portals (docs/entitlements.md). The rebuild is AccountRebuildFunction's.
 """
 
 from typing import Any
@@ -16,8 +16,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
     DynamoDBRecordEventName,
 )
 
+from billing_webhooks.jobs.account_projection import entitlements_of_accounts, project_stream_record
 from billing_webhooks.observability import logger, metrics
-from billing_webhooks.recovery.rebuild import entitlements_of_accounts, project_stream_record, rebuild_accounts
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 touched: dict = {}  # the accounts this batch's records moved (one batch at a time per container)
@@ -32,8 +32,6 @@ def project(record: DynamoDBRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if "rebuild" in event:
-        return rebuild_accounts(event["rebuild"] or {}, context)
     touched.clear()
     response = process_partial_response(event=event, record_handler=project, processor=processor, context=context)
     entitlements_of_accounts(touched)  # then the entitlements of the portals linked to them

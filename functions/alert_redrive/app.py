@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from billing_webhooks.jobs.alert_redrive import redrive
 from billing_webhooks.observability import logger, metrics
-from billing_webhooks.recovery.redrive import redrive
 
 
 @logger.inject_lambda_context(clear_state=True)

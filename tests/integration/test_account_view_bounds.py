@@ -65,7 +65,7 @@ def test_a_balance_named_like_a_number_reads_200_with_its_name_as_sent(api, tabl
 
 
 def test_a_1100_character_balance_name_is_projected_read_and_rebuilt(api, table, accounts_table):
-    from billing_webhooks.recovery.rebuild import rebuild_accounts
+    from billing_webhooks.jobs.account_rebuild import rebuild_accounts
 
     name = "Б" * 1100
     body = _body("PercentOfBalanceUsed", 1, 921000, balance=name)
@@ -93,7 +93,7 @@ def test_a_1100_character_balance_name_is_projected_read_and_rebuilt(api, table,
 
 def test_the_seeds_shared_id_pair_gives_one_view_in_either_order_and_after_a_rebuild(api, table, accounts_table):
     from billing_webhooks.http import reads
-    from billing_webhooks.recovery.rebuild import rebuild_accounts
+    from billing_webhooks.jobs.account_rebuild import rebuild_accounts
 
     pair = [seeds.billing_seeds()["InvoiceForNewPeriod"], seeds.billing_seeds()["ProductStateChange"]]
     assert pair[0]["id"] == pair[1]["id"] and pair[0]["original_event_date"] == pair[1]["original_event_date"]
@@ -160,8 +160,8 @@ def test_open_invoices_are_listed_apart_and_leave_the_list_when_paid_in_any_orde
 
 
 def test_a_rebuild_over_a_record_it_cannot_project_finishes_and_names_it(stack, table, accounts_table, dynamodb):
-    from billing_webhooks.data.notifications import to_item
-    from billing_webhooks.recovery.rebuild import rebuild_accounts
+    from billing_webhooks.data.toolkit import to_item
+    from billing_webhooks.jobs.account_rebuild import rebuild_accounts
 
     good = _record(_body("TrialReminder", 1, 925000))
     broken = {**_record(_body("TrialReminder", 2, 925001)), "payload": "not an object"}  # no rule reads it
@@ -178,7 +178,7 @@ def test_a_rebuild_over_a_record_it_cannot_project_finishes_and_names_it(stack, 
 def test_the_projector_names_exactly_the_record_it_cannot_take_on_the_failure_queue(stack, table, accounts_table):
     import boto3
 
-    from billing_webhooks.data.notifications import to_item
+    from billing_webhooks.data.toolkit import to_item
     from billing_webhooks.settings import settings
 
     sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
@@ -211,9 +211,9 @@ def test_the_projector_names_exactly_the_record_it_cannot_take_on_the_failure_qu
 
 
 def test_a_segmented_paged_and_resumed_rebuild_projects_every_record(stack, table, accounts_table, dynamodb):
-    from billing_webhooks.data.notifications import to_item
+    from billing_webhooks.data.toolkit import to_item
     from billing_webhooks.http import reads
-    from billing_webhooks.recovery.rebuild import rebuild_accounts
+    from billing_webhooks.jobs.account_rebuild import rebuild_accounts
 
     records = [_record(_body("TrialReminder", number, 927000 + number, days_left=number)) for number in range(30)]
     for record in records:
@@ -280,3 +280,47 @@ def test_a_payment_after_its_notice_takes_the_invoice_off_the_open_list(api, tab
     view = requests.get(f"{api.url}/accounts/928000", timeout=10).json()
     assert view["open_invoices"] == [] and view["counts"]["open_invoices"] == 0
     assert view["invoices"][0]["status"] == "paid"
+
+
+def test_a_cursor_reads_only_the_list_and_the_account_it_was_given_for(api, table, accounts_table, monkeypatch):
+    invoices = [
+        _body("UnPaidInvoice", number, 926000, START + timedelta(hours=number), invoice_id=number) for number in (1, 2)
+    ]
+    _project(
+        [
+            *invoices,
+            _body("UnPaidInvoice", 3, 926001, START, invoice_id=3),
+            _body("UnPaidInvoice", 4, 926001, START, invoice_id=4),
+        ]
+    )
+    first = requests.get(f"{api.url}/accounts/926000/invoices?limit=1", timeout=10).json()
+    cursor = first["cursor"]
+    assert cursor and first["invoices"][0]["invoice_id"] == 1
+    following = requests.get(f"{api.url}/accounts/926000/invoices?limit=1&cursor={cursor}", timeout=10)
+    assert following.status_code == 200 and following.json()["invoices"][0]["invoice_id"] == 2
+    for body in (
+        _body("UnPaidInvoice", 5, 926001, START, invoice_id=5),
+        _body("UnPaidInvoice", 6, 926001, START, invoice_id=6),
+    ):
+        assert _post(api, body).status_code == 200
+    history = requests.get(f"{api.url}/accounts/926001/notifications?limit=1", timeout=10).json()["cursor"]
+    assert history
+    from billing_webhooks.http import reads
+
+    def never(*args, **kwargs):  # a foreign cursor is refused by our check, before DynamoDB sees it
+        raise AssertionError("queried with a cursor of another list or account")
+
+    monkeypatch.setattr(reads.accounts, "listing", never)
+    monkeypatch.setattr(reads.notifications, "history", never)
+    for elsewhere in (
+        "/accounts/926001/invoices",  # another account's list
+        "/accounts/926000/products",  # another list of the same account
+        "/accounts/926000/balances",
+        "/accounts/926000/invoices?status=unpaid&x=1",  # the open invoices' index: another key
+        "/accounts/926000/notifications",  # the history: another index
+    ):
+        joiner = "&" if "?" in elsewhere else "?"
+        answer = requests.get(f"{api.url}{elsewhere}{joiner}limit=1&cursor={cursor}", timeout=10)
+        assert answer.status_code == 400, (elsewhere, answer.text)
+    answer = requests.get(f"{api.url}/accounts/926000/notifications?limit=1&cursor={history}", timeout=10)
+    assert answer.status_code == 400, answer.text  # another account's history

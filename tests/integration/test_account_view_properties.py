@@ -221,9 +221,9 @@ def _read(api, account_id: int) -> tuple[dict, dict]:
 def test_any_set_in_any_order_with_duplicates_and_any_rebuild_gives_one_view_equal_to_the_rules(
     api, dynamodb, scratch_tables, monkeypatch, bodies, data
 ):
-    from billing_webhooks.data.notifications import to_item
+    from billing_webhooks.data.toolkit import to_item
     from billing_webhooks.domain import accounts
-    from billing_webhooks.recovery.rebuild import rebuild_accounts
+    from billing_webhooks.jobs.account_rebuild import rebuild_accounts
     from billing_webhooks.settings import settings as read_settings
 
     notifications_table = read_settings().table_name

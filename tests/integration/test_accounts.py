@@ -194,7 +194,7 @@ def test_a_paid_invoice_stays_paid_whatever_comes_after(stack, accounts_table):
 
 
 def _stream_event(records: list[dict]) -> dict:
-    from billing_webhooks.data.notifications import to_item
+    from billing_webhooks.data.toolkit import to_item
 
     return {
         "Records": [
@@ -255,7 +255,7 @@ def test_a_batch_that_fails_half_way_and_is_retried_changes_nothing_twice(stack,
 
 
 def test_the_view_rebuilt_from_the_notifications_table_equals_the_live_one(api, table, accounts_table, projector):
-    from billing_webhooks.recovery.rebuild import rebuild_accounts
+    from billing_webhooks.jobs.account_rebuild import rebuild_accounts
 
     bodies = history(840000)
     with ThreadPoolExecutor(8) as pool:

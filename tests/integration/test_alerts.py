@@ -9,7 +9,7 @@ import pytest
 from botocore.stub import Stubber
 
 from billing_webhooks.domain import alerts
-from billing_webhooks.recovery import redrive
+from billing_webhooks.jobs import alert_redrive as redrive
 from local import provision
 from tests.conftest import invoke, load_event
 
@@ -115,7 +115,7 @@ def test_the_redrive_handler_runs_as_a_scheduled_function(stack, table):
 def test_a_claim_with_dynamodb_unreachable_is_503_not_a_crash(monkeypatch):
     from botocore.config import Config
 
-    from billing_webhooks.data import notifications
+    from billing_webhooks.data import toolkit
     from billing_webhooks.errors import ServiceUnavailable
 
     dead = boto3.client(
@@ -123,6 +123,6 @@ def test_a_claim_with_dynamodb_unreachable_is_503_not_a_crash(monkeypatch):
         endpoint_url="http://127.0.0.1:9",
         config=Config(retries={"total_max_attempts": 1}, connect_timeout=1),
     )
-    monkeypatch.setattr(notifications, "dynamodb", lambda: dead)
+    monkeypatch.setattr(toolkit, "dynamodb", lambda: dead)
     with pytest.raises(ServiceUnavailable):
         alerts.claim({"notification_id": "x", "notification_type": "TrialReminder"}, datetime.now(UTC))

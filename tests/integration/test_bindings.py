@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from billing_webhooks.recovery import replay as billing_replay
+from billing_webhooks.jobs import replay as billing_replay
 from local import samples
 from local.fake_bitrix24 import Portal
 from local.replay import replay

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from botocore.stub import Stubber
 
-from billing_webhooks.data import notifications
+from billing_webhooks.data import toolkit
 from local import samples, seeds
 from local.samples import bitrix24_payment_body
 from local.template import routes
@@ -265,7 +265,7 @@ def test_an_account_history_reads_in_order_from_the_by_account_index(api, table,
     "code", ["ProvisionedThroughputExceededException", "InternalServerError", "ThrottlingException"]
 )
 def test_dynamodb_failing_answers_503_with_retry_after(functions, table, code):
-    client = notifications.dynamodb()
+    client = toolkit.dynamodb()
     with Stubber(client) as stubber:
         stubber.add_client_error("put_item", service_error_code=code, http_status_code=500)
         status, headers, problem = invoke(functions["new_payment"], load_event("new_payment"))
@@ -283,7 +283,7 @@ def test_dynamodb_unreachable_answers_503(functions, table, monkeypatch):
         endpoint_url="http://127.0.0.1:9",
         config=Config(retries={"total_max_attempts": 1}, connect_timeout=1),
     )
-    monkeypatch.setattr(notifications, "dynamodb", lambda: dead)
+    monkeypatch.setattr(toolkit, "dynamodb", lambda: dead)
     status, headers, _ = invoke(functions["unpaid_invoice"], load_event("unpaid_invoice"))
     assert status == 503 and "Retry-After" in headers
 

@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from billing_webhooks.data import installations as installation_records
-from billing_webhooks.data import notifications
+from billing_webhooks.data import notifications, toolkit
 from billing_webhooks.errors import ServiceUnavailable, Unstorable
 from billing_webhooks.http.portal_token import PORTAL_REFUSED
 from local import samples, seeds
@@ -47,7 +47,7 @@ def test_a_request_dynamodb_refuses_as_such_is_unstorable_not_an_outage(stack):
         installation_records.get("m" * 3000)  # over DynamoDB's 2 KiB partition key: ValidationException
     assert refused.value.status == 422 and not refused.value.parked
     throttled = ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "GetItem")
-    assert isinstance(notifications.fault(throttled, "x"), ServiceUnavailable)
+    assert isinstance(toolkit.fault(throttled, "x"), ServiceUnavailable)
 
 
 @pytest.mark.parametrize("number", ["1e999999", "9" * 41, str(10**40), "1e-131"])

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 
-from billing_webhooks.data.notifications import to_item
+from billing_webhooks.data.toolkit import to_item
 from billing_webhooks.domain.lifecycle import installation_record
 from billing_webhooks.models.bitrix24 import AppInfo, AppInstallEvent
 from billing_webhooks.wire.credentials import token_sha256

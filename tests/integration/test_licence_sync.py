@@ -42,17 +42,17 @@ _function: list = []
 
 
 def licence_sync_function():
-    """LicenceSyncFunction's handler, loaded as Lambda loads it (once per test session)."""
+    """PortalSyncFunction's handler, loaded as Lambda loads it (once per test session)."""
     from local import template
     from local.server import LocalFunction
 
     if not _function:
-        _function.append(LocalFunction(template.function("LicenceSyncFunction")))
+        _function.append(LocalFunction(template.function("PortalSyncFunction")))
     return _function[0]
 
 
 def sync(member_id: str = MEMBER) -> dict:
-    """`{"member_ids": [...]}` to LicenceSyncFunction, as `billing-webhooks portals sync` invokes it."""
+    """`{"member_ids": [...]}` to PortalSyncFunction, as `billing-webhooks portals sync` invokes it."""
     [outcome] = licence_sync_function().invoke({"member_ids": [member_id]})["portals"]
     return outcome
 
@@ -149,7 +149,7 @@ def test_twenty_concurrent_syncs_of_a_portal_whose_token_expired_make_one_refres
         start.wait()
         outcomes.extend(
             portal["outcome"]
-            for portal in function.handler({"member_ids": [MEMBER]}, LambdaContext("LicenceSyncFunction"))["portals"]
+            for portal in function.handler({"member_ids": [MEMBER]}, LambdaContext("PortalSyncFunction"))["portals"]
         )
 
     threads = [threading.Thread(target=one) for _ in range(20)]
@@ -163,7 +163,7 @@ def test_twenty_concurrent_syncs_of_a_portal_whose_token_expired_make_one_refres
 
 
 def test_a_scheduled_run_checks_the_due_portals_once_and_schedules_the_next_check(api, tokens, stack, installations):
-    from billing_webhooks.recovery.licence_runs import run_due
+    from billing_webhooks.jobs.licence_sync_run import run_due
 
     assert installations.get(member_id=MEMBER)["next_check_at"] <= time.time()  # an install is due at once
     play(stack, STATUS="T", DAYS=2, PAYMENT_EXPIRED="N")
@@ -176,7 +176,7 @@ def test_a_scheduled_run_checks_the_due_portals_once_and_schedules_the_next_chec
 
 
 def test_a_run_whose_time_is_up_takes_no_portal_and_the_next_run_does(api, tokens, stack, installations):
-    from billing_webhooks.recovery.licence_runs import run_due
+    from billing_webhooks.jobs.licence_sync_run import run_due
 
     assert run_due(lambda: 10_000) == {"left for the next run": 1}
     assert played(stack)["calls"] == {}
@@ -255,3 +255,54 @@ def test_an_installs_rotated_tokens_are_kept_and_the_sync_refreshes_with_them(
     assert sync(acme_portal.MEMBER)["outcome"] == "ok"
     # The fake takes only the refresh token it issued last: the install's rotated one was kept.
     assert portal.calls["refresh"] == 2 and portal.calls["app.info"] == 3
+
+
+def _seal_the_former_way(stack, member_id: str, pair: dict) -> dict:
+    """A pair as the token store sealed it before KMS Encrypt: a KMS data key, AES-256-GCM."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    kms = boto3.client("kms", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_KMS"])
+    context = {"member_id": member_id, "purpose": "portal-tokens"}
+    key = kms.generate_data_key(KeyId="alias/TokenStoreKeyAlias", KeySpec="AES_256", EncryptionContext=context)
+    nonce = os.urandom(12)
+    associated = "|".join(f"{name}={value}" for name, value in sorted(context.items())).encode()
+    sealed = nonce + AESGCM(key["Plaintext"]).encrypt(nonce, json.dumps(pair).encode(), associated)
+    return {
+        "data_key": base64.b64encode(key["CiphertextBlob"]).decode(),
+        "sealed": base64.b64encode(sealed).decode(),
+    }
+
+
+def test_a_pair_sealed_the_former_way_still_opens_and_is_sealed_anew_at_its_next_write(api, tokens, stack, dynamodb):
+    from billing_webhooks.data.toolkit import to_item
+
+    fake = stack.bitrix24.portals[samples.PORTAL_DOMAIN]
+    former = _seal_the_former_way(
+        stack, MEMBER, {"access_token": fake.access_token, "refresh_token": fake.refresh_token}
+    )
+    dynamodb.update_item(
+        TableName="PortalTokensTable",
+        Key={"member_id": {"S": MEMBER}},
+        UpdateExpression="SET data_key = :data_key, sealed = :sealed",
+        ExpressionAttributeValues=to_item({":data_key": former["data_key"], ":sealed": former["sealed"]}),
+    )
+    assert sync()["outcome"] == "ok"  # opened the former way: app.info answered with its token
+    play(stack, access_token_expired=True)
+    assert sync()["outcome"] == "ok"  # refreshed with the former pair's refresh token, sealed anew
+    after = tokens.get(member_id=MEMBER)
+    assert "data_key" not in after
+    assert sync()["outcome"] == "ok"
+
+
+def test_a_sealed_pair_copied_onto_another_portals_item_does_not_open(api, tokens, stack, dynamodb):
+    from billing_webhooks.domain import portal_tokens
+    from billing_webhooks.errors import ServiceUnavailable
+
+    kept = dynamodb.get_item(TableName="PortalTokensTable", Key={"member_id": {"S": MEMBER}})["Item"]
+    dynamodb.put_item(TableName="PortalTokensTable", Item={**kept, "member_id": {"S": "another-portal"}})
+    assert portal_tokens.access(MEMBER).token  # its own opens
+    with pytest.raises(ServiceUnavailable):
+        portal_tokens.access("another-portal")  # KMS binds the member_id: the copy does not

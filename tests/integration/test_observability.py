@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.stub import Stubber
 
-from billing_webhooks.data import notifications
+from billing_webhooks.data import toolkit
 from local import traffic
 from local.replay import replay
 from tests.conftest import invoke, load_event
@@ -40,7 +40,7 @@ def test_each_outcome_is_its_own_metric_and_refusals_carry_their_reason(function
     assert invoke(functions["unpaid_invoice"], conflicting)[0] == 409
     anonymous = {**event, "headers": {"content-type": "application/json"}}
     assert invoke(functions["unpaid_invoice"], anonymous)[0] == 401
-    with Stubber(notifications.dynamodb()) as stubber:
+    with Stubber(toolkit.dynamodb()) as stubber:
         stubber.add_client_error("put_item", service_error_code="ThrottlingException", http_status_code=400)
         assert invoke(functions["new_payment"], load_event("new_payment"))[0] == 503
     assert replay()["replayed"] == 1

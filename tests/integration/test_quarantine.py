@@ -7,7 +7,8 @@ import boto3
 import pytest
 
 from billing_webhooks.data import quarantine
-from billing_webhooks.recovery import replay as billing_replay
+from billing_webhooks.jobs import quarantine_requeue
+from billing_webhooks.jobs import replay as billing_replay
 from local import seeds
 from local.replay import local_invoker
 from tests.integration.test_deliveries import BILLING_AUTH, post
@@ -78,7 +79,7 @@ def test_a_fixed_model_replays_the_quarantined_delivery_and_the_still_refused_re
         return original(payload, **options)
 
     monkeypatch.setattr(NewPayment, "model_validate", fixed)
-    assert billing_replay.requeue_quarantined() == 2
+    assert quarantine_requeue.requeue_quarantined() == 2
     counts = billing_replay.replay_parked(local_invoker())
     assert (counts["replayed"], counts["refused"]) == (1, 1)
     [record] = table.items()
@@ -94,7 +95,7 @@ def test_a_delivery_still_refused_on_every_replay_stays_in_quarantine_with_its_c
     post(api, "/billing/new-payment", _with_bad_amount(), BILLING_AUTH)
     [first] = quarantined.items()
     for _ in range(3):  # each replay is refused 422 again, never 401, and the delivery stays kept
-        assert billing_replay.requeue_quarantined() == 1
+        assert quarantine_requeue.requeue_quarantined() == 1
         counts = billing_replay.replay_parked(local_invoker())
         assert counts["refused"] == 1, counts
         [kept] = quarantined.items()

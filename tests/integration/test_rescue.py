@@ -11,7 +11,8 @@ import boto3
 import pytest
 
 from billing_webhooks.domain import alerts
-from billing_webhooks.recovery import parcels, redrive
+from billing_webhooks.jobs import alert_redrive as redrive
+from billing_webhooks.recovery import parcels
 from billing_webhooks.wire.credentials import token_sha256
 from local import samples, traffic
 from local.replay import replay
@@ -215,14 +216,14 @@ def test_when_the_rescue_queue_fails_too_the_answer_is_still_503_and_the_loss_is
 ):
     from botocore.stub import Stubber
 
-    from billing_webhooks.data import notifications
+    from billing_webhooks.data import toolkit
     from tests.conftest import invoke, load_event
 
     def refuse(parcel):
         raise ConnectionError("sqs down")
 
     monkeypatch.setattr(parcels, "park", refuse)
-    with Stubber(notifications.dynamodb()) as stubber:
+    with Stubber(toolkit.dynamodb()) as stubber:
         stubber.add_client_error("put_item", service_error_code="InternalServerError", http_status_code=500)
         status, headers, _ = invoke(functions["new_payment"], load_event("new_payment"))
     assert status == 503 and "Retry-After" in headers
@@ -241,7 +242,7 @@ def test_the_replay_function_invokes_the_parking_function_by_name_and_reads_a_cr
     from botocore.stub import Stubber
 
     from billing_webhooks.data import aws
-    from billing_webhooks.recovery import replay as replay_module
+    from billing_webhooks.jobs import replay as replay_module
 
     client = aws.client("lambda", read_timeout=replay_module.INVOKE_READ_TIMEOUT_SECONDS)
     answer = json.dumps({"statusCode": 200}).encode()
@@ -261,7 +262,7 @@ def test_the_replay_function_invokes_the_parking_function_by_name_and_reads_a_cr
 def test_a_parcel_that_fails_twice_moves_to_the_dead_letter_queue_and_the_run_goes_on(
     api, stack, table, rescue_queue, outage, monkeypatch
 ):
-    from billing_webhooks.recovery import replay as billing_replay
+    from billing_webhooks.jobs import replay as billing_replay
 
     monkeypatch.setattr(billing_replay, "PORTAL_RETRY_SECONDS", 0)  # back at once, not at the next run
     deliveries = traffic.distinct_deliveries(3, run="poison")

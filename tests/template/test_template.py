@@ -114,15 +114,23 @@ def test_every_table_topic_and_secret_is_encrypted(translated):
 ALERT_FUNCTIONS = {"UnPaidInvoiceFunction", "TrialReminderFunction"}
 
 
-def test_twelve_webhook_functions_the_redrive_the_replay_the_projector_and_the_reads_on_python313(translated):
+JOBS = {
+    "AlertRedriveFunction",
+    "ReplayFunction",
+    "QuarantineRequeueFunction",
+    "AccountProjectorFunction",
+    "AccountRebuildFunction",
+    "LicenceSyncRunFunction",
+    "PortalSyncFunction",
+    "EntitlementDeadlinesFunction",
+    "InstallationChangesFunction",
+    "EntitlementEventsFunction",
+}
+
+
+def test_twelve_webhook_functions_the_jobs_and_the_reads_on_python313(translated):
     functions = _of_type(translated, "AWS::Lambda::Function")
-    assert set(functions) == set(ROUTES.values()) | {
-        "AlertRedriveFunction",
-        "ReplayFunction",
-        "AccountProjectorFunction",
-        "AccountsApiFunction",
-        "LicenceSyncFunction",
-    }
+    assert set(functions) == set(ROUTES.values()) | JOBS | {"AccountsApiFunction"}
     [layer] = _of_type(translated, "AWS::Lambda::LayerVersion")
     for name, function in functions.items():
         props = function["Properties"]
@@ -145,7 +153,7 @@ def test_each_webhook_route_is_post_only_and_reaches_its_function(translated):
 
 # SAM's own policy for a DynamoDB stream source, on the functions that read a table's stream.
 STREAM_READER = "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"
-STREAM_READERS = {"AccountProjectorFunction", "LicenceSyncFunction"}
+STREAM_READERS = {"AccountProjectorFunction", "InstallationChangesFunction", "EntitlementEventsFunction"}
 
 
 def _grants(translated: dict, function: str, *managed: str) -> set[tuple[str, str]]:
@@ -225,7 +233,7 @@ def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_nee
     # ... and keep the pair Bitrix24's OAuth server issues when it vouches: sealed, never opened.
     seal |= {
         ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["PortalTokensTable", "Arn"]})),
-        ("kms:GenerateDataKey", json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]})),
+        ("kms:Encrypt", json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]})),
     }
     expected = {
         # The fallback map: a portal installed by hand is not taken over by an install naming it.
@@ -274,7 +282,6 @@ def test_the_redrive_may_only_query_the_pending_index_update_and_publish(transla
 def test_the_replay_may_only_read_the_rescue_queue_dead_letter_and_invoke_the_webhook_functions(translated):
     queue = json.dumps({"Fn::GetAtt": ["RescueQueue", "Arn"]})
     dead_letters = json.dumps({"Fn::GetAtt": ["RescueDeadLetterQueue", "Arn"]})
-    quarantine = json.dumps({"Fn::GetAtt": ["QuarantineTable", "Arn"]})
     invoke = {
         ("lambda:InvokeFunction", json.dumps([{"Fn::GetAtt": [function, "Arn"]} for function in ROUTES.values()]))
     }
@@ -284,9 +291,6 @@ def test_the_replay_may_only_read_the_rescue_queue_dead_letter_and_invoke_the_we
         ("sqs:DeleteMessage", queue),
         ("sqs:ChangeMessageVisibility", queue),
         ("sqs:SendMessage", dead_letters),
-        ("sqs:SendMessage", queue),  # dead-letters; requeues the quarantined
-        ("dynamodb:Scan", quarantine),
-        ("dynamodb:DeleteItem", quarantine),
     }
     [(_, resources)] = [grant for grant in grants if grant[0] == "lambda:InvokeFunction"]
     assert sorted(json.loads(resources), key=json.dumps) == sorted(json.loads(next(iter(invoke))[1]), key=json.dumps)
@@ -443,12 +447,19 @@ def test_the_webhook_functions_may_be_invoked_only_by_their_api_routes_and_the_r
         for name in _of_type(translated, "AWS::IAM::Role")
         if "lambda:InvokeFunction" in json.dumps(translated[name]["Properties"].get("Policies", []))
     ]
-    schedules = ["LicenceSyncFunctionDuePortalsRole", "LicenceSyncFunctionEntitlementDeadlinesRole"]
-    assert sorted(invokers) == [*schedules, "ReplayFunctionRole"]
-    # EventBridge Scheduler's roles for the licence sync may invoke that function alone.
-    for role in schedules:
-        scheduler_policy = json.dumps(translated[role]["Properties"]["Policies"])
-        assert "LicenceSyncFunction" in scheduler_policy and "AppInstallFunction" not in scheduler_policy
+    schedules = {
+        "EntitlementDeadlinesFunctionEveryMinuteRole": "EntitlementDeadlinesFunction",
+        "LicenceSyncRunFunctionDuePortalsRole": "LicenceSyncRunFunction",
+    }
+    assert sorted(invokers) == [*sorted(schedules), "ReplayFunctionRole"]
+    # Each EventBridge Scheduler role may invoke its own job's function alone.
+    for role, function in schedules.items():
+        invoked = [
+            json.dumps(statement["Resource"])
+            for policy in translated[role]["Properties"]["Policies"]
+            for statement in policy["PolicyDocument"]["Statement"]
+        ]
+        assert invoked and all(function in resource for resource in invoked), invoked
 
 
 def test_the_read_routes_are_get_only_and_signed_with_aws_iam(translated):
@@ -484,69 +495,109 @@ def test_the_reads_may_only_query_the_view_its_open_invoices_and_the_account_ind
     }
 
 
-def test_only_the_licence_sync_may_open_the_kept_tokens_and_it_runs_on_a_scheduler_rule(translated):
-    key = json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]})
-    tokens_table = json.dumps({"Fn::GetAtt": ["PortalTokensTable", "Arn"]})
-    grants = {
+TOKEN_OPENERS = {"LicenceSyncRunFunction", "PortalSyncFunction"}
+DECIDES = {
+    ("dynamodb:GetItem", json.dumps({"Fn::GetAtt": ["InstallationsTable", "Arn"]})),
+    ("dynamodb:GetItem", json.dumps({"Fn::GetAtt": ["EntitlementsTable", "Arn"]})),
+    ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["EntitlementsTable", "Arn"]})),
+    (
+        "dynamodb:Query",
+        json.dumps([{"Fn::GetAtt": ["AccountsTable", "Arn"]}, {"Fn::Sub": "${AccountsTable.Arn}/index/open-invoices"}]),
+    ),
+}
+
+
+def _all_grants(translated: dict) -> dict[str, set[tuple[str, str]]]:
+    return {
         name: _grants(translated, name, *([STREAM_READER] if name in STREAM_READERS else []))
         for name in _of_type(translated, "AWS::Lambda::Function")
     }
-    assert {name for name, granted in grants.items() if ("kms:Decrypt", key) in granted} == {"LicenceSyncFunction"}
-    assert {name for name, granted in grants.items() if ("dynamodb:GetItem", tokens_table) in granted} == {
-        "LicenceSyncFunction"
-    }
-    assert _grants(translated, "LicenceSyncFunction", STREAM_READER) == {
+
+
+def test_only_the_licence_syncs_may_open_the_kept_tokens_and_each_job_may_do_its_job_alone(translated):
+    key = json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]})
+    tokens_table = json.dumps({"Fn::GetAtt": ["PortalTokensTable", "Arn"]})
+    grants = _all_grants(translated)
+    assert {name for name, granted in grants.items() if ("kms:Decrypt", key) in granted} == TOKEN_OPENERS
+    assert {name for name, granted in grants.items() if ("dynamodb:GetItem", tokens_table) in granted} == TOKEN_OPENERS
+    opens_tokens = {
         ("dynamodb:GetItem", INSTALLATIONS),
         ("dynamodb:UpdateItem", INSTALLATIONS),
-        ("dynamodb:Query", json.dumps({"Fn::Sub": "${InstallationsTable.Arn}/index/licence-sync"})),
         ("dynamodb:GetItem", tokens_table),
         ("dynamodb:UpdateItem", tokens_table),
         ("kms:Decrypt", key),
-        ("kms:GenerateDataKey", key),
+        ("kms:Encrypt", key),
         _reads_secret("Bitrix24AppCredentials"),
-        # A licence that moved moves the portal's entitlement, decided from its linked account's view.
-        ("dynamodb:GetItem", json.dumps({"Fn::GetAtt": ["EntitlementsTable", "Arn"]})),
-        ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["EntitlementsTable", "Arn"]})),
-        (
-            "dynamodb:Query",
-            json.dumps(
-                [{"Fn::GetAtt": ["AccountsTable", "Arn"]}, {"Fn::Sub": "${AccountsTable.Arn}/index/open-invoices"}]
-            ),
-        ),
+    }
+    assert grants["PortalSyncFunction"] == opens_tokens
+    assert grants["LicenceSyncRunFunction"] == opens_tokens | {
+        ("dynamodb:Query", json.dumps({"Fn::Sub": "${InstallationsTable.Arn}/index/licence-sync"}))
+    }
+    assert grants["EntitlementDeadlinesFunction"] == DECIDES | {
+        ("dynamodb:Query", json.dumps({"Fn::Sub": "${EntitlementsTable.Arn}/index/changes-due"}))
+    }
+    failures = ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["EntitlementStreamFailures", "Arn"]}))
+    assert grants["InstallationChangesFunction"] == DECIDES | {failures}
+    assert grants["EntitlementEventsFunction"] == {
         ("events:PutEvents", json.dumps({"Fn::GetAtt": ["BillingEventsBus", "Arn"]})),
-        ("dynamodb:Query", json.dumps({"Fn::Sub": "${EntitlementsTable.Arn}/index/changes-due"})),
+        failures,
+    }
+    assert grants["AccountRebuildFunction"] == {
+        ("dynamodb:Scan", TABLE),
+        ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["AccountsTable", "Arn"]})),
+    }
+    assert grants["QuarantineRequeueFunction"] == {
+        ("dynamodb:Scan", json.dumps({"Fn::GetAtt": ["QuarantineTable", "Arn"]})),
+        ("dynamodb:DeleteItem", json.dumps({"Fn::GetAtt": ["QuarantineTable", "Arn"]})),
+        ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["RescueQueue", "Arn"]})),
     }
     schedules = _of_type(translated, "AWS::Scheduler::Schedule")
-    assert schedules["LicenceSyncFunctionDuePortals"]["Properties"]["ScheduleExpression"] == {"Ref": "LicenceSyncRate"}
-    deadlines = schedules["LicenceSyncFunctionEntitlementDeadlines"]["Properties"]
-    assert deadlines["ScheduleExpression"] == "rate(1 minute)" and json.loads(deadlines["Target"]["Input"]) == {
-        "deadlines": True
+    assert schedules["LicenceSyncRunFunctionDuePortals"]["Properties"]["ScheduleExpression"] == {
+        "Ref": "LicenceSyncRate"
     }
-    for schedule in schedules.values():
-        assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["LicenceSyncFunction", "Arn"]}
+    assert schedules["EntitlementDeadlinesFunctionEveryMinute"]["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    for name, schedule in schedules.items():
+        function = name.removesuffix("DuePortals").removesuffix("EveryMinute")
+        assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": [function, "Arn"]}
     index = {
         index["IndexName"]: index for index in translated["InstallationsTable"]["Properties"]["GlobalSecondaryIndexes"]
     }
     assert [key["AttributeName"] for key in index["licence-sync"]["KeySchema"]] == ["sync_shard", "next_check_at"]
     assert translated["PortalUnreachableAlarm"]["Properties"]["MetricName"] == "PortalUnreachable"
-    # Every installation write moves the portal's entitlement, off the delivery path.
+
+
+def _mapping(translated: dict, function: str) -> dict:
     [mapping] = [
-        mapping
+        mapping["Properties"]
         for mapping in _of_type(translated, "AWS::Lambda::EventSourceMapping").values()
-        if mapping["Properties"]["FunctionName"] == {"Ref": "LicenceSyncFunction"}
+        if mapping["Properties"]["FunctionName"] == {"Ref": function}
     ]
-    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["InstallationsTable", "StreamArn"]}
-    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    return mapping
 
 
-def test_the_billing_events_bus_is_archived_and_only_the_projector_and_the_licence_sync_publish_to_it(translated):
-    bus = json.dumps({"Fn::GetAtt": ["BillingEventsBus", "Arn"]})
-    publishers = {
-        name
-        for name in _of_type(translated, "AWS::Lambda::Function")
-        if ("events:PutEvents", bus) in _grants(translated, name, *([STREAM_READER] if name in STREAM_READERS else []))
+def test_the_entitlement_jobs_read_their_tables_streams_with_both_images_and_a_failure_queue(translated):
+    for function, table in (
+        ("InstallationChangesFunction", "InstallationsTable"),
+        ("EntitlementEventsFunction", "EntitlementsTable"),
+    ):
+        assert translated[table]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+        mapping = _mapping(translated, function)
+        assert mapping["EventSourceArn"] == {"Fn::GetAtt": [table, "StreamArn"]}
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {
+            "Fn::GetAtt": ["EntitlementStreamFailures", "Arn"]
+        }
+    # Events keep their order: no bisecting, which would publish a later change before an earlier one.
+    assert _mapping(translated, "EntitlementEventsFunction")["BisectBatchOnFunctionError"] is False
+    assert translated["EntitlementStreamFailuresAlarm"]["Properties"]["Dimensions"][0]["Value"] == {
+        "Fn::GetAtt": ["EntitlementStreamFailures", "QueueName"]
     }
-    assert publishers == {"AccountProjectorFunction", "LicenceSyncFunction"}
+
+
+def test_the_billing_events_bus_is_archived_and_only_the_events_job_publishes_to_it(translated):
+    bus = json.dumps({"Fn::GetAtt": ["BillingEventsBus", "Arn"]})
+    publishers = {name for name, granted in _all_grants(translated).items() if ("events:PutEvents", bus) in granted}
+    assert publishers == {"EntitlementEventsFunction"}
     [archive] = _of_type(translated, "AWS::Events::Archive").values()
     assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": ["BillingEventsBus", "Arn"]}
     rule = translated["EntitlementChangedRule"]["Properties"]

@@ -180,3 +180,26 @@ def test_attributes_hold_only_what_sns_accepts():
     stored["code"] = "bad\x00\x1f\ufffecode" + "x" * 1000
     attributes = alerts.message(stored)["MessageAttributes"]
     assert attributes["code"]["StringValue"].startswith("bad???code") and len(attributes["code"]["StringValue"]) <= 256
+
+
+def test_the_sns_budget_is_counted_in_utf8_bytes_not_characters():
+    import json
+
+    stored = record("UnPaidInvoice")
+    # Fewer characters than the budget, more bytes: each "ж" is one character and two bytes, and
+    # the document goes out five times (one per program protocol).
+    stored["payload"]["note"] = "ж" * (alerts.MESSAGE_BUDGET // 8)
+    message = alerts.message(stored)
+    assert len(message["Message"]) < alerts.MESSAGE_BUDGET * 2
+    assert len(message["Message"].encode()) <= alerts.MESSAGE_BUDGET
+    document = json.loads(json.loads(message["Message"])["sqs"])
+    assert "payload" not in document["record"] and document["payload_omitted"]
+
+
+def test_a_mail_shows_at_most_ten_pay_links_and_the_record_keeps_every_one():
+    stored = record("UnPaidInvoice")
+    links = [{"PaymentSystem": f"Card{n}", "URL": f"https://pay.example/{n}"} for n in range(11)]
+    stored["payload"]["details"]["Url_to_pay"] = links
+    shown = [line for line in alerts.text(stored).splitlines() if line.startswith("Card")]
+    assert shown == [f"Card{n}: https://pay.example/{n}" for n in range(10)]
+    assert len(stored["payload"]["details"]["Url_to_pay"]) == 11

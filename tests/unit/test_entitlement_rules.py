@@ -115,3 +115,32 @@ def test_row_9_a_paid_licence_may_until_its_paid_date_and_a_free_one_for_good():
 def test_an_account_denial_wins_over_a_licence_still_in_its_grace_period():
     answer = ask(installation("P", 30, "Y"), account("Blocked"), now=AS_OF + timedelta(hours=1))
     assert (answer["entitled"], answer["reason"]) == (False, "account_blocked")
+
+
+def test_every_event_of_one_change_has_an_id_of_its_own_and_carries_the_changes_sequence():
+    from billing_webhooks.domain.entitlement_events import MAX_OVERDUE_EVENTS, changed_events
+
+    before = {
+        "entitled": True,
+        "reason": "paid",
+        "until": None,
+        "grace_until": None,
+        "licence": {"state": "active", "status": "P"},
+        "account": {"account_id": 504, "state": "Active", "overdue_invoices": []},
+    }
+    after = {
+        "member_id": "m1",
+        "as_of": "2026-12-07T00:00:00Z",
+        "entitled": False,
+        "reason": "invoice_overdue: 1, 2",
+        "until": None,
+        "grace_until": None,
+        "licence": {"state": "expired", "status": "P"},
+        "account": {"account_id": 504, "state": "Blocked", "overdue_invoices": list(range(1, 13))},
+    }
+    told = changed_events(after, 7, before)
+    kinds = [event["detail_type"] for event in told]
+    assert kinds[:3] == ["EntitlementChanged", "LicenceChanged", "AccountStateChanged"]
+    assert kinds[3:] == ["InvoiceOverdue"] * MAX_OVERDUE_EVENTS
+    assert len({event["id"] for event in told}) == len(told)
+    assert {event["sequence"] for event in told} == {7}

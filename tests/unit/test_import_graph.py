@@ -80,7 +80,7 @@ def test_no_module_of_the_project_imports_itself_back():
 
 # The layer's folders, top to bottom: a module imports its own folder or the folders below it.
 # The package's own modules (settings, errors, observability) sit under all of them.
-LAYERS = ["http", "recovery", "domain", "wire", "data", "models"]
+LAYERS = ["http", "jobs", "recovery", "domain", "wire", "data", "models"]
 
 
 def _rank(module: str) -> int:
@@ -187,3 +187,57 @@ def test_the_architecture_page_counts_the_functions_the_template_declares():
     declared = len(template.resources("AWS::Serverless::Function"))
     stated = re.search(r"The product is (\d+) small Lambda functions", (ROOT / "docs" / "architecture.md").read_text())
     assert stated and int(stated.group(1)) == declared == len(list((ROOT / "functions").iterdir()))
+
+
+def _handler_imports(function_name: str) -> set[str]:
+    from local import template
+
+    code = template.load()["Resources"][function_name]["Properties"]["CodeUri"]
+    tree = ast.parse((ROOT / code / "app.py").read_text())
+    return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+
+
+def _triggers(resource: dict) -> set[str]:
+    return {event["Type"] for event in (resource["Properties"].get("Events") or {}).values()}
+
+
+def test_every_schedule_and_stream_runs_a_job_of_its_own_and_nothing_in_recovery_runs_on_one():
+    from local import template
+
+    functions = template.resources("AWS::Serverless::Function")
+    timed = {
+        name for name, resource in functions.items() if _triggers(resource) & {"Schedule", "ScheduleV2", "DynamoDB"}
+    }
+    jobs_of = {
+        name: {module for module in _handler_imports(name) if module.startswith("billing_webhooks.jobs.")}
+        for name in functions
+    }
+    assert all(len(jobs_of[name]) == 1 for name in timed), {name: jobs_of[name] for name in timed}
+    assert not [name for name in timed if any(".recovery" in module for module in _handler_imports(name))]
+    job_modules = {
+        _module_name("billing_webhooks", path)
+        for path in (PACKAGES["billing_webhooks"] / "jobs").glob("*.py")
+        if path.stem != "__init__"
+    }
+    # Each job module is some function's job, and no two functions run the same one.
+    run = [module for modules in jobs_of.values() for module in modules]
+    assert sorted(run) == sorted(set(run)) and job_modules <= set(run) | _LIBRARY_JOBS
+
+
+# Job modules another job module builds on, run by no function of their own.
+_LIBRARY_JOBS: set[str] = set()
+
+
+def test_no_function_serves_two_triggers():
+    from local import template
+
+    functions = template.resources("AWS::Serverless::Function")
+    assert {
+        name: sorted(_triggers(resource)) for name, resource in functions.items() if len(_triggers(resource)) > 1
+    } == {}
+    assert {
+        name: list(resource["Properties"]["Events"])
+        for name, resource in functions.items()
+        if len(resource["Properties"].get("Events") or {}) > 1
+        and not {event["Type"] for event in resource["Properties"]["Events"].values()} <= {"HttpApi"}
+    } == {}

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billing_webhooks.domain.lifecycle import licence_state
+from billing_webhooks.domain.licence import licence_state
 
 AS_OF = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

@@ -222,7 +222,7 @@ def test_bitrix24_id_is_deterministic_and_ignores_tokens_and_handler_id():
 def test_records_serialize_exactly_as_boto3_would():
     from boto3.dynamodb.types import TypeSerializer
 
-    from billing_webhooks.data import notifications
+    from billing_webhooks.data import toolkit
 
     record = {
         "s": "x",
@@ -235,9 +235,9 @@ def test_records_serialize_exactly_as_boto3_would():
         "l": [],
     }
     serialize = TypeSerializer().serialize
-    assert notifications.to_item(record) == {name: serialize(value) for name, value in record.items()}
+    assert toolkit.to_item(record) == {name: serialize(value) for name, value in record.items()}
     with pytest.raises(TypeError):
-        notifications.to_item({"f": 1.5})
+        toolkit.to_item({"f": 1.5})
 
 
 def test_items_read_back_exactly_as_boto3_reads_them():
@@ -245,7 +245,7 @@ def test_items_read_back_exactly_as_boto3_reads_them():
 
     from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-    from billing_webhooks.data.notifications import from_item
+    from billing_webhooks.data.toolkit import from_item
 
     record = {
         "s": "x",

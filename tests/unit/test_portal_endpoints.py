@@ -2,7 +2,7 @@
 
 import pytest
 
-from billing_webhooks.domain import portal
+from billing_webhooks.data import bitrix24 as portal
 from billing_webhooks.errors import WrongCredentials
 
 DOMAIN = "acme.bitrix24.com"

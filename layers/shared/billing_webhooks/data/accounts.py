@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from billing_webhooks.data import notifications
+from billing_webhooks.data import toolkit
 from billing_webhooks.settings import settings
 
 OPEN_INVOICES_INDEX = "open-invoices"
@@ -52,7 +52,7 @@ def advance(
     names = {"#aspect": aspect, "#stamp": "stamp", **({"#name": "name"} if name is not None else {})}
     if closes:
         expression += " REMOVE open_account"
-    written, _ = notifications.conditional_write(
+    written, _ = toolkit.conditional_write(
         "update_item",
         "The account view could not be updated; retry later.",
         TableName=_table(),
@@ -60,7 +60,7 @@ def advance(
         UpdateExpression=expression,
         ConditionExpression="attribute_not_exists(#aspect) OR #aspect.#stamp < :stamp" + (REWRITE if rewrite else ""),
         ExpressionAttributeNames=names,
-        ExpressionAttributeValues=notifications.to_item(
+        ExpressionAttributeValues=toolkit.to_item(
             {":value": value, ":stamp": value["stamp"], **({":name": name} if name is not None else {})}
         ),
     )
@@ -70,7 +70,7 @@ def advance(
 def open_if_unpaid(account_key: str, part: str) -> None:
     """List the invoice as open unless a payment names it (checked in the same write, so a payment
     landing at any moment removes it for good)."""
-    notifications.conditional_write(
+    toolkit.conditional_write(
         "update_item",
         "The account view could not be updated; retry later.",
         TableName=_table(),
@@ -83,9 +83,9 @@ def open_if_unpaid(account_key: str, part: str) -> None:
 
 def _query(request: dict[str, Any]) -> dict[str, Any]:
     try:
-        return notifications.dynamodb().query(TableName=_table(), **request)
+        return toolkit.dynamodb().query(TableName=_table(), **request)
     except (BotoCoreError, ClientError) as exc:
-        raise notifications.fault(exc, UNAVAILABLE) from None
+        raise toolkit.fault(exc, UNAVAILABLE) from None
 
 
 def singles(account_key: str) -> list[dict[str, Any]]:
@@ -96,7 +96,7 @@ def singles(account_key: str) -> list[dict[str, Any]]:
             "ExpressionAttributeValues": {":key": {"S": account_key}, ":first": {"S": FIRST_SINGLE_PART}},
         }
     )
-    return [notifications.from_item(item) for item in answer["Items"]]
+    return [toolkit.from_item(item) for item in answer["Items"]]
 
 
 # What each invoice status means as a filter on its aspects (open ones come from the index).
@@ -129,7 +129,7 @@ def page(
     if start_key is not None:
         request["ExclusiveStartKey"] = start_key
     answer = _query(request)
-    return [notifications.from_item(item) for item in answer["Items"]], answer.get("LastEvaluatedKey")
+    return [toolkit.from_item(item) for item in answer["Items"]], answer.get("LastEvaluatedKey")
 
 
 def count(account_key: str, prefix: str, status: str | None = None) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from billing_webhooks.data import notifications
+from billing_webhooks.data import toolkit
 from billing_webhooks.settings import settings
 
 INSTALLED = "installed"
@@ -25,19 +25,19 @@ def _table() -> str:
 
 def get(member_id: str) -> dict[str, Any] | None:
     try:
-        answer = notifications.dynamodb().get_item(
+        answer = toolkit.dynamodb().get_item(
             TableName=_table(), Key={"member_id": {"S": member_id}}, ConsistentRead=True
         )
     except (BotoCoreError, ClientError) as exc:
-        raise notifications.fault(exc, "The portal's installation cannot be read right now; retry later.") from None
-    return notifications.from_item(answer["Item"]) if "Item" in answer else None
+        raise toolkit.fault(exc, "The portal's installation cannot be read right now; retry later.") from None
+    return toolkit.from_item(answer["Item"]) if "Item" in answer else None
 
 
 def _write(operation: str, ts_attribute: str, ts: int, **request: Any) -> bool | None:
     """A conditional write of an event stamped `ts`: True when written; False when refused because
     the installation holds a newer event (`ts_attribute`): the event is stale; None when refused
     for another reason (the same event applied already, or nothing to apply it to)."""
-    written, old = notifications.conditional_write(
+    written, old = toolkit.conditional_write(
         operation,
         "The portal's installation could not be saved; retry later.",
         TableName=_table(),
@@ -65,10 +65,10 @@ def put_installation(record: dict[str, Any]) -> bool | None:
         "put_item",
         "lifecycle_ts",
         record["lifecycle_ts"],
-        Item=notifications.to_item(record),
+        Item=toolkit.to_item(record),
         ConditionExpression=VOUCHED_INSTALL if vouched else UNVOUCHED_INSTALL,
         **({"ExpressionAttributeNames": {"#domain": "domain"}} if vouched else {}),
-        ExpressionAttributeValues=notifications.to_item(values),
+        ExpressionAttributeValues=toolkit.to_item(values),
     )
 
 
@@ -96,7 +96,7 @@ def update_installation(
         UpdateExpression=expression,
         ConditionExpression=condition,
         ExpressionAttributeNames=names,
-        ExpressionAttributeValues=notifications.to_item(placeholders),
+        ExpressionAttributeValues=toolkit.to_item(placeholders),
     )
 
 
@@ -115,16 +115,16 @@ def due(
     if start_key:
         request["ExclusiveStartKey"] = start_key
     try:
-        answer = notifications.dynamodb().query(**request)
+        answer = toolkit.dynamodb().query(**request)
     except (BotoCoreError, ClientError) as exc:
-        raise notifications.fault(exc, "The portals due for a licence check cannot be read right now.") from None
-    return [notifications.from_item(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+        raise toolkit.fault(exc, "The portals due for a licence check cannot be read right now.") from None
+    return [toolkit.from_item(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
 
 
 def claim_check(member_id: str, due_at: int, until: int) -> bool:
     """Take a due portal for one run: its next check moves to `until` (when another run may take it,
     should this one die) if it is still `due_at`; False when another run took it first."""
-    written, _ = notifications.conditional_write(
+    written, _ = toolkit.conditional_write(
         "update_item",
         "The portal's licence check cannot be claimed right now.",
         TableName=_table(),
@@ -148,20 +148,18 @@ def record_check(member_id: str, values: dict[str, Any], remove: tuple[str, ...]
         "UpdateExpression": expression.strip(),
         "ConditionExpression": "#status = :installed",
         "ExpressionAttributeNames": {f"#{name}": name for name in (*values, *remove, "status")},
-        "ExpressionAttributeValues": notifications.to_item(
+        "ExpressionAttributeValues": toolkit.to_item(
             {":installed": INSTALLED, **{f":{name}": value for name, value in values.items()}}
         ),
     }
-    written, _ = notifications.conditional_write(
-        "update_item", "The portal's licence check could not be saved.", **request
-    )
+    written, _ = toolkit.conditional_write("update_item", "The portal's licence check could not be saved.", **request)
     return written
 
 
 def on_domain(domain: str) -> list[str]:
     """The member_ids installed (or once installed) on a portal domain: a few at most."""
     try:
-        answer = notifications.dynamodb().query(
+        answer = toolkit.dynamodb().query(
             TableName=_table(),
             IndexName=BY_DOMAIN,
             KeyConditionExpression="#domain = :domain",
@@ -170,5 +168,5 @@ def on_domain(domain: str) -> list[str]:
             ExpressionAttributeValues={":domain": {"S": domain}},
         )
     except (BotoCoreError, ClientError) as exc:
-        raise notifications.fault(exc, "The portal's installation cannot be read right now; retry later.") from None
+        raise toolkit.fault(exc, "The portal's installation cannot be read right now; retry later.") from None
     return [item["member_id"]["S"] for item in answer.get("Items", [])]

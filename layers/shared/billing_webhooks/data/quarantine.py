@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from billing_webhooks.data import notifications
+from billing_webhooks.data import toolkit
 from billing_webhooks.settings import settings
 
 
@@ -41,7 +41,7 @@ def _expires_at(now: datetime) -> int:
 def _count(sender: str, route: str, now: datetime) -> None:
     """One more of the sender's deliveries on the route, unless it has its cap already (the count
     expires with the quarantine period, so a sender is capped per period)."""
-    counted, _ = notifications.conditional_write(
+    counted, _ = toolkit.conditional_write(
         "update_item",
         "The delivery could not be quarantined; retry later.",
         TableName=_table(),
@@ -71,11 +71,11 @@ def keep(parcel: dict[str, Any], errors: list[dict[str, Any]], sender: str, now:
         "parcel": json.dumps(parcel, ensure_ascii=False, separators=(",", ":")),
         "expires_at": _expires_at(now),
     }
-    kept, _ = notifications.conditional_write(
+    kept, _ = toolkit.conditional_write(
         "put_item",
         "The delivery could not be quarantined; retry later.",
         TableName=_table(),
-        Item=notifications.to_item(item),
+        Item=toolkit.to_item(item),
         ConditionExpression="attribute_not_exists(quarantine_id)",
     )
     if kept:  # a redelivery of one already kept counts nothing
@@ -90,7 +90,7 @@ def keep(parcel: dict[str, Any], errors: list[dict[str, Any]], sender: str, now:
 def parcels() -> Iterator[tuple[str, dict[str, Any]]]:
     """(quarantine id, parcel) of every quarantined delivery."""
     pages = (
-        notifications.dynamodb()
+        toolkit.dynamodb()
         .get_paginator("scan")
         .paginate(TableName=_table(), ProjectionExpression="quarantine_id, parcel", ConsistentRead=True)
     )
@@ -102,4 +102,4 @@ def parcels() -> Iterator[tuple[str, dict[str, Any]]]:
 
 def release(identifier: str) -> None:
     """Take a delivery out of quarantine (requeued for a replay, or over its sender's cap)."""
-    notifications.dynamodb().delete_item(TableName=_table(), Key={"quarantine_id": {"S": identifier}})
+    toolkit.dynamodb().delete_item(TableName=_table(), Key={"quarantine_id": {"S": identifier}})

@@ -344,3 +344,18 @@ def show(account_id: int) -> tuple[dict[str, Any], dict[str, Page]] | None:
         "counts": counts,
     }
     return view, pages
+
+
+def standing(account_id: int) -> dict[str, Any] | None:
+    """What an entitlement's decision uses of an account, and no more: its state, its trial and its
+    open invoices (up to OPEN_PAGE), in two Queries; None when no notification named it."""
+    key = account_key(account_id)
+    singles = {item["part"]: item for item in table.singles(key)}
+    if PROFILE not in singles:
+        return None
+    return {
+        "account_id": account_id,
+        "state": _shown(singles.get(STATE, {}).get(CURRENT)),
+        "trial": _shown(singles.get(TRIAL, {}).get(CURRENT)),
+        "open_invoices": listing(account_id, INVOICE, limit=OPEN_PAGE, status="unpaid").items,
+    }

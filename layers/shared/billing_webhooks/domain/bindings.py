@@ -17,7 +17,8 @@ from urllib.parse import urlencode
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from billing_webhooks.domain import lifecycle, portal
+from billing_webhooks.data import bitrix24
+from billing_webhooks.domain import lifecycle
 from billing_webhooks.errors import BindingFailed, PortalUnavailable
 from billing_webhooks.models.bitrix24 import AppInstallEvent, AppUpdateEvent, Bitrix24Event, PortalConfirmation
 from billing_webhooks.observability import logger, metrics
@@ -50,7 +51,7 @@ def bind_missing(event: Bitrix24Event, handlers: dict[str, str]) -> list[str]:
     """Bind each of `handlers` the portal does not have yet; the events bound now."""
     token = event.auth.access_token.get_secret_value() if event.auth.access_token else ""
     domain, endpoint = event.auth.domain, event.auth.client_endpoint
-    present = portal.call(portal.rest_url(domain, endpoint, "event.get"), token)
+    present = bitrix24.call(bitrix24.rest_url(domain, endpoint, "event.get"), token)
     bound = {
         (str(handler.get("event", "")).upper(), handler.get("handler"))
         for handler in (present if isinstance(present, list) else [])
@@ -63,7 +64,7 @@ def bind_missing(event: Bitrix24Event, handlers: dict[str, str]) -> list[str]:
         (f"cmd[{name}]", "event.bind?" + urlencode({"event": name, "handler": url}))
         for name, url in sorted(missing.items())
     ]
-    answer = portal.call(portal.rest_url(domain, endpoint, "batch"), token, [("halt", "0"), *commands])
+    answer = bitrix24.call(bitrix24.rest_url(domain, endpoint, "batch"), token, [("halt", "0"), *commands])
     refused = answer.get("result_error") if isinstance(answer, dict) else None
     if refused:
         raise PortalUnavailable(f"The portal refused event.bind for {', '.join(sorted(refused))}.")

@@ -8,7 +8,7 @@ STATUS or account state never grants silently; it answers no, with a reason that
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from billing_webhooks.domain.lifecycle import licence_state
+from billing_webhooks.domain.licence import licence_state
 from billing_webhooks.models.base import utc_timestamp
 
 # AccountStateChange's states (seed 004 shows Active, Test, Deactive; lower case is seen too).

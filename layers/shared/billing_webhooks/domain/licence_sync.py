@@ -19,8 +19,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from billing_webhooks.data import installations
-from billing_webhooks.domain import lifecycle, portal, portal_tokens
+from billing_webhooks.data import bitrix24, installations
+from billing_webhooks.domain import licence, lifecycle, portal_tokens, schedule
 from billing_webhooks.errors import PortalUnavailable, ServiceUnavailable
 from billing_webhooks.models.base import utc_timestamp
 from billing_webhooks.models.bitrix24 import AppInfo
@@ -28,7 +28,7 @@ from billing_webhooks.observability import logger, metrics
 
 # Between two requests to one portal: Bitrix24 takes 2 a second (0.5 s), and room for the network's jitter.
 GAP_SECONDS = 0.55
-REFRESH_AGAIN = frozenset({portal.EXPIRED_TOKEN, "invalid_token"})  # the portal's word on an access token
+REFRESH_AGAIN = frozenset({bitrix24.EXPIRED_TOKEN, "invalid_token"})  # the portal's word on an access token
 
 
 @dataclass
@@ -63,19 +63,19 @@ def pacer(member_id: str) -> Pacer:
 
 def _ask_app_info(installation: dict[str, Any], pacer: Pacer) -> AppInfo:
     member_id = installation["member_id"]
-    url = portal.app_info_url(installation.get("domain"), installation.get("client_endpoint"))
+    url = bitrix24.app_info_url(installation.get("domain"), installation.get("client_endpoint"))
     access = portal_tokens.access(member_id)
     pacer.wait()
     try:
-        return portal.read_app_info(url, access.token)
-    except portal.TokenRefused as refusal:
+        return bitrix24.read_app_info(url, access.token)
+    except bitrix24.TokenRefused as refusal:
         if refusal.error not in REFRESH_AGAIN:
             raise
     access = portal_tokens.access(member_id, refused=access)  # once
     pacer.wait()
     try:
-        return portal.read_app_info(url, access.token)
-    except portal.TokenRefused as refusal:
+        return bitrix24.read_app_info(url, access.token)
+    except bitrix24.TokenRefused as refusal:
         if refusal.error in REFRESH_AGAIN:  # a token fresh from the OAuth server refused: theirs to fix
             raise PortalUnavailable(f"The portal refused a freshly refreshed token ({refusal.error}).") from None
         raise
@@ -90,25 +90,21 @@ def sync_portal(member_id: str, now: datetime | None = None) -> dict[str, Any]:
     checked = {"last_checked_at": utc_timestamp(now)}
     if installation.get("vouched") is not True:  # no tokens of its own to ask with, no licence to earn
         installations.record_check(
-            member_id, {**checked, "last_check_outcome": "not vouched"}, remove=lifecycle.SYNC_ATTRIBUTES
+            member_id, {**checked, "last_check_outcome": "not vouched"}, remove=schedule.SYNC_ATTRIBUTES
         )
         return {"member_id": member_id, "outcome": "not vouched"}
     try:
         info = _ask_app_info(installation, pacer(member_id))
     except portal_tokens.NoToken:
         installations.record_check(
-            member_id, {**checked, "last_check_outcome": "no tokens kept"}, remove=lifecycle.SYNC_ATTRIBUTES
+            member_id, {**checked, "last_check_outcome": "no tokens kept"}, remove=schedule.SYNC_ATTRIBUTES
         )
         return {"member_id": member_id, "outcome": "no tokens kept"}
-    except portal.TokenRefused as refusal:
-        if refusal.error == portal.PAYMENT_REQUIRED:
-            lifecycle.licence_unpaid(member_id, now)
-            return _checked(
-                installation,
-                now,
-                "unpaid",
-                {"licence_source": lifecycle.FROM_PAYMENT_REQUIRED, "licence_ts": int(now.timestamp())},
-            )
+    except bitrix24.TokenRefused as refusal:
+        if refusal.error == bitrix24.PAYMENT_REQUIRED:
+            unpaid = {"licence_source": licence.FROM_PAYMENT_REQUIRED, "licence_ts": int(now.timestamp())}
+            lifecycle.licence_unpaid(member_id, now, _bookkeeping(installation, now, "unpaid", unpaid))
+            return {"member_id": member_id, "outcome": "unpaid"}
         return _unreachable(installation, now, refusal.error)
     except (PortalUnavailable, ServiceUnavailable) as failure:
         failures = int(installation.get("check_failures") or 0) + 1
@@ -118,30 +114,27 @@ def sync_portal(member_id: str, now: datetime | None = None) -> dict[str, Any]:
                 **checked,
                 "last_check_outcome": f"failed: {failure.detail}"[:200],
                 "check_failures": failures,
-                "next_check_at": lifecycle.next_check_at(installation, now, failures),
+                "next_check_at": schedule.next_check_at(installation, now, failures),
             },
         )
         metrics.add_metric(name="LicenceCheckFailed", unit=MetricUnit.Count, value=1)
         return {"member_id": member_id, "outcome": "failed", "failures": failures}
-    lifecycle.licence_from_app_info(member_id, info, now)
-    return _checked(installation, now, "ok", lifecycle.app_info_licence(info, now))
+    checked = _bookkeeping(installation, now, "ok", licence.app_info_licence(info, now))
+    lifecycle.licence_from_app_info(member_id, info, now, checked)
+    return {"member_id": member_id, "outcome": "ok"}
 
 
-def _checked(installation: dict[str, Any], now: datetime, outcome: str, licence: dict[str, Any]) -> dict[str, Any]:
+def _bookkeeping(installation: dict[str, Any], now: datetime, outcome: str, moved: dict[str, Any]) -> dict[str, Any]:
+    """What a check that got an answer records: its outcome, and when the next is due given the
+    licence it moved to (`moved`)."""
     member_id = installation["member_id"]
-    after = {**installation, **licence}
-    installations.record_check(
-        member_id,
-        {
-            "last_checked_at": utc_timestamp(now),
-            "last_check_outcome": outcome,
-            "check_failures": 0,
-            "sync_shard": lifecycle.sync_shard(member_id),
-            "next_check_at": lifecycle.next_check_at(after, now),
-        },
-        remove=lifecycle.UNREACHABLE_ATTRIBUTES,
-    )
-    return {"member_id": member_id, "outcome": outcome}
+    return {
+        "last_checked_at": utc_timestamp(now),
+        "last_check_outcome": outcome,
+        "check_failures": 0,
+        "sync_shard": schedule.sync_shard(member_id),
+        "next_check_at": schedule.next_check_at({**installation, **moved}, now),
+    }
 
 
 def _unreachable(installation: dict[str, Any], now: datetime, error: str) -> dict[str, Any]:
@@ -156,7 +149,7 @@ def _unreachable(installation: dict[str, Any], now: datetime, error: str) -> dic
             "unreachable_since": installation.get("unreachable_since") or utc_timestamp(now),
             "unreachable_because": error,
         },
-        remove=lifecycle.SYNC_ATTRIBUTES,
+        remove=schedule.SYNC_ATTRIBUTES,
     )
     metrics.add_metric(name="PortalUnreachable", unit=MetricUnit.Count, value=1)
     logger.warning("portal unreachable", extra={"member_id": member_id, "because": error})

@@ -1,4 +1,4 @@
-"""A portal's OAuth tokens: kept sealed (data/tokens.py, data/envelope.py), refreshed only when the
+"""A portal's OAuth tokens: kept sealed (data/tokens.py, data/sealing.py), refreshed only when the
 access token has expired (or the portal says `expired_token`), one refresh at a time per portal
 however many callers race: the caller whose claim on the read version wins refreshes, the others
 wait for its write and use the rotated token. A refresh token works once, so a second refresh of
@@ -15,8 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from billing_webhooks.data import envelope, secrets, tokens
-from billing_webhooks.domain import portal
+from billing_webhooks.data import bitrix24, sealing, secrets, tokens
 from billing_webhooks.errors import PortalUnavailable, ServiceUnavailable
 from billing_webhooks.models.base import utc_timestamp
 from billing_webhooks.observability import logger, metrics
@@ -51,9 +50,9 @@ def _expiry(answer: dict[str, Any], now: float) -> int:
     return int(now) + ACCESS_TOKEN_SECONDS
 
 
-def _sealed_pair(member_id: str, answer: dict[str, Any]) -> dict[str, str]:
+def _sealed_pair(member_id: str, answer: dict[str, Any]) -> str:
     pair = {"access_token": answer["access_token"], "refresh_token": answer["refresh_token"]}
-    return envelope.seal(json.dumps(pair).encode(), _context(member_id))
+    return sealing.seal(json.dumps(pair).encode(), settings().token_store_key_id, _context(member_id))
 
 
 def keep_issued(member_id: str, answer: dict[str, Any], server_endpoint: str, now: float | None = None) -> bool:
@@ -77,7 +76,10 @@ def keep_issued(member_id: str, answer: dict[str, Any], server_endpoint: str, no
 
 def _open(item: dict[str, Any]) -> dict[str, str]:
     try:
-        return json.loads(envelope.open_sealed(item, _context(item["member_id"])))
+        context = _context(item["member_id"])
+        if "data_key" in item:  # sealed the former way (data/sealing.py): read until next written
+            return json.loads(sealing.open_former(item, context))
+        return json.loads(sealing.open_sealed(item["sealed"], context))
     except Exception as exc:  # KMS unreachable or refusing: nothing to do with the portal
         raise ServiceUnavailable(
             f"The portal's tokens cannot be opened right now ({exc.__class__.__name__})."
@@ -102,7 +104,7 @@ def _app_credentials() -> tuple[str, str]:
 def access(member_id: str, *, refused: Access | None = None) -> Access:
     """An access token for the portal: the kept one while it is valid (and is not `refused`, the
     one the portal just called expired), else a refreshed one, refreshed once however many ask.
-    portal.TokenRefused when Bitrix24 refuses the refresh (`invalid_grant`: never again until a
+    bitrix24.TokenRefused when Bitrix24 refuses the refresh (`invalid_grant`: never again until a
     reinstall; `PAYMENT_REQUIRED`); NoToken; ServiceUnavailable; PortalUnavailable."""
     waited_until = None
     while True:
@@ -110,7 +112,7 @@ def access(member_id: str, *, refused: Access | None = None) -> Access:
         if item is None:
             raise NoToken(member_id)
         if item.get("refused"):
-            raise portal.TokenRefused(f"Bitrix24 refused this portal's tokens ({item['refused']}).", item["refused"])
+            raise bitrix24.TokenRefused(f"Bitrix24 refused this portal's tokens ({item['refused']}).", item["refused"])
         now = time.time()
         leased = int(item.get("refreshing_until") or 0) >= now
         stale = refused is not None and refused.version >= int(item["version"])
@@ -130,14 +132,14 @@ def _refresh(item: dict[str, Any], claimed: int, now: float) -> Access:
     try:
         pair = _open(item)
         client_id, client_secret = _app_credentials()
-        answer = portal.refresh_tokens(item["server_endpoint"], pair["refresh_token"], client_id, client_secret)
+        answer = bitrix24.refresh_tokens(item["server_endpoint"], pair["refresh_token"], client_id, client_secret)
         if answer["member_id"] != member_id:
             raise PortalUnavailable("Bitrix24's OAuth server named another portal for these tokens.")
         sealed = _sealed_pair(member_id, answer)
-    except portal.TokenRefused as refusal:
+    except bitrix24.TokenRefused as refusal:
         # invalid_grant: the refresh token is revoked or expired, and stays so. PAYMENT_REQUIRED:
         # the pair is still good for when the app is paid again.
-        tokens.release(member_id, claimed, refused=refusal.error if refusal.error == portal.INVALID_GRANT else None)
+        tokens.release(member_id, claimed, refused=refusal.error if refusal.error == bitrix24.INVALID_GRANT else None)
         raise
     except BaseException:
         tokens.release(member_id, claimed)

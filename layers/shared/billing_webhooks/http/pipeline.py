@@ -16,7 +16,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from billing_webhooks.data import notifications, secrets
+from billing_webhooks.data import notifications, secrets, toolkit
 from billing_webhooks.errors import InvalidPayload, PayloadConflict, WebhookError
 from billing_webhooks.http import responses
 from billing_webhooks.http.auth import Authenticator
@@ -231,6 +231,6 @@ class Webhook:
         wait overlaps the work); warm, the secrets are cached and this does nothing."""
         secrets.prefetch(*self.auth.secret_ids())
         try:
-            notifications.dynamodb()
+            toolkit.dynamodb()
         except Exception:  # put_record reports it as it should
             pass

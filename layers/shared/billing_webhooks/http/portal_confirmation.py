@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from billing_webhooks.data import installations
-from billing_webhooks.domain import bindings, portal, portal_tokens
+from billing_webhooks.data import bitrix24, installations
+from billing_webhooks.domain import bindings, portal_tokens
 from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WebhookError, WrongCredentials
 from billing_webhooks.http.auth import read_secret
 from billing_webhooks.http.portal_token import installed_by_hand, portal_auth, token_matches
@@ -43,10 +43,10 @@ class PortalConfirms:
             access_token = auth.get("access_token")
             if not isinstance(access_token, str) or not access_token:
                 raise MissingCredentials("auth[access_token] is required to confirm the installation with the portal.")
-            url = portal.app_info_url(auth.get("domain"), auth.get("client_endpoint"))  # refuses before any call
+            url = bitrix24.app_info_url(auth.get("domain"), auth.get("client_endpoint"))  # refuses before any call
 
             def confirm(vouch: bool = True, required: bool = False) -> PortalConfirmation:
-                info = _confirmed_app_info(portal.app_info(url, access_token))
+                info = _confirmed_app_info(bitrix24.app_info(url, access_token))
                 vouched = _member_id_vouched(auth, member_id) if vouch else True
                 if required and not vouched:
                     raise WrongCredentials(
@@ -58,7 +58,7 @@ class PortalConfirms:
 
         domain = str(auth.get("domain") or "").strip().lower()
         if not delivery.is_replay:
-            portal.check_server_endpoint(auth.get("server_endpoint"))
+            bitrix24.check_server_endpoint(auth.get("server_endpoint"))
         if installed_by_hand(member_id) is not None:
             raise WrongCredentials("This portal is installed by hand (the fallback secret): remove it there first.")
         try:
@@ -114,7 +114,7 @@ def _member_id_vouched(auth: dict[str, Any], member_id: str) -> bool:
         logger.warning("member_id not vouched for", extra={"why": unverifiable[0]})
         return False
     server_endpoint = str(auth.get("server_endpoint") or "")
-    owner = portal.refresh_tokens(server_endpoint, str(refresh_token), str(client_id), str(client_secret))
+    owner = bitrix24.refresh_tokens(server_endpoint, str(refresh_token), str(client_id), str(client_secret))
     endpoint_host = urlsplit(str(owner.get("client_endpoint") or "")).hostname or ""
     if owner["member_id"] != member_id or endpoint_host.lower() != str(auth.get("domain") or "").strip().lower():
         raise WrongCredentials("The event's tokens belong to another portal than its member_id and domain say.")

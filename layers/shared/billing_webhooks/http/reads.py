@@ -24,7 +24,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from billing_webhooks.data import entitlements, installations, notifications
-from billing_webhooks.domain import accounts, entitlement_updates, lifecycle
+from billing_webhooks.domain import accounts, entitlement_updates, portals
 from billing_webhooks.errors import BadRequest, NotFound, Unstorable, WebhookError
 from billing_webhooks.http.responses import problem_document
 from billing_webhooks.models.base import json_number
@@ -177,7 +177,7 @@ def portal(member_id: str) -> dict[str, Any]:
     installation = installations.get(member_id) if 0 < len(member_id) <= MAX_MEMBER_ID_LENGTH else None
     if installation is None:
         raise NotFound("No installation of the app is known for this member_id.")
-    return lifecycle.portal_view(installation)
+    return portals.portal_view(installation)
 
 
 def entitlement(member_id: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
-from billing_webhooks.data import aws
+from billing_webhooks.data import aws, sealing
 from billing_webhooks.data.secrets import json_secret
 from billing_webhooks.errors import ServiceUnavailable, WrongCredentials
 from billing_webhooks.models.base import json_number, utc_timestamp
@@ -117,12 +117,7 @@ def _seal_access_token(auth: dict[str, Any], received: datetime) -> str | None:
     if not isinstance(token, str) or not token:
         return None
     sealed = json.dumps({"access_token": token, "expires": _access_token_expiry(auth, received)}).encode()
-    answer = aws.client("kms").encrypt(
-        KeyId=settings().portal_token_key_id,
-        Plaintext=sealed,
-        EncryptionContext={"member_id": str(auth.get("member_id"))},
-    )
-    return base64.b64encode(answer["CiphertextBlob"]).decode()
+    return sealing.seal(sealed, settings().portal_token_key_id, {"member_id": str(auth.get("member_id"))})
 
 
 def with_sealed_access_token(found: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
@@ -131,11 +126,7 @@ def with_sealed_access_token(found: dict[str, Any], payload: dict[str, Any]) -> 
     auth = portal_auth_of(payload)
     if not found.get("sealed_access_token") or not auth:
         return payload
-    answer = aws.client("kms").decrypt(
-        CiphertextBlob=base64.b64decode(found["sealed_access_token"]),
-        EncryptionContext={"member_id": str(auth.get("member_id"))},
-    )
-    sealed = json.loads(answer["Plaintext"])
+    sealed = json.loads(sealing.open_sealed(found["sealed_access_token"], {"member_id": str(auth.get("member_id"))}))
     if sealed["expires"] <= time.time():
         return payload
     return {**payload, "auth": {**auth, "access_token": sealed["access_token"]}}

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from billing_webhooks.data import aws, quarantine
+from billing_webhooks.data import aws
 from billing_webhooks.observability import logger
 from billing_webhooks.recovery import parcels
 from billing_webhooks.settings import settings
@@ -121,17 +121,3 @@ def _release(sqs: Any, url: str, messages: list[dict[str, Any]], seconds: int = 
             for number, message in enumerate(messages)
         ],
     )
-
-
-def requeue_quarantined() -> int:
-    """Every quarantined delivery back on the rescue queue (once its model is fixed); how many.
-    One still refused goes back to quarantine when it is replayed."""
-    count = 0
-    for identifier, parcel in quarantine.parcels():
-        parcels.queue().send_message(
-            QueueUrl=settings().rescue_queue_url,
-            MessageBody=json.dumps(parcel, ensure_ascii=False, separators=(",", ":")),
-        )
-        quarantine.release(identifier)
-        count += 1
-    return count
