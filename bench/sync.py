@@ -4,11 +4,13 @@
 
 Installs that many portals (their records and their kept tokens, every access token expired so
 each needs a refresh), each answering app.info with a licence of its own through the fake
-Bitrix24 (that latency, that share of requests failing). Then runs LicenceSyncFunction's run
-(recovery/licence_runs.py) in this process as its schedule would, again "5 minutes later" and so
-on while portals are due after failures. Prints portals per second, AWS calls per portal, the
-refreshes per portal per run (never 2), the rate Bitrix24 would refuse, and whether every
-licence is what its portal says afterwards.
+Bitrix24 (that latency, that share of requests failing). Then runs LicenceSyncRunFunction's run
+(jobs/licence_sync_run.py) in this process as its schedule would, again "5 minutes later" and so
+on while portals are due after failures, with the streams the checks feed polled as Lambda
+would (InstallationsTable's to InstallationChangesFunction, EntitlementsTable's to
+EntitlementEventsFunction), so every AWS call a check causes is counted. Prints portals per
+second, AWS calls per portal, the refreshes per portal per run (never 2), the rate Bitrix24
+would refuse, and whether every licence is what its portal says afterwards.
 """
 
 import os
@@ -82,15 +84,33 @@ def stack_dynamodb():
     return _clients[0]
 
 
+# The stream pollers' own reads are Lambda's, free of charge: not the product's calls.
+POLLING = ("dynamodbstreams.", "dynamodb.DescribeTable")
+
+
 def count_aws_calls() -> Counter:
     import boto3
 
     calls: Counter = Counter()
     boto3.DEFAULT_SESSION or boto3.setup_default_session()
-    boto3.DEFAULT_SESSION.events.register(
-        "before-call", lambda model, **_: calls.update([f"{model.service_model.service_name}.{model.name}"])
-    )
+
+    def counted(model, **_) -> None:
+        name = f"{model.service_model.service_name}.{model.name}"
+        if not name.startswith(POLLING):
+            calls.update([name])
+
+    boto3.DEFAULT_SESSION.events.register("before-call", counted)
     return calls
+
+
+def settled(calls: Counter, quiet_seconds: float = 5) -> None:
+    """Until the streams' functions have done what the checks set off (no call for a while)."""
+    last, quiet_since = -1, time.monotonic()
+    while time.monotonic() - quiet_since < quiet_seconds:
+        time.sleep(0.5)
+        total = sum(calls.values())
+        if total != last:
+            last, quiet_since = total, time.monotonic()
 
 
 def main() -> None:
@@ -109,6 +129,15 @@ def main() -> None:
         with ThreadPoolExecutor(32) as pool:
             list(pool.map(lambda index: install(stack, index, now), range(PORTALS)))
         print(f"{PORTALS} portals installed with kept tokens in {time.perf_counter() - started:.1f} s")
+        from local.streams import StreamPoller
+
+        pollers = [
+            StreamPoller(name, stack.endpoints, starting_position="LATEST").start()
+            for name in ("InstallationChangesFunction", "EntitlementEventsFunction")
+        ]
+        for poller in pollers:
+            poller.ready.wait(30)
+        settled(calls)
         calls.clear()
         fakes = [portal for domain, portal in stack.bitrix24.portals.items() if domain != samples.PORTAL_DOMAIN]
         runs, clock, twice = [], now, 0
@@ -123,6 +152,9 @@ def main() -> None:
             runs.append((clock - now, elapsed, outcomes))
             print(f"run {run + 1} (at +{clock - now} s): {elapsed:.1f} s, {dict(outcomes)}", flush=True)
             clock += BACKOFF_SECONDS * 2**run  # when the failed ones are due again
+        settled(calls)
+        for poller in pollers:
+            poller.stop()
         checked = sum(outcomes.get("ok", 0) for _, _, outcomes in runs)
         first_elapsed, first = runs[0][1], runs[0][2]
         wrong = check_licences(stack)
