@@ -4,6 +4,7 @@ Ports: DYNAMODB_LOCAL_PORT (8000), MOTO_PORT (5000), LOCAL_API_PORT (3000), all 
 """
 
 import base64
+import faulthandler
 import json
 import os
 import shlex
@@ -22,6 +23,7 @@ from local.stack import LocalStack
 from local.streams import StreamPoller
 
 EVENTS = template.ROOT / "events"
+SHUTDOWN_SECONDS = 30
 STREAM_FUNCTIONS = ("AccountProjectorFunction", "InstallationChangesFunction", "EntitlementEventsFunction")
 
 
@@ -165,6 +167,10 @@ def main() -> None:
         except KeyboardInterrupt:
             pass
         stopped.set()
+        # A shutdown stuck past this long prints every thread's stack and ends: Ctrl-C always stops.
+        faulthandler.dump_traceback_later(SHUTDOWN_SECONDS, exit=True)
+        for poller in pollers:  # all told at once, then waited for
+            poller.stopped.set()
         for poller in pollers:
             poller.stop()
         api.stop()

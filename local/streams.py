@@ -147,8 +147,11 @@ class StreamPoller:
                 self.stopped.wait(1)
 
     def _deliver(self, records: list[dict[str, Any]], sqs: Any) -> None:
-        """One batch, retried from its first failed record as Lambda does, then given up on."""
-        for _ in range(self.retries + 1):
+        """One batch, retried from its first failed record as Lambda does (backing off a little), then
+        given up on; at once when the poller is stopped (the stack going down fails every try)."""
+        for attempt in range(self.retries + 1):
+            if attempt and self.stopped.wait(min(0.05 * 2**attempt, 1.0)):
+                return
             try:
                 answer = self.function.invoke({"Records": records}) or {}
                 failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
