@@ -12,8 +12,6 @@ invoices without reading the others.
 
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from billing_webhooks.data import toolkit
 from billing_webhooks.settings import settings
 
@@ -81,22 +79,15 @@ def open_if_unpaid(account_key: str, part: str) -> None:
     )
 
 
-def _query(request: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return toolkit.dynamodb().query(TableName=_table(), **request)
-    except (BotoCoreError, ClientError) as exc:
-        raise toolkit.fault(exc, UNAVAILABLE) from None
-
-
 def singles(account_key: str) -> list[dict[str, Any]]:
     """The account's profile, state and trial: one Query."""
-    answer = _query(
-        {
-            "KeyConditionExpression": "account_key = :key AND part >= :first",
-            "ExpressionAttributeValues": {":key": {"S": account_key}, ":first": {"S": FIRST_SINGLE_PART}},
-        }
+    items, _ = toolkit.query(
+        UNAVAILABLE,
+        TableName=_table(),
+        KeyConditionExpression="account_key = :key AND part >= :first",
+        ExpressionAttributeValues={":key": {"S": account_key}, ":first": {"S": FIRST_SINGLE_PART}},
     )
-    return [toolkit.from_item(item) for item in answer["Items"]]
+    return items
 
 
 # What each invoice status means as a filter on its aspects (open ones come from the index).
@@ -128,16 +119,9 @@ def page(
     request = {**_listing(account_key, prefix, status), "Limit": limit}
     if start_key is not None:
         request["ExclusiveStartKey"] = start_key
-    answer = _query(request)
-    return [toolkit.from_item(item) for item in answer["Items"]], answer.get("LastEvaluatedKey")
+    return toolkit.query(UNAVAILABLE, TableName=_table(), **request)
 
 
 def count(account_key: str, prefix: str, status: str | None = None) -> int:
     """How many of the account's parts start with `prefix` (Select COUNT: no item is sent)."""
-    request, total = {**_listing(account_key, prefix, status), "Select": "COUNT"}, 0
-    while True:
-        answer = _query(request)
-        total += answer["Count"]
-        if "LastEvaluatedKey" not in answer:
-            return total
-        request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    return toolkit.count(UNAVAILABLE, TableName=_table(), **_listing(account_key, prefix, status))

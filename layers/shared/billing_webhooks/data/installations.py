@@ -7,8 +7,6 @@ domain/lifecycle.py's: every write here is conditional, and tells stale from alr
 import re
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from billing_webhooks.data import toolkit
 from billing_webhooks.settings import settings
 
@@ -23,14 +21,11 @@ def _table() -> str:
     return settings().installations_table_name
 
 
+UNREADABLE = "The portal's installation cannot be read right now; retry later."
+
+
 def get(member_id: str) -> dict[str, Any] | None:
-    try:
-        answer = toolkit.dynamodb().get_item(
-            TableName=_table(), Key={"member_id": {"S": member_id}}, ConsistentRead=True
-        )
-    except (BotoCoreError, ClientError) as exc:
-        raise toolkit.fault(exc, "The portal's installation cannot be read right now; retry later.") from None
-    return toolkit.from_item(answer["Item"]) if "Item" in answer else None
+    return toolkit.get(_table(), {"member_id": member_id}, UNREADABLE)
 
 
 def _write(operation: str, ts_attribute: str, ts: int, **request: Any) -> bool | None:
@@ -114,11 +109,7 @@ def due(
     }
     if start_key:
         request["ExclusiveStartKey"] = start_key
-    try:
-        answer = toolkit.dynamodb().query(**request)
-    except (BotoCoreError, ClientError) as exc:
-        raise toolkit.fault(exc, "The portals due for a licence check cannot be read right now.") from None
-    return [toolkit.from_item(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+    return toolkit.query("The portals due for a licence check cannot be read right now.", **request)
 
 
 def claim_check(member_id: str, due_at: int, until: int) -> bool:
@@ -158,15 +149,13 @@ def record_check(member_id: str, values: dict[str, Any], remove: tuple[str, ...]
 
 def on_domain(domain: str) -> list[str]:
     """The member_ids installed (or once installed) on a portal domain: a few at most."""
-    try:
-        answer = toolkit.dynamodb().query(
-            TableName=_table(),
-            IndexName=BY_DOMAIN,
-            KeyConditionExpression="#domain = :domain",
-            Limit=10,
-            ExpressionAttributeNames={"#domain": "domain"},
-            ExpressionAttributeValues={":domain": {"S": domain}},
-        )
-    except (BotoCoreError, ClientError) as exc:
-        raise toolkit.fault(exc, "The portal's installation cannot be read right now; retry later.") from None
-    return [item["member_id"]["S"] for item in answer.get("Items", [])]
+    items, _ = toolkit.query(
+        UNREADABLE,
+        TableName=_table(),
+        IndexName=BY_DOMAIN,
+        KeyConditionExpression="#domain = :domain",
+        Limit=10,
+        ExpressionAttributeNames={"#domain": "domain"},
+        ExpressionAttributeValues={":domain": {"S": domain}},
+    )
+    return [item["member_id"] for item in items]

@@ -166,11 +166,7 @@ def history(
         request["ExpressionAttributeValues"][":type"] = {"S": notification_type}
     if start_key is not None:
         request["ExclusiveStartKey"] = start_key
-    try:
-        answer = toolkit.dynamodb().query(**request)
-    except (BotoCoreError, ClientError) as exc:
-        raise toolkit.fault(exc, "The account's history cannot be read right now; retry later.") from None
-    return [toolkit.from_item(item) for item in answer["Items"]], answer.get("LastEvaluatedKey")
+    return toolkit.query("The account's history cannot be read right now; retry later.", **request)
 
 
 def scan_billing_records(

@@ -188,3 +188,17 @@ def claim(
         condition_values={":lease_until": until, ":lease_now": now, **(values or {})},
     )
     return claimed
+
+
+def count(unavailable: str, **request: Any) -> int:
+    """How many items a Query matches, every page of it (Select COUNT: no item is sent)."""
+    request, total = {**request, "Select": "COUNT"}, 0
+    while True:
+        try:
+            answer = dynamodb().query(**request)
+        except (BotoCoreError, ClientError) as exc:
+            raise fault(exc, unavailable) from None
+        total += answer["Count"]
+        if "LastEvaluatedKey" not in answer:
+            return total
+        request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
