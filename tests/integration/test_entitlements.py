@@ -229,7 +229,7 @@ def test_a_licence_played_expired_flips_the_entitlement_when_its_grace_period_en
 
     answer = requests.put(
         f"http://127.0.0.1:{stack.bitrix24.port}/_portals/{samples.PORTAL_DOMAIN}",
-        json={"STATUS": "P", "PAYMENT_EXPIRED": "Y", "DAYS": -3},
+        json={"STATUS": "P", "PAYMENT_EXPIRED": "Y", "DAYS": -1},
         timeout=10,
     )
     assert answer.status_code == 200
@@ -237,6 +237,14 @@ def test_a_licence_played_expired_flips_the_entitlement_when_its_grace_period_en
     in_grace = eventually(api, lambda found: found["reason"] != "paid")
     assert (in_grace["entitled"], in_grace["reason"]) == (True, "licence_expired_in_grace")
     grace_ends = datetime.fromisoformat(in_grace["grace_until"].replace("Z", "+00:00"))
+    # The grace counts from the instant the licence ended (a day before the answer), not from the answer.
+    assert 1.9 * 86400 < grace_ends.timestamp() - time.time() < 2.1 * 86400
+    version = synced.get(member_id=MEMBER)["entitlement_version"]
+    time.sleep(1.1)  # a later second: an answer restamped would show
+    assert sync_now([MEMBER])[0]["outcome"] == "ok"  # an answer that only confirms the end
+    time.sleep(2)
+    assert synced.get(member_id=MEMBER)["entitlement_version"] == version
+    assert entitlement(api)["grace_until"] == in_grace["grace_until"]
     assert run_deadlines(int(grace_ends.timestamp()) - 60) == {}  # not yet
     assert run_deadlines(int(grace_ends.timestamp()) + 1) == {"changed": 1}
     assert run_deadlines(int(grace_ends.timestamp()) + 120) == {}  # no deadline left to wait for
@@ -277,6 +285,30 @@ def test_the_linked_accounts_state_changes_are_told_and_a_blocked_one_refuses(ap
             ("EntitlementChanged", False, "account_blocked"),
         ]
     )
+
+
+def test_a_licence_that_ended_longer_ago_than_the_grace_is_not_entitled_at_its_first_answer(
+    api, synced, stack, bus_events
+):
+    from billing_webhooks.jobs.portal_sync import sync_now
+
+    answer = requests.put(
+        f"http://127.0.0.1:{stack.bitrix24.port}/_portals/{samples.PORTAL_DOMAIN}",
+        json={"STATUS": "P", "PAYMENT_EXPIRED": "Y", "DAYS": -3},  # docs/development.md's example
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    assert sync_now([MEMBER])[0]["outcome"] == "ok"
+    ended = eventually(api, lambda found: found["reason"] != "paid")
+    assert (ended["entitled"], ended["reason"]) == (False, "licence_expired")
+    for _ in range(3):  # the daily checks that follow confirm it: no grace restarts, nothing told
+        assert sync_now([MEMBER])[0]["outcome"] == "ok"
+    time.sleep(2)
+    assert entitlement(api)["reason"] == "licence_expired"
+    assert sorted(bus_events(2)) == sorted(
+        [("EntitlementChanged", False, "licence_expired"), ("LicenceChanged", None, None)]
+    )
+    assert len(bus_events(3, seconds=3)) == 2
 
 
 def test_an_uninstall_flips_the_entitlement_off_the_delivery_path_with_one_event(

@@ -53,3 +53,24 @@ def test_the_licence_state_changes_when_the_time_comes_not_at_the_next_event(rec
 
 def test_a_running_licence_says_until_when():
     assert licence_state(installation("T", 14), AS_OF)["until"] == "2026-11-15T12:00:00.000Z"
+
+
+def test_a_licence_reported_ended_days_ago_ended_then_not_when_we_heard_of_it():
+    from billing_webhooks.domain.licence import licence_figures
+
+    kept = {"licence_ts": int(AS_OF.timestamp()), **licence_figures("P", "Y", -3, AS_OF)}
+    assert licence_state(kept, AS_OF)["since"] == "2026-10-29T12:00:00.000Z"
+
+
+def test_daily_answers_that_only_confirm_an_end_keep_the_instant_first_known():
+    from billing_webhooks.domain.licence import confirms, licence_figures
+
+    ended = AS_OF - timedelta(days=2, hours=7)
+    kept = {"licence_ts": int(AS_OF.timestamp()), **licence_figures("P", "Y", -2, AS_OF)}
+    for day in range(1, 40):  # a check a day, at another hour each day; DAYS counts whole days back
+        asked = AS_OF + timedelta(days=day, hours=day % 24)
+        whole_days = -int((asked - ended).total_seconds() // 86400)
+        assert confirms(kept, licence_figures("P", "Y", whole_days, asked)), day
+    renewed = licence_figures("P", "N", 30, AS_OF + timedelta(days=3))
+    assert not confirms(kept, renewed)
+    assert not confirms(kept, licence_figures("P", "Y", -40, AS_OF))  # an end a month earlier is news

@@ -103,7 +103,7 @@ def sync_portal(member_id: str, now: datetime | None = None) -> dict[str, Any]:
     except bitrix24.TokenRefused as refusal:
         if refusal.error == bitrix24.PAYMENT_REQUIRED:
             unpaid = {"licence_source": licence.FROM_PAYMENT_REQUIRED, "licence_ts": int(now.timestamp())}
-            lifecycle.licence_unpaid(member_id, now, _bookkeeping(installation, now, "unpaid", unpaid))
+            lifecycle.licence_unpaid(member_id, now, _bookkeeping(installation, now, "unpaid", unpaid), installation)
             return {"member_id": member_id, "outcome": "unpaid"}
         return _unreachable(installation, now, refusal.error)
     except (PortalUnavailable, ServiceUnavailable) as failure:
@@ -120,7 +120,7 @@ def sync_portal(member_id: str, now: datetime | None = None) -> dict[str, Any]:
         metrics.add_metric(name="LicenceCheckFailed", unit=MetricUnit.Count, value=1)
         return {"member_id": member_id, "outcome": "failed", "failures": failures}
     checked = _bookkeeping(installation, now, "ok", licence.app_info_licence(info, now))
-    lifecycle.licence_from_app_info(member_id, info, now, checked)
+    lifecycle.licence_from_app_info(member_id, info, now, checked, installation)
     return {"member_id": member_id, "outcome": "ok"}
 
 

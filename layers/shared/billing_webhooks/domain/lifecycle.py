@@ -22,6 +22,7 @@ from billing_webhooks.domain.licence import (
     FROM_PAYMENT,
     FROM_PAYMENT_REQUIRED,
     app_info_licence,
+    confirms,
     licence_figures,
 )
 from billing_webhooks.models.base import utc_timestamp
@@ -134,10 +135,18 @@ def refresh_licence(event: AppPaymentEvent, delivery: Delivery, now: datetime) -
 
 
 def licence_from_app_info(
-    member_id: str, info: AppInfo, now: datetime, checked: dict[str, Any] | None = None
+    member_id: str,
+    info: AppInfo,
+    now: datetime,
+    checked: dict[str, Any] | None = None,
+    kept: dict[str, Any] | None = None,
 ) -> bool | None:
     """The licence sync's answer: app.info as of `now`, newest-wins like a payment; with the check's
-    bookkeeping (`checked`) in the same write."""
+    bookkeeping (`checked`) in the same write. An answer that only confirms the licence `kept`
+    (the installation the check read) moves nothing: only the check is recorded."""
+    if checked is not None and kept is not None and confirms(kept, app_info_licence(info, now)):
+        record_check(member_id, checked, remove=schedule.UNREACHABLE_ATTRIBUTES)
+        return None
     licence = {
         name: value
         for name, value in app_info_licence(info, now).items()
@@ -148,8 +157,14 @@ def licence_from_app_info(
     return _move_licence(member_id, licence, int(now.timestamp()), tie_break, FROM_APP_INFO, now, checked)
 
 
-def licence_unpaid(member_id: str, now: datetime, checked: dict[str, Any] | None = None) -> bool | None:
-    """Bitrix24 answered PAYMENT_REQUIRED: the licence is unpaid as of `now` (status kept as it was)."""
+def licence_unpaid(
+    member_id: str, now: datetime, checked: dict[str, Any] | None = None, kept: dict[str, Any] | None = None
+) -> bool | None:
+    """Bitrix24 answered PAYMENT_REQUIRED: the licence is unpaid as of `now` (status kept as it was),
+    or as of the first time it said so, when the installation `kept` says that already."""
+    if checked is not None and kept is not None and kept.get("licence_source") == FROM_PAYMENT_REQUIRED:
+        record_check(member_id, checked, remove=schedule.UNREACHABLE_ATTRIBUTES)
+        return None
     ts = int(now.timestamp())
     return _move_licence(member_id, {}, ts, FROM_PAYMENT_REQUIRED, FROM_PAYMENT_REQUIRED, now, checked)
 
@@ -173,7 +188,11 @@ def _move_licence(
         "licence_source": source,
         "licence_updated_at": utc_timestamp(now),
     }
-    gone = tuple(name for name in ("days", "paid_until") if name not in licence and source != FROM_PAYMENT_REQUIRED)
+    gone = tuple(
+        name
+        for name in ("days", "paid_until", "licence_ends_at")
+        if name not in licence and source != FROM_PAYMENT_REQUIRED
+    )
     condition = (
         "attribute_exists(member_id) AND (attribute_not_exists(#licence_ts) OR #licence_ts < :licence_ts"
         " OR (#licence_ts = :licence_ts AND (attribute_not_exists(#licence_stamp)"

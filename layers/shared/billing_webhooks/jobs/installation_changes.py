@@ -19,6 +19,7 @@ DECIDED_FROM = (
     "licence_source",
     "payment_expired",
     "days",
+    "licence_ends_at",
 )
 
 
