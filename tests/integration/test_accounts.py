@@ -329,9 +329,13 @@ def test_the_read_api_answers_problems_for_unknown_accounts_bad_cursors_and_limi
     unknown = requests.get(f"{api.url}/accounts/999999999", timeout=5)
     assert unknown.status_code == 404 and unknown.headers["Content-Type"] == "application/problem+json"
     assert requests.get(f"{api.url}/accounts/not-a-number", timeout=5).status_code == 404
-    for query in ("cursor=garbage", "cursor=eyJ4IjoxfQ", "limit=0", "limit=1000", "limit=x"):
+    hostile_limits = ("limit=0", "limit=1000", "limit=x", "limit=" + "9" * 4301, "limit=" + "0" * 5000 + "5")
+    for query in ("cursor=garbage", "cursor=eyJ4IjoxfQ", *hostile_limits):
         answer = requests.get(f"{api.url}/accounts/504/notifications?{query}", timeout=5)
-        assert answer.status_code == 400 and answer.json()["status"] == 400, query
+        assert answer.status_code == 400 and answer.json()["status"] == 400, query[:40]
+    for path in ("invoices", "products", "balances"):  # every paged read
+        answer = requests.get(f"{api.url}/accounts/504/{path}?limit={'9' * 4301}", timeout=5)
+        assert answer.status_code == 400, path
     assert requests.get(f"{api.url}/portals/{'m' * 300}", timeout=5).status_code == 404
 
 

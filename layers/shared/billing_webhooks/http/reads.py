@@ -136,7 +136,8 @@ def listing(
 def _limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_PAGE
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_PAGE):
+    # The length first: int() refuses more than 4,300 digits with an error of its own (a 500).
+    if not (len(text) <= len(str(MAX_PAGE)) and text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_PAGE):
         raise BadRequest(f"limit is a whole number from 1 to {MAX_PAGE}.")
     return int(text)
 
