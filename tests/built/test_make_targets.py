@@ -144,7 +144,8 @@ def test_make_devs_fake_bitrix24_takes_control_requests_on_its_own_port(make_dev
     played = requests.get(fake, timeout=10).json()
     # make dev's first check of the sample portal, then this sync's.
     assert played["calls"]["app.info"] == 2 and played["access_token"] not in answer.text + cli.stdout
-    # The sync decided the portal's entitlement (expired, within its grace period) and told the bus.
+    # The sync decided the portal's entitlement and told the bus: expired three days before the
+    # answer, its 3 days of grace are over (counted from the end, not from the answer).
     linked = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "billing-webhooks"), "links", "set", member_id, "504", "--local"],
         env=environment,
@@ -152,9 +153,10 @@ def test_make_devs_fake_bitrix24_takes_control_requests_on_its_own_port(make_dev
         text=True,
         timeout=60,
     )
-    assert linked.returncode == 0 and "licence_expired_in_grace" in linked.stdout, linked.stdout + linked.stderr
+    assert linked.returncode == 0 and "licence_expired" in linked.stdout, linked.stdout + linked.stderr
+    assert "in_grace" not in linked.stdout
     shown = requests.get(f"{make_dev['api']}/entitlements/{member_id}", timeout=10).json()
-    assert shown["entitled"] is True and shown["account"]["account_id"] == 504, shown
+    assert shown["entitled"] is False and shown["account"]["account_id"] == 504, shown
     told = make("events", env=environment)
     # make dev's first check of the sample portal (paid), then the expiry: the entitlement twice, the
     # licence once. The link to an account nothing has named yet changed no verdict.
