@@ -55,7 +55,39 @@ def alerts(moto_url: str) -> list[dict]:
 def events(moto_url: str) -> list[dict]:
     """The EventBridge events on local-events, oldest first."""
     found = [json.loads(message["Body"]) for message in _peek(moto_url, provision.EVENTS_QUEUE)]
-    return sorted(found, key=lambda event: (event.get("time", ""), str(event.get("detail", {}).get("id"))))
+    return sorted(
+        found,
+        key=lambda event: (
+            event.get("time", ""),
+            str(event.get("detail", {}).get("member_id")),
+            int(event.get("detail", {}).get("sequence") or 0),
+            str(event.get("detail", {}).get("id")),
+        ),
+    )
+
+
+def _verdict(entitled: object, reason: object) -> str:
+    return f"{'entitled' if entitled else 'not entitled'} ({reason})"
+
+
+def event_line(event: dict) -> str:
+    """One line a person reads for one event, by its kind (docs/events.md)."""
+    kind, detail = event.get("detail-type"), event.get("detail") or {}
+    previous = detail.get("previous") or {}
+    if kind == "EntitlementChanged":
+        said = _verdict(detail.get("entitled"), detail.get("reason"))
+        if previous:
+            said += ", was " + _verdict(previous.get("entitled"), previous.get("reason"))
+    elif kind == "LicenceChanged":
+        licence = detail.get("licence") or {}
+        said = f"licence {licence.get('state')} ({licence.get('status')}), was {previous.get('state')} ({previous.get('status')})"
+    elif kind == "AccountStateChanged":
+        said = f"account {detail.get('account_id')} {detail.get('state')}, was {detail.get('previous_state')}"
+    elif kind == "InvoiceOverdue":
+        said = f"account {detail.get('account_id')}: invoice {detail.get('invoice_id')} overdue"
+    else:
+        said = json.dumps(detail, ensure_ascii=False)[:200]
+    return f"{event.get('time')}  {kind}  #{detail.get('sequence')}  {detail.get('member_id')}  {said}"
 
 
 def main() -> None:
@@ -69,12 +101,7 @@ def main() -> None:
         if sys.argv[1:] == ["events"]:
             found = events(moto_url)
             for event in found:
-                detail = event.get("detail", {})
-                print(
-                    f"{event.get('time')}  {event.get('detail-type')}  {detail.get('id')}  "
-                    f"{'entitled' if detail.get('entitled') else 'not entitled'} ({detail.get('reason')})"
-                    f"{'' if detail.get('previous') is None else ', was ' + str(detail['previous'].get('reason'))}"
-                )
+                print(event_line(event))
             print(f"{len(found)} event(s) on {provision.EVENTS_QUEUE}")
         elif sys.argv[1:] == ["alerts"]:
             found = alerts(moto_url)
