@@ -161,7 +161,9 @@ def main() -> None:
         print("Serving; Ctrl-C stops everything.\n", flush=True)
         stopped = threading.Event()
         threading.Thread(target=print_alerts, args=(stack, stopped), daemon=True).start()
-        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        # SIGTERM as Ctrl-C: a KeyboardInterrupt in the main thread. Setting the Event from the handler
+        # could deadlock on the very lock the interrupted wait() holds, and make dev would never stop.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             stopped.wait()
         except KeyboardInterrupt:
