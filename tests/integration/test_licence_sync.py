@@ -306,3 +306,13 @@ def test_a_sealed_pair_copied_onto_another_portals_item_does_not_open(api, token
     assert portal_tokens.access(MEMBER).token  # its own opens
     with pytest.raises(ServiceUnavailable):
         portal_tokens.access("another-portal")  # KMS binds the member_id: the copy does not
+
+
+def test_a_second_payment_required_keeps_the_instant_of_the_first(api, tokens, stack):
+    play(stack, access_token_expired=True, oauth="payment_required")
+    assert sync()["outcome"] == "unpaid"
+    first = portal(api)["licence"]["since"]
+    time.sleep(1.1)  # a later second: a restamped licence would show
+    assert sync()["outcome"] == "unpaid"
+    view = portal(api)
+    assert view["licence"]["since"] == first and view["sync"]["last_outcome"] == "unpaid"
