@@ -18,6 +18,7 @@ import boto3
 from local import samples, template
 from local.attach import DEV_STATE
 from local.provision import CONSOLE_QUEUE
+from local.schedules import clock_runner
 from local.server import LocalApi
 from local.stack import LocalStack
 from local.streams import StreamPoller
@@ -126,6 +127,9 @@ def main() -> None:
         pollers = [StreamPoller(name, stack.endpoints, log=print).start() for name in STREAM_FUNCTIONS]
         stack.check_sample_licence()  # its entitlement decided (the stream), the first event on the bus
         api = LocalApi(int(os.environ.get("LOCAL_API_PORT", 3000))).start()
+        # The stack's test clock: POST /_clock on the fake's port moves it and runs what falls due.
+        stack.bitrix24.deliver_to = api.url
+        stack.bitrix24.clock_answer = clock_runner(stack.clock, stack.bitrix24, pollers).answer
         print(f"\nDynamoDB Local  {stack.dynamodb.url}   (table NotificationsTable)")
         print(f"moto server     {stack.moto.url}   (SNS AlertsTopic, SQS local-alerts, secrets)")
         print(
@@ -133,6 +137,10 @@ def main() -> None:
             f"app.info, event.get, event.bind, batch; sample portal {samples.PORTAL_DOMAIN} pre-installed;\n"
             f"                play Bitrix24: curl -sS -X PUT http://127.0.0.1:{stack.bitrix24.port}/_portals/"
             f'{samples.PORTAL_DOMAIN} -d \'{{"STATUS": "P", "PAYMENT_EXPIRED": "Y", "DAYS": -3}}\')'
+        )
+        print(
+            f"test clock      http://127.0.0.1:{stack.bitrix24.port}/_clock   (GET: now; POST "
+            '{"advance_seconds": N} moves it and runs the schedules due meanwhile; docs/development.md)'
         )
         print(f"HTTP API        {api.url}   (OpenAPI document: {api.url}/openapi.json)\n")
         for route in template.routes() + template.read_routes():

@@ -9,6 +9,7 @@ internet, and the fake sees every host anybody tried to reach.
 """
 
 import json
+import math
 import random
 import secrets
 import ssl
@@ -20,11 +21,19 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
+from urllib.request import Request as HttpRequest
+from urllib.request import urlopen
+
+from local.clock import TestClock, iso
 
 OAUTH_HOST = "oauth.bitrix.info"
 OAUTH_HOSTS = (OAUTH_HOST, "oauth.bitrix24.tech")  # Bitrix24's OAuth servers, every region
 # Wildcards cover one label: "<portal>.bitrix24.com".
+ACCESS_TOKEN_SECONDS = 3600  # Bitrix24's access tokens live an hour
+REFRESH_TOKEN_SECONDS = 180 * 86400  # and its refresh tokens 180 days
+BUCKET_SIZE, BUCKET_LEAK_PER_SECOND = 50, 2.0  # each portal's REST requests: 2 a second, a burst of 50
+DAY_SECONDS = 86400
 CERTIFICATE_SUFFIXES = (
     "bitrix24.com",
     "bitrix24.ru",
@@ -63,6 +72,20 @@ class Portal:
     latency_ms: float = 0  # before every answer of this portal and of its refreshes (load runs)
     fail_rate: float = 0  # this share of its requests answered 503 QUERY_LIMIT_EXCEEDED, nothing done
     request_times: list[float] = field(default_factory=list)  # monotonic, of its last 3 REST requests
+    # A licence with a real end on the test clock (epoch seconds): app.info's STATUS, DAYS and
+    # PAYMENT_EXPIRED follow from it. None: app.info answers the fields as set.
+    paid_until: float | None = None
+    trial_until: float | None = None
+    application_token: str = ""  # what its ONAPPPAYMENT deliveries carry
+    # When each access token it issued expires on the clock (tokens not here, the samples' and
+    # tests' own, never do); its refresh token's end (None: never); the other users' refresh tokens.
+    token_expiry: dict[str, float] = field(default_factory=dict)
+    refresh_expires: float | None = None
+    user_refresh: dict[str, tuple[float, bool]] = field(default_factory=dict)  # refresh token -> (end, admin)
+    admin_tokens: set[str] = field(default_factory=set)  # access tokens of its administrators
+    bucket_level: float = 0.0
+    bucket_at: float = 0.0
+    refreshes_by_day: dict[str, int] = field(default_factory=dict)
 
     # What `PUT /_portals/<domain>` may set (docs/development.md): app.info's fields, how the portal
     # and its OAuth server answer.
@@ -78,7 +101,11 @@ class Portal:
         "access_token_expired": "access_token_expired",
         "latency_ms": "latency_ms",
         "fail_rate": "fail_rate",
+        "paid_until": "paid_until",
+        "trial_until": "trial_until",
+        "application_token": "application_token",
     }
+    MOMENTS = ("paid_until", "trial_until")  # ISO 8601 on the wire, epoch seconds here
 
     @property
     def access_token_expired(self) -> bool:
@@ -91,17 +118,71 @@ class Portal:
         else:
             self.expired_tokens.clear()
 
-    def token_error(self, token: str) -> str | None:
+    def token_error(self, token: str, now: float) -> str | None:
         """How it answers a request made with `token`: None (taken), expired_token or invalid_token."""
-        if token in self.expired_tokens:
+        if token in self.expired_tokens or self.token_expiry.get(token, math.inf) <= now:
             return "expired_token"
-        return None if token == self.access_token or token in self.earlier_tokens else "invalid_token"
+        known = token == self.access_token or token in self.earlier_tokens or token in self.token_expiry
+        return None if known else "invalid_token"
 
-    def issue(self) -> str:
-        """A refresh's new access token; the old one stays valid (its hour is not up)."""
+    def issue(self, now: float) -> str:
+        """A refresh's new access token, valid for an hour; the old one stays valid (its hour is not up)."""
         self.earlier_tokens.add(self.access_token)
         self.access_token = f"access-{secrets.token_hex(12)}"
+        self.token_expiry[self.access_token] = now + ACCESS_TOKEN_SECONDS
         return self.access_token
+
+    def user_pair(self, admin: bool, now: float) -> dict[str, Any]:
+        """The pair a user's app page receives (AUTH_ID, REFRESH_ID), an administrator's or not."""
+        access, refresh = f"access-{secrets.token_hex(12)}", f"refresh-{secrets.token_hex(12)}"
+        self.token_expiry[access] = now + ACCESS_TOKEN_SECONDS
+        self.user_refresh[refresh] = (now + REFRESH_TOKEN_SECONDS, admin)
+        if admin:
+            self.admin_tokens.add(access)
+        return {"AUTH_ID": access, "REFRESH_ID": refresh, "AUTH_EXPIRES": ACCESS_TOKEN_SECONDS, "admin": admin}
+
+    def over_bucket(self, now: float) -> bool:
+        """One REST request into its leaky bucket (2 a second, a burst of 50): True when it overflows."""
+        self.bucket_level = max(0.0, self.bucket_level - (now - self.bucket_at) * BUCKET_LEAK_PER_SECOND)
+        self.bucket_at = now
+        if self.bucket_level + 1 > BUCKET_SIZE:
+            self.count("over_bucket")
+            return True
+        self.bucket_level += 1
+        return False
+
+    def licence_fields(self, now: float) -> dict[str, Any]:
+        """app.info's STATUS, DAYS and PAYMENT_EXPIRED: from the licence's end on the clock, when it
+        has one (DAYS whole days left, rounded up; 0 or below once it ended), else as set."""
+        until = self.paid_until if self.paid_until is not None else self.trial_until
+        if until is None:
+            return {"STATUS": self.status, "DAYS": self.days, "PAYMENT_EXPIRED": self.payment_expired}
+        return {
+            "STATUS": self.status if self.paid_until is not None else "T",
+            "DAYS": math.ceil((until - now) / DAY_SECONDS),
+            "PAYMENT_EXPIRED": "Y" if now >= until else "N",
+        }
+
+    def truth(self, now: float) -> dict[str, Any]:
+        """What is true of the portal now, as Bitrix24 knows it (what the stack's answer is held against)."""
+        paid = self.paid_until is not None and now < self.paid_until
+        trial = not paid and self.trial_until is not None and now < self.trial_until
+        has_end = self.paid_until is not None or self.trial_until is not None
+        until = self.paid_until if self.paid_until is not None else self.trial_until
+        return {
+            "installed": bool(self.installed),
+            "uninstalled": not self.installed,
+            "paid": paid,
+            "trial": trial,
+            "ended": has_end and not paid and not trial,
+            "until": iso(until) if until is not None else None,
+        }
+
+    def pay(self, days: int, now: float) -> None:
+        """A payment for `days` more: from the current end, or from now when it has passed."""
+        self.paid_until = max(self.paid_until or now, now) + days * DAY_SECONDS
+        self.trial_until = None
+        self.status = "P"
 
     def arrived(self, rest: bool = True) -> bool:
         """A request for this portal arrives: wait its latency; False when it fails this one.
@@ -122,11 +203,16 @@ class Portal:
     def count(self, call: str) -> None:
         self.calls[call] = self.calls.get(call, 0) + 1
 
-    def control_view(self) -> dict[str, Any]:
+    def control_view(self, now: float) -> dict[str, Any]:
+        view = {name: getattr(self, attribute) for name, attribute in self.SETTABLE.items()}
+        for name in self.MOMENTS:
+            view[name] = iso(view[name]) if view[name] is not None else None
         return {
-            **{name: getattr(self, attribute) for name, attribute in self.SETTABLE.items()},
+            **view,
             "calls": dict(self.calls),
             "bindings": list(self.bindings),
+            "refreshes_by_day": dict(self.refreshes_by_day),
+            "truth": self.truth(now),
         }
 
     def bind(self, event: str, handler: str) -> dict[str, str] | None:
@@ -153,28 +239,62 @@ class Portal:
                 (errors if error else results)[key[4:-1]] = error or True
         return {"result": {"result": results, "result_error": errors, "result_total": [], "result_next": []}}
 
-    def app_info(self) -> dict[str, Any]:
+    def app_info(self, now: float) -> dict[str, Any]:
         return {
             "result": {
                 "ID": "7",
                 "CODE": self.code,
                 "VERSION": 1,
-                "STATUS": self.status,
                 "INSTALLED": self.installed,
-                "PAYMENT_EXPIRED": self.payment_expired,
-                "DAYS": self.days,
+                **self.licence_fields(now),
                 "LICENSE": self.license,
             }
         }
 
 
+def _moment(value: Any) -> float | None:
+    """An ISO 8601 instant with its offset, as epoch seconds (None: null, no end)."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("an instant needs its offset")
+    return moment.timestamp()
+
+
 def _valid_changes(changes: dict[str, Any]) -> bool:
     numbers = [changes[name] for name in ("latency_ms", "fail_rate") if name in changes]
+    try:
+        for name in Portal.MOMENTS:
+            if name in changes:
+                changes[name] = _moment(changes[name])
+    except (TypeError, ValueError):
+        return False
     return (
         isinstance(changes.get("access_token_expired", False), bool)
         and all(isinstance(n, int | float) and not isinstance(n, bool) and n >= 0 for n in numbers)
         and 0 <= changes.get("fail_rate", 0) <= 1
     )
+
+
+PAYMENT_EVENTS = ("now", "late", "lost")
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _payment(request: Any) -> tuple[int, str, float] | None:
+    """`{"days": N, "event": "now" | "late" | "lost", "late_seconds": S}`, read; None when it is not that."""
+    if not isinstance(request, dict) or not set(request) <= {"days", "event", "late_seconds"}:
+        return None
+    days, late = _number(request.get("days")), _number(request.get("late_seconds", 0))
+    event = request.get("event", "now")
+    if days is None or late is None or event not in PAYMENT_EVENTS:
+        return None
+    if not 1 <= days <= 36_500 or days != int(days) or not 0 <= late <= 10 * 365 * DAY_SECONDS:
+        return None
+    return int(days), event, late
 
 
 @dataclass
@@ -255,33 +375,113 @@ class FakeBitrix24:
     port: int = 0  # 0: any free one (FAKE_BITRIX24_PORT for make dev)
     app_code: str = ""  # the CODE a portal created over the control route answers in app.info
     app_credentials: tuple[str, str] = ("", "")  # the app's client_id and client_secret, as the OAuth server knows them
+    clock: TestClock = field(default_factory=TestClock)  # the stack's one clock (local/clock.py)
+    deliver_to: str = ""  # the stack's HTTP API, where its ONAPPPAYMENT deliveries go
+    pending: list[tuple[float, str, int]] = field(default_factory=list)  # (when, domain, days) to deliver
+    deliveries: list[dict[str, Any]] = field(default_factory=list)  # what it delivered, and the answers
+    clock_answer: Any = None  # `POST /_clock`'s runner (ClockRunner.answer); None: the clock only moves
+
+    def _refreshed(self, portal: Portal, token: str, now: float) -> tuple[str, str] | None:
+        """The new pair for a refresh token of this portal (each works once, within its 180 days)."""
+        if portal.refresh_token == token and (portal.refresh_expires is None or now < portal.refresh_expires):
+            portal.refresh_token = f"refresh-{secrets.token_hex(12)}"
+            portal.refresh_expires = now + REFRESH_TOKEN_SECONDS
+            return portal.issue(now), portal.refresh_token
+        ends, admin = portal.user_refresh.pop(token, (0.0, False))
+        if now < ends:
+            pair = portal.user_pair(admin, now)
+            return pair["AUTH_ID"], pair["REFRESH_ID"]
+        return None
 
     def refresh(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """oauth.bitrix.info/oauth/token/?grant_type=refresh_token: whose portal the token is."""
         if (query.get("client_id"), query.get("client_secret")) != self.app_credentials:
             return 401, {"error": "invalid_client", "error_description": "Invalid client credentials"}
+        token, now = query.get("refresh_token", ""), self.clock.time()
         for domain, portal in list(self.portals.items()):
-            if query.get("grant_type") == "refresh_token" and portal.refresh_token == query.get("refresh_token"):
-                if not portal.arrived(rest=False):
-                    return 503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
-                portal.count("refresh")
-                if portal.oauth == "invalid_grant":
-                    return 400, {"error": "invalid_grant", "error_description": "The refresh token is revoked"}
-                if portal.oauth == "payment_required":
-                    return 402, {"error": "PAYMENT_REQUIRED", "error_description": "The application is not paid"}
-                portal.refresh_token = f"refresh-{secrets.token_hex(12)}"  # a refresh token works once
-                return 200, {
-                    "access_token": portal.issue(),
-                    "refresh_token": portal.refresh_token,
-                    "expires_in": 3600,
-                    "scope": "app",
-                    "domain": OAUTH_HOST,
-                    "server_endpoint": f"https://{OAUTH_HOST}/rest/",
-                    "status": "L",
-                    "client_endpoint": f"https://{domain}/rest/",
-                    "member_id": portal.member_id,
-                }
+            if query.get("grant_type") != "refresh_token":
+                break
+            if portal.refresh_token != token and token not in portal.user_refresh:
+                continue
+            if not portal.arrived(rest=False):
+                return 503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
+            portal.count("refresh")
+            if portal.oauth == "invalid_grant":
+                return 400, {"error": "invalid_grant", "error_description": "The refresh token is revoked"}
+            if portal.oauth == "payment_required":
+                return 402, {"error": "PAYMENT_REQUIRED", "error_description": "The application is not paid"}
+            pair = self._refreshed(portal, token, now)
+            if pair is None:
+                break
+            day = iso(now)[:10]
+            portal.refreshes_by_day[day] = portal.refreshes_by_day.get(day, 0) + 1
+            return 200, {
+                "access_token": pair[0],
+                "refresh_token": pair[1],
+                "expires_in": 3600,
+                "scope": "app",
+                "domain": OAUTH_HOST,
+                "server_endpoint": f"https://{OAUTH_HOST}/rest/",
+                "status": "L",
+                "client_endpoint": f"https://{domain}/rest/",
+                "member_id": portal.member_id,
+            }
         return 400, {"error": "invalid_grant", "error_description": "Invalid refresh token"}
+
+    def payment(self, domain: str, days: int, event: str, late_seconds: float) -> None:
+        """A payment on the portal: its licence extended now; its ONAPPPAYMENT delivered now, after
+        `late_seconds` on the clock, or never."""
+        now = self.clock.time()
+        self.portals[domain].pay(days, now)
+        if event == "now":
+            self.deliver_payment(domain, days)
+        elif event == "late":
+            self.pending.append((now + late_seconds, domain, days))
+            self.pending.sort()
+
+    def next_delivery(self) -> float | None:
+        return self.pending[0][0] if self.pending else None
+
+    def deliver_due(self, instant: float) -> list[dict[str, Any]]:
+        """The late deliveries whose time came by `instant`, in order."""
+        done = []
+        while self.pending and self.pending[0][0] <= instant:
+            _, domain, days = self.pending.pop(0)
+            done.append(self.deliver_payment(domain, days))
+        return done
+
+    def deliver_payment(self, domain: str, days: int) -> dict[str, Any]:
+        """ONAPPPAYMENT as Bitrix24 posts it to the app's handler, with the licence as it stands now."""
+        portal, now = self.portals[domain], self.clock.time()
+        fields = portal.licence_fields(now)
+        form = {
+            "event": "ONAPPPAYMENT",
+            "data[CODE]": portal.code,
+            "data[VERSION]": "1",
+            "data[STATUS]": fields["STATUS"],
+            "data[PAYMENT_EXPIRED]": fields["PAYMENT_EXPIRED"],
+            "data[DAYS]": str(fields["DAYS"]),
+            "data[LANGUAGE_ID]": "en",
+            "ts": str(int(now)),
+            "auth[domain]": domain,
+            "auth[server_endpoint]": f"https://{OAUTH_HOST}/rest/",
+            "auth[client_endpoint]": f"https://{domain}/rest/",
+            "auth[member_id]": portal.member_id,
+            "auth[application_token]": portal.application_token,
+        }
+        request = HttpRequest(
+            f"{self.deliver_to}/bitrix24/app-payment",
+            data=urlencode(form).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        try:
+            with urlopen(request, timeout=60) as answer:  # noqa: S310 (the stack's own loopback API)
+                status = answer.status
+        except OSError as error:  # an HTTPError is an answer too: its code
+            status = getattr(error, "code", 0)
+        delivery = {"at": iso(now), "domain": domain, "event": "ONAPPPAYMENT", "days": days, "status": status}
+        self.deliveries.append(delivery)
+        return delivery
 
     def start(self) -> "FakeBitrix24":
         self._directory = tempfile.TemporaryDirectory(prefix="fake-bitrix24-")
@@ -310,18 +510,31 @@ class FakeBitrix24:
                 while not self.close_connection:
                     self.handle_one_request()
 
+            def _json_body(self) -> Any:
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    return json.loads(self.rfile.read(length) or b"{}")
+                except ValueError:
+                    return None
+
             def _control(self) -> bool:
-                """`GET|PUT /_portals/<domain>` straight to this port (not through a tunnel): what a
-                person or a test plays (docs/development.md). True when it answered."""
-                if self.tunnel is not None or not self.path.startswith("/_portals/"):
+                """`/_clock` and `/_portals/<domain>[/payments|/users]` straight to this port (not
+                through a tunnel): what a person or a test plays (docs/development.md). True when it answered."""
+                if self.tunnel is not None:
                     return False
-                domain = self.path.removeprefix("/_portals/").split("?")[0].strip("/").lower()
+                path = self.path.split("?")[0].rstrip("/")
+                if path == "/_clock":
+                    self._clock()
+                    return True
+                if not path.startswith("/_portals/"):
+                    return False
+                domain, _, action = path.removeprefix("/_portals/").lower().partition("/")
+                if action:
+                    self._portal_action(domain, action)
+                    return True
                 if self.command == "PUT":
-                    length = int(self.headers.get("Content-Length") or 0)
-                    try:
-                        changes = json.loads(self.rfile.read(length) or b"{}")
-                        assert isinstance(changes, dict) and set(changes) <= set(Portal.SETTABLE)
-                    except (ValueError, AssertionError):
+                    changes = self._json_body()
+                    if not isinstance(changes, dict) or not set(changes) <= set(Portal.SETTABLE):
                         self._answer(400, {"error": f"a JSON object of {', '.join(sorted(Portal.SETTABLE))}"})
                         return True
                     portal = fake.portals.get(domain)
@@ -330,7 +543,8 @@ class FakeBitrix24:
                             400,
                             {
                                 "error": "access_token_expired is true or false; latency_ms and fail_rate "
-                                "numbers (fail_rate 0 to 1)"
+                                "numbers (fail_rate 0 to 1); paid_until and trial_until ISO 8601 instants "
+                                "with their offset, or null"
                             },
                         )
                         return True
@@ -342,19 +556,64 @@ class FakeBitrix24:
                         )
                     for name, value in changes.items():
                         setattr(portal, Portal.SETTABLE[name], value)
+                elif self.command != "GET":
+                    self._answer(405, {"error": "GET or PUT /_portals/<domain>"})
+                    return True
                 portal = fake.portals.get(domain)
                 if portal is None:
                     self._answer(404, {"error": f"no portal {domain}"})
                 else:
-                    self._answer(200, {"domain": domain, **portal.control_view()})
+                    self._answer(200, {"domain": domain, **portal.control_view(fake.clock.time())})
                 return True
+
+            def _clock(self) -> None:
+                """GET /_clock: the stack's time; POST /_clock: move it (and run what falls due)."""
+                if self.command == "GET":
+                    return self._answer(200, {"now": iso(fake.clock.time())})
+                if self.command != "POST":
+                    return self._answer(405, {"error": "GET or POST /_clock"})
+                request = self._json_body()
+                if fake.clock_answer is not None:
+                    return self._answer(*fake.clock_answer(request if isinstance(request, dict) else {"": None}))
+                seconds = request.get("advance_seconds") if isinstance(request, dict) else None
+                if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+                    return self._answer(400, {"error": 'a JSON object: {"advance_seconds": N}'})
+                fake.clock.move_to(fake.clock.time() + seconds)
+                return self._answer(200, {"now": iso(fake.clock.time()), "ran": []})
+
+            def _portal_action(self, domain: str, action: str) -> None:
+                """POST /_portals/<domain>/payments and /_portals/<domain>/users."""
+                portal = fake.portals.get(domain)
+                if self.command != "POST" or action not in ("payments", "users"):
+                    return self._answer(404, {"error": "POST /_portals/<domain>/payments or /users"})
+                if portal is None:
+                    return self._answer(404, {"error": f"no portal {domain}"})
+                request = self._json_body()
+                if action == "users":
+                    if not isinstance(request, dict) or not isinstance(request.get("admin"), bool):
+                        return self._answer(400, {"error": 'a JSON object: {"admin": true | false}'})
+                    return self._answer(
+                        200, {"domain": domain, **portal.user_pair(request["admin"], fake.clock.time())}
+                    )
+                payment = _payment(request)
+                if payment is None:
+                    return self._answer(
+                        400,
+                        {
+                            "error": 'a JSON object: {"days": N (1 to 36,500), "event": "now" | "late" | "lost", '
+                            '"late_seconds": S}'
+                        },
+                    )
+                days, event, late = payment
+                fake.payment(domain, days, event, late)
+                return self._answer(200, {"domain": domain, **portal.control_view(fake.clock.time())})
 
             def do_PUT(self) -> None:  # noqa: N802
                 if not self._control():
                     self._answer(405, {"error": "PUT is for /_portals/<domain>"})
 
             def do_POST(self) -> None:  # noqa: N802
-                if self.command == "GET" and self._control():
+                if self._control():
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 form = dict(parse_qsl(self.rfile.read(length).decode())) if length else {}
@@ -372,10 +631,11 @@ class FakeBitrix24:
                 if (
                     self.tunnel is None
                     or portal is None
-                    or method not in ("app.info", "event.get", "event.bind", "batch")
+                    or method not in ("app.info", "user.admin", "event.get", "event.bind", "batch")
                 ):
                     return self._answer(404, {"error": "NOT_FOUND"})
-                if not portal.arrived():
+                now = fake.clock.time()
+                if portal.over_bucket(now) or not portal.arrived():
                     return self._answer(
                         503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
                     )
@@ -383,14 +643,16 @@ class FakeBitrix24:
                     time.sleep(portal.slow_seconds)
                 if portal.answer == "redirect":
                     return self._answer(302, {}, {"Location": portal.redirect_to})
-                refused = "invalid_token" if portal.answer == "error" else portal.token_error(form.get("auth", ""))
+                refused = "invalid_token" if portal.answer == "error" else portal.token_error(form.get("auth", ""), now)
                 if refused:
                     return self._answer(
                         401, {"error": refused, "error_description": f"The access token is {refused[:-6]}"}
                     )
                 portal.count("event.bind" if method == "batch" else method)
                 if method == "app.info":
-                    return self._answer(200, portal.app_info())
+                    return self._answer(200, portal.app_info(now))
+                if method == "user.admin":
+                    return self._answer(200, {"result": form.get("auth", "") in portal.admin_tokens})
                 if portal.binds == "redirect":
                     return self._answer(302, {}, {"Location": portal.redirect_to})
                 if portal.binds == "down":

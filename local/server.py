@@ -34,14 +34,15 @@ class LambdaContext:
     log_group_name: str = ""
     log_stream_name: str = ""
     function_version: str = "$LATEST"
+    timeout_seconds: float = 10.0  # the function's Timeout (template.function_timeout), from the invocation
 
     def __post_init__(self) -> None:
         self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
         self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self._deadline = time.monotonic() + self.timeout_seconds
 
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 10_000
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def http_api_event(
@@ -161,10 +162,11 @@ class LocalFunction:
         module = _load_module(f"function_{route.function}", route.code_dir / f"{module_name}.py")
         self.handler: Callable[[dict, Any], dict] = getattr(module, attribute)
         self._lock = threading.Lock()  # a Lambda container runs one event at a time
+        self.timeout = template.function_timeout(route.function)
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return self.handler(event, LambdaContext(self.route.function))
+            return self.handler(event, LambdaContext(self.route.function, timeout_seconds=self.timeout))
 
 
 def _load_module(name: str, path) -> ModuleType:

@@ -3,11 +3,13 @@ and a fake Bitrix24 whose sample portal answers app.info."""
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from local import provision, samples, services, template
+from local.clock import TestClock
 from local.fake_bitrix24 import FakeBitrix24, Portal
 
 
@@ -21,6 +23,7 @@ class LocalStack:
         self.bitrix24: Any = None
         # On disk rather than in memory: DynamoDB Local can go down and come back with its data.
         self.dynamodb_data = Path(tempfile.mkdtemp(prefix="dynamodb-local-"))
+        self.clock = TestClock()  # the stack's one clock: the handlers, the jobs and the fake Bitrix24 read it
 
     def start(self) -> "LocalStack":
         try:
@@ -28,7 +31,9 @@ class LocalStack:
             self.moto = services.start_moto(self.moto_port)
             self.endpoints = services.endpoint_environment(self.dynamodb.url, self.moto.url)
             self.resources = provision.create_resources(self.endpoints)
-            self.bitrix24 = FakeBitrix24(port=self.bitrix24_port or 0, app_code=samples.APP_CODE).start()
+            self.bitrix24 = FakeBitrix24(
+                port=self.bitrix24_port or 0, app_code=samples.APP_CODE, clock=self.clock
+            ).start()
             self.reset_portals()
         except BaseException:
             self.stop()
@@ -48,7 +53,10 @@ class LocalStack:
         self.bitrix24.portals.clear()
         self.bitrix24.requests.clear()
         self.bitrix24.portals[samples.PORTAL_DOMAIN] = Portal(
-            samples.PORTAL_ACCESS_TOKEN, samples.APP_CODE, member_id=samples.PORTAL_MEMBER_ID
+            samples.PORTAL_ACCESS_TOKEN,
+            samples.APP_CODE,
+            member_id=samples.PORTAL_MEMBER_ID,
+            application_token=samples.PORTAL_APPLICATION_TOKEN,
         )
         credentials = samples.SECRET_VALUES["Bitrix24AppCredentials"]
         self.bitrix24.app_credentials = (credentials["client_id"], credentials["client_secret"])
@@ -81,8 +89,13 @@ class LocalStack:
         """Handlers run in this process: give them the template's environment and the layer."""
         os.environ.update(self.environment)
         template.use_layer()
+        from billing_webhooks import clock
+
+        clock.use(self.clock.time)
 
     def stop(self) -> None:
+        if "billing_webhooks.clock" in sys.modules:
+            sys.modules["billing_webhooks.clock"].use(None)
         for service in (self.bitrix24, self.moto, self.dynamodb):
             if service is not None:
                 service.stop()

@@ -10,6 +10,7 @@ on-failure queue. Used by `make dev` and the tests; never deployed.
 
 import json
 import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -71,6 +72,9 @@ class StreamPoller:
         self.positions: dict[str, str] = {}  # shard id -> the last sequence number read there
         self.started: set[str] = set()  # shards given StartingPosition at the first look
         self.ready = threading.Event()  # set once it has its place in every shard (LATEST: from then on)
+        self.quiet_passes = 0  # passes over every shard that found nothing to hand on
+        self.delivered = 0  # batches handed to the function
+        self.nudge = threading.Event()  # skips the pause between passes (settle)
         self.thread = threading.Thread(target=self._run, name=f"stream-{function_name}", daemon=True)
 
     def start(self) -> "StreamPoller":
@@ -79,7 +83,20 @@ class StreamPoller:
 
     def stop(self) -> None:
         self.stopped.set()
+        self.nudge.set()
         self.thread.join(timeout=5)
+
+    def settle(self, timeout: float = 60) -> int:
+        """Returns once every record written before the call has been handed on (two quiet passes:
+        the second began after the call); how many batches it handed on meanwhile."""
+        mark, delivered = self.quiet_passes, self.delivered
+        deadline = time.monotonic() + timeout
+        while self.quiet_passes < mark + 2:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise TimeoutError(f"{self.function.route.function}'s stream did not settle in {timeout} s")
+            self.nudge.set()
+            time.sleep(0.005)
+        return self.delivered - delivered
 
     def _clients(self) -> tuple[Any, Any, Any]:
         url = self.endpoints["AWS_ENDPOINT_URL_DYNAMODB"]
@@ -135,11 +152,14 @@ class StreamPoller:
                         if admitted:
                             busy = True
                             self._deliver(admitted, sqs)
+                            self.delivered += 1
                         if records:
                             self.positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
                     self.ready.set()  # every shard read once: from here on, nothing is passed by
                     if not busy:
-                        self.stopped.wait(POLL_SECONDS)
+                        self.quiet_passes += 1
+                        self.nudge.wait(POLL_SECONDS)
+                        self.nudge.clear()
             except Exception as error:  # DynamoDB Local restarting (an outage test): go on from where we were
                 code = getattr(error, "response", {}).get("Error", {}).get("Code")
                 if code != "TrimmedDataAccessException":  # DynamoDB Local's answer while a new stream opens: routine
@@ -176,3 +196,10 @@ class StreamPoller:
                     }
                 ),
             )
+
+
+def settle_all(pollers: list[StreamPoller]) -> None:
+    """Every poller settled, in the order given (a stream's function may write what the next one
+    reads), again until a round hands on nothing: the stack is quiet."""
+    while sum(poller.settle() for poller in pollers):
+        pass

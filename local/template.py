@@ -90,6 +90,12 @@ def function(name: str) -> Route:
     )
 
 
+def function_timeout(name: str) -> int:
+    """A function's Timeout in seconds: its own, else the Globals'."""
+    own = load()["Resources"][name]["Properties"].get("Timeout")
+    return int(own or load().get("Globals", {}).get("Function", {}).get("Timeout", 3))
+
+
 def http_routes() -> list[Route]:
     handler_default = _handler_default()
     found = []

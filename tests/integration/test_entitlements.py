@@ -61,9 +61,6 @@ def bus_events(stack, event_stream):
     sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
     url = sqs.get_queue_url(QueueName="local-events")["QueueUrl"]
     time.sleep(0.5)  # what an earlier test's changes told is on its way: drained with the rest
-    import sys
-
-    print(time.time(), "DRAIN", file=sys.stderr)
     while drained := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
         for message in drained:  # PurgeQueue is once a minute: drained by hand
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
@@ -76,9 +73,6 @@ def bus_events(stack, event_stream):
                 "Messages", []
             ):
                 event = json.loads(message["Body"])
-                import sys
-
-                print(time.time(), "SEEN", event["detail-type"], event["detail"].get("reason"), file=sys.stderr)
                 jsonschema.validate(event["detail"], SCHEMAS[event["detail-type"]])
                 seen.append(event)
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

@@ -169,8 +169,8 @@ def test_a_scheduled_run_checks_the_due_portals_once_and_schedules_the_next_chec
     play(stack, STATUS="T", DAYS=2, PAYMENT_EXPIRED="N")
     assert run_due(lambda: 300_000) == {"ok": 1}
     due = installations.get(member_id=MEMBER)["next_check_at"]
-    # A trial in its last 3 days is checked every 6 hours.
-    assert time.time() + 5.5 * 3600 < due <= time.time() + 6 * 3600 + 5
+    # A trial is checked next a minute after it ends (2 days from the answer), not before.
+    assert time.time() + 2 * 86400 + 50 < due <= time.time() + 2 * 86400 + 65
     assert run_due(lambda: 300_000) == {}
     assert played(stack)["calls"] == {"app.info": 1}
 

@@ -79,7 +79,7 @@ def test_no_module_of_the_project_imports_itself_back():
 
 
 # The layer's folders, top to bottom: a module imports its own folder or the folders below it.
-# The package's own modules (settings, errors, observability) sit under all of them.
+# The package's own modules (settings, errors, observability, clock) sit under all of them.
 LAYERS = ["http", "jobs", "recovery", "domain", "wire", "data", "models"]
 
 
@@ -117,6 +117,7 @@ def test_every_module_of_the_layer_sits_in_a_folder_or_is_a_foundation():
         "billing_webhooks.settings",
         "billing_webhooks.errors",
         "billing_webhooks.observability",
+        "billing_webhooks.clock",
     }
     loose = [name for name in import_graph() if name.startswith("billing_webhooks") and _rank(name) == 0]
     assert sorted(loose) == sorted(foundations)
@@ -241,3 +242,28 @@ def test_no_function_serves_two_triggers():
         if len(resource["Properties"].get("Events") or {}) > 1
         and not {event["Type"] for event in resource["Properties"]["Events"].values()} <= {"HttpApi"}
     } == {}
+
+
+def _reads_the_time(node: ast.AST) -> bool:
+    """`time.time()` or `datetime.now(...)`/`datetime.utcnow()`: a call that reads the wall clock."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and (node.func.value.id, node.func.attr) in {("time", "time"), ("datetime", "now"), ("datetime", "utcnow")}
+    )
+
+
+def test_the_product_reads_the_time_only_through_its_clock():
+    """One clock (billing_webhooks/clock.py), so that a local test clock moves every function and job."""
+    readers = {
+        _module_name("billing_webhooks", path)
+        for path in PACKAGES["billing_webhooks"].rglob("*.py")
+        if any(_reads_the_time(node) for node in ast.walk(ast.parse(path.read_text())))
+    }
+    functions = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "functions").rglob("*.py")
+        if any(_reads_the_time(node) for node in ast.walk(ast.parse(path.read_text())))
+    }
+    assert readers == set() and functions == set()

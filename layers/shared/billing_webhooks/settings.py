@@ -48,7 +48,7 @@ class Settings(BaseModel):
     secrets_cache_seconds: float = 300.0
     quarantine_days: PositiveFloat = 30.0
     quarantine_cap_per_sender: PositiveInt = 1000
-    licence_sync_hours: PositiveFloat = 24.0  # at most this long between two app.info checks of a portal
+    licence_sync_hours: PositiveFloat = 720.0  # the keep-alive: at most this long between two checks of a portal
     licence_sync_concurrency: PositiveInt = 16  # portals one sync run checks at once
     entitlement_grace_days: float = 3.0  # an ended or unpaid licence still grants this long
     aws_lambda_function_name: str = ""  # set by Lambda itself

@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from billing_webhooks import clock
 from billing_webhooks.data import toolkit
 from billing_webhooks.errors import PayloadConflict
 from billing_webhooks.models.base import Notification, utc_timestamp
@@ -37,7 +38,7 @@ def build_record(notification: Notification, received_at: datetime | None = None
         "source": notification.source,
         "account_key": notification.account_key,
         "event_time": utc_timestamp(notification.event_time),
-        "received_at": utc_timestamp(received_at or datetime.now(UTC)),
+        "received_at": utc_timestamp(received_at or clock.now()),
         "code": notification.rule_code,
         "payload": payload,
         "payload_sha256": notification.payload_sha256(payload),

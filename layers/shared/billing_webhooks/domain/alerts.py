@@ -12,12 +12,13 @@ message at the next claim. Subscribers dedupe on the `notification_key` message 
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
+from billing_webhooks import clock
 from billing_webhooks.data import aws, notifications
 from billing_webhooks.errors import ServiceUnavailable
 from billing_webhooks.models.base import json_number, utc_timestamp
@@ -232,7 +233,7 @@ def publish(record: dict[str, Any], claim_token: str) -> str:
     except (BotoCoreError, ClientError):
         notifications.release_alert_lease(record, claim_token)
         raise ServiceUnavailable("The alert could not be published; it stays pending and is retried.") from None
-    notifications.mark_alert_published(record, claim_token, message_id, datetime.now(UTC))
+    notifications.mark_alert_published(record, claim_token, message_id, clock.now())
     return message_id
 
 

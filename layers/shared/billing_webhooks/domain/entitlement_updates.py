@@ -6,9 +6,10 @@ only when it changed (data/entitlements.py). GET /entitlements/{member_id} reads
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from billing_webhooks import clock
 from billing_webhooks.data import entitlements, installations
 from billing_webhooks.domain import accounts
 from billing_webhooks.domain.entitlement_events import changed_events
@@ -63,7 +64,7 @@ def recompute(member_id: str, now: datetime | None = None) -> tuple[dict[str, An
     again and decides again, until its own write lands or the kept answer already holds. A
     change that tells something (domain/entitlement_events.py) takes the next `sequence`; the
     events themselves come from the table's stream (jobs/entitlement_events.py)."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     for _ in range(MAX_ATTEMPTS):
         kept = entitlements.get(member_id) or {}
         answer = decided(member_id, kept, now)

@@ -1,6 +1,6 @@
 """The licence sync of one portal: Bitrix24 sends no event when a paid period or a trial runs out,
 and its docs make the OAuth server and `app.info` the trusted source of payment status. So each
-installed portal whose tokens we keep is asked `app.info` on a schedule (recovery/licence_runs.py)
+installed portal whose tokens we keep is asked `app.info` on a schedule (jobs/licence_sync_run.py)
 or on demand (`billing-webhooks portals sync`), and its answer moves the licence with the same
 newest-wins rule as ONAPPPAYMENT (domain/lifecycle.py), `source` app.info.
 
@@ -14,11 +14,12 @@ the OAuth server is not the portal).
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from billing_webhooks import clock
 from billing_webhooks.data import bitrix24, installations
 from billing_webhooks.domain import licence, lifecycle, portal_tokens, schedule
 from billing_webhooks.errors import PortalUnavailable, ServiceUnavailable
@@ -83,7 +84,7 @@ def _ask_app_info(installation: dict[str, Any], pacer: Pacer) -> AppInfo:
 
 def sync_portal(member_id: str, now: datetime | None = None) -> dict[str, Any]:
     """Ask the portal's app.info and move its licence; what happened, by name (never a token)."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     installation = installations.get(member_id)
     if installation is None or installation.get("status") != installations.INSTALLED:
         return {"member_id": member_id, "outcome": "not installed"}

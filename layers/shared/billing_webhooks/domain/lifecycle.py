@@ -130,8 +130,21 @@ def refresh_licence(event: AppPaymentEvent, delivery: Delivery, now: datetime) -
     if delivery.sender.get("vouched") is not True:  # an identity Bitrix24 never vouched for earns no licence
         return None
     licence = licence_figures(event.data.STATUS, event.data.PAYMENT_EXPIRED, event.data.DAYS, event.ts)
+    if delivery.sender.get("sync_shard") is not None:  # on the sync's schedule: its next check follows the new end
+        licence["next_check_at"] = schedule.next_check_at(
+            {**delivery.sender, **licence, "licence_ts": _event_ts(event), "licence_source": FROM_PAYMENT},
+            now,
+            last_checked=_instant(delivery.sender.get("last_checked_at")) or now,
+        )
     # Two payments of one `ts` (seconds) are ordered by their ids, so either order keeps the same.
     return _move_licence(event.auth.member_id, licence, _event_ts(event), event.notification_id, FROM_PAYMENT, now)
+
+
+def _instant(stamp: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None
+    except ValueError:
+        return None
 
 
 def licence_from_app_info(

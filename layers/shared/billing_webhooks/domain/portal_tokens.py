@@ -15,6 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from billing_webhooks import clock
 from billing_webhooks.data import bitrix24, sealing, secrets, tokens
 from billing_webhooks.errors import PortalUnavailable, ServiceUnavailable
 from billing_webhooks.models.base import utc_timestamp
@@ -58,7 +59,7 @@ def _sealed_pair(member_id: str, answer: dict[str, Any]) -> str:
 def keep_issued(member_id: str, answer: dict[str, Any], server_endpoint: str, now: float | None = None) -> bool:
     """The pair Bitrix24's OAuth server just issued for this portal (an install's check): kept,
     or counted and logged (never the tokens) when it cannot be; the delivery goes on either way."""
-    now = time.time() if now is None else now
+    now = clock.epoch() if now is None else now
     try:
         tokens.put_issued(
             member_id,
@@ -113,7 +114,7 @@ def access(member_id: str, *, refused: Access | None = None) -> Access:
             raise NoToken(member_id)
         if item.get("refused"):
             raise bitrix24.TokenRefused(f"Bitrix24 refused this portal's tokens ({item['refused']}).", item["refused"])
-        now = time.time()
+        now = clock.epoch()
         leased = int(item.get("refreshing_until") or 0) >= now
         stale = refused is not None and refused.version >= int(item["version"])
         if not leased and not stale and int(item["access_expires_at"]) > now + EARLY_SECONDS:

@@ -4,6 +4,7 @@ its digest."""
 from datetime import UTC, datetime
 from typing import Any
 
+from billing_webhooks import clock
 from billing_webhooks.domain.licence import FROM_APP_INFO, FROM_PAYMENT, licence_state
 from billing_webhooks.models.base import utc_timestamp
 
@@ -32,7 +33,7 @@ def portal_view(installation: dict[str, Any], now: datetime | None = None) -> di
             "source": installation.get("licence_source")
             or (FROM_PAYMENT if "licence_updated_at" in installation else FROM_APP_INFO),
             "as_of": utc_timestamp(datetime.fromtimestamp(int(licence_ts), UTC)) if licence_ts is not None else None,
-            **licence_state(installation, now or datetime.now(UTC)),
+            **licence_state(installation, now or clock.now()),
         },
         "sync": {
             "reachable": installation.get("unreachable_since") is None,

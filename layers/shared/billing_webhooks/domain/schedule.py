@@ -18,31 +18,44 @@ SYNC_ATTRIBUTES = ("sync_shard", "next_check_at")
 UNREACHABLE_ATTRIBUTES = ("unreachable_since", "unreachable_because")
 
 
-NEAR_END = timedelta(days=3)  # a licence this close to its end is checked every NEAR_END_EVERY
-
-
-NEAR_END_EVERY = timedelta(hours=6)
-
-
-FIRST_RETRY = timedelta(minutes=5)
+# After a check that failed: again in 5 minutes, doubling, at most this long (a refresh failed
+# before it rotated anything; an access token a refresh won is still good for its hour).
+FIRST_RETRY, RETRY_CEILING = timedelta(minutes=5), timedelta(hours=6)
+AFTER_END = timedelta(minutes=1)  # a licence or trial is checked this long after its end
+# The last check in a grace, to find a renewal whose ONAPPPAYMENT never came before the portal is
+# cut off: due this long before the grace ends, so an hourly run (LicenceSyncRate) makes it in time.
+BEFORE_GRACE_ENDS = timedelta(hours=2)
+ENDED = frozenset({"expired", "trial_ended", "unpaid"})
 
 
 def sync_shard(member_id: str) -> str:
     return str(hashlib.sha256(member_id.encode()).digest()[0] % SYNC_SHARDS)
 
 
-def next_check_at(installation: dict[str, Any], now: datetime, failures: int = 0) -> int:
-    """When the licence sync asks app.info next (epoch seconds): within LICENCE_SYNC_HOURS always,
-    which keeps the refresh token alive well inside Bitrix24's 28 days; every 6 hours in a
-    licence's last 3 days, and just after the instant it ends; after a failure, sooner, backing
-    off from 5 minutes (doubling up to the interval)."""
-    interval = timedelta(hours=settings().licence_sync_hours)
+def _instant(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def next_check_at(
+    installation: dict[str, Any], now: datetime, failures: int = 0, *, last_checked: datetime | None = None
+) -> int:
+    """When the licence sync asks app.info next (epoch seconds). Each check needs an access token,
+    and a kept one has most likely expired (they live an hour): a check is a refresh, and Bitrix24
+    calls a refresh every day excessive. So checks go only where the answer can change without an
+    event: a minute after a licence's or trial's end (a renewal whose ONAPPPAYMENT never came), once
+    near its grace's end, and a keep-alive every LICENCE_SYNC_HOURS (30 days), well inside the
+    refresh token's 180 days, which also finds an uninstall whose event was lost. After a failure,
+    sooner, backing off from 5 minutes up to 6 hours. The keep-alive counts from `last_checked`
+    (a licence moved by a payment, not by a check), else from now (a check)."""
+    keep_alive = timedelta(hours=settings().licence_sync_hours)
     if failures:
-        return int((now + min(FIRST_RETRY * 2 ** min(failures - 1, 20), interval)).timestamp())
-    due = now + interval
-    until = licence_state(installation, now).get("until")
-    if until:
-        ends = datetime.fromisoformat(until.replace("Z", "+00:00"))
-        if ends - now <= NEAR_END:
-            due = min(due, now + NEAR_END_EVERY, max(ends + timedelta(minutes=1), now + FIRST_RETRY))
+        return int((now + min(FIRST_RETRY * 2 ** min(failures - 1, 20), RETRY_CEILING, keep_alive)).timestamp())
+    due = max((last_checked or now) + keep_alive, now)
+    state = licence_state(installation, now)
+    if state.get("until"):
+        due = min(due, max(_instant(state["until"]) + AFTER_END, now + FIRST_RETRY))
+    elif state["state"] in ENDED and state.get("since"):
+        last_in_grace = _instant(state["since"]) + timedelta(days=settings().entitlement_grace_days) - BEFORE_GRACE_ENDS
+        if last_in_grace > now:
+            due = min(due, last_in_grace)
     return int(due.timestamp())

@@ -10,12 +10,13 @@ keeps what it must (parked for a replay, or quarantined) and answers with a prob
 """
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
+from billing_webhooks import clock
 from billing_webhooks.data import notifications, secrets, toolkit
 from billing_webhooks.errors import InvalidPayload, PayloadConflict, WebhookError
 from billing_webhooks.http import responses
@@ -121,7 +122,7 @@ class Webhook:
         logger.thread_safe_append_keys(
             correlation_id=notification.notification_key, notification_type=notification.notification_type
         )
-        now = datetime.now(UTC)
+        now = clock.now()
         record = notifications.build_record(notification, now)
         if self.alert:
             # Lazy: the alert texts and claims cost about 3 ms of cold start (python -X importtime)
@@ -178,7 +179,7 @@ class Webhook:
             else:
                 parcel = parcels.parcel(delivery.event, delivery.payload or {}, self._function(context), reason)
             sender = portal_auth_of(delivery.payload).get("member_id") or "billing"
-            identifier = quarantine.keep(parcels.sign(parcel), failure.errors or [], str(sender), datetime.now(UTC))
+            identifier = quarantine.keep(parcels.sign(parcel), failure.errors or [], str(sender), clock.now())
         except quarantine.QuarantineFull:
             metrics.add_metric(name="QuarantineCapReached", unit=MetricUnit.Count, value=1)
             logger.error("delivery not quarantined: its sender's quarantine is full")

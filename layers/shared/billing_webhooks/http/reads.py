@@ -23,6 +23,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
+from billing_webhooks import clock
 from billing_webhooks.data import entitlements, installations, notifications
 from billing_webhooks.domain import accounts, entitlement_updates, portals
 from billing_webhooks.errors import BadRequest, NotFound, Unstorable, WebhookError
@@ -186,11 +187,10 @@ def entitlement(member_id: str) -> dict[str, Any]:
     and not written, when none is kept yet (a portal installed since its last licence check) or a
     deadline it named has passed (a grace period, an invoice's blocking day): an answer is never
     older than the instant it changed."""
-    from datetime import UTC, datetime
 
     if not 0 < len(member_id) <= MAX_MEMBER_ID_LENGTH:
         raise NotFound("No installation of the app is known for this member_id.")
-    now = datetime.now(UTC)
+    now = clock.now()
     kept = entitlements.get(member_id)
     answer = entitlement_updates.stored_answer(kept, now)
     if answer is None:

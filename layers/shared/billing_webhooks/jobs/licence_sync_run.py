@@ -5,13 +5,13 @@ nearly up; the next run finds the rest still due. A licence the check moved reac
 entitlement through InstallationsTable's stream (jobs/installation_changes.py), its one path.
 """
 
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
 
+from billing_webhooks import clock
 from billing_webhooks.data import installations
 from billing_webhooks.domain import licence_sync
 from billing_webhooks.observability import logger
@@ -46,7 +46,7 @@ def _check(item: dict[str, Any], now: int) -> str:
 
 def run_due(time_left_ms: Callable[[], int], *, reserve_ms: int = RESERVE_MS, now: int | None = None) -> dict[str, int]:
     """Check every portal due at `now` while time allows; how many ended how (outcomes by name)."""
-    now = int(time.time()) if now is None else now
+    now = int(clock.epoch()) if now is None else now
     counts: Counter[str] = Counter()
     concurrency = max(1, int(settings().licence_sync_concurrency))
     in_flight: set[Future] = set()

@@ -1,12 +1,13 @@
 """Bitrix24 events: ONAPPPAYMENT (seed 000) and the app lifecycle (ONAPPINSTALL, ONAPPUPDATE,
 ONAPPUNINSTALL), with what WIRE-FORMATS.md adds of the real wire, and the `app.info` answer (seed 003)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
+from billing_webhooks import clock
 from billing_webhooks.models.base import (
     Notification,
     UnixTime,
@@ -106,7 +107,7 @@ class Bitrix24Event(Notification):
     @classmethod
     def _not_ahead_of_our_clock(cls, value: datetime) -> datetime:
         # Lifecycle writes keep the newest ts: one from the future would freeze a portal's state.
-        if value > datetime.now(UTC) + TS_TOLERANCE:
+        if value > clock.now() + TS_TOLERANCE:
             raise ValueError(f"ts is more than {int(TS_TOLERANCE.total_seconds())} s ahead of our clock")
         return value
 

@@ -22,11 +22,11 @@ expiry (Bitrix24's access tokens live an hour): a replay after that gets no toke
 import base64
 import hmac
 import json
-import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
+from billing_webhooks import clock
 from billing_webhooks.data import aws, sealing
 from billing_webhooks.data.secrets import json_secret
 from billing_webhooks.errors import ServiceUnavailable, WrongCredentials
@@ -127,7 +127,7 @@ def with_sealed_access_token(found: dict[str, Any], payload: dict[str, Any]) -> 
     if not found.get("sealed_access_token") or not auth:
         return payload
     sealed = json.loads(sealing.open_sealed(found["sealed_access_token"], {"member_id": str(auth.get("member_id"))}))
-    if sealed["expires"] <= time.time():
+    if sealed["expires"] <= clock.epoch():
         return payload
     return {**payload, "auth": {**auth, "access_token": sealed["access_token"]}}
 
@@ -151,7 +151,7 @@ def parcel(
     ]
     context = event.get("requestContext") or {}
     received_ms = context.get("timeEpoch")
-    received = datetime.fromtimestamp(received_ms / 1000, UTC) if received_ms else datetime.now(UTC)
+    received = datetime.fromtimestamp(received_ms / 1000, UTC) if received_ms else clock.now()
     try:
         text, encoded = body.decode("utf-8"), False
     except UnicodeDecodeError:

@@ -6,11 +6,11 @@ steps before it learned in one place, for parking or quarantining the delivery, 
 filled on the side or attributes set on exceptions.
 """
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from billing_webhooks import clock
 from billing_webhooks.wire.credentials import portal_auth_of, token_sha256
 
 
@@ -52,7 +52,7 @@ class Delivery:
 
     def received_epoch(self) -> float:
         """When the delivery reached us, in Unix seconds: now, or when a replayed one first came."""
-        return time.time() if self.replay is None else parcel_received_epoch(self.replay)
+        return clock.epoch() if self.replay is None else parcel_received_epoch(self.replay)
 
 
 def parcel_received_epoch(parcel: dict[str, Any]) -> float:

@@ -1,0 +1,94 @@
+"""The local stack's scheduled functions as the test clock's jobs (local/clock.py): each run at its
+template rate through its own handler, and each able to say when it next has work, read from the
+index (or queue) its job reads. Needs the handlers' environment in this process."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from local import template
+from local.clock import ClockRunner, Job, TestClock, iso, scheduled_functions
+from local.fake_bitrix24 import FakeBitrix24
+from local.server import LocalFunction
+from local.streams import StreamPoller, settle_all
+
+FAR = 2**40  # an epoch second past any deadline: "the soonest, whenever it is"
+
+
+def _soonest_licence_check() -> float | None:
+    from billing_webhooks.data import installations
+
+    soonest = [
+        int(page[0]["next_check_at"])
+        for shard in range(installations.SYNC_SHARDS)
+        if (page := installations.due(str(shard), FAR, limit=1)[0])
+    ]
+    return min(soonest, default=None)
+
+
+def _soonest_deadline() -> float | None:
+    from billing_webhooks.data import entitlements
+
+    soonest = []
+    for shard in range(entitlements.SHARDS):
+        for member_id in entitlements.due(shard, FAR, limit=1):
+            item = entitlements.get(member_id) or {}
+            if item.get("changes_at") is not None:
+                soonest.append(int(item["changes_at"]))
+    return min(soonest, default=None)
+
+
+def _soonest_alert_redrive() -> float | None:
+    from billing_webhooks.data import notifications
+
+    for record in notifications.expired_pending_alerts(datetime(9999, 1, 1, tzinfo=UTC)):
+        return datetime.fromisoformat(str(record["alert_lease_until"]).replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def _parked_now() -> float | None:
+    """Now, when the rescue queue holds a parcel that can be received (a deferred one is hidden)."""
+    from billing_webhooks import clock
+    from billing_webhooks.recovery import parcels
+    from billing_webhooks.settings import settings
+
+    attributes = parcels.queue().get_queue_attributes(
+        QueueUrl=settings().rescue_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return clock.epoch() if int(attributes.get("ApproximateNumberOfMessages", 0)) else None
+
+
+# Each scheduled function's "when does it next have work": a schedule the clock cannot peek at
+# would be run at every one of its instants, so every one must be here (tests hold it).
+SOONEST_WORK: dict[str, Callable[[], float | None]] = {
+    "LicenceSyncRunFunction": _soonest_licence_check,
+    "EntitlementDeadlinesFunction": _soonest_deadline,
+    "AlertRedriveFunction": _soonest_alert_redrive,
+    "ReplayFunction": _parked_now,
+}
+
+
+def _scheduled_event(instant: float) -> dict[str, Any]:
+    """What EventBridge hands a scheduled function (its fields are not read)."""
+    return {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "time": iso(instant)}
+
+
+def _runner(name: str) -> Callable[[float], Any]:
+    if name == "ReplayFunction":  # in AWS it invokes the webhook functions through Lambda; here, in process
+        from local.replay import replay
+
+        return lambda instant: replay()
+    function = LocalFunction(template.function(name))
+    return lambda instant: function.invoke(_scheduled_event(instant))
+
+
+def stack_jobs(parameters: dict[str, str] | None = None) -> list[Job]:
+    """The template's scheduled functions, in template order."""
+    return [Job(name, every, SOONEST_WORK[name], _runner(name)) for name, every in scheduled_functions(parameters)]
+
+
+def clock_runner(clock: TestClock, fake: FakeBitrix24, pollers: list[StreamPoller]) -> ClockRunner:
+    """The stack's clock, its scheduled functions, and the fake's late deliveries, settled through
+    `pollers` (in the order the streams feed each other)."""
+    deliveries = Job("Bitrix24 deliveries", 0, fake.next_delivery, fake.deliver_due)
+    return ClockRunner(clock, [*stack_jobs(), deliveries], settle=lambda: settle_all(pollers))
