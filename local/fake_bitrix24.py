@@ -56,7 +56,10 @@ class Portal:
     days: int | None = 28
     payment_expired: str = "N"
     license: str = "en_project"
-    oauth: str = "ok"  # how its OAuth server answers a refresh: ok | invalid_grant | payment_required
+    # How its OAuth server answers a refresh: ok | invalid_grant | payment_required | down (503) |
+    # lost (the pair rotated, then the connection dropped: no answer comes)
+    oauth: str = "ok"
+    oauth_latency_ms: float = 0  # before each refresh's answer (the OAuth server taking its time)
     calls: dict[str, int] = field(default_factory=dict)  # app.info, refresh, event.get, event.bind: how many
     answer: str = "ok"  # ok | error (a Bitrix24 error body, HTTP 401) | slow | redirect
     redirect_to: str = "https://169.254.169.254/latest/meta-data/"
@@ -96,6 +99,7 @@ class Portal:
         "INSTALLED": "installed",
         "LICENSE": "license",
         "oauth": "oauth",
+        "oauth_latency_ms": "oauth_latency_ms",
         "member_id": "member_id",
         "access_token": "access_token",
         "access_token_expired": "access_token_expired",
@@ -114,7 +118,7 @@ class Portal:
     @access_token_expired.setter
     def access_token_expired(self, expired: bool) -> None:
         if expired:
-            self.expired_tokens |= {self.access_token, *self.earlier_tokens}
+            self.expired_tokens |= {self.access_token, *self.earlier_tokens, *self.token_expiry}
         else:
             self.expired_tokens.clear()
 
@@ -131,6 +135,13 @@ class Portal:
         self.access_token = f"access-{secrets.token_hex(12)}"
         self.token_expiry[self.access_token] = now + ACCESS_TOKEN_SECONDS
         return self.access_token
+
+    def revoke(self) -> None:
+        """The app uninstalled: every token it issued for the app stops working."""
+        self.expired_tokens |= {self.access_token, *self.earlier_tokens, *self.token_expiry}
+        self.refresh_token = f"revoked-{secrets.token_hex(12)}"
+        self.user_refresh.clear()
+        self.admin_tokens.clear()
 
     def user_pair(self, admin: bool, now: float) -> dict[str, Any]:
         """The pair a user's app page receives (AUTH_ID, REFRESH_ID), an administrator's or not."""
@@ -263,7 +274,7 @@ def _moment(value: Any) -> float | None:
 
 
 def _valid_changes(changes: dict[str, Any]) -> bool:
-    numbers = [changes[name] for name in ("latency_ms", "fail_rate") if name in changes]
+    numbers = [changes[name] for name in ("latency_ms", "fail_rate", "oauth_latency_ms") if name in changes]
     try:
         for name in Portal.MOMENTS:
             if name in changes:
@@ -406,6 +417,10 @@ class FakeBitrix24:
             if not portal.arrived(rest=False):
                 return 503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
             portal.count("refresh")
+            if portal.oauth_latency_ms:
+                time.sleep(float(portal.oauth_latency_ms) / 1000)
+            if portal.oauth == "down":
+                return 503, {"error": "SERVICE_UNAVAILABLE", "error_description": "The OAuth server is unavailable"}
             if portal.oauth == "invalid_grant":
                 return 400, {"error": "invalid_grant", "error_description": "The refresh token is revoked"}
             if portal.oauth == "payment_required":
@@ -413,6 +428,8 @@ class FakeBitrix24:
             pair = self._refreshed(portal, token, now)
             if pair is None:
                 break
+            if portal.oauth == "lost":  # rotated at Bitrix24; the answer never reaches the caller
+                return 0, {}
             day = iso(now)[:10]
             portal.refreshes_by_day[day] = portal.refreshes_by_day.get(day, 0) + 1
             return 200, {
@@ -625,7 +642,11 @@ class FakeBitrix24:
                     self.tunnel.method, self.tunnel.path, self.tunnel.auth = "POST", self.path, form.get("auth", "")
                     self.tunnel.form = {key: value for key, value in form.items() if key != "auth"}
                 if host in OAUTH_HOSTS and self.path.startswith("/oauth/token/"):
-                    return self._answer(*fake.refresh(dict(parse_qsl(self.path.partition("?")[2]))))
+                    status, body = fake.refresh(dict(parse_qsl(self.path.partition("?")[2])))
+                    if not status:  # the answer lost: the connection drops without a word
+                        self.close_connection = True
+                        return None
+                    return self._answer(status, body)
                 portal = fake.portals.get(host)
                 method = self.path.split("?")[0].removeprefix("/rest/")
                 if (

@@ -32,9 +32,7 @@ def lifecycle_body(fake: FakeBitrix24, domain: str, event: str, **data: Any) -> 
     """ONAPPINSTALL / ONAPPUPDATE as the portal posts it: its administrator's fresh pair (install
     and update carry one), its application token, `ts` now on the clock."""
     portal, now = fake.portals[domain], fake.clock.time()
-    pair = portal.user_pair(True, now)
-    # The installing administrator's pair is the one the OAuth server refreshes for the app.
-    portal.refresh_token, portal.refresh_expires = pair["REFRESH_ID"], portal.user_refresh.pop(pair["REFRESH_ID"])[0]
+    pair = portal.user_pair(True, now)  # a chain of its own: refreshed, it goes on independently
     auth = {
         "access_token": pair["AUTH_ID"],
         "expires": str(int(now) + pair["AUTH_EXPIRES"]),
@@ -53,13 +51,14 @@ def lifecycle_body(fake: FakeBitrix24, domain: str, event: str, **data: Any) -> 
     return {"event": event, "event_handler_id": "12", "data": defaults | data, "ts": str(int(now)), "auth": auth}
 
 
-PATHS = {"ONAPPINSTALL": "/bitrix24/app-install", "ONAPPUPDATE": "/bitrix24/app-update"}
+PATHS = {
+    "ONAPPINSTALL": "/bitrix24/app-install",
+    "ONAPPUPDATE": "/bitrix24/app-update",
+    "ONAPPUNINSTALL": "/bitrix24/app-uninstall",
+}
 
 
-def post_lifecycle(api_url: str, fake: FakeBitrix24, domain: str, event: str = "ONAPPINSTALL") -> int:
-    """The portal posts its lifecycle event to the stack; the HTTP status it got."""
-    body = lifecycle_body(fake, domain, event)
-    fake.portals[domain].installed = True
+def _post(api_url: str, event: str, body: dict[str, Any]) -> int:
     answer = requests.post(
         f"{api_url}{PATHS[event]}",
         data=php_form_encode(body),
@@ -67,3 +66,39 @@ def post_lifecycle(api_url: str, fake: FakeBitrix24, domain: str, event: str = "
         timeout=60,
     )
     return answer.status_code
+
+
+def post_lifecycle(
+    api_url: str, fake: FakeBitrix24, domain: str, event: str = "ONAPPINSTALL", *, reinstall: bool = False
+) -> int:
+    """The portal posts its install or update to the stack; the HTTP status it got. A reinstall
+    comes with a new application token, as Bitrix24 issues one per install."""
+    portal = fake.portals[domain]
+    if reinstall:
+        portal.application_token = secrets.token_hex(16)
+    portal.installed = True
+    return _post(api_url, event, lifecycle_body(fake, domain, event))
+
+
+def uninstall(api_url: str, fake: FakeBitrix24, domain: str, *, delivered: bool = True) -> int | None:
+    """The app is uninstalled from the portal: every token it issued for the app is revoked, and
+    ONAPPUNINSTALL is posted (or lost: None)."""
+    portal, now = fake.portals[domain], fake.clock.time()
+    portal.installed = False
+    portal.revoke()
+    if not delivered:
+        return None
+    body = {
+        "event": "ONAPPUNINSTALL",
+        "event_handler_id": "12",
+        "data": {"LANGUAGE_ID": "en", "CLEAN": "0"},
+        "ts": str(int(now)),
+        "auth": {
+            "domain": domain,
+            "server_endpoint": "https://oauth.bitrix.info/rest/",
+            "client_endpoint": f"https://{domain}/rest/",
+            "member_id": portal.member_id,
+            "application_token": portal.application_token,
+        },
+    }
+    return _post(api_url, "ONAPPUNINSTALL", body)

@@ -143,6 +143,8 @@ SYNC_KEYS = {
     "reachable",
     "unreachable_since",
     "unreachable_because",
+    "tokens_in_doubt",
+    "cure",
     "last_checked_at",
     "last_outcome",
     "failures",

@@ -167,8 +167,12 @@ def _grants(translated: dict, function: str, *managed: str) -> set[tuple[str, st
     )
     statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
     assert all(s["Effect"] == "Allow" for s in statements)
+    # A grant under a condition is its own grant: "dynamodb:GetItem if {...}".
     return {
-        (action, json.dumps(s["Resource"]))
+        (
+            action + (f" if {json.dumps(s['Condition'], sort_keys=True)}" if "Condition" in s else ""),
+            json.dumps(s["Resource"]),
+        )
         for s in statements
         for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
     }
@@ -223,6 +227,13 @@ def test_each_billing_function_may_only_put_into_the_table_and_read_its_own_secr
         assert _grants(translated, function) == expected, function
 
 
+# The kept pair's flags, and nothing else of the item (domain/portal_tokens.needs_mending).
+FLAGS_ONLY = {
+    "ForAllValues:StringEquals": {"dynamodb:Attributes": ["member_id", "refused", "in_doubt_since", "vouch_pending"]},
+    "StringEquals": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+}
+
+
 def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_needs(translated):
     record = ("dynamodb:PutItem", TABLE)
     read, update = ("dynamodb:GetItem", INSTALLATIONS), ("dynamodb:UpdateItem", INSTALLATIONS)
@@ -230,8 +241,13 @@ def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_nee
     seal = {
         (action, json.dumps({"Fn::GetAtt": ["PortalTokenKey", "Arn"]})) for action in ("kms:Encrypt", "kms:Decrypt")
     }
-    # ... and keep the pair Bitrix24's OAuth server issues when it vouches: sealed, never opened.
+    # ... and keep the pair Bitrix24's OAuth server issues when it vouches: sealed, never opened;
+    # whether the kept pair needs mending (refused, in doubt, missing) is read, never its tokens.
     seal |= {
+        (
+            f"dynamodb:GetItem if {json.dumps(FLAGS_ONLY, sort_keys=True)}",
+            json.dumps({"Fn::GetAtt": ["PortalTokensTable", "Arn"]}),
+        ),
         ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["PortalTokensTable", "Arn"]})),
         ("kms:Encrypt", json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]})),
     }

@@ -45,6 +45,9 @@ class Settings(BaseModel):
     )
     bitrix24_oauth_hosts: str = "oauth.bitrix.info,oauth.bitrix24.tech"
     bitrix24_portal_timeout_seconds: PositiveFloat = 3.0
+    # A refresh is waited for as long as Bitrix24's OAuth server takes (seconds, not one): an answer
+    # that comes after we gave up has rotated the pair all the same.
+    bitrix24_oauth_timeout_seconds: PositiveFloat = 20.0
     secrets_cache_seconds: float = 300.0
     quarantine_days: PositiveFloat = 30.0
     quarantine_cap_per_sender: PositiveInt = 1000

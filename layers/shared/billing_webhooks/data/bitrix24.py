@@ -110,16 +110,41 @@ def _opener():
     return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), RefuseRedirects())
 
 
-def _fetch(request: Any, what: str) -> Any:
-    """Open a checked URL (never following a redirect), within the portal timeout; its JSON, or
-    PortalUnavailable naming `what` (never the URL: it may hold a secret)."""
+class AnswerLost(PortalUnavailable):
+    """The request went out and no answer came back (a timeout or a dropped connection while
+    waiting): whatever it asked may have been done. A refresh so lost may have rotated the pair."""
+
+
+def _answer_lost(exc: Exception) -> bool:
+    """urllib wraps what fails before the request is sent (DNS, connect, TLS, the proxy) in a
+    URLError; what fails while waiting for the answer, or reading it, comes through bare."""
+    import http.client
+    from urllib.error import URLError
+
+    if isinstance(exc, URLError):
+        return False
+    return isinstance(exc, TimeoutError | ConnectionError | http.client.HTTPException)
+
+
+class NoSuchPortal(PortalUnavailable):
+    """The host answered 404: no Bitrix24 portal (or no REST) there."""
+
+
+def _fetch(request: Any, what: str, timeout: float | None = None) -> Any:
+    """Open a checked URL (never following a redirect), within `timeout` (the portal timeout
+    unless given); its JSON, or PortalUnavailable naming `what` (never the URL: it may hold a
+    secret), AnswerLost when the request went out and no answer came."""
     try:
-        with _opener().open(request, timeout=settings().bitrix24_portal_timeout_seconds) as response:
+        with _opener().open(request, timeout=timeout or settings().bitrix24_portal_timeout_seconds) as response:
             return json.loads(response.read(MAX_ANSWER_BYTES), parse_float=Decimal)  # cut short: unreadable
     except Exception as exc:  # HTTP errors, redirects, TLS, timeouts, garbage: it did not answer
         refused = _refused_token(exc)
         if refused:
             raise TokenRefused(f"{what} refused the token ({refused}).", refused) from None
+        if getattr(exc, "code", None) == 404:
+            raise NoSuchPortal(f"{what} answered 404: no portal there.") from None
+        if _answer_lost(exc):
+            raise AnswerLost(f"{what} took the request and never answered ({_describe(exc)}).") from None
         raise PortalUnavailable(f"{what} did not answer ({_describe(exc)}).") from None
 
 
@@ -204,7 +229,10 @@ def refresh_tokens(server_endpoint: str, refresh_token: str, client_id: str, cli
             "refresh_token": refresh_token,
         }
     )
-    answer = _fetch(f"https://{host}/oauth/token/?{query}", "Bitrix24's OAuth server")
+    # Given the time Bitrix24 takes: an answer that comes after we gave up has still rotated the pair.
+    answer = _fetch(
+        f"https://{host}/oauth/token/?{query}", "Bitrix24's OAuth server", settings().bitrix24_oauth_timeout_seconds
+    )
     if not isinstance(answer, dict) or not isinstance(answer.get("member_id"), str):
         raise PortalUnavailable(f"Bitrix24's OAuth server answered without a member_id ({_portal_error(answer)}).")
     if not all(isinstance(answer.get(name), str) and answer[name] for name in ("access_token", "refresh_token")):

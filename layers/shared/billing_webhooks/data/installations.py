@@ -147,6 +147,20 @@ def record_check(member_id: str, values: dict[str, Any], remove: tuple[str, ...]
     return written
 
 
+def mark_vouched(member_id: str, domain: str, vouched_at: str) -> bool:
+    """An install kept unvouched, now vouched for by Bitrix24's OAuth server (on the domain it was
+    installed on, still installed, still unvouched): its identity is bound from now on."""
+    written, _ = toolkit.update(
+        _table(),
+        {"member_id": member_id},
+        "The portal's installation could not be saved.",
+        values={"vouched": True, "vouched_at": vouched_at},
+        condition=f"#status = :installed AND #domain = :domain AND {_UNBOUND}",
+        condition_values={":installed": INSTALLED, ":domain": domain, ":true": True},
+    )
+    return written
+
+
 def on_domain(domain: str) -> list[str]:
     """The member_ids installed (or once installed) on a portal domain: a few at most."""
     items, _ = toolkit.query(

@@ -27,6 +27,15 @@ def get(member_id: str) -> dict[str, Any] | None:
     return toolkit.get(_table(), _key(member_id), UNAVAILABLE)
 
 
+MENDING_FLAGS = ("member_id", "refused", "in_doubt_since", "vouch_pending")  # readable without the pair
+
+
+def flags(member_id: str) -> dict[str, Any] | None:
+    """Whether a pair is kept and how it stands, without the sealed pair (the webhook functions'
+    roles may read these attributes alone)."""
+    return toolkit.get(_table(), _key(member_id), UNAVAILABLE, attributes=MENDING_FLAGS)
+
+
 def put_issued(member_id: str, sealed: str, access_expires_at: int, server_endpoint: str, issued_at: str) -> None:
     """Tokens Bitrix24 just issued outside a claimed refresh (an install's check of its member_id):
     the newest pair, whatever was kept; a refresh in flight then fails its write and re-reads."""
@@ -36,7 +45,7 @@ def put_issued(member_id: str, sealed: str, access_expires_at: int, server_endpo
         UNAVAILABLE,
         expression="SET sealed = :sealed, access_expires_at = :expires, server_endpoint = :server,"
         " issued_at = :issued, version = if_not_exists(version, :zero) + :one"
-        " REMOVE refreshing_until, refused, data_key",
+        " REMOVE refreshing_until, refused, data_key, in_doubt_since, vouch_pending",
         condition_values={
             ":sealed": sealed,
             ":expires": access_expires_at,
@@ -71,7 +80,7 @@ def put_refreshed(member_id: str, claimed: int, sealed: str, access_expires_at: 
         _key(member_id),
         UNAVAILABLE,
         expression="SET sealed = :sealed, access_expires_at = :expires, issued_at = :issued,"
-        " version = version + :one REMOVE refreshing_until, data_key",
+        " version = version + :one REMOVE refreshing_until, data_key, in_doubt_since, vouch_pending",
         condition="version = :claimed",
         condition_values={
             ":sealed": sealed,
@@ -84,11 +93,29 @@ def put_refreshed(member_id: str, claimed: int, sealed: str, access_expires_at: 
     return written
 
 
-def release(member_id: str, claimed: int, refused: str | None = None) -> bool:
-    """The claim given up (the refresh failed); `refused`: Bitrix24 will never take these tokens."""
+def put_unvouched(member_id: str, sealed: str, server_endpoint: str, pending_at: str) -> None:
+    """An install's refresh token that Bitrix24's OAuth server could not be asked about (down, no
+    answer): kept sealed, to vouch for the install later (`vouch_pending`). Never over a pair."""
+    toolkit.update(
+        _table(),
+        _key(member_id),
+        UNAVAILABLE,
+        expression="SET sealed = :sealed, access_expires_at = :zero, server_endpoint = :server,"
+        " vouch_pending = :pending, version = if_not_exists(version, :zero) + :one",
+        condition="attribute_not_exists(sealed) OR attribute_exists(vouch_pending) OR attribute_exists(refused)",
+        condition_values={":sealed": sealed, ":server": server_endpoint, ":pending": pending_at, ":zero": 0, ":one": 1},
+    )
+
+
+def release(member_id: str, claimed: int, refused: str | None = None, doubt_since: str | None = None) -> bool:
+    """The claim given up (the refresh failed); `refused`: Bitrix24 will never take these tokens;
+    `doubt_since`: the refresh's answer was lost, so the kept pair may be spent at Bitrix24."""
     if refused:
         expression = "SET refused = :refused, version = version + :one REMOVE refreshing_until"
         values = {":refused": refused, ":one": 1, ":claimed": claimed}
+    elif doubt_since:
+        expression = "SET in_doubt_since = if_not_exists(in_doubt_since, :doubt) REMOVE refreshing_until"
+        values = {":doubt": doubt_since, ":claimed": claimed}
     else:
         expression, values = "REMOVE refreshing_until", {":claimed": claimed}
     written, _ = toolkit.update(

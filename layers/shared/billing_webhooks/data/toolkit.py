@@ -113,10 +113,14 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {name: _value(value) for name, value in item.items()}
 
 
-def get(table: str, key: dict[str, Any], unavailable: str) -> dict[str, Any] | None:
-    """One strongly consistent GetItem: the item, or None."""
+def get(table: str, key: dict[str, Any], unavailable: str, attributes: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """One strongly consistent GetItem: the item (only `attributes`, when named), or None."""
+    request: dict[str, Any] = {"TableName": table, "Key": to_item(key), "ConsistentRead": True}
+    if attributes:  # a role may be granted these alone (dynamodb:Attributes)
+        request["ProjectionExpression"] = ", ".join(f"#{index}" for index in range(len(attributes)))
+        request["ExpressionAttributeNames"] = {f"#{index}": name for index, name in enumerate(attributes)}
     try:
-        answer = dynamodb().get_item(TableName=table, Key=to_item(key), ConsistentRead=True)
+        answer = dynamodb().get_item(**request)
     except (BotoCoreError, ClientError) as exc:
         raise fault(exc, unavailable) from None
     return from_item(answer["Item"]) if "Item" in answer else None

@@ -89,11 +89,17 @@ def sync_portal(member_id: str, now: datetime | None = None) -> dict[str, Any]:
     if installation is None or installation.get("status") != installations.INSTALLED:
         return {"member_id": member_id, "outcome": "not installed"}
     checked = {"last_checked_at": utc_timestamp(now)}
-    if installation.get("vouched") is not True:  # no tokens of its own to ask with, no licence to earn
-        installations.record_check(
-            member_id, {**checked, "last_check_outcome": "not vouched"}, remove=schedule.SYNC_ATTRIBUTES
-        )
-        return {"member_id": member_id, "outcome": "not vouched"}
+    if installation.get("vouched") is not True:
+        try:  # an install Bitrix24's OAuth server could not be asked about: asked now
+            vouched = _vouch_later(installation, now)
+        except (PortalUnavailable, ServiceUnavailable) as failure:
+            return _failed(installation, now, failure)
+        if not vouched:  # no tokens of its own to ask with, no licence to earn
+            installations.record_check(
+                member_id, {**checked, "last_check_outcome": "not vouched"}, remove=schedule.SYNC_ATTRIBUTES
+            )
+            return {"member_id": member_id, "outcome": "not vouched"}
+        installation = {**installation, "vouched": True}
     try:
         info = _ask_app_info(installation, pacer(member_id))
     except portal_tokens.NoToken:
@@ -108,21 +114,44 @@ def sync_portal(member_id: str, now: datetime | None = None) -> dict[str, Any]:
             return {"member_id": member_id, "outcome": "unpaid"}
         return _unreachable(installation, now, refusal.error)
     except (PortalUnavailable, ServiceUnavailable) as failure:
-        failures = int(installation.get("check_failures") or 0) + 1
-        installations.record_check(
-            member_id,
-            {
-                **checked,
-                "last_check_outcome": f"failed: {failure.detail}"[:200],
-                "check_failures": failures,
-                "next_check_at": schedule.next_check_at(installation, now, failures),
-            },
-        )
-        metrics.add_metric(name="LicenceCheckFailed", unit=MetricUnit.Count, value=1)
-        return {"member_id": member_id, "outcome": "failed", "failures": failures}
+        return _failed(installation, now, failure)
     checked = _bookkeeping(installation, now, "ok", licence.app_info_licence(info, now))
     lifecycle.licence_from_app_info(member_id, info, now, checked, installation)
     return {"member_id": member_id, "outcome": "ok"}
+
+
+def _vouch_later(installation: dict[str, Any], now: datetime) -> bool:
+    """True once Bitrix24's OAuth server vouched for an install kept unvouched (with the refresh
+    token it carried): its identity bound, its pair kept. False: nothing waits to be vouched for,
+    or the server refused it (never asked again)."""
+    member_id, domain = installation["member_id"], str(installation.get("domain") or "")
+    try:
+        if not portal_tokens.vouch_later(member_id, domain):
+            return False
+    except bitrix24.TokenRefused:
+        metrics.add_metric(name="MemberUnverified", unit=MetricUnit.Count, value=1)
+        return False
+    if not installations.mark_vouched(member_id, domain, utc_timestamp(now)):
+        return False  # uninstalled meanwhile, or another vouched install took its place
+    metrics.add_metric(name="MemberVouchedLater", unit=MetricUnit.Count, value=1)
+    return True
+
+
+def _failed(installation: dict[str, Any], now: datetime, failure: PortalUnavailable | ServiceUnavailable) -> dict:
+    """Bitrix24 (or our own store) did not answer: tried again sooner, backing off."""
+    member_id = installation["member_id"]
+    failures = int(installation.get("check_failures") or 0) + 1
+    installations.record_check(
+        member_id,
+        {
+            "last_checked_at": utc_timestamp(now),
+            "last_check_outcome": f"failed: {failure.detail}"[:200],
+            "check_failures": failures,
+            "next_check_at": schedule.next_check_at(installation, now, failures),
+        },
+    )
+    metrics.add_metric(name="LicenceCheckFailed", unit=MetricUnit.Count, value=1)
+    return {"member_id": member_id, "outcome": "failed", "failures": failures}
 
 
 def _bookkeeping(installation: dict[str, Any], now: datetime, outcome: str, moved: dict[str, Any]) -> dict[str, Any]:
@@ -152,6 +181,14 @@ def _unreachable(installation: dict[str, Any], now: datetime, error: str) -> dic
         },
         remove=schedule.SYNC_ATTRIBUTES,
     )
+    if error == portal_tokens.IN_DOUBT:  # not silent: the cure is the portal administrator's
+        metrics.add_metric(name="PortalTokensInDoubt", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "portal tokens in doubt: a refresh's answer was lost and its pair is spent; the portal's "
+            "administrator reinstalls or updates the app to send a new one",
+            extra={"member_id": member_id},
+        )
+        return {"member_id": member_id, "outcome": "tokens in doubt", "because": error}
     metrics.add_metric(name="PortalUnreachable", unit=MetricUnit.Count, value=1)
     logger.warning("portal unreachable", extra={"member_id": member_id, "because": error})
     return {"member_id": member_id, "outcome": "unreachable", "because": error}

@@ -43,7 +43,12 @@ def _event_ts(event: Bitrix24Event) -> int:
 
 
 def installation_record(
-    event: AppInstallEvent, info: AppInfo, token_sha256: str | None, now: datetime, vouched: bool = True
+    event: AppInstallEvent,
+    info: AppInfo,
+    token_sha256: str | None,
+    now: datetime,
+    vouched: bool = True,
+    vouch_pending: bool = False,
 ) -> dict[str, Any]:
     ts = _event_ts(event)
     record = {
@@ -72,6 +77,11 @@ def installation_record(
         # Its tokens are kept (domain/portal_tokens.py): the licence sync's next run checks it, and
         # schedules it from then on.
         record.update(sync_shard=schedule.sync_shard(event.auth.member_id), next_check_at=int(now.timestamp()))
+    elif vouch_pending:  # the OAuth server did not answer: the licence sync vouches for it soon
+        record.update(
+            sync_shard=schedule.sync_shard(event.auth.member_id),
+            next_check_at=int((now + schedule.FIRST_RETRY).timestamp()),
+        )
     return {name: value for name, value in record.items() if value is not None}
 
 
@@ -80,7 +90,11 @@ def install(
 ) -> bool | None:
     """A new (or re-)installation, confirmed by the portal: the whole record is written afresh,
     vouched for by Bitrix24's OAuth server or not (data/installations.put_installation)."""
-    return put_installation(installation_record(event, confirmation.info, token_sha256, now, confirmation.vouched))
+    return put_installation(
+        installation_record(
+            event, confirmation.info, token_sha256, now, confirmation.vouched, confirmation.vouch_pending
+        )
+    )
 
 
 def update(

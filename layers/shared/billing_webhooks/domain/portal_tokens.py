@@ -12,18 +12,24 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from billing_webhooks import clock
 from billing_webhooks.data import bitrix24, sealing, secrets, tokens
+from billing_webhooks.domain.portals import TOKENS_IN_DOUBT
 from billing_webhooks.errors import PortalUnavailable, ServiceUnavailable
 from billing_webhooks.models.base import utc_timestamp
 from billing_webhooks.observability import logger, metrics
 from billing_webhooks.settings import settings
 
 EARLY_SECONDS = 60  # an access token this close to its end is refreshed first: it would expire in flight
-LEASE_SECONDS = 30  # a claimed refresh not written by then is given up (its claimer died): others may claim
+# A claimed refresh not written by then is given up (its claimer died): others may claim. Past the
+# OAuth timeout (20 s) and the rotated pair's write with its retries.
+LEASE_SECONDS = 60
+WRITE_ATTEMPTS = 5  # the rotated pair's write: it exists nowhere else, so a failed one is tried again
+IN_DOUBT = TOKENS_IN_DOUBT  # a refresh's answer was lost, and the pair it presented is spent now
 WAIT_STEP_SECONDS = 0.1
 ACCESS_TOKEN_SECONDS = 3600  # Bitrix24's access tokens, when an answer does not say
 
@@ -72,6 +78,46 @@ def keep_issued(member_id: str, answer: dict[str, Any], server_endpoint: str, no
         metrics.add_metric(name="TokensNotKept", unit=MetricUnit.Count, value=1)
         logger.error("portal tokens not kept", extra={"member_id": member_id, "error": exc.__class__.__name__})
         return False
+    return True
+
+
+def keep_unvouched(member_id: str, refresh_token: str, server_endpoint: str) -> bool:
+    """An install's refresh token, kept sealed while Bitrix24's OAuth server cannot vouch for it
+    (down, or no answer): the licence sync vouches for the install with it later (vouch_later)."""
+    pair = {"access_token": "", "refresh_token": refresh_token}
+    try:
+        sealed = sealing.seal(json.dumps(pair).encode(), settings().token_store_key_id, _context(member_id))
+        tokens.put_unvouched(member_id, sealed, server_endpoint, utc_timestamp(clock.now()))
+    except Exception as exc:
+        metrics.add_metric(name="TokensNotKept", unit=MetricUnit.Count, value=1)
+        logger.error("portal tokens not kept", extra={"member_id": member_id, "error": exc.__class__.__name__})
+        return False
+    return True
+
+
+def needs_mending(member_id: str) -> bool:
+    """No usable pair is kept: none, refused, in doubt, or waiting to be vouched for."""
+    item = tokens.flags(member_id)
+    return item is None or any(item.get(name) for name in ("refused", "in_doubt_since", "vouch_pending"))
+
+
+def vouch_later(member_id: str, domain: str) -> bool:
+    """An install kept unvouched, vouched for now with the refresh token it carried: True when
+    Bitrix24's OAuth server names this member_id and domain for it (the pair it issued is kept).
+    False when no such token waits; TokenRefused when the server refuses it (never sent again);
+    PortalUnavailable when it still cannot be asked."""
+    item = tokens.get(member_id)
+    if item is None or not item.get("vouch_pending") or item.get("refused"):
+        return False
+    now = clock.epoch()
+    if not tokens.claim_refresh(member_id, int(item["version"]), int(now), int(now) + LEASE_SECONDS):
+        return False
+    answer = _refreshed_answer(item, int(item["version"]) + 1)
+    host = urlsplit(str(answer.get("client_endpoint") or "")).hostname or ""
+    if answer["member_id"] != member_id or host.lower() != domain.lower():
+        tokens.release(member_id, int(item["version"]) + 1, refused="another portal")
+        raise bitrix24.TokenRefused("The install's tokens belong to another portal.", "another portal")
+    _keep_rotated(member_id, int(item["version"]) + 1, answer, now)
     return True
 
 
@@ -128,27 +174,63 @@ def access(member_id: str, *, refused: Access | None = None) -> Access:
         time.sleep(WAIT_STEP_SECONDS)
 
 
-def _refresh(item: dict[str, Any], claimed: int, now: float) -> Access:
+def _refreshed_answer(item: dict[str, Any], claimed: int) -> dict[str, Any]:
+    """The OAuth server's answer to a refresh of the kept pair, under the claim `claimed`; the claim
+    given up on any failure, with what the failure says of the pair."""
     member_id = item["member_id"]
     try:
         pair = _open(item)
         client_id, client_secret = _app_credentials()
         answer = bitrix24.refresh_tokens(item["server_endpoint"], pair["refresh_token"], client_id, client_secret)
-        if answer["member_id"] != member_id:
-            raise PortalUnavailable("Bitrix24's OAuth server named another portal for these tokens.")
-        sealed = _sealed_pair(member_id, answer)
     except bitrix24.TokenRefused as refusal:
-        # invalid_grant: the refresh token is revoked or expired, and stays so. PAYMENT_REQUIRED:
-        # the pair is still good for when the app is paid again.
-        tokens.release(member_id, claimed, refused=refusal.error if refusal.error == bitrix24.INVALID_GRANT else None)
+        # invalid_grant: the refresh token is revoked or expired, and stays so; after a lost answer,
+        # that answer rotated it (tokens in doubt: only the portal's administrator can mend it).
+        # PAYMENT_REQUIRED: the pair is still good for when the app is paid again.
+        doubted = refusal.error == bitrix24.INVALID_GRANT and item.get("in_doubt_since")
+        refused = IN_DOUBT if doubted else refusal.error if refusal.error == bitrix24.INVALID_GRANT else None
+        tokens.release(member_id, claimed, refused=refused)
+        if doubted:
+            raise bitrix24.TokenRefused("A refresh's answer was lost and its pair is spent.", IN_DOUBT) from None
+        raise
+    except bitrix24.AnswerLost:
+        # Bitrix24 may have rotated the pair and we never saw the new one: said, not hidden. The next
+        # refresh tells (the old token taken: nothing lost; refused: tokens in doubt).
+        tokens.release(member_id, claimed, doubt_since=utc_timestamp(clock.now()))
+        logger.warning("a token refresh's answer was lost", extra={"member_id": member_id})
         raise
     except BaseException:
         tokens.release(member_id, claimed)
         raise
     metrics.add_metric(name="PortalTokensRefreshed", unit=MetricUnit.Count, value=1)
-    if not tokens.put_refreshed(
-        member_id, claimed, sealed, _expiry(answer, now), utc_timestamp(datetime.fromtimestamp(now, UTC))
-    ):
-        # Our claim lapsed and another pair was written (a reinstall): ours is valid for this call.
-        logger.warning("refreshed tokens not kept: the claim lapsed", extra={"member_id": member_id})
+    return answer
+
+
+def _keep_rotated(member_id: str, claimed: int, answer: dict[str, Any], now: float) -> None:
+    """The rotated pair, kept before it is used: the old one is spent, so this write is the pair's
+    only copy. Tried again on failure; a lapsed claim (a reinstall wrote a newer pair) is let be."""
+    sealed = _sealed_pair(member_id, answer)
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            written = tokens.put_refreshed(
+                member_id, claimed, sealed, _expiry(answer, now), utc_timestamp(datetime.fromtimestamp(now, UTC))
+            )
+        except ServiceUnavailable:
+            if attempt == WRITE_ATTEMPTS - 1:
+                metrics.add_metric(name="TokensNotKept", unit=MetricUnit.Count, value=1)
+                logger.error("rotated portal tokens not kept", extra={"member_id": member_id})
+                raise
+            time.sleep(0.2 * 2**attempt)
+            continue
+        if not written:
+            logger.warning("refreshed tokens not kept: the claim lapsed", extra={"member_id": member_id})
+        return
+
+
+def _refresh(item: dict[str, Any], claimed: int, now: float) -> Access:
+    member_id = item["member_id"]
+    answer = _refreshed_answer(item, claimed)
+    if answer["member_id"] != member_id:
+        tokens.release(member_id, claimed)
+        raise PortalUnavailable("Bitrix24's OAuth server named another portal for these tokens.")
+    _keep_rotated(member_id, claimed, answer, now)
     return Access(member_id, claimed + 1, answer["access_token"])

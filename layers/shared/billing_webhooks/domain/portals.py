@@ -8,6 +8,14 @@ from billing_webhooks import clock
 from billing_webhooks.domain.licence import FROM_APP_INFO, FROM_PAYMENT, licence_state
 from billing_webhooks.models.base import utc_timestamp
 
+TOKENS_IN_DOUBT = "tokens_in_doubt"  # why a portal is unreachable: a refresh's answer lost (domain/portal_tokens.py)
+CURES = {
+    TOKENS_IN_DOUBT: "A token refresh's answer was lost and the pair it rotated is spent: the portal's "
+    "administrator reinstalls or updates the app, which sends a new pair. Its licence keeps its known end.",
+    "invalid_grant": "Bitrix24 refuses the portal's tokens (revoked, or unused 180 days): the portal's "
+    "administrator reinstalls or updates the app, which sends a new pair.",
+}
+
 
 def portal_view(installation: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
     """A portal's installation and licence as the read API answers it: never a token or its
@@ -39,6 +47,11 @@ def portal_view(installation: dict[str, Any], now: datetime | None = None) -> di
             "reachable": installation.get("unreachable_since") is None,
             "unreachable_since": installation.get("unreachable_since"),
             "unreachable_because": installation.get("unreachable_because"),
+            "tokens_in_doubt": installation.get("unreachable_because") == TOKENS_IN_DOUBT,
+            # What mends it, for the operator who reads this: only the portal can send a new pair.
+            "cure": CURES.get(str(installation.get("unreachable_because")))
+            if installation.get("unreachable_since")
+            else None,
             "last_checked_at": installation.get("last_checked_at"),
             "last_outcome": installation.get("last_check_outcome"),
             "failures": int(installation.get("check_failures") or 0),

@@ -15,7 +15,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from billing_webhooks.data import bitrix24, installations
 from billing_webhooks.domain import bindings, portal_tokens
-from billing_webhooks.errors import MissingCredentials, ServiceUnavailable, WebhookError, WrongCredentials
+from billing_webhooks.errors import (
+    MissingCredentials,
+    PortalUnavailable,
+    ServiceUnavailable,
+    WebhookError,
+    WrongCredentials,
+)
 from billing_webhooks.http.auth import read_secret
 from billing_webhooks.http.portal_token import installed_by_hand, portal_auth, token_matches
 from billing_webhooks.models.bitrix24 import AppInfo, PortalConfirmation
@@ -46,15 +52,25 @@ class PortalConfirms:
             url = bitrix24.app_info_url(auth.get("domain"), auth.get("client_endpoint"))  # refuses before any call
 
             def confirm(vouch: bool = True, required: bool = False) -> PortalConfirmation:
-                info = _confirmed_app_info(bitrix24.app_info(url, access_token))
-                vouched = _member_id_vouched(auth, member_id) if vouch else True
+                try:
+                    info = _confirmed_app_info(bitrix24.app_info(url, access_token))
+                except bitrix24.NoSuchPortal:  # nothing there answers app.info: a made-up portal, ours to refuse
+                    raise WrongCredentials("No Bitrix24 portal answers at the event's domain.") from None
+                vouched, pending = (
+                    _member_id_vouched(auth, member_id, may_wait=not required) if vouch else (True, False)
+                )
                 if required and not vouched:
                     raise WrongCredentials(
                         "A reinstall or update that changes the portal's application token must be "
                         "vouched for by Bitrix24's OAuth server (it needs auth[refresh_token] and "
                         "the app's Bitrix24AppCredentials)."
                     )
-                return PortalConfirmation(info=info, handlers=bindings.handler_urls(delivery.event), vouched=vouched)
+                return PortalConfirmation(
+                    info=info,
+                    handlers=bindings.handler_urls(delivery.event),
+                    vouched=vouched,
+                    vouch_pending=pending,
+                )
 
         domain = str(auth.get("domain") or "").strip().lower()
         if not delivery.is_replay:
@@ -79,19 +95,37 @@ class PortalConfirms:
             raise WrongCredentials("This portal is installed on another domain.")
         token_changes = installation is None or not token_matches(installation, digest)
         # Whoever holds a portal's access token (any of its users) may not swap its application
-        # token: a new one must be vouched for, and a bound identity is checked only when it changes.
-        return confirm(vouch=not bound or token_changes, required=bound and token_changes)
+        # token: a new one must be vouched for, and a bound identity is checked only when it changes,
+        # or when its kept pair needs mending (refused, in doubt, missing): the event's refresh
+        # token, vouched for, renews it.
+        mend = (
+            bound
+            and not token_changes
+            and isinstance(auth.get("refresh_token"), str)
+            and _pair_needs_mending(member_id)
+        )
+        return confirm(vouch=not bound or token_changes or mend, required=bound and token_changes)
 
 
 portal_confirms_install = PortalConfirms(known_portal=False)
 portal_confirms_update = PortalConfirms(known_portal=True)
 
 
-def _member_id_vouched(auth: dict[str, Any], member_id: str) -> bool:
-    """Whether Bitrix24's OAuth server names the event's member_id and domain for its tokens
-    (app.info confirms the domain, not the member_id). False when it cannot be asked: no refresh
-    token in the event, or no client id and secret in Bitrix24AppCredentials (counted); refused
-    when it names another portal."""
+def _pair_needs_mending(member_id: str) -> bool:
+    """The portal's kept pair is refused, in doubt, waiting to be vouched for, or missing."""
+    try:
+        return portal_tokens.needs_mending(member_id)
+    except ServiceUnavailable:
+        return False  # the store is down: the event is parked anyway at its write
+
+
+def _member_id_vouched(auth: dict[str, Any], member_id: str, may_wait: bool = True) -> tuple[bool, bool]:
+    """(vouched, pending): whether Bitrix24's OAuth server names the event's member_id and domain
+    for its tokens (app.info confirms the domain, not the member_id). Not vouched when it cannot be
+    asked: no refresh token in the event, or no client id and secret in Bitrix24AppCredentials
+    (counted); refused when it names another portal or refuses the token. Pending (`may_wait`)
+    when the server is down or its answer never came: the refresh token is kept sealed and the
+    licence sync asks again; Bitrix24 never resends an install, so it is not refused for that."""
     credentials = read_secret(settings().bitrix24_app_credentials_id)
     client_id, client_secret = (
         credentials.get(name) if isinstance(credentials, dict) else None for name in ("client_id", "client_secret")
@@ -112,16 +146,25 @@ def _member_id_vouched(auth: dict[str, Any], member_id: str) -> bool:
     if unverifiable:
         metrics.add_metric(name="MemberUnverified", unit=MetricUnit.Count, value=1)
         logger.warning("member_id not vouched for", extra={"why": unverifiable[0]})
-        return False
+        return False, False
     server_endpoint = str(auth.get("server_endpoint") or "")
-    owner = bitrix24.refresh_tokens(server_endpoint, str(refresh_token), str(client_id), str(client_secret))
+    try:
+        owner = bitrix24.refresh_tokens(server_endpoint, str(refresh_token), str(client_id), str(client_secret))
+    except bitrix24.TokenRefused:
+        raise WrongCredentials("Bitrix24's OAuth server refused the event's refresh token.") from None
+    except PortalUnavailable:
+        if may_wait and portal_tokens.keep_unvouched(member_id, str(refresh_token), server_endpoint):
+            metrics.add_metric(name="MemberVouchPending", unit=MetricUnit.Count, value=1)
+            logger.warning("member_id to be vouched for later: the OAuth server did not answer")
+            return False, True
+        raise
     endpoint_host = urlsplit(str(owner.get("client_endpoint") or "")).hostname or ""
     if owner["member_id"] != member_id or endpoint_host.lower() != str(auth.get("domain") or "").strip().lower():
         raise WrongCredentials("The event's tokens belong to another portal than its member_id and domain say.")
     # The event's refresh token is spent: the pair the server just issued is the portal's from now
     # on, kept sealed for the licence sync (domain/licence_sync.py).
     portal_tokens.keep_issued(member_id, owner, server_endpoint)
-    return True
+    return True, False
 
 
 def _confirmed_app_info(info: AppInfo) -> AppInfo:

@@ -18,8 +18,8 @@ from billing_webhooks.observability import logger
 from billing_webhooks.settings import settings
 
 CLAIM_SECONDS = 15 * 60  # a portal taken by a run that died is due again after this
-# Time one portal's check may take: a refresh and app.info, twice, each within the portal timeout, paced.
-RESERVE_MS = 30_000
+# Time one portal's check may take: a refresh (given the OAuth server's 20 s) and app.info, twice, paced.
+RESERVE_MS = 60_000
 
 
 def _due(now: int) -> Iterator[dict[str, Any]]:

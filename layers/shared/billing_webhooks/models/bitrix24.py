@@ -197,3 +197,6 @@ class PortalConfirmation(WireModel):
     # Bitrix24's OAuth server named this member_id and domain for the event's tokens: the portal's
     # identity is bound. An install it could not vouch for is kept but binds nothing (docs/security.md).
     vouched: bool = False
+    # The OAuth server could not be asked (down, no answer): the install is kept unvouched with its
+    # sealed refresh token, and the licence sync vouches for it later (domain/licence_sync.py).
+    vouch_pending: bool = False

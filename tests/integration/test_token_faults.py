@@ -1,0 +1,150 @@
+"""A portal's pair survives Bitrix24's OAuth server being slow, losing an answer, or down at
+install (domain/portal_tokens.py, domain/licence_sync.py, http/portal_confirmation.py): a pair is
+never lost to a slow answer, a lost one is said ("tokens in doubt") and mended by an update, and an
+install is never dropped for an OAuth outage."""
+
+import secrets
+import time
+
+import pytest
+import requests
+
+from local import play
+from local.wire import php_form_encode
+from tests.integration.test_licence_sync import sync
+
+DAY = 86400
+
+
+@pytest.fixture
+def portal(stack, api):
+    """A portal of the app, paid for 30 days, installed (vouched for) through the stack's API."""
+    domain = f"faults-{secrets.token_hex(4)}.bitrix24.com"
+    made = play.new_portal(stack.bitrix24, domain, paid_until=stack.clock.time() + 30 * DAY)
+    assert play.post_lifecycle(api.url, stack.bitrix24, domain) == 200
+    made.domain = domain  # type: ignore[attr-defined]
+    return made
+
+
+def view(api, member_id: str) -> dict:
+    answer = requests.get(f"{api.url}/portals/{member_id}", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_a_refresh_answered_after_8_seconds_keeps_the_portal_reachable_and_its_licence_right(api, portal):
+    portal.access_token_expired = True  # the next call needs a refresh
+    portal.oauth_latency_ms = 8000
+    refreshes = portal.calls.get("refresh", 0)
+    assert sync(portal.member_id)["outcome"] == "ok"
+    seen = view(api, portal.member_id)
+    assert seen["sync"]["reachable"] and seen["licence"]["state"] == "active"
+    assert portal.calls["refresh"] == refreshes + 1
+    portal.oauth_latency_ms = 0
+    portal.access_token_expired = True
+    assert sync(portal.member_id)["outcome"] == "ok"  # the rotated pair was kept: the next refresh takes it
+
+
+def test_a_refresh_whose_answer_was_lost_is_tokens_in_doubt_until_an_update_brings_a_new_pair(api, stack, portal):
+    portal.access_token_expired = True
+    portal.oauth = "lost"  # Bitrix24 rotates the pair; its answer never arrives
+    assert sync(portal.member_id)["outcome"] == "failed"
+    portal.oauth = "ok"
+    outcome = sync(portal.member_id)
+    assert outcome["outcome"] == "tokens in doubt", outcome
+    seen = view(api, portal.member_id)
+    assert seen["sync"]["tokens_in_doubt"] is True and not seen["sync"]["reachable"]
+    assert "reinstalls or updates" in seen["sync"]["cure"]
+    assert seen["licence"]["state"] == "active"  # its known end stands meanwhile
+
+    time.sleep(1.1)  # the update's ts: a second after the install's
+    # The administrator updates the app: the same application token, a new refresh token.
+    assert play.post_lifecycle(api.url, stack.bitrix24, portal.domain, "ONAPPUPDATE") == 200
+    portal.access_token_expired = True
+    assert sync(portal.member_id)["outcome"] == "ok"
+    seen = view(api, portal.member_id)
+    assert seen["sync"]["reachable"] and seen["sync"]["tokens_in_doubt"] is False
+
+
+def test_an_install_while_the_oauth_server_is_down_is_kept_and_vouched_for_by_a_later_sync(api, stack):
+    domain = f"oauth-down-{secrets.token_hex(4)}.bitrix24.com"
+    portal = play.new_portal(stack.bitrix24, domain, paid_until=stack.clock.time() + 30 * DAY)
+    portal.oauth = "down"
+    assert play.post_lifecycle(api.url, stack.bitrix24, domain) == 200  # Bitrix24 never resends an install
+    seen = view(api, portal.member_id)
+    assert seen["status"] == "installed" and seen["vouched"] is False and seen["licence"]["state"] == "unknown"
+    assert sync(portal.member_id)["outcome"] == "failed"  # still down: tried again, backing off
+    portal.oauth = "ok"
+    assert sync(portal.member_id)["outcome"] == "ok"
+    seen = view(api, portal.member_id)
+    assert seen["vouched"] is True and seen["licence"]["state"] == "active" and seen["sync"]["reachable"]
+
+
+@pytest.mark.parametrize("forged", ["access_token", "refresh_token"])
+def test_an_install_with_a_made_up_token_is_refused_4xx_and_nothing_is_kept(api, stack, forged):
+    domain = f"forged-{secrets.token_hex(4)}.bitrix24.com"
+    portal = play.new_portal(stack.bitrix24, domain, paid_until=stack.clock.time() + 30 * DAY)
+    body = play.lifecycle_body(stack.bitrix24, domain, "ONAPPINSTALL")
+    body["auth"][forged] = f"made-up-{secrets.token_hex(8)}"
+    answer = requests.post(
+        f"{api.url}/bitrix24/app-install",
+        data=php_form_encode(body),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=60,
+    )
+    assert 400 <= answer.status_code < 500, answer.text
+    assert requests.get(f"{api.url}/portals/{portal.member_id}", timeout=10).status_code == 404
+
+
+def test_an_install_naming_a_portal_that_answers_404_is_refused_4xx(api, stack):
+    domain = f"nowhere-{secrets.token_hex(4)}.bitrix24.com"
+    play.new_portal(stack.bitrix24, domain, paid_until=stack.clock.time() + 30 * DAY)
+    body = play.lifecycle_body(stack.bitrix24, domain, "ONAPPINSTALL")
+    del stack.bitrix24.portals[domain]  # the fake answers 404 for a host it has no portal on
+    answer = requests.post(
+        f"{api.url}/bitrix24/app-install",
+        data=php_form_encode(body),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=60,
+    )
+    assert answer.status_code == 403, answer.text
+
+
+def test_a_rotated_pair_whose_first_write_fails_is_written_again_before_it_is_used(api, portal, monkeypatch):
+    from billing_webhooks.data import tokens
+    from billing_webhooks.errors import ServiceUnavailable
+
+    real, tries = tokens.put_refreshed, []
+
+    def throttled_once(*args, **kwargs):
+        tries.append(1)
+        if len(tries) == 1:
+            raise ServiceUnavailable("The portal's tokens cannot be reached right now; retry later.")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tokens, "put_refreshed", throttled_once)
+    portal.access_token_expired = True
+    assert sync(portal.member_id)["outcome"] == "ok" and len(tries) == 2
+    portal.access_token_expired = True  # the next refresh presents the rotated refresh token: it was kept
+    assert sync(portal.member_id)["outcome"] == "ok"
+
+
+def test_a_refresh_that_lost_the_race_to_a_reinstall_leaves_the_reinstalls_pair_kept(api, stack, portal, monkeypatch):
+    from billing_webhooks.data import bitrix24
+
+    real = bitrix24.refresh_tokens
+    time.sleep(1.1)  # the uninstall's ts: a second after the install's
+
+    def reinstalled_meanwhile(*args, **kwargs):
+        answer = real(*args, **kwargs)  # rotated at Bitrix24; before we keep it, the portal reinstalls
+        monkeypatch.setattr(bitrix24, "refresh_tokens", real)
+        assert play.uninstall(api.url, stack.bitrix24, portal.domain) == 200  # revokes the pair just issued
+        time.sleep(1.1)
+        assert play.post_lifecycle(api.url, stack.bitrix24, portal.domain, reinstall=True) == 200
+        return answer
+
+    monkeypatch.setattr(bitrix24, "refresh_tokens", reinstalled_meanwhile)
+    portal.access_token_expired = True
+    sync(portal.member_id)
+    portal.access_token_expired = True
+    assert sync(portal.member_id)["outcome"] == "ok"  # the reinstall's pair was kept, not the revoked one
