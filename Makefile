@@ -20,7 +20,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # in step). Tests and the benchmark build x86_64 themselves: this machine cannot load arm64 wheels.
 ARCH ?= arm64
 
-.PHONY: help python313 setup lock check dev records alerts events rebuild-accounts test build deploy lint validate bench bench-decoder bench-sync replay replay-quarantine load openapi clean
+.PHONY: help python313 setup lock check dev records alerts events rebuild-accounts test build deploy lint validate bench bench-decoder bench-sync simulate replay replay-quarantine load openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -144,6 +144,10 @@ bench: setup
 bench-decoder: ## What decoding a hostile 64 KiB body costs, shape by shape (seconds)
 bench-decoder: $(VENV)/.installed
 	$(PY) -m bench.decoder
+
+simulate: ## A simulated year held hour by hour against the fake Bitrix24's truth (PORTALS 1000, DAYS 365, SEED 1, FAULTS 1)
+simulate: $(VENV)/.installed node_modules/.installed
+	$(PY) -m local.simulate
 
 bench-sync: ## The licence sync of 10,000 portals against the fake Bitrix24 (BENCH_SYNC_PORTALS; minutes)
 bench-sync: $(VENV)/.installed node_modules/.installed

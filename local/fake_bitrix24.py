@@ -74,6 +74,8 @@ class Portal:
     expired_tokens: set[str] = field(default_factory=set)
     latency_ms: float = 0  # before every answer of this portal and of its refreshes (load runs)
     fail_rate: float = 0  # this share of its requests answered 503 QUERY_LIMIT_EXCEEDED, nothing done
+    slow_rate: float = 0  # this share of its answers (refreshes too) take 5 to 15 s
+    lost_rate: float = 0  # this share of its refreshes rotate the pair, then never answer
     request_times: list[float] = field(default_factory=list)  # monotonic, of its last 3 REST requests
     # A licence with a real end on the test clock (epoch seconds): app.info's STATUS, DAYS and
     # PAYMENT_EXPIRED follow from it. None: app.info answers the fields as set.
@@ -206,6 +208,9 @@ class Portal:
                 self.count("over_rate")
         if self.latency_ms:
             time.sleep(float(self.latency_ms) / 1000)
+        if self.slow_rate and random.random() < float(self.slow_rate):
+            self.count("slow")
+            time.sleep(random.uniform(5, 15))
         if self.fail_rate and random.random() < float(self.fail_rate):
             self.count("failed")
             return False
@@ -428,7 +433,8 @@ class FakeBitrix24:
             pair = self._refreshed(portal, token, now)
             if pair is None:
                 break
-            if portal.oauth == "lost":  # rotated at Bitrix24; the answer never reaches the caller
+            if portal.oauth == "lost" or (portal.lost_rate and random.random() < portal.lost_rate):
+                portal.count("lost")  # rotated at Bitrix24; the answer never reaches the caller
                 return 0, {}
             day = iso(now)[:10]
             portal.refreshes_by_day[day] = portal.refreshes_by_day.get(day, 0) + 1

@@ -9,6 +9,7 @@ from typing import Any
 from local import template
 from local.clock import ClockRunner, Job, TestClock, iso, scheduled_functions
 from local.fake_bitrix24 import FakeBitrix24
+from local.faults import outside_the_product
 from local.server import LocalFunction
 from local.streams import StreamPoller, settle_all
 
@@ -84,11 +85,49 @@ def _runner(name: str) -> Callable[[float], Any]:
 
 def stack_jobs(parameters: dict[str, str] | None = None) -> list[Job]:
     """The template's scheduled functions, in template order."""
-    return [Job(name, every, SOONEST_WORK[name], _runner(name)) for name, every in scheduled_functions(parameters)]
+    return [
+        Job(name, every, outside_the_product(SOONEST_WORK[name]), _runner(name))
+        for name, every in scheduled_functions(parameters)
+    ]
+
+
+# What changes a table, a queue or a stream: a job's next work, or a stream's records, can only
+# move after one of these.
+WRITES = frozenset(
+    {
+        "dynamodb.PutItem",
+        "dynamodb.UpdateItem",
+        "dynamodb.DeleteItem",
+        "dynamodb.BatchWriteItem",
+        "dynamodb.TransactWriteItems",
+        "sqs.SendMessage",
+        "sqs.SendMessageBatch",
+        "sqs.ChangeMessageVisibility",
+        "sqs.DeleteMessage",
+    }
+)
+
+
+class WriteCounter:
+    """The stack's writes so far, counted on the handlers' boto3 session (data/aws.py's clients)."""
+
+    def __init__(self) -> None:
+        import boto3
+
+        self.count = 0
+        boto3.DEFAULT_SESSION or boto3.setup_default_session()
+        boto3.DEFAULT_SESSION.events.register("before-call", self._seen)
+
+    def _seen(self, model: Any, **_: Any) -> None:
+        if f"{model.service_model.service_name}.{model.name}" in WRITES:
+            self.count += 1
+
+    def __call__(self) -> int:
+        return self.count
 
 
 def clock_runner(clock: TestClock, fake: FakeBitrix24, pollers: list[StreamPoller]) -> ClockRunner:
     """The stack's clock, its scheduled functions, and the fake's late deliveries, settled through
     `pollers` (in the order the streams feed each other)."""
-    deliveries = Job("Bitrix24 deliveries", 0, fake.next_delivery, fake.deliver_due)
-    return ClockRunner(clock, [*stack_jobs(), deliveries], settle=lambda: settle_all(pollers))
+    deliveries = Job("Bitrix24 deliveries", 0, fake.next_delivery, fake.deliver_due, outside_the_stack=True)
+    return ClockRunner(clock, [*stack_jobs(), deliveries], settle=lambda: settle_all(pollers), writes=WriteCounter())

@@ -183,7 +183,11 @@ def test_an_account_whose_code_is_the_portals_member_id_is_linked_by_default_and
     assert links.unlink(MEMBER)["account"] is None
 
 
-def test_a_portal_not_decided_yet_is_answered_from_its_installation_and_an_unknown_one_is_404(api, kept):
+def test_a_portal_not_decided_yet_is_answered_from_its_installation_and_an_unknown_one_is_404(
+    api, kept, installation_stream
+):
+    installation_stream.settle()  # the sample install's own decision (the stream's), made and then cleared
+    kept.clear()
     answer = entitlement(api)  # the sample install's licence, as of its 2016 event: long expired
     assert (answer["entitled"], answer["reason"], answer["account"]) == (False, "licence_expired", None)
     assert kept.get(member_id=MEMBER) is None  # a read writes nothing

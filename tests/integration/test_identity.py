@@ -143,7 +143,7 @@ SYNC_KEYS = {
     "reachable",
     "unreachable_since",
     "unreachable_because",
-    "tokens_in_doubt",
+    "pair_in_doubt",
     "cure",
     "last_checked_at",
     "last_outcome",

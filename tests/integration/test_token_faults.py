@@ -53,7 +53,7 @@ def test_a_refresh_whose_answer_was_lost_is_tokens_in_doubt_until_an_update_brin
     outcome = sync(portal.member_id)
     assert outcome["outcome"] == "tokens in doubt", outcome
     seen = view(api, portal.member_id)
-    assert seen["sync"]["tokens_in_doubt"] is True and not seen["sync"]["reachable"]
+    assert seen["sync"]["pair_in_doubt"] is True and not seen["sync"]["reachable"]
     assert "reinstalls or updates" in seen["sync"]["cure"]
     assert seen["licence"]["state"] == "active"  # its known end stands meanwhile
 
@@ -63,7 +63,7 @@ def test_a_refresh_whose_answer_was_lost_is_tokens_in_doubt_until_an_update_brin
     portal.access_token_expired = True
     assert sync(portal.member_id)["outcome"] == "ok"
     seen = view(api, portal.member_id)
-    assert seen["sync"]["reachable"] and seen["sync"]["tokens_in_doubt"] is False
+    assert seen["sync"]["reachable"] and seen["sync"]["pair_in_doubt"] is False
 
 
 def test_an_install_while_the_oauth_server_is_down_is_kept_and_vouched_for_by_a_later_sync(api, stack):

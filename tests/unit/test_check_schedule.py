@@ -64,3 +64,10 @@ def test_a_payment_moves_the_next_check_to_the_new_end_but_never_past_the_keep_a
     assert at(next_check_at(far, NOW, last_checked=checked)) == checked + timedelta(days=30)
     overdue = NOW - timedelta(days=45)
     assert at(next_check_at(far, NOW, last_checked=overdue)) == NOW
+
+
+def test_a_keep_alive_a_few_days_before_a_licences_end_is_put_off_to_the_ends_check():
+    ends = NOW + timedelta(days=33)
+    assert at(next_check_at(licence(ends=ends), NOW)) == ends + timedelta(minutes=1)
+    far = NOW + timedelta(days=40)
+    assert at(next_check_at(licence(ends=far), NOW)) == NOW + timedelta(days=30)

@@ -49,6 +49,13 @@ def test_row_2_an_install_bitrix24_never_vouched_for_may_not():
     assert answer["entitled"] is False and answer["reason"].startswith("not_vouched")
 
 
+def test_row_2b_a_portal_whose_tokens_bitrix24_refuses_may_not_but_one_with_tokens_in_doubt_keeps_its_licence():
+    revoked = ask({**installation("P", 30), "unreachable_because": "invalid_grant"})
+    assert revoked["entitled"] is False and revoked["reason"].startswith("portal_unreachable")
+    in_doubt = ask({**installation("P", 30), "unreachable_because": "tokens_in_doubt"})
+    assert (in_doubt["entitled"], in_doubt["reason"]) == (True, "paid")
+
+
 @pytest.mark.parametrize(
     ("record", "reason"),
     [

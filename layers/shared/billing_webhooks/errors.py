@@ -87,6 +87,14 @@ class PortalUnavailable(WebhookError):
     parked = False  # without the portal's word there is nothing to keep: the install is not believed
 
 
+class PortalUnconfirmed(PortalUnavailable):
+    """The portal did not answer app.info in time (down, slow): Bitrix24 never resends an install
+    or an update, so it is parked (its access token sealed) and replayed until the portal answers."""
+
+    title, slug, reason = "Portal did not confirm yet", "portal-unconfirmed", "portal_unconfirmed"
+    parked = True
+
+
 class BindingFailed(PortalUnavailable):
     """The install or update is stored, but the portal did not bind our handlers for its other
     events: parked (its access token sealed), so that the replay binds them."""

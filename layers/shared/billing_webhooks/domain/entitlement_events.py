@@ -17,7 +17,7 @@ ACCOUNT_STATE_CHANGED, INVOICE_OVERDUE = "AccountStateChanged", "InvoiceOverdue"
 MAX_OVERDUE_EVENTS = 10
 
 
-def _day_apart(before: Any, after: Any) -> bool:
+def day_apart(before: Any, after: Any) -> bool:
     """Two instants a day or more apart (or one missing): an `until` that moved, not a recount."""
     if not before or not after:
         return before != after
@@ -36,8 +36,8 @@ def changed_events(answer: dict[str, Any], sequence: int, previous: dict[str, An
     if (
         not previous
         or (answer["entitled"], answer["reason"]) != (before.get("entitled"), before.get("reason"))
-        or _day_apart(before.get("until"), answer["until"])
-        or _day_apart(before.get("grace_until"), answer["grace_until"])
+        or day_apart(before.get("until"), answer["until"])
+        or day_apart(before.get("grace_until"), answer["grace_until"])
     ):
         told.append(
             {

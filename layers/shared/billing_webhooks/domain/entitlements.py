@@ -14,6 +14,9 @@ from billing_webhooks.models.base import utc_timestamp
 # AccountStateChange's states (seed 004 shows Active, Test, Deactive; lower case is seen too).
 GRANTING_STATES = frozenset({"active", "test", "trial"})
 BLOCKING_STATES = frozenset({"blocked", "suspended", "deactive", "deactivated", "closed"})
+# Bitrix24's OAuth server refusing a portal's tokens (data/bitrix24.INVALID_GRANT): it revokes them
+# when the app is uninstalled, so that is what it says when the uninstall's event was lost.
+REVOKED = "invalid_grant"
 ENDED_LICENCE = {"expired": "licence_expired", "trial_ended": "trial_ended", "unpaid": "licence_unpaid"}
 
 
@@ -91,6 +94,8 @@ def decide(
         return verdict(False, "not_installed")
     if installation.get("vouched") is not True:
         return verdict(False, "not_vouched: Bitrix24 never vouched for this install, so its licence is unknown")
+    if installation.get("unreachable_because") == REVOKED:  # revoked at an uninstall whose event never came
+        return verdict(False, "portal_unreachable: Bitrix24 refuses its tokens (uninstalled, or revoked)")
     state = licence["state"]
     grace_until: datetime | None = None
     if state in ENDED_LICENCE:

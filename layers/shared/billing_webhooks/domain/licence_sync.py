@@ -115,7 +115,11 @@ def sync_portal(member_id: str, now: datetime | None = None) -> dict[str, Any]:
         return _unreachable(installation, now, refusal.error)
     except (PortalUnavailable, ServiceUnavailable) as failure:
         return _failed(installation, now, failure)
-    checked = _bookkeeping(installation, now, "ok", licence.app_info_licence(info, now))
+    figures = licence.app_info_licence(info, now)
+    # An answer that only confirms the licence moves nothing, the next check's time included: it is
+    # scheduled from the end first known, or a grace's last check would come again a day later.
+    moved = {} if licence.confirms(installation, figures) else figures
+    checked = _bookkeeping(installation, now, "ok", moved)
     lifecycle.licence_from_app_info(member_id, info, now, checked, installation)
     return {"member_id": member_id, "outcome": "ok"}
 

@@ -101,6 +101,12 @@ def needs_mending(member_id: str) -> bool:
     return item is None or any(item.get(name) for name in ("refused", "in_doubt_since", "vouch_pending"))
 
 
+def vouch_pending(member_id: str) -> bool:
+    """An install's refresh token waits here to be vouched for."""
+    item = tokens.flags(member_id)
+    return item is not None and bool(item.get("vouch_pending")) and not item.get("refused")
+
+
 def vouch_later(member_id: str, domain: str) -> bool:
     """An install kept unvouched, vouched for now with the refresh token it carried: True when
     Bitrix24's OAuth server names this member_id and domain for it (the pair it issued is kept).

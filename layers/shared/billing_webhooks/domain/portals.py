@@ -47,7 +47,7 @@ def portal_view(installation: dict[str, Any], now: datetime | None = None) -> di
             "reachable": installation.get("unreachable_since") is None,
             "unreachable_since": installation.get("unreachable_since"),
             "unreachable_because": installation.get("unreachable_because"),
-            "tokens_in_doubt": installation.get("unreachable_because") == TOKENS_IN_DOUBT,
+            "pair_in_doubt": installation.get("unreachable_because") == TOKENS_IN_DOUBT,
             # What mends it, for the operator who reads this: only the portal can send a new pair.
             "cure": CURES.get(str(installation.get("unreachable_because")))
             if installation.get("unreachable_since")

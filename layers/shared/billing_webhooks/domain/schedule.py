@@ -23,9 +23,12 @@ UNREACHABLE_ATTRIBUTES = ("unreachable_since", "unreachable_because")
 FIRST_RETRY, RETRY_CEILING = timedelta(minutes=5), timedelta(hours=6)
 AFTER_END = timedelta(minutes=1)  # a licence or trial is checked this long after its end
 # The last check in a grace, to find a renewal whose ONAPPPAYMENT never came before the portal is
-# cut off: due this long before the grace ends, so an hourly run (LicenceSyncRate) makes it in time.
+# cut off: due this long before the grace ends, so a run (LicenceSyncRate) makes it in time.
 BEFORE_GRACE_ENDS = timedelta(hours=2)
 ENDED = frozenset({"expired", "trial_ended", "unpaid"})
+# A keep-alive falling this little before a licence's end is put off to the end's check: one
+# refresh, not two a few days apart (the refresh token lives 180 days).
+KEEP_ALIVE_SLACK = timedelta(days=7)
 
 
 def sync_shard(member_id: str) -> str:
@@ -53,7 +56,8 @@ def next_check_at(
     due = max((last_checked or now) + keep_alive, now)
     state = licence_state(installation, now)
     if state.get("until"):
-        due = min(due, max(_instant(state["until"]) + AFTER_END, now + FIRST_RETRY))
+        after_end = max(_instant(state["until"]) + AFTER_END, now + FIRST_RETRY)
+        due = after_end if after_end <= due + KEEP_ALIVE_SLACK else due
     elif state["state"] in ENDED and state.get("since"):
         last_in_grace = _instant(state["since"]) + timedelta(days=settings().entitlement_grace_days) - BEFORE_GRACE_ENDS
         if last_in_grace > now:

@@ -18,6 +18,7 @@ from billing_webhooks.domain import bindings, portal_tokens
 from billing_webhooks.errors import (
     MissingCredentials,
     PortalUnavailable,
+    PortalUnconfirmed,
     ServiceUnavailable,
     WebhookError,
     WrongCredentials,
@@ -56,6 +57,11 @@ class PortalConfirms:
                     info = _confirmed_app_info(bitrix24.app_info(url, access_token))
                 except bitrix24.NoSuchPortal:  # nothing there answers app.info: a made-up portal, ours to refuse
                     raise WrongCredentials("No Bitrix24 portal answers at the event's domain.") from None
+                except bitrix24.TokenRefused:
+                    raise
+                except PortalUnavailable as failure:  # down or slow: parked and replayed, never dropped
+                    _keep_refresh_token(auth, member_id)
+                    raise PortalUnconfirmed(f"{failure.detail} Parked: replayed until the portal answers.") from None
                 vouched, pending = (
                     _member_id_vouched(auth, member_id, may_wait=not required) if vouch else (True, False)
                 )
@@ -111,6 +117,14 @@ portal_confirms_install = PortalConfirms(known_portal=False)
 portal_confirms_update = PortalConfirms(known_portal=True)
 
 
+def _keep_refresh_token(auth: dict[str, Any], member_id: str) -> None:
+    """An event parked before it was vouched for keeps its refresh token here, sealed (the parcel
+    never holds one): the replay, or the licence sync, vouches with it."""
+    refresh_token = auth.get("refresh_token")
+    if isinstance(refresh_token, str) and refresh_token:
+        portal_tokens.keep_unvouched(member_id, refresh_token, str(auth.get("server_endpoint") or ""))
+
+
 def _pair_needs_mending(member_id: str) -> bool:
     """The portal's kept pair is refused, in doubt, waiting to be vouched for, or missing."""
     try:
@@ -131,6 +145,8 @@ def _member_id_vouched(auth: dict[str, Any], member_id: str, may_wait: bool = Tr
         credentials.get(name) if isinstance(credentials, dict) else None for name in ("client_id", "client_secret")
     )
     refresh_token = auth.get("refresh_token")
+    if not (isinstance(refresh_token, str) and refresh_token) and may_wait and portal_tokens.vouch_pending(member_id):
+        return False, True  # a replay: its refresh token was kept when it was parked; the sync vouches
     unverifiable = [
         reason
         for reason, missing in (

@@ -20,6 +20,7 @@ DECIDED_FROM = (
     "payment_expired",
     "days",
     "licence_ends_at",
+    "unreachable_because",
 )
 
 

@@ -1,0 +1,511 @@
+"""`make simulate`: a simulated year of portals on the local stack, checked hour by hour against
+the fake Bitrix24's truth.
+
+Portals drawn from SEED install in every region, run their trial, buy monthly or yearly
+subscriptions paid on time, late, or not any more; their ONAPPPAYMENT arrives at once, late (20 %)
+or never (2 %); some uninstall (with or without their event) and some of those reinstall. With
+FAULTS on, Bitrix24 answers 2 % of requests 503 and 2 % slowly (5 to 15 s), loses 0.1 % of
+refresh answers after rotating the pair, DynamoDB throttles 1 % of requests and PutEvents refuses
+1 % of its calls. The test clock (local/clock.py) runs every scheduled function at its instants.
+
+Every simulated hour each portal's entitlement (EntitlementsTable) is held against what the
+truth says it should be, and the table printed at the end says how often, why and for how long
+it was wrong, what it cost Bitrix24 (refreshes, REST requests) and AWS, and whether any install,
+token pair or event was lost. Settings: PORTALS (1,000), DAYS (365), SEED (1), FAULTS (1).
+"""
+
+import heapq
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.faults import outside_the_product
+
+DAY, HOUR = 86400, 3600
+GRACE = 3 * DAY  # EntitlementGraceDays' default
+# Regions: a portal's domain suffix (each is one of Bitrix24's cloud zones the fake holds a certificate for).
+REGIONS = ("bitrix24.com", "bitrix24.de", "bitrix24.eu", "bitrix24.ru", "bitrix24.by", "bitrix24.kz", "bitrix24.ua")
+
+# An answer, coarsely: the app granted (paid, trial), granted in a grace, or refused.
+GRANTED, GRACE_CLASS, REFUSED = "granted", "in grace", "refused"
+# Why an hour's answer differs from the truth, where the docs (docs/performance.md) bound it.
+END_TO_THE_DAY = "a licence's end known to the whole day (DAYS)"
+PAYMENT_LATE = "a payment's ONAPPPAYMENT late"
+RENEWAL_LOST = "a renewal's ONAPPPAYMENT lost (found at the check after the end)"
+GRACE_PAYMENT_LOST = "a payment in the grace whose ONAPPPAYMENT was lost (found at the grace's last check)"
+PAYMENT_LOST = "a payment's ONAPPPAYMENT lost, after the grace (found at the keep-alive)"
+UNINSTALL_LOST = "an uninstall whose event was lost (found at the keep-alive)"
+INSTALL_PARKED = "an install parked until its portal confirmed it, vouched for at the next sync"
+UNEXPLAINED = "unexplained"
+
+
+@dataclass
+class Life:
+    """One portal's year, drawn from the seed."""
+
+    domain: str
+    install_at: float
+    trial_days: int
+    period_days: int | None  # 30 (monthly), 365 (yearly), None: never buys
+    pays: str  # on_time | late | stops
+    periods: int  # how many periods it pays for when it `stops`
+    uninstall_at: float | None
+    uninstall_delivered: bool
+    reinstall_at: float | None
+
+
+def draw_lives(rng: random.Random, portals: int, start: float, days: int) -> list[Life]:
+    lives = []
+    for number in range(portals):
+        install_at = start + rng.uniform(0, min(days, 60)) * DAY
+        uninstall_at = install_at + rng.uniform(10, days) * DAY if rng.random() < 0.15 else None
+        lives.append(
+            Life(
+                domain=f"sim{number:05d}-{rng.getrandbits(24):06x}.{rng.choice(REGIONS)}",
+                install_at=install_at,
+                trial_days=rng.choice((14, 30)),
+                period_days=rng.choices((30, 365, None), weights=(60, 20, 20))[0],
+                pays=rng.choices(("on_time", "late", "stops"), weights=(70, 15, 15))[0],
+                periods=rng.randint(1, 4),
+                uninstall_at=uninstall_at,
+                uninstall_delivered=rng.random() < 0.9,
+                reinstall_at=uninstall_at + rng.uniform(1, 30) * DAY if uninstall_at and rng.random() < 0.5 else None,
+            )
+        )
+    return lives
+
+
+@dataclass
+class Portal:
+    """What the simulation remembers of a portal: its life, and what happened to it."""
+
+    life: Life
+    member_id: str = ""
+    paid: int = 0
+    # (when it is due or was paid, "late" | "lost", paid after its licence had ended)
+    undelivered: list[tuple[float, str, bool]] = field(default_factory=list)
+    uninstall_lost: bool = False
+    parked: bool = False  # an install (or reinstall) answered other than 200: parked for a replay
+    wrong_since: float | None = None
+    wrong_cause: str = ""
+    states: list[tuple[bool | None, str]] = field(default_factory=list)  # sampled answers, each change once
+
+
+class Simulation:
+    def __init__(self, portals: int, days: int, seed: int, faults: bool, log: Any = print) -> None:
+        self.count, self.days, self.seed, self.faults, self.log = portals, days, seed, faults, log
+        self.rng = random.Random(seed)
+        self.wrong_hours: Counter[str] = Counter()
+        self.lags: dict[str, list[float]] = defaultdict(list)
+        self.install_answers: Counter[int] = Counter()
+        self.doubt_hours: Counter[str] = Counter()
+        self.unreachable_installed: set[str] = set()
+        self.unexplained: list[str] = []  # the first few, for whoever mends them
+
+    # --- the year -----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        from local.faults import AwsFaults
+        from local.schedules import clock_runner
+        from local.server import LocalApi
+        from local.stack import LocalStack
+        from local.streams import StreamPoller
+
+        random.seed(self.seed)  # the fake's own draws (its faults)
+        started = time.monotonic()
+        with LocalStack() as stack:
+            stack.export_to_process()
+            os.environ.update({"POWERTOOLS_LOG_LEVEL": "CRITICAL", "POWERTOOLS_METRICS_DISABLED": "true"})
+            from billing_webhooks.observability import metrics
+
+            metrics.add_metric = lambda **_: None  # type: ignore[method-assign]  # Lambda ships them: not printed here
+            self.aws = AwsFaults(self.rng, 0.01 if self.faults else 0, 0.01 if self.faults else 0).install()
+            names = ("AccountProjectorFunction", "InstallationChangesFunction", "EntitlementEventsFunction")
+            pollers = [StreamPoller(name, stack.endpoints, log=lambda line: None).start() for name in names]
+            api = LocalApi(0, log=None).start()
+            try:
+                self.stack, self.fake = stack, stack.bitrix24
+                self.fake.deliver_to = api.url
+                self.api_url = api.url
+                self.runner = clock_runner(stack.clock, stack.bitrix24, pollers)
+                self._play()
+                figures = self._figures(time.monotonic() - started)
+            finally:
+                for poller in pollers:
+                    poller.stop()
+                api.stop()
+        return figures
+
+    def _play(self) -> None:
+        start = self.stack.clock.time()
+        self.start = start
+        self.portals = {life.domain: Portal(life) for life in draw_lives(self.rng, self.count, start, self.days)}
+        self.by_member: dict[str, Portal] = {}
+        self.actions: list[tuple[float, int, str, str]] = []
+        self.sequence = 0
+        for portal in self.portals.values():
+            self._at(portal.life.install_at, "install", portal.life.domain)
+            if portal.life.uninstall_at:
+                self._at(portal.life.uninstall_at, "uninstall", portal.life.domain)
+            if portal.life.reinstall_at:
+                self._at(portal.life.reinstall_at, "reinstall", portal.life.domain)
+        for hour in range(1, self.days * 24 + 1):
+            boundary = start + hour * HOUR
+            while self.actions and self.actions[0][0] <= boundary:
+                at, _, kind, domain = heapq.heappop(self.actions)
+                self.runner.advance(at)
+                getattr(self, f"_{kind}")(self.portals[domain], at)
+            self.runner.advance(boundary)
+            self._hold(boundary)
+            if hour % (24 * 30) == 0:
+                self.log(f"  day {hour // 24}: {sum(self.wrong_hours.values())} portal-hours wrong so far")
+
+    def _at(self, at: float, kind: str, domain: str) -> None:
+        self.sequence += 1
+        heapq.heappush(self.actions, (at, self.sequence, kind, domain))
+
+    # --- what Bitrix24 and the portals do ------------------------------------------------------
+
+    def _install(self, portal: Portal, at: float) -> None:
+        from local import play
+
+        made = play.new_portal(self.fake, portal.life.domain, trial_until=at + portal.life.trial_days * DAY)
+        if self.faults:
+            made.fail_rate, made.slow_rate, made.lost_rate = 0.02, 0.02, 0.001
+        portal.member_id = made.member_id
+        self.by_member[made.member_id] = portal
+        self._installed(portal, play.post_lifecycle(self.api_url, self.fake, portal.life.domain))
+        if portal.life.period_days:
+            self._next_payment(portal, at + portal.life.trial_days * DAY)
+
+    def _next_payment(self, portal: Portal, ends: float) -> None:
+        if portal.life.pays == "stops" and portal.paid >= portal.life.periods:
+            return
+        if portal.life.pays == "late":
+            self._at(ends + self.rng.uniform(0.2, 5) * DAY, "pay", portal.life.domain)
+        else:
+            self._at(ends - self.rng.uniform(0.5, 3) * DAY, "pay", portal.life.domain)
+
+    def _pay(self, portal: Portal, at: float) -> None:
+        fake_portal = self.fake.portals[portal.life.domain]
+        if not fake_portal.installed:
+            return  # an uninstalled portal pays for nothing
+        draw = self.rng.random()
+        event = "lost" if draw < 0.02 else "late" if draw < 0.22 else "now"
+        late = self.rng.uniform(60, 6 * HOUR)
+        ended = fake_portal.paid_until is None or fake_portal.paid_until <= at
+        if event != "now":
+            portal.undelivered.append((at, event, ended) if event == "lost" else (at + late, event, ended))
+        self.fake.payment(portal.life.domain, int(portal.life.period_days or 30), event, late)
+        portal.paid += 1
+        self._next_payment(portal, float(fake_portal.paid_until or at))
+
+    def _uninstall(self, portal: Portal, at: float) -> None:
+        from local import play
+
+        if not self.fake.portals[portal.life.domain].installed:
+            return
+        portal.uninstall_lost = not portal.life.uninstall_delivered
+        play.uninstall(self.api_url, self.fake, portal.life.domain, delivered=portal.life.uninstall_delivered)
+
+    def _reinstall(self, portal: Portal, at: float) -> None:
+        from local import play
+
+        portal.uninstall_lost = False
+        self._installed(portal, play.post_lifecycle(self.api_url, self.fake, portal.life.domain, reinstall=True))
+
+    def _installed(self, portal: Portal, status: int) -> None:
+        self.install_answers[status] += 1
+        portal.parked = portal.parked or status != 200
+
+    # --- holding the answer against the truth --------------------------------------------------
+
+    def _answers(self) -> dict[str, dict[str, Any]]:
+        """Every portal's entitlement, read as the read API reads it (our own client: not counted)."""
+        if not hasattr(self, "_reader"):
+            import boto3
+
+            self._reader = boto3.session.Session().client(
+                "dynamodb", endpoint_url=self.stack.endpoints["AWS_ENDPOINT_URL_DYNAMODB"], region_name="us-east-1"
+            )
+            self._installations: dict[str, dict[str, Any]] = {}
+        found: dict[str, dict[str, Any]] = {}
+        for page in self._reader.get_paginator("scan").paginate(TableName="EntitlementsTable"):
+            for item in page["Items"]:
+                answer = item.get("entitlement", {}).get("M", {})
+                found[item["member_id"]["S"]] = {
+                    "entitled": answer.get("entitled", {}).get("BOOL"),
+                    "reason": answer.get("reason", {}).get("S", ""),
+                }
+        return found
+
+    def _expected(self, portal: Portal, now: float) -> str:
+        """What the answer should be, by the truth: granted (paid or in trial), grace (ended less
+        than the grace ago) or refused (ended before that, or uninstalled)."""
+        truth = self.fake.portals[portal.life.domain]
+        if not truth.installed:
+            return REFUSED
+        if truth.truth(now)["paid"] or truth.truth(now)["trial"]:
+            return GRANTED
+        until = truth.paid_until if truth.paid_until is not None else truth.trial_until
+        return GRACE_CLASS if until is not None and now < until + GRACE else REFUSED
+
+    def _cause(self, portal: Portal, expected: str, ours: str, now: float, reason: str) -> str:
+        truth = self.fake.portals[portal.life.domain]
+        until = truth.paid_until if truth.paid_until is not None else truth.trial_until
+        if not truth.installed:
+            return UNINSTALL_LOST if portal.uninstall_lost else UNEXPLAINED
+        if portal.parked and (reason.startswith("not_vouched") or reason == "none"):  # replayed, then vouched
+            return INSTALL_PARKED
+        if until is not None and (expected, ours) in ((GRACE_CLASS, GRANTED), (REFUSED, GRACE_CLASS)):
+            return END_TO_THE_DAY if now < until + (GRACE if ours == GRACE_CLASS else 0) + DAY else UNEXPLAINED
+        if expected == GRANTED and any(kind == "late" and now <= when + HOUR for when, kind, _ in portal.undelivered):
+            return PAYMENT_LATE
+        lost = [ended for _, kind, ended in portal.undelivered if kind == "lost"]
+        if expected == GRANTED and ours == GRACE_CLASS and False in lost:
+            return RENEWAL_LOST
+        if expected == GRANTED and ours == GRACE_CLASS and True in lost:
+            return GRACE_PAYMENT_LOST
+        if expected == GRANTED and ours == REFUSED and lost:
+            return PAYMENT_LOST
+        return UNEXPLAINED
+
+    def _hold(self, now: float) -> None:
+        answers = self._answers()
+        for member_id, portal in self.by_member.items():
+            answer = answers.get(member_id, {"entitled": None, "reason": "none"})
+            state = (answer["entitled"], answer["reason"])
+            if not portal.states or portal.states[-1] != state:
+                portal.states.append(state)
+            expected = self._expected(portal, now)
+            ours = (
+                REFUSED
+                if not answer["entitled"]
+                else GRACE_CLASS
+                if answer["reason"].endswith("_in_grace")
+                else GRANTED
+            )
+            if ours == expected:
+                if portal.wrong_since is not None:
+                    self.lags[portal.wrong_cause].append(now - portal.wrong_since)
+                    portal.wrong_since = None
+                continue
+            cause = self._cause(portal, expected, ours, now, answer["reason"])
+            if cause == UNEXPLAINED and len(self.unexplained) < 10:
+                truth = self.fake.portals[portal.life.domain].truth(now)
+                self.unexplained.append(
+                    f"hour {round((now - self.start) / HOUR)} {portal.life.domain}: {answer} {truth}"
+                )
+            if portal.wrong_since is None:
+                portal.wrong_since, portal.wrong_cause = now - HOUR, cause
+            self.wrong_hours[cause] += 1
+
+    # --- the figures ---------------------------------------------------------------------------
+
+    def _figures(self, seconds: float) -> dict[str, Any]:
+        now = self.stack.clock.time()
+        for portal in self.by_member.values():  # still wrong at the end: its lag so far
+            if portal.wrong_since is not None:
+                self.lags[portal.wrong_cause].append(now - portal.wrong_since)
+        fake, months = self.fake, self.days / 30
+        refreshes_30 = [_most_in_30_days(fake.portals[p.life.domain].refreshes_by_day) for p in self.by_member.values()]
+        rest = sum(
+            sum(fake.portals[p.life.domain].calls.get(name, 0) for name in ("app.info", "event.get", "event.bind"))
+            for p in self.by_member.values()
+        )
+        over_bucket = sum(fake.portals[p.life.domain].calls.get("over_bucket", 0) for p in self.by_member.values())
+        kept = self._kept()
+        events = self._events()
+        return {
+            "portals": len(self.by_member),
+            "days": self.days,
+            "seed": self.seed,
+            "faults": self.faults,
+            "seconds": round(seconds),
+            "portal_hours": len(self.by_member) * self.days * 24,
+            "wrong_hours": dict(self.wrong_hours),
+            "lag_hours": {
+                cause: {
+                    "p50": round(statistics.median(lags) / HOUR, 1),
+                    "p99": round(_percentile(lags, 0.99) / HOUR, 1),
+                    "max": round(max(lags) / HOUR, 1),
+                }
+                for cause, lags in self.lags.items()
+            },
+            "refreshes_per_portal_per_30_days": {
+                "mean": round(sum(refreshes_30) / max(len(refreshes_30), 1), 2),
+                "max": max(refreshes_30, default=0),
+            },
+            "rest_requests_per_portal_per_day": round(rest / max(len(self.by_member) * self.days, 1), 3),
+            "requests_over_the_bucket": over_bucket,
+            "aws_requests_per_portal_per_month": round(
+                sum(self.aws.requests.values()) / max(len(self.by_member) * months, 1), 1
+            ),
+            "aws_faults": dict(self.aws.faults),
+            "bitrix24_faults": {
+                name: sum(fake.portals[p.life.domain].calls.get(name, 0) for p in self.by_member.values())
+                for name in ("failed", "slow", "lost")
+            },
+            "install_answers": {str(status): count for status, count in self.install_answers.items()},
+            "unexplained_examples": self.unexplained,
+            "most_refreshed": max(
+                (fake.portals[p.life.domain].refreshes_by_day for p in self.by_member.values()),
+                key=_most_in_30_days,
+                default={},
+            ),
+            **kept,
+            **events,
+        }
+
+    @outside_the_product
+    def _kept(self) -> dict[str, Any]:
+        """Installs and pairs lost: what the tables hold against the truth, at the end."""
+        from billing_webhooks.data import installations, tokens
+
+        lost_installs, lost_pairs, in_doubt, unreachable = [], [], [], []
+        for member_id, portal in self.by_member.items():
+            truth = self.fake.portals[portal.life.domain]
+            kept = installations.get(member_id) or {}
+            if truth.installed and (kept.get("status") != "installed" or kept.get("vouched") is not True):
+                lost_installs.append(portal.life.domain)
+            pair = tokens.get(member_id) or {}
+            because = kept.get("unreachable_because")
+            if truth.installed and because == "tokens_in_doubt":
+                in_doubt.append(portal.life.domain)
+            elif truth.installed and because:
+                unreachable.append(portal.life.domain)
+                if pair.get("refused"):
+                    lost_pairs.append(portal.life.domain)
+        return {
+            "installs_lost": len(lost_installs),
+            "pairs_lost_to_a_slow_answer": len(lost_pairs),
+            "pairs_in_doubt_at_the_end": len(in_doubt),
+            "unreachable_but_installed": len(unreachable),
+            "lost_examples": (lost_installs + lost_pairs + unreachable)[:5],
+        }
+
+    def _events(self) -> dict[str, Any]:
+        """EntitlementChanged events against the answer's changes: each sampled change told, in
+        order, and none told twice."""
+        import boto3
+
+        sqs = boto3.session.Session().client(
+            "sqs", endpoint_url=self.stack.endpoints["AWS_ENDPOINT_URL_SQS"], region_name="us-east-1"
+        )
+        url = sqs.get_queue_url(QueueName="local-events")["QueueUrl"]
+        told: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        ids: Counter[str] = Counter()
+        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                event = json.loads(message["Body"])
+                if event["detail-type"] == "EntitlementChanged":
+                    detail = event["detail"]
+                    ids[event["id"]] += 1
+                    told[detail["member_id"]].append(
+                        (
+                            int(detail["sequence"]),
+                            detail["entitled"],
+                            detail["reason"],
+                            detail["until"],
+                            detail["grace_until"],
+                        )
+                    )
+            sqs.delete_message_batch(
+                QueueUrl=url, Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)]
+            )
+        missing = extra = 0
+        self.event_examples: list[str] = []
+        for member_id, portal in self.by_member.items():
+            events = sorted(set(told.get(member_id, [])))
+            repeated = len(told.get(member_id, [])) - len(events)
+            repeated += sum(1 for before, after in zip(events, events[1:], strict=False) if not _tells(before, after))
+            if repeated:
+                extra += repeated
+                self.event_examples.append(f"{portal.life.domain}: {events} sampled {portal.states}")
+            changes = [state for state in portal.states if state[0] is not None]
+            position = 0
+            for state in changes:  # each sampled state was told, in order
+                while position < len(events) and events[position][1:3] != state:
+                    position += 1
+                if position == len(events):
+                    missing += 1
+                    self.event_examples.append(f"{portal.life.domain}: {state} not told; told {events}")
+                    position = 0
+        return {
+            "events_missing": missing,
+            "events_extra": extra,
+            "events_told": sum(len(v) for v in told.values()),
+            "event_examples": self.event_examples[:5],
+        }
+
+
+def _tells(before: tuple, after: tuple) -> bool:
+    """Whether an EntitlementChanged after another tells something (domain/entitlement_events.py):
+    another answer, or an `until` or `grace_until` moved a day or more."""
+    from billing_webhooks.domain.entitlement_events import day_apart
+
+    return before[1:3] != after[1:3] or day_apart(before[3], after[3]) or day_apart(before[4], after[4])
+
+
+def _most_in_30_days(by_day: dict[str, int]) -> int:
+    from datetime import date, timedelta
+
+    days = {date.fromisoformat(day): count for day, count in by_day.items()}
+    return max(
+        (sum(c for d, c in days.items() if first <= d < first + timedelta(days=30)) for first in days), default=0
+    )
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def table(figures: dict[str, Any]) -> str:
+    lines = [
+        f"Simulated {figures['days']} days of {figures['portals']} portals (seed {figures['seed']}, faults "
+        f"{'on' if figures['faults'] else 'off'}) in {figures['seconds']} s",
+        f"  portal-hours held against the truth   {figures['portal_hours']:,}",
+    ]
+    for cause, hours in sorted(figures["wrong_hours"].items()):
+        lag = figures["lag_hours"].get(cause, {})
+        lines.append(
+            f"  wrong: {cause:<72} {hours:>6} h   lag p50 {lag.get('p50')} h, p99 {lag.get('p99')} h, max {lag.get('max')} h"
+        )
+    if not figures["wrong_hours"]:
+        lines.append("  wrong: none")
+    refreshes = figures["refreshes_per_portal_per_30_days"]
+    lines += [
+        f"  OAuth refreshes per portal per 30 days   mean {refreshes['mean']}, most {refreshes['max']}",
+        f"  REST requests per portal per day          {figures['rest_requests_per_portal_per_day']}",
+        f"  REST requests over the bucket             {figures['requests_over_the_bucket']}",
+        f"  AWS requests per portal per month         {figures['aws_requests_per_portal_per_month']}",
+        f"  installs answered                         {figures['install_answers']}",
+        f"  installs lost                             {figures['installs_lost']}",
+        f"  pairs lost to a slow answer               {figures['pairs_lost_to_a_slow_answer']}",
+        f"  pairs in doubt at the end                 {figures['pairs_in_doubt_at_the_end']}",
+        f"  unreachable but installed                 {figures['unreachable_but_installed']}",
+        f"  EntitlementChanged told                   {figures['events_told']}"
+        f" (missing {figures['events_missing']}, extra {figures['events_extra']})",
+        f"  faults played: Bitrix24 {figures['bitrix24_faults']}, AWS {figures['aws_faults']}",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    portals, days = int(os.environ.get("PORTALS") or 1000), int(os.environ.get("DAYS") or 365)
+    seed, faults = int(os.environ.get("SEED") or 1), (os.environ.get("FAULTS") or "1") not in ("0", "off", "false")
+    print(f"make simulate: {portals} portals, {days} days, seed {seed}, faults {'on' if faults else 'off'}", flush=True)
+    figures = Simulation(portals, days, seed, faults, log=lambda line: print(line, flush=True)).run()
+    print(table(figures))
+    print(json.dumps(figures), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
