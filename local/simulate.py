@@ -277,7 +277,10 @@ class Simulation:
         return UNEXPLAINED
 
     def _hold(self, now: float) -> None:
-        answers = self._answers()
+        writes = self.runner.writes() if self.runner.writes else None
+        if writes is None or writes != getattr(self, "_answers_at", None):  # nothing written: the same answers
+            self._held, self._answers_at = self._answers(), writes
+        answers = self._held
         for member_id, portal in self.by_member.items():
             answer = answers.get(member_id, {"entitled": None, "reason": "none"})
             state = (answer["entitled"], answer["reason"])

@@ -26,6 +26,7 @@ ELSEWHERE = {
     "test": "this run",
     "check": "this run (make test's first step)",
     "lock": "test_locks.py",
+    "simulate": "test_simulation.py (three small seeds)",
 }
 HERE = {
     "help",

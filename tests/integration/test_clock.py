@@ -106,3 +106,24 @@ def test_a_licence_that_runs_out_unpaid_is_in_grace_from_its_end_then_expired_wi
         (False, "licence_expired"),
     ]
     assert max(refreshes.values(), default=0) <= 1, refreshes
+
+
+def test_ninety_days_of_a_monthly_subscriber_paying_on_time_cost_at_most_four_refreshes(clocked, api, stack):
+    fake = stack.bitrix24
+    domain = "clocked-monthly.bitrix24.com"
+    portal = play.new_portal(fake, domain, paid_until=now_on(clocked) + 30 * DAY)
+    assert play.post_lifecycle(api.url, fake, domain) == 200
+    answers = []
+    for _ in range(3):  # each month: paid a day before its end, ONAPPPAYMENT at once
+        advance(clocked, portal.paid_until - DAY - now_on(clocked))
+        assert (
+            requests.post(
+                f"{clocked}/_portals/{domain}/payments", json={"days": 30, "event": "now"}, timeout=60
+            ).status_code
+            == 200
+        )
+        answers.append(entitlement(api, portal.member_id))
+    advance(clocked, 3 * DAY)  # past the 90th day
+    assert [(answer["entitled"], answer["reason"]) for answer in answers] == [(True, "paid")] * 3
+    assert fake.deliveries[-1]["status"] == 200
+    assert sum(portal.refreshes_by_day.values()) <= 4, portal.refreshes_by_day

@@ -316,3 +316,23 @@ def test_a_second_payment_required_keeps_the_instant_of_the_first(api, tokens, s
     assert sync()["outcome"] == "unpaid"
     view = portal(api)
     assert view["licence"]["since"] == first and view["sync"]["last_outcome"] == "unpaid"
+
+
+def test_a_run_checks_the_due_portals_of_every_shard(api, stack, installations):
+    from billing_webhooks.data.installations import SYNC_SHARDS
+    from billing_webhooks.domain.schedule import sync_shard
+    from billing_webhooks.jobs.licence_sync_run import run_due
+    from local import play
+
+    portals, shards = {}, set()
+    while len(shards) < SYNC_SHARDS:  # installs until every shard holds one
+        domain = f"shard-{len(portals)}-{time.monotonic_ns() % 10**6}.bitrix24.com"
+        made = play.new_portal(stack.bitrix24, domain, paid_until=time.time() + 30 * 86400)
+        if sync_shard(made.member_id) in shards:
+            del stack.bitrix24.portals[domain]
+            continue
+        assert play.post_lifecycle(api.url, stack.bitrix24, domain) == 200
+        portals[made.member_id], shards = domain, shards | {sync_shard(made.member_id)}
+    run_due(lambda: 300_000)
+    outcomes = {member_id: installations.get(member_id=member_id).get("last_check_outcome") for member_id in portals}
+    assert outcomes == dict.fromkeys(portals, "ok")

@@ -148,3 +148,37 @@ def test_a_refresh_that_lost_the_race_to_a_reinstall_leaves_the_reinstalls_pair_
     sync(portal.member_id)
     portal.access_token_expired = True
     assert sync(portal.member_id)["outcome"] == "ok"  # the reinstall's pair was kept, not the revoked one
+
+
+def test_a_refresh_naming_another_portal_is_neither_kept_nor_used(api, portal):
+    from billing_webhooks.data import tokens
+
+    before = tokens.get(portal.member_id)
+    portal.access_token_expired = True
+    real_member = portal.member_id
+    portal.member_id = "f" * 32  # the OAuth server names another portal for these tokens
+    asked = portal.calls.get("app.info", 0)
+    try:
+        assert sync(real_member)["outcome"] == "failed"
+    finally:
+        portal.member_id = real_member
+    assert portal.calls.get("app.info", 0) == asked  # refused (expired_token), and never asked with their tokens
+    assert tokens.get(real_member)["sealed"] == before["sealed"]
+
+
+def test_two_checks_racing_a_slow_refresh_make_one_refresh_and_both_use_its_pair(api, portal):
+    import threading
+
+    portal.access_token_expired = True
+    portal.oauth_latency_ms = 2500  # the refresh takes longer than a second: a lease must outlast it
+    refreshes, outcomes = portal.calls.get("refresh", 0), []
+    from billing_webhooks.domain import licence_sync
+
+    # Two containers at once (one function's container takes one event at a time).
+    check = lambda: outcomes.append(licence_sync.sync_portal(portal.member_id)["outcome"])  # noqa: E731
+    racers = [threading.Thread(target=check) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(60)
+    assert outcomes == ["ok", "ok"] and portal.calls["refresh"] == refreshes + 1
