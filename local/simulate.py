@@ -41,7 +41,7 @@ RENEWAL_LOST = "a renewal's ONAPPPAYMENT lost (found at the check after the end)
 GRACE_PAYMENT_LOST = "a payment in the grace whose ONAPPPAYMENT was lost (found at the grace's last check)"
 PAYMENT_LOST = "a payment's ONAPPPAYMENT lost, after the grace (found at the keep-alive)"
 UNINSTALL_LOST = "an uninstall whose event was lost (found at the keep-alive)"
-INSTALL_PARKED = "an install parked until its portal confirmed it, vouched for at the next sync"
+INSTALL_PARKED = "an install its portal or OAuth server did not answer at once, vouched for at the next sync"
 UNEXPLAINED = "unexplained"
 
 
@@ -92,6 +92,7 @@ class Portal:
     undelivered: list[tuple[float, str, bool]] = field(default_factory=list)
     uninstall_lost: bool = False
     parked: bool = False  # an install (or reinstall) answered other than 200: parked for a replay
+    installed_at: float = 0.0  # its last install or reinstall, on the clock
     wrong_since: float | None = None
     wrong_cause: str = ""
     states: list[tuple[bool | None, str]] = field(default_factory=list)  # sampled answers, each change once
@@ -221,6 +222,7 @@ class Simulation:
         self._installed(portal, play.post_lifecycle(self.api_url, self.fake, portal.life.domain, reinstall=True))
 
     def _installed(self, portal: Portal, status: int) -> None:
+        portal.installed_at = self.stack.clock.time()
         self.install_answers[status] += 1
         portal.parked = portal.parked or status != 200
 
@@ -261,7 +263,8 @@ class Simulation:
         until = truth.paid_until if truth.paid_until is not None else truth.trial_until
         if not truth.installed:
             return UNINSTALL_LOST if portal.uninstall_lost else UNEXPLAINED
-        if portal.parked and (reason.startswith("not_vouched") or reason == "none"):  # replayed, then vouched
+        # Parked and replayed, or kept unvouched while the OAuth server was down: vouched by the sync.
+        if reason.startswith("not_vouched") or (portal.parked and reason == "none"):
             return INSTALL_PARKED
         if until is not None and (expected, ours) in ((GRACE_CLASS, GRANTED), (REFUSED, GRACE_CLASS)):
             return END_TO_THE_DAY if now < until + (GRACE if ours == GRACE_CLASS else 0) + DAY else UNEXPLAINED
@@ -375,7 +378,12 @@ class Simulation:
         for member_id, portal in self.by_member.items():
             truth = self.fake.portals[portal.life.domain]
             kept = installations.get(member_id) or {}
-            if truth.installed and (kept.get("status") != "installed" or kept.get("vouched") is not True):
+            settling = self.stack.clock.time() - portal.installed_at < 3 * HOUR  # still being vouched for
+            if (
+                truth.installed
+                and not settling
+                and (kept.get("status") != "installed" or kept.get("vouched") is not True)
+            ):
                 lost_installs.append(portal.life.domain)
             pair = tokens.get(member_id) or {}
             because = kept.get("unreachable_because")
