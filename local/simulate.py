@@ -42,6 +42,13 @@ GRACE_PAYMENT_LOST = "a payment in the grace whose ONAPPPAYMENT was lost (found 
 PAYMENT_LOST = "a payment's ONAPPPAYMENT lost, after the grace (found at the keep-alive)"
 UNINSTALL_LOST = "an uninstall whose event was lost (found at the keep-alive)"
 INSTALL_PARKED = "an install its portal or OAuth server did not answer at once, vouched for at the next sync"
+# Bitrix24 rotated the install's refresh token and its answer never came: no token is left to vouch
+# with, so the install waits for the portal's next install or update (docs/licence-sync.md).
+INSTALL_ANSWER_LOST = "an install whose vouching answer Bitrix24 lost (until the portal's next install or update)"
+# A reinstall of a portal Bitrix24 vouched for before changes its application token, so it must be
+# vouched for again; when the portal or the OAuth server fails meanwhile, it is refused: Bitrix24
+# never resends it (issue 28: open).
+REINSTALL_FAULT = "a reinstall refused while Bitrix24 failed to vouch for it (until the portal's next install)"
 UNEXPLAINED = "unexplained"
 
 
@@ -93,6 +100,9 @@ class Portal:
     uninstall_lost: bool = False
     parked: bool = False  # an install (or reinstall) answered other than 200: parked for a replay
     installed_at: float = 0.0  # its last install or reinstall, on the clock
+    answered: list[int] = field(default_factory=list)  # each install's and reinstall's status
+    vouching_lost: bool = False  # Bitrix24 lost the answer to its last install's vouching refresh
+    reinstall_faulted: bool = False  # its last reinstall was not answered 200 while Bitrix24 failed
     wrong_since: float | None = None
     wrong_cause: str = ""
     states: list[tuple[bool | None, str]] = field(default_factory=list)  # sampled answers, each change once
@@ -181,7 +191,8 @@ class Simulation:
             made.fail_rate, made.slow_rate, made.lost_rate = 0.02, 0.02, 0.001
         portal.member_id = made.member_id
         self.by_member[made.member_id] = portal
-        self._installed(portal, play.post_lifecycle(self.api_url, self.fake, portal.life.domain))
+        lost = made.calls.get("lost", 0)
+        self._installed(portal, play.post_lifecycle(self.api_url, self.fake, portal.life.domain), lost)
         if portal.life.period_days:
             self._next_payment(portal, at + portal.life.trial_days * DAY)
 
@@ -219,11 +230,17 @@ class Simulation:
         from local import play
 
         portal.uninstall_lost = False
-        self._installed(portal, play.post_lifecycle(self.api_url, self.fake, portal.life.domain, reinstall=True))
+        calls = self.fake.portals[portal.life.domain].calls
+        faults = [calls.get(name, 0) for name in ("failed", "slow", "lost")]
+        status = play.post_lifecycle(self.api_url, self.fake, portal.life.domain, reinstall=True)
+        self._installed(portal, status, faults[2])
+        portal.reinstall_faulted = status != 200 and [calls.get(n, 0) for n in ("failed", "slow", "lost")] != faults
 
-    def _installed(self, portal: Portal, status: int) -> None:
+    def _installed(self, portal: Portal, status: int, lost_before: int) -> None:
         portal.installed_at = self.stack.clock.time()
+        portal.vouching_lost = self.fake.portals[portal.life.domain].calls.get("lost", 0) > lost_before
         self.install_answers[status] += 1
+        portal.answered.append(status)
         portal.parked = portal.parked or status != 200
 
     # --- holding the answer against the truth --------------------------------------------------
@@ -264,6 +281,10 @@ class Simulation:
         if not truth.installed:
             return UNINSTALL_LOST if portal.uninstall_lost else UNEXPLAINED
         # Parked and replayed, or kept unvouched while the OAuth server was down: vouched by the sync.
+        if reason.startswith("not_installed") and portal.reinstall_faulted:
+            return REINSTALL_FAULT
+        if reason.startswith("not_vouched") and portal.vouching_lost:
+            return INSTALL_ANSWER_LOST
         if reason.startswith("not_vouched") or (portal.parked and reason == "none"):
             return INSTALL_PARKED
         if until is not None and (expected, ours) in ((GRACE_CLASS, GRANTED), (REFUSED, GRACE_CLASS)):
@@ -374,17 +395,26 @@ class Simulation:
         """Installs and pairs lost: what the tables hold against the truth, at the end."""
         from billing_webhooks.data import installations, tokens
 
-        lost_installs, lost_pairs, in_doubt, unreachable = [], [], [], []
+        lost_installs, lost_pairs, in_doubt, unreachable, answer_lost, reinstall_faulted = [], [], [], [], [], []
         for member_id, portal in self.by_member.items():
             truth = self.fake.portals[portal.life.domain]
             kept = installations.get(member_id) or {}
             settling = self.stack.clock.time() - portal.installed_at < 3 * HOUR  # still being vouched for
-            if (
+            if truth.installed and portal.vouching_lost and kept.get("vouched") is not True:
+                answer_lost.append(portal.life.domain)
+            elif truth.installed and portal.reinstall_faulted and kept.get("status") != "installed":
+                reinstall_faulted.append(portal.life.domain)
+            elif (
                 truth.installed
                 and not settling
                 and (kept.get("status") != "installed" or kept.get("vouched") is not True)
             ):
-                lost_installs.append(portal.life.domain)
+                lost_installs.append(
+                    f"{portal.life.domain} (answered {portal.answered}; kept {kept.get('status')},"
+                    f" vouched {kept.get('vouched')}, reason {portal.states[-1:]}; Bitrix24 saw {truth.calls};"
+                    f" pair {sorted(key for key in (tokens.get(member_id) or {}) if key not in ('sealed', 'data_key'))};"
+                    f" sync {kept.get('sync')})"
+                )
             pair = tokens.get(member_id) or {}
             because = kept.get("unreachable_because")
             if truth.installed and because == "tokens_in_doubt":
@@ -395,6 +425,8 @@ class Simulation:
                     lost_pairs.append(portal.life.domain)
         return {
             "installs_lost": len(lost_installs),
+            "installs_unvouched_after_a_lost_answer": len(answer_lost),
+            "reinstalls_refused_while_bitrix24_failed": len(reinstall_faulted),
             "pairs_lost_to_a_slow_answer": len(lost_pairs),
             "pairs_in_doubt_at_the_end": len(in_doubt),
             "unreachable_but_installed": len(unreachable),
@@ -499,6 +531,8 @@ def table(figures: dict[str, Any]) -> str:
         f"  AWS requests per portal per month         {figures['aws_requests_per_portal_per_month']}",
         f"  installs answered                         {figures['install_answers']}",
         f"  installs lost                             {figures['installs_lost']}",
+        f"  installs unvouched: Bitrix24 lost the answer  {figures['installs_unvouched_after_a_lost_answer']}",
+        f"  reinstalls refused while Bitrix24 failed  {figures['reinstalls_refused_while_bitrix24_failed']}",
         f"  pairs lost to a slow answer               {figures['pairs_lost_to_a_slow_answer']}",
         f"  pairs in doubt at the end                 {figures['pairs_in_doubt_at_the_end']}",
         f"  unreachable but installed                 {figures['unreachable_but_installed']}",

@@ -4,6 +4,7 @@ the replay."""
 
 import json
 import time
+import uuid
 from urllib.parse import parse_qsl
 
 import pytest
@@ -107,6 +108,39 @@ def test_a_replay_after_the_access_token_expired_gives_up_the_bind_and_drops_the
     assert replay() == {"replayed": 1, "refused": 0, "deferred": 0, "dead_lettered": 0}
     assert acme.bindings == [] and rescue_queue.parcels() == []
     assert installations.get(member_id=MEMBER)["status"] == "installed"
+
+
+def test_an_install_parked_before_its_portal_answered_binds_this_stacks_urls_on_replay(
+    api,
+    table,
+    installations,
+    stack,
+    rescue_queue,  # noqa: F811
+    monkeypatch,
+):
+    monkeypatch.setenv("BITRIX24_PORTAL_TIMEOUT_SECONDS", "0.5")
+    member, domain = f"late-{uuid.uuid4().hex[:8]}", f"late-{uuid.uuid4().hex[:8]}.bitrix24.com"
+    late = stack.bitrix24.portals[domain] = Portal(
+        ACCESS, samples.APP_CODE, member_id=member, refresh_token=f"{member}-refresh"
+    )
+    late.answer = "slow"  # the portal does not answer app.info in time: parked
+    install = fresh(
+        "app_install",
+        domain=domain,
+        client_endpoint=f"https://{domain}/rest/",
+        member_id=member,
+        application_token=f"{member}-application-token",
+        refresh_token=f"{member}-refresh",
+    )
+    status, answer = deliver(api, "app_install", install)
+    assert (status, answer["title"]) == (502, "Portal did not confirm yet")
+    assert installations.get(member_id=member) is None
+    late.answer = "ok"
+    assert replay() == {"replayed": 1, "refused": 0, "deferred": 0, "dead_lettered": 0}
+    assert installations.get(member_id=member)["status"] == "installed"
+    # The replay knows where the install was called, so it binds this stack's URLs.
+    assert bound(late) == {event: f"{api.url}{path}" for event, path in ROUTES.items()}
+    assert rescue_queue.parcels() == []
 
 
 def test_the_replay_goes_on_past_a_portal_that_still_fails(

@@ -190,7 +190,7 @@ def test_a_parcel_keeps_the_body_and_route_but_no_credential_header_query_or_por
     assert (
         parcel["body"] == '{"id": "1"}' and parcel["query"] == "x=1" and parcel["route"] == "POST /billing/new-payment"
     )
-    assert parcel["headers"] == {"content-type": "application/json"}
+    assert parcel["headers"] == {"content-type": "application/json", "x-forwarded-proto": "http"}  # no credential
     assert parcel["credential_sha256"] == [token_sha256(samples.BILLING_TOKEN)] * 3
     assert samples.BILLING_TOKEN not in json.dumps(parcel)
 

@@ -38,7 +38,10 @@ from billing_webhooks.wire.delivery import parcel_received_epoch
 
 # Headers a replay needs (the signature is an HMAC of the body, not a key); every other header,
 # Authorization and X-Webhook-Token included, stays behind.
-KEPT_HEADERS = frozenset({"content-type", "user-agent", "x-webhook-timestamp", "x-webhook-signature"})
+# x-forwarded-proto: the scheme the stack was called with, for the URLs a replayed install binds.
+KEPT_HEADERS = frozenset(
+    {"content-type", "user-agent", "x-webhook-timestamp", "x-webhook-signature", "x-forwarded-proto"}
+)
 # Bitrix24's tokens in `auth`: the application token travels as its digest, the others not at all.
 PORTAL_TOKENS = frozenset({"application_token", "access_token", "refresh_token"})
 SECRET_QUERY_PARAMETERS = frozenset({"token"})
@@ -162,6 +165,8 @@ def parcel(
         "received_at": utc_timestamp(received),
         "reason": reason,
         "request_id": context.get("requestId"),
+        # Where it was called (API Gateway's domain and stage): a replayed install binds those URLs.
+        "called_at": {name: context[name] for name in ("domainName", "stage") if context.get(name)},
         "content_type": kind,
         "headers": {name: value for name, value in headers.items() if name in KEPT_HEADERS},
         "query": urlencode(query),
@@ -217,6 +222,7 @@ def replay_event(found: dict[str, Any]) -> dict[str, Any]:
         "requestContext": {
             "http": {"method": method, "path": path},
             "requestId": found.get("request_id"),
+            **dict(found.get("called_at") or {}),
             "timeEpoch": int(parcel_received_epoch(found) * 1000),
         },
         "body": found["body"],
