@@ -45,10 +45,6 @@ INSTALL_PARKED = "an install its portal or OAuth server did not answer at once, 
 # Bitrix24 rotated the install's refresh token and its answer never came: no token is left to vouch
 # with, so the install waits for the portal's next install or update (docs/licence-sync.md).
 INSTALL_ANSWER_LOST = "an install whose vouching answer Bitrix24 lost (until the portal's next install or update)"
-# A reinstall of a portal Bitrix24 vouched for before changes its application token, so it must be
-# vouched for again; when the portal or the OAuth server fails meanwhile, it is refused: Bitrix24
-# never resends it (issue 28: open).
-REINSTALL_FAULT = "a reinstall refused while Bitrix24 failed to vouch for it (until the portal's next install)"
 UNEXPLAINED = "unexplained"
 
 
@@ -102,7 +98,6 @@ class Portal:
     installed_at: float = 0.0  # its last install or reinstall, on the clock
     answered: list[int] = field(default_factory=list)  # each install's and reinstall's status
     vouching_lost: bool = False  # Bitrix24 lost the answer to its last install's vouching refresh
-    reinstall_faulted: bool = False  # its last reinstall was not answered 200 while Bitrix24 failed
     wrong_since: float | None = None
     wrong_cause: str = ""
     states: list[tuple[bool | None, str]] = field(default_factory=list)  # sampled answers, each change once
@@ -230,11 +225,8 @@ class Simulation:
         from local import play
 
         portal.uninstall_lost = False
-        calls = self.fake.portals[portal.life.domain].calls
-        faults = [calls.get(name, 0) for name in ("failed", "slow", "lost")]
-        status = play.post_lifecycle(self.api_url, self.fake, portal.life.domain, reinstall=True)
-        self._installed(portal, status, faults[2])
-        portal.reinstall_faulted = status != 200 and [calls.get(n, 0) for n in ("failed", "slow", "lost")] != faults
+        lost = self.fake.portals[portal.life.domain].calls.get("lost", 0)
+        self._installed(portal, play.post_lifecycle(self.api_url, self.fake, portal.life.domain, reinstall=True), lost)
 
     def _installed(self, portal: Portal, status: int, lost_before: int) -> None:
         portal.installed_at = self.stack.clock.time()
@@ -281,8 +273,6 @@ class Simulation:
         if not truth.installed:
             return UNINSTALL_LOST if portal.uninstall_lost else UNEXPLAINED
         # Parked and replayed, or kept unvouched while the OAuth server was down: vouched by the sync.
-        if reason.startswith("not_installed") and portal.reinstall_faulted:
-            return REINSTALL_FAULT
         if reason.startswith("not_vouched") and portal.vouching_lost:
             return INSTALL_ANSWER_LOST
         if reason.startswith("not_vouched") or (portal.parked and reason == "none"):
@@ -395,15 +385,13 @@ class Simulation:
         """Installs and pairs lost: what the tables hold against the truth, at the end."""
         from billing_webhooks.data import installations, tokens
 
-        lost_installs, lost_pairs, in_doubt, unreachable, answer_lost, reinstall_faulted = [], [], [], [], [], []
+        lost_installs, lost_pairs, in_doubt, unreachable, answer_lost = [], [], [], [], []
         for member_id, portal in self.by_member.items():
             truth = self.fake.portals[portal.life.domain]
             kept = installations.get(member_id) or {}
             settling = self.stack.clock.time() - portal.installed_at < 3 * HOUR  # still being vouched for
             if truth.installed and portal.vouching_lost and kept.get("vouched") is not True:
                 answer_lost.append(portal.life.domain)
-            elif truth.installed and portal.reinstall_faulted and kept.get("status") != "installed":
-                reinstall_faulted.append(portal.life.domain)
             elif (
                 truth.installed
                 and not settling
@@ -426,7 +414,6 @@ class Simulation:
         return {
             "installs_lost": len(lost_installs),
             "installs_unvouched_after_a_lost_answer": len(answer_lost),
-            "reinstalls_refused_while_bitrix24_failed": len(reinstall_faulted),
             "pairs_lost_to_a_slow_answer": len(lost_pairs),
             "pairs_in_doubt_at_the_end": len(in_doubt),
             "unreachable_but_installed": len(unreachable),
@@ -532,7 +519,6 @@ def table(figures: dict[str, Any]) -> str:
         f"  installs answered                         {figures['install_answers']}",
         f"  installs lost                             {figures['installs_lost']}",
         f"  installs unvouched: Bitrix24 lost the answer  {figures['installs_unvouched_after_a_lost_answer']}",
-        f"  reinstalls refused while Bitrix24 failed  {figures['reinstalls_refused_while_bitrix24_failed']}",
         f"  pairs lost to a slow answer               {figures['pairs_lost_to_a_slow_answer']}",
         f"  pairs in doubt at the end                 {figures['pairs_in_doubt_at_the_end']}",
         f"  unreachable but installed                 {figures['unreachable_but_installed']}",

@@ -143,6 +143,37 @@ def test_an_install_parked_before_its_portal_answered_binds_this_stacks_urls_on_
     assert rescue_queue.parcels() == []
 
 
+def test_an_install_parked_longer_than_its_access_token_lived_is_vouched_for_and_bound_on_replay(
+    api,
+    table,
+    installations,
+    stack,
+    rescue_queue,  # noqa: F811
+):
+    member, domain = f"late-{uuid.uuid4().hex[:8]}", f"late-{uuid.uuid4().hex[:8]}.bitrix24.com"
+    late = stack.bitrix24.portals[domain] = Portal(
+        ACCESS, samples.APP_CODE, member_id=member, refresh_token=f"{member}-refresh"
+    )
+    late.fail_rate = 1  # the portal answers app.info 503: parked, its refresh token kept
+    install = fresh(
+        "app_install",
+        seconds=1,
+        domain=domain,
+        client_endpoint=f"https://{domain}/rest/",
+        member_id=member,
+        application_token=f"{member}-application-token",
+        refresh_token=f"{member}-refresh",
+    )
+    assert deliver(api, "app_install", install)[0] == 502
+    time.sleep(1.5)  # the event's access token ran out while the portal was down
+    late.fail_rate = 0
+    assert replay() == {"replayed": 1, "refused": 0, "deferred": 0, "dead_lettered": 0}
+    record = installations.get(member_id=member)
+    assert record["status"] == "installed" and record["vouched"] is True
+    assert set(bound(late)) == set(ROUTES) and rescue_queue.parcels() == []
+    assert stack.bitrix24.requests[-1].auth == late.access_token  # the fresh token the vouching brought
+
+
 def test_the_replay_goes_on_past_a_portal_that_still_fails(
     api, table, installations, acme, stack, rescue_queue, monkeypatch
 ):  # noqa: F811

@@ -10,8 +10,10 @@ import pytest
 import requests
 
 from local import play
+from local.replay import replay
 from local.wire import php_form_encode
 from tests.integration.test_licence_sync import sync
+from tests.integration.test_rescue import rescue_queue  # noqa: F401 (fixture)
 
 DAY = 86400
 
@@ -24,6 +26,16 @@ def portal(stack, api):
     assert play.post_lifecycle(api.url, stack.bitrix24, domain) == 200
     made.domain = domain  # type: ignore[attr-defined]
     return made
+
+
+def post_install(api, body: dict) -> requests.Response:
+    """An ONAPPINSTALL body posted as Bitrix24 posts it (a PHP form)."""
+    return requests.post(
+        f"{api.url}/bitrix24/app-install",
+        data=php_form_encode(body),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=60,
+    )
 
 
 def view(api, member_id: str) -> dict:
@@ -86,12 +98,7 @@ def test_an_install_with_a_made_up_token_is_refused_4xx_and_nothing_is_kept(api,
     portal = play.new_portal(stack.bitrix24, domain, paid_until=stack.clock.time() + 30 * DAY)
     body = play.lifecycle_body(stack.bitrix24, domain, "ONAPPINSTALL")
     body["auth"][forged] = f"made-up-{secrets.token_hex(8)}"
-    answer = requests.post(
-        f"{api.url}/bitrix24/app-install",
-        data=php_form_encode(body),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-        timeout=60,
-    )
+    answer = post_install(api, body)
     assert 400 <= answer.status_code < 500, answer.text
     assert requests.get(f"{api.url}/portals/{portal.member_id}", timeout=10).status_code == 404
 
@@ -101,12 +108,7 @@ def test_an_install_naming_a_portal_that_answers_404_is_refused_4xx(api, stack):
     play.new_portal(stack.bitrix24, domain, paid_until=stack.clock.time() + 30 * DAY)
     body = play.lifecycle_body(stack.bitrix24, domain, "ONAPPINSTALL")
     del stack.bitrix24.portals[domain]  # the fake answers 404 for a host it has no portal on
-    answer = requests.post(
-        f"{api.url}/bitrix24/app-install",
-        data=php_form_encode(body),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-        timeout=60,
-    )
+    answer = post_install(api, body)
     assert answer.status_code == 403, answer.text
 
 
@@ -182,3 +184,54 @@ def test_two_checks_racing_a_slow_refresh_make_one_refresh_and_both_use_its_pair
     for racer in racers:
         racer.join(60)
     assert outcomes == ["ok", "ok"] and portal.calls["refresh"] == refreshes + 1
+
+
+@pytest.mark.parametrize("uninstall", ["delivered", "lost"])
+@pytest.mark.parametrize("failing", ["oauth", "portal"])
+def test_a_reinstall_while_bitrix24_fails_is_kept_and_vouched_for(
+    api,
+    stack,
+    portal,
+    rescue_queue,  # noqa: F811
+    failing,
+    uninstall,
+):
+    time.sleep(1.1)  # each event's ts a second after the one before
+    play.uninstall(api.url, stack.bitrix24, portal.domain, delivered=uninstall == "delivered")
+    time.sleep(1.1)
+    if failing == "oauth":
+        portal.oauth = "down"  # the new application token cannot be vouched for now
+    else:
+        portal.fail_rate = 1  # the portal answers app.info 503: it does not confirm now
+    # A member_id Bitrix24 vouched for stays bound, installed or not: the new application token
+    # waits for the vouching, parked with its refresh token, and is vouched for on replay.
+    assert play.post_lifecycle(api.url, stack.bitrix24, portal.domain, reinstall=True) == 502
+    portal.oauth, portal.fail_rate = "ok", 0
+    assert replay() == {"replayed": 1, "refused": 0, "deferred": 0, "dead_lettered": 0}
+    portal.access_token_expired = True
+    assert sync(portal.member_id)["outcome"] == "ok"
+    seen = view(api, portal.member_id)
+    assert seen["status"] == "installed" and seen["vouched"] is True and seen["sync"]["reachable"]
+    assert seen["licence"]["state"] == "active"
+
+
+def test_an_install_carrying_another_portals_refresh_token_is_refused_on_replay_and_the_pair_kept(
+    api,
+    stack,
+    portal,
+    rescue_queue,  # noqa: F811
+):
+    other = play.new_portal(stack.bitrix24, f"other-{secrets.token_hex(4)}.bitrix24.com")
+    time.sleep(1.1)
+    body = play.lifecycle_body(stack.bitrix24, portal.domain, "ONAPPINSTALL")
+    body["auth"]["application_token"] = secrets.token_hex(16)  # a swap of the bound portal's token
+    body["auth"]["refresh_token"] = other.user_pair(True, stack.clock.time())["REFRESH_ID"]
+    other.oauth = "down"  # it cannot be vouched for now: kept beside the portal's pair, parked
+    answer = post_install(api, body)
+    assert answer.status_code == 502, answer.text
+    other.oauth = "ok"
+    assert replay() == {"replayed": 0, "refused": 1, "deferred": 0, "dead_lettered": 0}  # it names another portal
+    portal.access_token_expired = True
+    assert sync(portal.member_id)["outcome"] == "ok"  # the kept pair was never touched
+    seen = view(api, portal.member_id)
+    assert seen["sync"]["reachable"] and seen["vouched"] is True

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from billing_webhooks.data import tokens
+from billing_webhooks.domain import portal_tokens
 from local.template import ROOT
 from tests.conftest import HOST_ENVIRONMENT
 
@@ -227,11 +229,14 @@ def test_each_billing_function_may_only_put_into_the_table_and_read_its_own_secr
         assert _grants(translated, function) == expected, function
 
 
-# The kept pair's flags, and nothing else of the item (domain/portal_tokens.needs_mending).
+# The kept pair's flags, and a parked delivery's refresh token kept beside it, with what its claim
+# needs; nothing of the pair itself (domain/portal_tokens.needs_mending, vouch_later).
 FLAGS_ONLY = {
-    "ForAllValues:StringEquals": {"dynamodb:Attributes": ["member_id", "refused", "in_doubt_since", "vouch_pending"]},
+    "ForAllValues:StringEquals": {"dynamodb:Attributes": list(tokens.PENDING)},
     "StringEquals": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
 }
+# Opens only what was sealed as a parked delivery's refresh token, never a kept pair.
+PENDING_ONLY = {"StringEquals": {"kms:EncryptionContext:purpose": portal_tokens.PENDING_PURPOSE}}
 
 
 def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_needs(translated):
@@ -250,6 +255,10 @@ def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_nee
         ),
         ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["PortalTokensTable", "Arn"]})),
         ("kms:Encrypt", json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]})),
+        (
+            f"kms:Decrypt if {json.dumps(PENDING_ONLY, sort_keys=True)}",
+            json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]}),
+        ),
     }
     expected = {
         # The fallback map: a portal installed by hand is not taken over by an install naming it.

@@ -28,12 +28,20 @@ def get(member_id: str) -> dict[str, Any] | None:
 
 
 MENDING_FLAGS = ("member_id", "refused", "in_doubt_since", "vouch_pending")  # readable without the pair
+# An install's refresh token kept to be vouched for later, and what its claim needs: readable
+# without the pair by the functions that vouch on replay (template.yaml: dynamodb:Attributes).
+PENDING = (*MENDING_FLAGS, "version", "server_endpoint", "refreshing_until", "pending_sealed")
 
 
 def flags(member_id: str) -> dict[str, Any] | None:
     """Whether a pair is kept and how it stands, without the sealed pair (the webhook functions'
     roles may read these attributes alone)."""
     return toolkit.get(_table(), _key(member_id), UNAVAILABLE, attributes=MENDING_FLAGS)
+
+
+def pending(member_id: str) -> dict[str, Any] | None:
+    """The kept install's refresh token (sealed) and its claim's fields, without the pair."""
+    return toolkit.get(_table(), _key(member_id), UNAVAILABLE, attributes=PENDING)
 
 
 def put_issued(member_id: str, sealed: str, access_expires_at: int, server_endpoint: str, issued_at: str) -> None:
@@ -45,7 +53,7 @@ def put_issued(member_id: str, sealed: str, access_expires_at: int, server_endpo
         UNAVAILABLE,
         expression="SET sealed = :sealed, access_expires_at = :expires, server_endpoint = :server,"
         " issued_at = :issued, version = if_not_exists(version, :zero) + :one"
-        " REMOVE refreshing_until, refused, data_key, in_doubt_since, vouch_pending",
+        " REMOVE refreshing_until, refused, data_key, in_doubt_since, vouch_pending, pending_sealed",
         condition_values={
             ":sealed": sealed,
             ":expires": access_expires_at,
@@ -73,14 +81,18 @@ def claim_refresh(member_id: str, version: int, now: int, lease_until: int) -> b
     )
 
 
-def put_refreshed(member_id: str, claimed: int, sealed: str, access_expires_at: int, issued_at: str) -> bool:
-    """The rotated pair in place of the old, if the claim `claimed` still holds (one write)."""
+def put_refreshed(
+    member_id: str, claimed: int, sealed: str, access_expires_at: int, issued_at: str, *, vouching: bool = False
+) -> bool:
+    """The rotated pair in place of the old, if the claim `claimed` still holds (one write).
+    `vouching`: the pair the kept install's refresh token brought, which replaces any refused one."""
+    vouched = ", refused, vouch_pending, pending_sealed" if vouching else ""
     written, _ = toolkit.update(
         _table(),
         _key(member_id),
         UNAVAILABLE,
         expression="SET sealed = :sealed, access_expires_at = :expires, issued_at = :issued,"
-        " version = version + :one REMOVE refreshing_until, data_key, in_doubt_since, vouch_pending",
+        f" version = version + :one REMOVE refreshing_until, data_key, in_doubt_since{vouched}",
         condition="version = :claimed",
         condition_values={
             ":sealed": sealed,
@@ -94,17 +106,31 @@ def put_refreshed(member_id: str, claimed: int, sealed: str, access_expires_at: 
 
 
 def put_unvouched(member_id: str, sealed: str, server_endpoint: str, pending_at: str) -> None:
-    """An install's refresh token that Bitrix24's OAuth server could not be asked about (down, no
-    answer): kept sealed, to vouch for the install later (`vouch_pending`). Never over a pair."""
+    """An install's refresh token that could not be vouched for yet (the OAuth server or the
+    portal did not answer): kept sealed beside the pair, never over it, to vouch for the install
+    later (`vouch_pending`); the newest such token wins. The version is left alone: a refresh of
+    the pair in flight still writes its rotated pair."""
     toolkit.update(
         _table(),
         _key(member_id),
         UNAVAILABLE,
-        expression="SET sealed = :sealed, access_expires_at = :zero, server_endpoint = :server,"
-        " vouch_pending = :pending, version = if_not_exists(version, :zero) + :one",
-        condition="attribute_not_exists(sealed) OR attribute_exists(vouch_pending) OR attribute_exists(refused)",
-        condition_values={":sealed": sealed, ":server": server_endpoint, ":pending": pending_at, ":zero": 0, ":one": 1},
+        expression="SET pending_sealed = :sealed, server_endpoint = if_not_exists(server_endpoint, :server),"
+        " vouch_pending = :pending, version = if_not_exists(version, :zero)",
+        condition_values={":sealed": sealed, ":server": server_endpoint, ":pending": pending_at, ":zero": 0},
     )
+
+
+def drop_pending(member_id: str, claimed: int) -> bool:
+    """The kept install's refresh token refused by the OAuth server: gone, the pair beside it as it was."""
+    written, _ = toolkit.update(
+        _table(),
+        _key(member_id),
+        UNAVAILABLE,
+        expression="SET version = version + :one REMOVE pending_sealed, vouch_pending, refreshing_until",
+        condition="version = :claimed",
+        condition_values={":claimed": claimed, ":one": 1},
+    )
+    return written
 
 
 def release(member_id: str, claimed: int, refused: str | None = None, doubt_since: str | None = None) -> bool:

@@ -47,9 +47,8 @@ def handler_urls(event: dict[str, Any]) -> dict[str, str]:
     return {name: f"{scheme}://{domain}{prefix}{path}" for name, path in LIFECYCLE_ROUTES.items()}
 
 
-def bind_missing(event: Bitrix24Event, handlers: dict[str, str]) -> list[str]:
-    """Bind each of `handlers` the portal does not have yet; the events bound now."""
-    token = event.auth.access_token.get_secret_value() if event.auth.access_token else ""
+def bind_missing(event: Bitrix24Event, handlers: dict[str, str], token: str) -> list[str]:
+    """Bind each of `handlers` the portal does not have yet, with `token`; the events bound now."""
     domain, endpoint = event.auth.domain, event.auth.client_endpoint
     present = bitrix24.call(bitrix24.rest_url(domain, endpoint, "event.get"), token)
     bound = {
@@ -74,16 +73,18 @@ def bind_missing(event: Bitrix24Event, handlers: dict[str, str]) -> list[str]:
 def _subscribe(event: AppInstallEvent | AppUpdateEvent, confirmation: PortalConfirmation) -> None:
     if not confirmation.handlers:
         return
-    if event.auth.access_token is None:
-        # Only a replay comes without one: its sealed token ran out (recovery/parcels.py). The install stands;
-        # the portal sends nothing else here until the app is reinstalled or updated.
+    # A replay whose sealed token ran out (recovery/parcels.py) was vouched for with its kept refresh token.
+    access_token = event.auth.access_token or confirmation.fresh_access_token
+    if access_token is None:
+        # A stored install whose bind failed, replayed after its sealed token ran out: the install
+        # stands; its events are bound at the portal's next install or update.
         metrics.add_metric(name="BindAbandoned", unit=MetricUnit.Count, value=1)
         logger.error(
             "portal events not bound: the access token expired before the replay", extra={"domain": event.auth.domain}
         )
         return
     try:
-        newly = bind_missing(event, confirmation.handlers)
+        newly = bind_missing(event, confirmation.handlers, access_token.get_secret_value())
     except PortalUnavailable as error:
         metrics.add_metric(name="BindFailed", unit=MetricUnit.Count, value=1)
         raise BindingFailed(

@@ -32,6 +32,7 @@ WRITE_ATTEMPTS = 5  # the rotated pair's write: it exists nowhere else, so a fai
 IN_DOUBT = TOKENS_IN_DOUBT  # a refresh's answer was lost, and the pair it presented is spent now
 WAIT_STEP_SECONDS = 0.1
 ACCESS_TOKEN_SECONDS = 3600  # Bitrix24's access tokens, when an answer does not say
+PENDING_PURPOSE = "install-refresh-token"
 
 
 class NoToken(Exception):
@@ -47,6 +48,12 @@ class Access:
 
 def _context(member_id: str) -> dict[str, str]:
     return {"member_id": member_id, "purpose": "portal-tokens"}
+
+
+def _pending_context(member_id: str) -> dict[str, str]:
+    """An install's refresh token kept to be vouched for: the webhook functions may open these
+    (template.yaml: kms:Decrypt under this purpose alone), never a kept pair."""
+    return {"member_id": member_id, "purpose": PENDING_PURPOSE}
 
 
 def _expiry(answer: dict[str, Any], now: float) -> int:
@@ -82,11 +89,11 @@ def keep_issued(member_id: str, answer: dict[str, Any], server_endpoint: str, no
 
 
 def keep_unvouched(member_id: str, refresh_token: str, server_endpoint: str) -> bool:
-    """An install's refresh token, kept sealed while Bitrix24's OAuth server cannot vouch for it
-    (down, or no answer): the licence sync vouches for the install with it later (vouch_later)."""
-    pair = {"access_token": "", "refresh_token": refresh_token}
+    """An install's refresh token, kept sealed beside any pair while it cannot be vouched for (the
+    OAuth server or the portal did not answer): the replay or the licence sync vouches for the
+    install with it later (vouch_later)."""
     try:
-        sealed = sealing.seal(json.dumps(pair).encode(), settings().token_store_key_id, _context(member_id))
+        sealed = sealing.seal(refresh_token.encode(), settings().token_store_key_id, _pending_context(member_id))
         tokens.put_unvouched(member_id, sealed, server_endpoint, utc_timestamp(clock.now()))
     except Exception as exc:
         metrics.add_metric(name="TokensNotKept", unit=MetricUnit.Count, value=1)
@@ -104,27 +111,47 @@ def needs_mending(member_id: str) -> bool:
 def vouch_pending(member_id: str) -> bool:
     """An install's refresh token waits here to be vouched for."""
     item = tokens.flags(member_id)
-    return item is not None and bool(item.get("vouch_pending")) and not item.get("refused")
+    return item is not None and bool(item.get("vouch_pending"))
 
 
-def vouch_later(member_id: str, domain: str) -> bool:
-    """An install kept unvouched, vouched for now with the refresh token it carried: True when
-    Bitrix24's OAuth server names this member_id and domain for it (the pair it issued is kept).
-    False when no such token waits; TokenRefused when the server refuses it (never sent again);
-    PortalUnavailable when it still cannot be asked."""
-    item = tokens.get(member_id)
-    if item is None or not item.get("vouch_pending") or item.get("refused"):
-        return False
-    now = clock.epoch()
+def vouch_later(member_id: str, domain: str) -> str | None:
+    """An install kept unvouched, vouched for now with the refresh token it carried: when
+    Bitrix24's OAuth server names this member_id and domain for it, the pair it issued is kept in
+    place of any other, and its access token returned (for this one call). None when no such token
+    waits, or another caller is refreshing; TokenRefused when the server refuses it (dropped,
+    never sent again; the pair beside it untouched); PortalUnavailable when it cannot be asked."""
+    item = tokens.pending(member_id)
+    if item is None or not item.get("pending_sealed"):
+        return None
+    now, claimed = clock.epoch(), int(item["version"]) + 1
     if not tokens.claim_refresh(member_id, int(item["version"]), int(now), int(now) + LEASE_SECONDS):
-        return False
-    answer = _refreshed_answer(item, int(item["version"]) + 1)
+        return None
+    try:
+        refresh_token = _open_pending(member_id, item["pending_sealed"])
+        client_id, client_secret = _app_credentials()
+        answer = bitrix24.refresh_tokens(item["server_endpoint"], refresh_token, client_id, client_secret)
+    except bitrix24.TokenRefused:
+        tokens.drop_pending(member_id, claimed)
+        raise
+    except BaseException:
+        tokens.release(member_id, claimed)
+        raise
     host = urlsplit(str(answer.get("client_endpoint") or "")).hostname or ""
     if answer["member_id"] != member_id or host.lower() != domain.lower():
-        tokens.release(member_id, int(item["version"]) + 1, refused="another portal")
+        tokens.drop_pending(member_id, claimed)
         raise bitrix24.TokenRefused("The install's tokens belong to another portal.", "another portal")
-    _keep_rotated(member_id, int(item["version"]) + 1, answer, now)
-    return True
+    metrics.add_metric(name="PortalTokensRefreshed", unit=MetricUnit.Count, value=1)
+    _keep_rotated(member_id, claimed, answer, now, vouching=True)
+    return str(answer["access_token"])
+
+
+def _open_pending(member_id: str, sealed: str) -> str:
+    try:
+        return sealing.open_sealed(sealed, _pending_context(member_id)).decode()
+    except Exception as exc:  # KMS unreachable or refusing
+        raise ServiceUnavailable(
+            f"The install's kept refresh token cannot be opened right now ({exc.__class__.__name__})."
+        ) from None
 
 
 def _open(item: dict[str, Any]) -> dict[str, str]:
@@ -162,7 +189,7 @@ def access(member_id: str, *, refused: Access | None = None) -> Access:
     waited_until = None
     while True:
         item = tokens.get(member_id)
-        if item is None:
+        if item is None or "access_expires_at" not in item:  # none, or only an install's token to vouch with
             raise NoToken(member_id)
         if item.get("refused"):
             raise bitrix24.TokenRefused(f"Bitrix24 refused this portal's tokens ({item['refused']}).", item["refused"])
@@ -211,14 +238,19 @@ def _refreshed_answer(item: dict[str, Any], claimed: int) -> dict[str, Any]:
     return answer
 
 
-def _keep_rotated(member_id: str, claimed: int, answer: dict[str, Any], now: float) -> None:
+def _keep_rotated(member_id: str, claimed: int, answer: dict[str, Any], now: float, vouching: bool = False) -> None:
     """The rotated pair, kept before it is used: the old one is spent, so this write is the pair's
     only copy. Tried again on failure; a lapsed claim (a reinstall wrote a newer pair) is let be."""
     sealed = _sealed_pair(member_id, answer)
     for attempt in range(WRITE_ATTEMPTS):
         try:
             written = tokens.put_refreshed(
-                member_id, claimed, sealed, _expiry(answer, now), utc_timestamp(datetime.fromtimestamp(now, UTC))
+                member_id,
+                claimed,
+                sealed,
+                _expiry(answer, now),
+                utc_timestamp(datetime.fromtimestamp(now, UTC)),
+                vouching=vouching,
             )
         except ServiceUnavailable:
             if attempt == WRITE_ATTEMPTS - 1:

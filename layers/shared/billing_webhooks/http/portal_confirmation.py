@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import SecretStr
 
 from billing_webhooks.data import bitrix24, installations
 from billing_webhooks.domain import bindings, portal_tokens
@@ -48,13 +49,24 @@ class PortalConfirms:
             confirm = lambda vouch=True, required=False: confirmed  # noqa: E731
         else:
             access_token = auth.get("access_token")
-            if not isinstance(access_token, str) or not access_token:
+            # Parked for longer than its access token lived (recovery/parcels.py): the refresh token
+            # kept when it was parked vouches for it now, and brings a fresh access token.
+            ran_out = delivery.is_replay and not (isinstance(access_token, str) and access_token)
+            if not ran_out and (not isinstance(access_token, str) or not access_token):
                 raise MissingCredentials("auth[access_token] is required to confirm the installation with the portal.")
             url = bitrix24.app_info_url(auth.get("domain"), auth.get("client_endpoint"))  # refuses before any call
 
             def confirm(vouch: bool = True, required: bool = False) -> PortalConfirmation:
+                if ran_out:
+                    fresh = _vouched_with_kept_token(member_id, str(auth.get("domain") or ""))
+                    return PortalConfirmation(
+                        info=_confirmed_app_info(bitrix24.app_info(url, fresh)),
+                        handlers=bindings.handler_urls(delivery.event),
+                        vouched=True,
+                        fresh_access_token=SecretStr(fresh),
+                    )
                 try:
-                    info = _confirmed_app_info(bitrix24.app_info(url, access_token))
+                    info = _confirmed_app_info(bitrix24.app_info(url, str(access_token)))
                 except bitrix24.NoSuchPortal:  # nothing there answers app.info: a made-up portal, ours to refuse
                     raise WrongCredentials("No Bitrix24 portal answers at the event's domain.") from None
                 except bitrix24.TokenRefused:
@@ -63,7 +75,9 @@ class PortalConfirms:
                     _keep_refresh_token(auth, member_id)
                     raise PortalUnconfirmed(f"{failure.detail} Parked: replayed until the portal answers.") from None
                 vouched, pending = (
-                    _member_id_vouched(auth, member_id, may_wait=not required) if vouch else (True, False)
+                    _member_id_vouched(auth, member_id, may_wait=not required, replay=delivery.is_replay)
+                    if vouch
+                    else (True, False)
                 )
                 if required and not vouched:
                     raise WrongCredentials(
@@ -125,6 +139,22 @@ def _keep_refresh_token(auth: dict[str, Any], member_id: str) -> None:
         portal_tokens.keep_unvouched(member_id, refresh_token, str(auth.get("server_endpoint") or ""))
 
 
+def _vouched_with_kept_token(member_id: str, domain: str) -> str:
+    """The refresh token kept when this install or update was parked, vouched for now: a fresh
+    access token once Bitrix24's OAuth server names this member_id and domain for it. Bitrix24
+    never resends an install, so a parked one is never refused for want of a token."""
+    if not portal_tokens.vouch_pending(member_id):
+        raise MissingCredentials("The parked delivery's access token ran out, and no refresh token of it is kept.")
+    try:
+        fresh = portal_tokens.vouch_later(member_id, domain)
+    except bitrix24.TokenRefused:
+        raise WrongCredentials("Bitrix24's OAuth server refused the refresh token the delivery carried.") from None
+    if fresh is None:
+        raise PortalUnavailable("Another refresh of this portal's tokens is under way.")  # the next replay
+    metrics.add_metric(name="MemberVouchedLater", unit=MetricUnit.Count, value=1)
+    return fresh
+
+
 def _pair_needs_mending(member_id: str) -> bool:
     """The portal's kept pair is refused, in doubt, waiting to be vouched for, or missing."""
     try:
@@ -133,7 +163,9 @@ def _pair_needs_mending(member_id: str) -> bool:
         return False  # the store is down: the event is parked anyway at its write
 
 
-def _member_id_vouched(auth: dict[str, Any], member_id: str, may_wait: bool = True) -> tuple[bool, bool]:
+def _member_id_vouched(
+    auth: dict[str, Any], member_id: str, may_wait: bool = True, replay: bool = False
+) -> tuple[bool, bool]:
     """(vouched, pending): whether Bitrix24's OAuth server names the event's member_id and domain
     for its tokens (app.info confirms the domain, not the member_id). Not vouched when it cannot be
     asked: no refresh token in the event, or no client id and secret in Bitrix24AppCredentials
@@ -145,8 +177,13 @@ def _member_id_vouched(auth: dict[str, Any], member_id: str, may_wait: bool = Tr
         credentials.get(name) if isinstance(credentials, dict) else None for name in ("client_id", "client_secret")
     )
     refresh_token = auth.get("refresh_token")
-    if not (isinstance(refresh_token, str) and refresh_token) and may_wait and portal_tokens.vouch_pending(member_id):
-        return False, True  # a replay: its refresh token was kept when it was parked; the sync vouches
+    if replay and not (isinstance(refresh_token, str) and refresh_token) and portal_tokens.vouch_pending(member_id):
+        # A replay: its refresh token was kept when it was parked. The sync vouches for a new
+        # install; a new application token for a bound portal is vouched for now.
+        if may_wait:
+            return False, True
+        _vouched_with_kept_token(member_id, str(auth.get("domain") or ""))
+        return True, False
     unverifiable = [
         reason
         for reason, missing in (
@@ -169,8 +206,12 @@ def _member_id_vouched(auth: dict[str, Any], member_id: str, may_wait: bool = Tr
     except bitrix24.TokenRefused:
         raise WrongCredentials("Bitrix24's OAuth server refused the event's refresh token.") from None
     except PortalUnavailable:
-        if may_wait and portal_tokens.keep_unvouched(member_id, str(refresh_token), server_endpoint):
+        if portal_tokens.keep_unvouched(member_id, str(refresh_token), server_endpoint):
             metrics.add_metric(name="MemberVouchPending", unit=MetricUnit.Count, value=1)
+            if not may_wait:  # a new application token waits for the vouching: parked, vouched on replay
+                raise PortalUnconfirmed(
+                    "Bitrix24's OAuth server did not answer. Parked: replayed until it vouches for the new token."
+                ) from None
             logger.warning("member_id to be vouched for later: the OAuth server did not answer")
             return False, True
         raise

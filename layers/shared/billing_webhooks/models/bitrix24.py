@@ -200,3 +200,6 @@ class PortalConfirmation(WireModel):
     # The OAuth server could not be asked (down, no answer): the install is kept unvouched with its
     # sealed refresh token, and the licence sync vouches for it later (domain/licence_sync.py).
     vouch_pending: bool = False
+    # A replay whose sealed access token ran out was vouched for with its kept refresh token: the
+    # fresh access token binds the portal's events. Never dumped: a parcel holds no token.
+    fresh_access_token: SecretStr | None = Field(default=None, exclude=True, repr=False)
