@@ -106,7 +106,7 @@ openapi: ## Regenerate openapi.json from the functions' models
 openapi: $(VENV)/.installed
 	$(PY) -m local.openapi
 
-test: ## Run every test, ruff and mypy first (sets itself up; about 13 minutes)
+test: ## Run every test, ruff and mypy first (sets itself up; about 20 minutes on 2 cores)
 test: setup
 	$(MAKE) --no-print-directory check
 	SAM_CLI=$(abspath $(SAM)) CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest

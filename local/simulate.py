@@ -37,7 +37,7 @@ GRANTED, GRACE_CLASS, REFUSED = "granted", "in grace", "refused"
 # Why an hour's answer differs from the truth, where the docs (docs/performance.md) bound it.
 END_TO_THE_DAY = "a licence's end known to the whole day (DAYS)"
 PAYMENT_LATE = "a payment's ONAPPPAYMENT late"
-RENEWAL_LOST = "a renewal's ONAPPPAYMENT lost (found at the check after the end)"
+RENEWAL_LOST = "a renewal's ONAPPPAYMENT lost (found after the end, by the grace's last check at the latest)"
 GRACE_PAYMENT_LOST = "a payment in the grace whose ONAPPPAYMENT was lost (found at the grace's last check)"
 PAYMENT_LOST = "a payment's ONAPPPAYMENT lost, after the grace (found at the keep-alive)"
 UNINSTALL_LOST = "an uninstall whose event was lost (found at the keep-alive)"

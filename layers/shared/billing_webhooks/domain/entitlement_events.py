@@ -4,8 +4,10 @@ of one change share its sequence; each has an id (member_id, sequence, kind) tha
 every publication of it, so a consumer drops a redelivery and sees a gap by the sequence.
 """
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
+
+from billing_webhooks.models.base import from_utc_timestamp
 
 # What the vendor's systems are told (docs/events.md), one detail-type per kind.
 ENTITLEMENT_CHANGED, LICENCE_CHANGED = "EntitlementChanged", "LicenceChanged"
@@ -21,8 +23,7 @@ def day_apart(before: Any, after: Any) -> bool:
     """Two instants a day or more apart (or one missing): an `until` that moved, not a recount."""
     if not before or not after:
         return before != after
-    parse = lambda text: datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: E731
-    return abs(parse(after) - parse(before)) >= timedelta(days=1)
+    return abs(from_utc_timestamp(after) - from_utc_timestamp(before)) >= timedelta(days=1)
 
 
 def changed_events(answer: dict[str, Any], sequence: int, previous: dict[str, Any] | None) -> list[dict[str, Any]]:

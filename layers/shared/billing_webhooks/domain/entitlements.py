@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from billing_webhooks.domain.licence import licence_state
-from billing_webhooks.models.base import utc_timestamp
+from billing_webhooks.models.base import from_utc_timestamp, utc_timestamp
 
 # AccountStateChange's states (seed 004 shows Active, Test, Deactive; lower case is seen too).
 GRANTING_STATES = frozenset({"active", "test", "trial"})
@@ -21,7 +21,7 @@ ENDED_LICENCE = {"expired": "licence_expired", "trial_ended": "trial_ended", "un
 
 
 def _instant(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    return from_utc_timestamp(text) if text else None
 
 
 def _day_start(day: Any) -> datetime | None:

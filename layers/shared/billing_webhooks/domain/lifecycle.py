@@ -25,7 +25,7 @@ from billing_webhooks.domain.licence import (
     confirms,
     licence_figures,
 )
-from billing_webhooks.models.base import utc_timestamp
+from billing_webhooks.models.base import from_utc_timestamp, utc_timestamp
 from billing_webhooks.models.bitrix24 import (
     AppInfo,
     AppInstallEvent,
@@ -148,17 +148,10 @@ def refresh_licence(event: AppPaymentEvent, delivery: Delivery, now: datetime) -
         licence["next_check_at"] = schedule.next_check_at(
             {**delivery.sender, **licence, "licence_ts": _event_ts(event), "licence_source": FROM_PAYMENT},
             now,
-            last_checked=_instant(delivery.sender.get("last_checked_at")) or now,
+            last_checked=from_utc_timestamp(checked) if (checked := delivery.sender.get("last_checked_at")) else now,
         )
     # Two payments of one `ts` (seconds) are ordered by their ids, so either order keeps the same.
     return _move_licence(event.auth.member_id, licence, _event_ts(event), event.notification_id, FROM_PAYMENT, now)
-
-
-def _instant(stamp: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None
-    except ValueError:
-        return None
 
 
 def licence_from_app_info(

@@ -87,6 +87,11 @@ def utc_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def from_utc_timestamp(stamp: str) -> datetime:
+    """A time attribute read back (utc_timestamp's format), aware."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
 def json_number(value: Any) -> Any:
     """`default=` for json.dumps of payloads and records, whose numbers are Decimal: a JSON number
     again, whole numbers as integers. One too long to spell out (1E+999999 would be a million
