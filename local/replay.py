@@ -22,12 +22,15 @@ def local_invoker() -> Callable[[str, dict[str, Any]], dict[str, Any]]:
     return invoke
 
 
-def replay() -> dict[str, int]:
-    """Replay what the handlers' environment's rescue queue holds (that environment already set)."""
+def replay(retry_seconds: int | None = None) -> dict[str, int]:
+    """Replay what the handlers' environment's rescue queue holds (that environment already set).
+    A parcel that failed on its own is hidden `retry_seconds` (default: the job's)."""
     template.use_layer()
-    from billing_webhooks.jobs.replay import replay_parked
+    from billing_webhooks.jobs.replay import PORTAL_RETRY_SECONDS, replay_parked
 
-    return replay_parked(local_invoker())
+    return replay_parked(
+        local_invoker(), retry_seconds=PORTAL_RETRY_SECONDS if retry_seconds is None else retry_seconds
+    )
 
 
 def main() -> None:

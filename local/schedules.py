@@ -78,14 +78,9 @@ def _runner(name: str) -> Callable[[float], Any]:
     if name == "ReplayFunction":  # in AWS it invokes the webhook functions through Lambda; here, in process
         from local.replay import replay
 
-        template.use_layer()
-        from billing_webhooks.jobs import replay as job
-
         # moto hides a deferred parcel for wall-clock seconds, minutes of which are days on a moved
         # clock: here it is back at once, and the job's next instant on the clock is its retry.
-        job.PORTAL_RETRY_SECONDS = 0
-
-        return lambda instant: replay()
+        return lambda instant: replay(retry_seconds=0)
     function = LocalFunction(template.function(name))
     return lambda instant: function.invoke(_scheduled_event(instant))
 

@@ -169,8 +169,11 @@ def test_a_scheduled_run_checks_the_due_portals_once_and_schedules_the_next_chec
     play(stack, STATUS="T", DAYS=2, PAYMENT_EXPIRED="N")
     assert run_due(lambda: 300_000) == {"ok": 1}
     due = installations.get(member_id=MEMBER)["next_check_at"]
-    # A trial is checked next a minute after it ends (2 days from the answer), not before.
-    assert time.time() + 2 * 86400 + 50 < due <= time.time() + 2 * 86400 + 65
+    # A trial is checked next once, near its grace's end (2 days from the answer, then 3 days'
+    # grace, less 2 hours): the check just made was this month's first refresh, and a second
+    # just after the end would leave none for the grace's last check (2 in any 30 days).
+    last_in_grace = time.time() + (2 + 3) * 86400 - 2 * 3600
+    assert last_in_grace - 15 < due <= last_in_grace + 5
     assert run_due(lambda: 300_000) == {}
     assert played(stack)["calls"] == {"app.info": 1}
 

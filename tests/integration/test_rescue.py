@@ -260,11 +260,10 @@ def test_the_replay_function_invokes_the_parking_function_by_name_and_reads_a_cr
 
 
 def test_a_parcel_that_fails_twice_moves_to_the_dead_letter_queue_and_the_run_goes_on(
-    api, stack, table, rescue_queue, outage, monkeypatch
+    api, stack, table, rescue_queue, outage
 ):
     from billing_webhooks.jobs import replay as billing_replay
 
-    monkeypatch.setattr(billing_replay, "PORTAL_RETRY_SECONDS", 0)  # back at once, not at the next run
     deliveries = traffic.distinct_deliveries(3, run="poison")
     for delivery in deliveries:
         assert post(api, delivery.path, delivery.body, delivery.headers)[0] == 503
@@ -277,8 +276,19 @@ def test_a_parcel_that_fails_twice_moves_to_the_dead_letter_queue_and_the_run_go
     def invoke(function, event):  # the function fails on this one parcel, every time
         return crash if json.loads(event["body"])["id"] == "poison-1" else real(function, event)
 
-    assert billing_replay.replay_parked(invoke) == {"replayed": 2, "refused": 0, "deferred": 1, "dead_lettered": 0}
-    assert billing_replay.replay_parked(invoke) == {"replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 1}
+    # The failing parcel back at once (retry_seconds 0), not at the next run.
+    assert billing_replay.replay_parked(invoke, retry_seconds=0) == {
+        "replayed": 2,
+        "refused": 0,
+        "deferred": 1,
+        "dead_lettered": 0,
+    }
+    assert billing_replay.replay_parked(invoke, retry_seconds=0) == {
+        "replayed": 0,
+        "refused": 0,
+        "deferred": 0,
+        "dead_lettered": 1,
+    }
     assert rescue_queue.parcels() == [] and len(table.items()) == 2
     sqs = boto3.client("sqs", endpoint_url=stack.endpoints["AWS_ENDPOINT_URL_SQS"])
     [dead] = sqs.receive_message(

@@ -40,7 +40,9 @@ def invoke_function(function_name: str, event: dict[str, Any]) -> dict[str, Any]
     return json.loads(answer["Payload"].read())
 
 
-def replay_parked(invoke: Invoke, has_time: Callable[[], bool] = lambda: True) -> dict[str, int]:
+def replay_parked(
+    invoke: Invoke, has_time: Callable[[], bool] = lambda: True, retry_seconds: int = PORTAL_RETRY_SECONDS
+) -> dict[str, int]:
     sqs, url = parcels.queue(), settings().rescue_queue_url
     counts = {"replayed": 0, "refused": 0, "deferred": 0, "dead_lettered": 0}
     tried: set[str] = set()
@@ -79,7 +81,7 @@ def replay_parked(invoke: Invoke, has_time: Callable[[], bool] = lambda: True) -
             if status >= 500:  # this parcel failed on its own (its portal, a bug): it waits for the next run
                 counts["deferred"] += 1
                 logger.warning("replay deferred: this parcel failed", extra={"route": route, "status": status})
-                _release(sqs, url, [message], PORTAL_RETRY_SECONDS)
+                _release(sqs, url, [message], retry_seconds)
                 continue
             if status >= 400:
                 counts["refused"] += 1
