@@ -3,7 +3,10 @@ the fake Bitrix24's truth.
 
 Portals drawn from SEED install in every region, run their trial, buy monthly or yearly
 subscriptions paid on time, late, or not any more; their ONAPPPAYMENT arrives at once, late (20 %)
-or never (2 %); some uninstall (with or without their event) and some of those reinstall. With
+or never (2 %); some uninstall (with or without their event) and some of those reinstall. A third
+have a billing account (local/billing_system.py) whose monthly invoices are paid on time, late
+(overdue past their blocking day, sometimes) or never (the account blocked), its notifications
+delivered at once or late (10 %, up to 6 h). With
 FAULTS on, Bitrix24 answers 2 % of requests 503 and 2 % slowly (5 to 15 s), loses 0.1 % of
 refresh answers after rotating the pair, DynamoDB throttles 1 % of requests and PutEvents refuses
 1 % of its calls. The test clock (local/clock.py) runs every scheduled function at its instants.
@@ -25,6 +28,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from local.billing_system import Account, Notification
 from local.faults import outside_the_product
 
 DAY, HOUR = 86400, 3600
@@ -45,6 +49,7 @@ INSTALL_PARKED = "an install its portal or OAuth server did not answer at once, 
 # Bitrix24 rotated the install's refresh token and its answer never came: no token is left to vouch
 # with, so the install waits for the portal's next install or update (docs/licence-sync.md).
 INSTALL_ANSWER_LOST = "an install whose vouching answer Bitrix24 lost (until the portal's next install or update)"
+BILLING_LATE = "a billing notification delivered late (or parked and replayed)"
 UNEXPLAINED = "unexplained"
 
 
@@ -101,6 +106,10 @@ class Portal:
     wrong_since: float | None = None
     wrong_cause: str = ""
     states: list[tuple[bool | None, str]] = field(default_factory=list)  # sampled answers, each change once
+    account: Account | None = None  # its billing account, if it has one
+
+
+ACCOUNT_SHARE = 1 / 3  # of portals with a billing account coded with their member_id
 
 
 class Simulation:
@@ -113,6 +122,9 @@ class Simulation:
         self.doubt_hours: Counter[str] = Counter()
         self.unreachable_installed: set[str] = set()
         self.unexplained: list[str] = []  # the first few, for whoever mends them
+        # The billing system's draws apart from the portals', so a seed's portals live the same lives.
+        self.billing_rng = random.Random(f"billing-{seed}")
+        self.billing_answers: Counter[int] = Counter()
 
     # --- the year -----------------------------------------------------------------------------
 
@@ -153,7 +165,7 @@ class Simulation:
         self.start = start
         self.portals = {life.domain: Portal(life) for life in draw_lives(self.rng, self.count, start, self.days)}
         self.by_member: dict[str, Portal] = {}
-        self.actions: list[tuple[float, int, str, str]] = []
+        self.actions: list[tuple[float, int, str, str, tuple[Any, ...]]] = []
         self.sequence = 0
         for portal in self.portals.values():
             self._at(portal.life.install_at, "install", portal.life.domain)
@@ -164,17 +176,17 @@ class Simulation:
         for hour in range(1, self.days * 24 + 1):
             boundary = start + hour * HOUR
             while self.actions and self.actions[0][0] <= boundary:
-                at, _, kind, domain = heapq.heappop(self.actions)
+                at, _, kind, domain, arguments = heapq.heappop(self.actions)
                 self.runner.advance(at)
-                getattr(self, f"_{kind}")(self.portals[domain], at)
+                getattr(self, f"_{kind}")(self.portals[domain], at, *arguments)
             self.runner.advance(boundary)
             self._hold(boundary)
             if hour % (24 * 30) == 0:
                 self.log(f"  day {hour // 24}: {sum(self.wrong_hours.values())} portal-hours wrong so far")
 
-    def _at(self, at: float, kind: str, domain: str) -> None:
+    def _at(self, at: float, kind: str, domain: str, *arguments: Any) -> None:
         self.sequence += 1
-        heapq.heappush(self.actions, (at, self.sequence, kind, domain))
+        heapq.heappush(self.actions, (at, self.sequence, kind, domain, arguments))
 
     # --- what Bitrix24 and the portals do ------------------------------------------------------
 
@@ -190,6 +202,9 @@ class Simulation:
         self._installed(portal, play.post_lifecycle(self.api_url, self.fake, portal.life.domain), lost)
         if portal.life.period_days:
             self._next_payment(portal, at + portal.life.trial_days * DAY)
+        if self.billing_rng.random() < ACCOUNT_SHARE:
+            portal.account = Account(10_000 + len(self.by_member), made.member_id, self.billing_rng)
+            self._at(at + HOUR, "account_opened", portal.life.domain)
 
     def _next_payment(self, portal: Portal, ends: float) -> None:
         if portal.life.pays == "stops" and portal.paid >= portal.life.periods:
@@ -220,6 +235,69 @@ class Simulation:
             return
         portal.uninstall_lost = not portal.life.uninstall_delivered
         play.uninstall(self.api_url, self.fake, portal.life.domain, delivered=portal.life.uninstall_delivered)
+
+    # --- what the billing system does (local/billing_system.py) --------------------------------
+
+    def _account_opened(self, portal: Portal, at: float) -> None:
+        assert portal.account is not None
+        self._post_billing(portal, at, portal.account.opened(at))
+        self._at(at + DAY, "invoice_issued", portal.life.domain)
+
+    def _invoice_issued(self, portal: Portal, at: float) -> None:
+        account = portal.account
+        assert account is not None
+        if account.state(at) == "Blocked":
+            return  # a blocked account is billed no more
+        invoice, pays, sent = account.issue(at)
+        self._post_billing(portal, at, sent)
+        if pays == "on_time":
+            self._at(at + self.billing_rng.uniform(0.1, 4) * DAY, "invoice_paid", portal.life.domain, invoice)
+        else:
+            self._at(at + 5 * DAY, "invoice_unpaid", portal.life.domain, invoice, at, pays)
+        self._at(at + 30 * DAY, "invoice_issued", portal.life.domain)
+
+    def _invoice_unpaid(self, portal: Portal, at: float, invoice: int, issued_at: float, pays: str) -> None:
+        account = portal.account
+        assert account is not None
+        self._post_billing(portal, at, account.unpaid_notice(at, invoice, issued_at))
+        if pays == "late":  # before its blocking day, or after it
+            self._at(at + self.billing_rng.uniform(1, 15) * DAY, "invoice_paid", portal.life.domain, invoice)
+        else:
+            self._at(account.blocking_day(invoice) + HOUR, "account_blocked", portal.life.domain)
+
+    def _invoice_paid(self, portal: Portal, at: float, invoice: int) -> None:
+        assert portal.account is not None
+        self._post_billing(portal, at, portal.account.pay(at, invoice))
+
+    def _account_blocked(self, portal: Portal, at: float) -> None:
+        assert portal.account is not None
+        self._post_billing(portal, at, portal.account.block(at))
+
+    def _post_billing(self, portal: Portal, at: float, notifications: list[Notification]) -> None:
+        for notification in notifications:
+            if notification.delivered_at > at:
+                self._at(notification.delivered_at, "billing_delivered", portal.life.domain, notification)
+            else:
+                self._billing_delivered(portal, at, notification)
+
+    def _billing_delivered(self, portal: Portal, at: float, notification: Notification) -> None:
+        import requests
+
+        from local.traffic import BILLING_HEADERS
+
+        if not hasattr(self, "_billing_paths"):
+            from local import template
+
+            self._billing_paths = {route.function.removesuffix("Function"): route.path for route in template.routes()}
+        answer = requests.post(
+            f"{self.api_url}{self._billing_paths[notification.kind]}",
+            data=json.dumps(notification.body),
+            headers=BILLING_HEADERS,
+            timeout=60,
+        )
+        self.billing_answers[answer.status_code] += 1
+        if answer.status_code != 200:  # parked: the Replay job's next run (every 5 minutes) brings it
+            notification.delivered_at = at + HOUR
 
     def _reinstall(self, portal: Portal, at: float) -> None:
         from local import play
@@ -258,9 +336,10 @@ class Simulation:
 
     def _expected(self, portal: Portal, now: float) -> str:
         """What the answer should be, by the truth: granted (paid or in trial), grace (ended less
-        than the grace ago) or refused (ended before that, or uninstalled)."""
+        than the grace ago) or refused (ended before that, uninstalled, or its billing account
+        blocked or overdue)."""
         truth = self.fake.portals[portal.life.domain]
-        if not truth.installed:
+        if not truth.installed or (portal.account is not None and portal.account.refuses(now)):
             return REFUSED
         if truth.truth(now)["paid"] or truth.truth(now)["trial"]:
             return GRANTED
@@ -277,6 +356,8 @@ class Simulation:
             return INSTALL_ANSWER_LOST
         if reason.startswith("not_vouched") or (portal.parked and reason == "none"):
             return INSTALL_PARKED
+        if portal.account is not None and portal.account.late_at(now):
+            return BILLING_LATE
         if until is not None and (expected, ours) in ((GRACE_CLASS, GRANTED), (REFUSED, GRACE_CLASS)):
             return END_TO_THE_DAY if now < until + (GRACE if ours == GRACE_CLASS else 0) + DAY else UNEXPLAINED
         if expected == GRANTED and any(kind == "late" and now <= when + HOUR for when, kind, _ in portal.undelivered):
@@ -316,9 +397,15 @@ class Simulation:
             cause = self._cause(portal, expected, ours, now, answer["reason"])
             if cause == UNEXPLAINED and len(self.unexplained) < 10:
                 truth = self.fake.portals[portal.life.domain].truth(now)
+                billing = [] if portal.account is None else portal.account.told(now, self.start)
                 self.unexplained.append(
-                    f"hour {round((now - self.start) / HOUR)} {portal.life.domain}: {answer} {truth}"
+                    f"hour {round((now - self.start) / HOUR)} {portal.life.domain}: {answer} {truth} billing {billing}"
                 )
+            if portal.wrong_since is not None and portal.wrong_cause != cause:
+                # The truth moved again while we were wrong (a payment lost after an end known to
+                # the day): the first cause's lag ends here, the new one's starts.
+                self.lags[portal.wrong_cause].append(now - portal.wrong_since)
+                portal.wrong_since = None
             if portal.wrong_since is None:
                 portal.wrong_since, portal.wrong_cause = now - HOUR, cause
             self.wrong_hours[cause] += 1
@@ -370,6 +457,8 @@ class Simulation:
                 for name in ("failed", "slow", "lost")
             },
             "install_answers": {str(status): count for status, count in self.install_answers.items()},
+            "billing_accounts": sum(1 for p in self.by_member.values() if p.account is not None),
+            "billing_answers": {str(status): count for status, count in self.billing_answers.items()},
             "unexplained_examples": self.unexplained,
             "most_refreshed": max(
                 (fake.portals[p.life.domain].refreshes_by_day for p in self.by_member.values()),
@@ -389,6 +478,7 @@ class Simulation:
         for member_id, portal in self.by_member.items():
             truth = self.fake.portals[portal.life.domain]
             kept = installations.get(member_id) or {}
+            pair = tokens.get(member_id) or {}
             settling = self.stack.clock.time() - portal.installed_at < 3 * HOUR  # still being vouched for
             if truth.installed and portal.vouching_lost and kept.get("vouched") is not True:
                 answer_lost.append(portal.life.domain)
@@ -400,10 +490,9 @@ class Simulation:
                 lost_installs.append(
                     f"{portal.life.domain} (answered {portal.answered}; kept {kept.get('status')},"
                     f" vouched {kept.get('vouched')}, reason {portal.states[-1:]}; Bitrix24 saw {truth.calls};"
-                    f" pair {sorted(key for key in (tokens.get(member_id) or {}) if key not in ('sealed', 'data_key'))};"
+                    f" pair {sorted(key for key in pair if key not in ('sealed', 'data_key', 'pending_sealed'))};"
                     f" sync {kept.get('sync')})"
                 )
-            pair = tokens.get(member_id) or {}
             because = kept.get("unreachable_because")
             if truth.installed and because == "tokens_in_doubt":
                 in_doubt.append(portal.life.domain)
@@ -517,6 +606,7 @@ def table(figures: dict[str, Any]) -> str:
         f"  REST requests over the bucket             {figures['requests_over_the_bucket']}",
         f"  AWS requests per portal per month         {figures['aws_requests_per_portal_per_month']}",
         f"  installs answered                         {figures['install_answers']}",
+        f"  billing accounts, notifications answered  {figures['billing_accounts']}, {figures['billing_answers']}",
         f"  installs lost                             {figures['installs_lost']}",
         f"  installs unvouched: Bitrix24 lost the answer  {figures['installs_unvouched_after_a_lost_answer']}",
         f"  pairs lost to a slow answer               {figures['pairs_lost_to_a_slow_answer']}",

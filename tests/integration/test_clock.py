@@ -116,3 +116,22 @@ def test_a_licence_that_runs_out_unpaid_is_in_grace_from_its_end_then_expired_wi
         (False, "licence_expired"),
     ]
     assert max(refreshes.values(), default=0) <= 1, refreshes
+
+
+def test_ninety_days_of_a_monthly_subscriber_paying_on_time_cost_at_most_four_refreshes(clocked, api, stack):
+    fake = stack.bitrix24
+    domain = "clocked-monthly.bitrix24.de"
+    portal = play.new_portal(fake, domain, paid_until=now_on(clocked) + 30 * DAY)
+    assert play.post_lifecycle(api.url, fake, domain) == 200
+    answers = []
+    for day in range(1, 91):
+        advance(clocked, DAY)
+        if day % 30 == 29:  # a day before the paid month runs out, the next is paid; its event at once
+            paid = requests.post(f"{clocked}/_portals/{domain}/payments", json={"days": 30, "event": "now"}, timeout=60)
+            assert paid.status_code == 200, paid.text
+        answers.append(entitlement(api, portal.member_id))
+    assert {(answer["entitled"], answer["reason"]) for answer in answers} == {(True, "paid")}
+    # The install's vouching, then a keep-alive a month: never two a day, at most 4 in the 90 days.
+    assert sum(portal.refreshes_by_day.values()) <= 4 and max(portal.refreshes_by_day.values()) <= 1, (
+        portal.refreshes_by_day
+    )

@@ -9,7 +9,9 @@ import subprocess
 
 import pytest
 
+from local.billing_system import LATE_MOST_SECONDS
 from local.simulate import (
+    BILLING_LATE,
     END_TO_THE_DAY,
     GRACE_PAYMENT_LOST,
     INSTALL_ANSWER_LOST,
@@ -26,6 +28,8 @@ HOURS = 3600
 LAG_BOUNDS = {
     END_TO_THE_DAY: 25 * HOURS,
     PAYMENT_LATE: 8 * HOURS,
+    # Late by up to 6 hours, or parked and replayed within the hour; an hour's sampling.
+    BILLING_LATE: LATE_MOST_SECONDS + 2 * HOURS,
     RENEWAL_LOST: 3 * 24 * HOURS + HOURS,  # in grace meanwhile: still entitled
     GRACE_PAYMENT_LOST: 3 * 24 * HOURS,
     INSTALL_PARKED: 3 * HOURS,
@@ -67,6 +71,9 @@ def test_a_small_simulated_year_holds_every_invariant(seed):
     assert figures["unreachable_but_installed"] == 0, figures["lost_examples"]
     assert figures["events_missing"] == 0 and figures["events_extra"] == 0, figures["event_examples"]
     assert figures["requests_over_the_bucket"] == 0
+    # Neither sender redelivers: a billing notification refused is lost (5xx: parked, replayed).
+    assert figures["billing_accounts"] > 0
+    assert [status for status in figures["billing_answers"] if status.startswith("4")] == []
     # An install, a trial's end and its grace's last check may fall within 30 days: 3 at most.
     assert figures["refreshes_per_portal_per_30_days"]["mean"] <= 2
     assert figures["refreshes_per_portal_per_30_days"]["max"] <= 3, figures["most_refreshed"]
