@@ -193,6 +193,29 @@ def test_a_paid_invoice_stays_paid_whatever_comes_after(stack, accounts_table):
     assert invoice["status"] == "paid" and invoice["unpaid"] and invoice["issued"]
 
 
+def test_an_invoice_id_ending_in_zero_comes_back_as_the_whole_number_it_was(stack, accounts_table):
+    from billing_webhooks.domain import accounts
+
+    paid = _notification("NewPayment", 1, START, 830000, invoice_id=[100010, 100011, 2000])
+    for record in _records([paid]):
+        accounts.project(record)
+    # DynamoDB hands 100010 back as 1.0001E+5: read as JSON, that is the float 100010.0.
+    ids = [invoice["invoice_id"] for invoice in json.loads(_view_json(830000))["invoices"]]
+    assert ids == [2000, 100010, 100011] and {type(invoice_id) for invoice_id in ids} == {int}, ids
+    # As the entitlement's reason names an overdue invoice: its digits, not 1.0001E+5.
+    listed = accounts.listing(830000, accounts.INVOICE, limit=10).items
+    assert [str(invoice["invoice_id"]) for invoice in listed] == ["2000", "100010", "100011"]
+
+
+def test_the_read_api_writes_a_whole_number_dynamodb_gave_with_an_exponent_as_its_digits():
+    from billing_webhooks.http.reads import to_json
+
+    # A payment of 2000 comes back from DynamoDB as 2E+3; money keeps every digit it was sent with.
+    assert to_json({"amount": Decimal("2E+3"), "balance": Decimal("-138.480"), "tiny": Decimal("1E-7")}) == (
+        '{"amount":2000,"balance":-138.480,"tiny":1E-7}'
+    )
+
+
 def _stream_event(records: list[dict]) -> dict:
     from billing_webhooks.data.toolkit import to_item
 

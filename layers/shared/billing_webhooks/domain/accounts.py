@@ -291,7 +291,8 @@ def shown_part(item: dict[str, Any]) -> dict[str, Any]:
     if kind == INVOICE:
         aspects = {name: _shown(item.get(name)) for name in INVOICE_ASPECTS}
         status = "paid" if aspects["paid"] else "unpaid" if aspects["unpaid"] else "issued"
-        return {"invoice_id": item.get("name"), "status": status, **aspects}
+        # _whole: DynamoDB gives 100010 back as 1.0001E+5 (a reason would read "invoice_overdue: 1.0001E+5").
+        return {"invoice_id": _whole(item.get("name")), "status": status, **aspects}
     if kind == PRODUCT:
         return _shown(item[CURRENT]) or {}
     aspects = {name: _shown(item.get(name)) for name in BALANCE_ASPECTS}

@@ -43,12 +43,14 @@ INVOICE_STATUSES = ("issued", "unpaid", "paid")
 def to_json(value: Any) -> str:
     """JSON with every number exactly as stored: money is Decimal, and a float would round it
     (80127737717739.49 reads back as ...48). Each Decimal goes out as a marker no stored text can
-    hold (a fresh random one per answer), then the marker is replaced by the number's own digits."""
+    hold (a fresh random one per answer), then the marker is replaced by the number's own digits.
+    DynamoDB gives a whole number ending in zeros back with an exponent (100010 as 1.0001E+5, which
+    JSON reads as the float 100010.0): those go out as their plain digits (at most 126 of them)."""
     marker, numbers = secrets.token_hex(8), []
 
     def exact(number: Any) -> Any:
         if isinstance(number, Decimal) and number.is_finite():
-            numbers.append(str(number))
+            numbers.append(format(number, "f") if int(number.as_tuple().exponent) > 0 else str(number))
             return f"{marker}{len(numbers) - 1}"
         return json_number(number)
 
