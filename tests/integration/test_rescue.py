@@ -208,6 +208,24 @@ def test_a_parcel_keeps_the_body_and_route_but_no_credential_header_query_or_por
         assert ("member_id" in parcel["body"]) and samples.PORTAL_MEMBER_ID in parcel["body"]
 
 
+@pytest.mark.parametrize(
+    "token_key",
+    ["auth[application_token][x", "auth[application_token][]", "auth[access_token][0]", "auth[refresh_token][a][b]"],
+)
+def test_a_token_under_any_form_key_the_decoder_reads_as_its_field_is_cut_from_the_kept_body(token_key):
+    from billing_webhooks.wire.decoding import parse_php_form
+
+    secret = "tokenthedecoderreads0123456789ab"
+    text = f"event=ONAPPINSTALL&{token_key}={secret}&auth[member_id]=m1&auth[domain]=acme.bitrix24.com"
+    payload = parse_php_form(text)
+    field = token_key[5:].partition("]")[0]
+    assert secret in json.dumps(payload["auth"][field])  # the decoder reads it as the token's field
+    event = http_api_event("POST", "/bitrix24/app-install", "", FORM, text.encode())
+    parcel = parcels.parcel(event, payload, "AppInstallFunction", "unavailable: test")
+    assert secret not in json.dumps(parcel)
+    assert parcel["body"] == "event=ONAPPINSTALL&auth[member_id]=m1&auth[domain]=acme.bitrix24.com"
+
+
 def test_when_the_rescue_queue_fails_too_the_answer_is_still_503_and_the_loss_is_logged(
     functions,
     table,

@@ -33,7 +33,7 @@ from billing_webhooks.errors import ServiceUnavailable, WrongCredentials
 from billing_webhooks.models.base import json_number, utc_timestamp
 from billing_webhooks.settings import settings
 from billing_webhooks.wire.credentials import portal_auth_of, presented_billing_tokens, token_sha256
-from billing_webhooks.wire.decoding import FORM, lowered_headers, media_type, raw_body
+from billing_webhooks.wire.decoding import FORM, form_key_path, lowered_headers, media_type, raw_body
 from billing_webhooks.wire.delivery import parcel_received_epoch
 
 # Headers a replay needs (the signature is an HMAC of the body, not a key); every other header,
@@ -78,7 +78,9 @@ def verify(parcel: dict[str, Any]) -> None:
 
 
 def _portal_form_token(key: str) -> bool:
-    return key.startswith("auth[") and key[5:].rstrip("]") in PORTAL_TOKENS
+    """Whether a form key names (or nests under) a portal token, as the decoder reads it."""
+    path = form_key_path(key)
+    return len(path) > 1 and path[0] == "auth" and path[1] in PORTAL_TOKENS
 
 
 def _without_portal_tokens(body: bytes, kind: str, payload: dict[str, Any]) -> bytes:

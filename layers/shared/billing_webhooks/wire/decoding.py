@@ -69,6 +69,21 @@ def _is_index(key: str) -> bool:
     return 0 < len(key) <= 9 and key.isascii() and key.isdigit() and (key == "0" or not key.startswith("0"))
 
 
+def form_key_path(key: str) -> list[str]:
+    """A form key's path as parse_php_form reads it: `auth[domain]` -> ["auth", "domain"]. From
+    the first unbalanced bracket on, the rest is dropped (`auth[application_token][x` is the
+    token's key): whatever reads keys apart from the decoder (parcels.py cuts the tokens out of a
+    kept body) reads them with this, so both agree on what a key names."""
+    head, bracket, rest = key.partition("[")
+    path = [head]
+    if bracket:
+        for part in rest.split("["):
+            if not part.endswith("]"):
+                break  # unbalanced: PHP keeps the rest as literal text; we drop it
+            path.append(part[:-1])
+    return path
+
+
 def parse_php_form(text: str) -> dict[str, Any]:
     """Rebuild nested keys as PHP's parse_str does: `auth[domain]=x` -> {"auth": {"domain": "x"}}.
 
@@ -80,18 +95,13 @@ def parse_php_form(text: str) -> dict[str, Any]:
     next_index: dict[int, int] = {}  # id(node) -> where the next `[]` goes
     nodes = 0
     for key, value in parse_qsl(text, keep_blank_values=True, errors="strict"):
-        head, bracket, rest = key.partition("[")
-        if not bracket:
-            if head:
-                root[head] = value
+        if "[" not in key:
+            if key:
+                root[key] = value
             continue
-        if not head:
+        path = form_key_path(key)
+        if not path[0]:
             continue  # PHP drops keys that start with a bracket
-        path = [head]
-        for part in rest.split("["):
-            if not part.endswith("]"):
-                break  # unbalanced: PHP keeps the rest as literal text; we drop it
-            path.append(part[:-1])
         if len(path) > MAX_DEPTH:
             raise MalformedBody(f"Form keys nest deeper than {MAX_DEPTH} levels.")
         nodes += len(path)
