@@ -105,6 +105,28 @@ def test_a_delivery_still_refused_on_every_replay_stays_in_quarantine_with_its_c
     assert table.items() == []
 
 
+def test_replays_of_deliveries_still_refused_never_count_them_again_against_the_cap(
+    api, table, quarantined, rescue_queue, monkeypatch
+):  # noqa: F811
+    monkeypatch.setenv("QUARANTINE_CAP_PER_SENDER", "2")
+    for number in range(2):  # the sender's whole cap, kept
+        text = _with_bad_amount().replace('"payment_id": 100', f'"payment_id": {100 + number}')
+        assert post(api, "/billing/new-payment", text, BILLING_AUTH)[0] == 422
+    kept = {item["quarantine_id"] for item in quarantined.items()}
+    for _ in range(3):  # each replay refused again: both kept again, none lost to the cap
+        assert quarantine_requeue.requeue_quarantined() == 2
+        assert billing_replay.replay_parked(local_invoker())["refused"] == 2
+        assert {item["quarantine_id"] for item in quarantined.items()} == kept
+    counts = [item for item in quarantined.all_items() if item["quarantine_id"].startswith(quarantine.CAP_PREFIX)]
+    assert [int(count["kept"]) for count in counts] == [2]
+    # The count expired (DynamoDB's TTL) while they were kept: requeued all the same, counted anew.
+    [count] = counts
+    quarantined.dynamodb.delete_item(TableName="QuarantineTable", Key={"quarantine_id": {"S": count["quarantine_id"]}})
+    assert quarantine_requeue.requeue_quarantined() == 2 and quarantined.items() == []
+    assert billing_replay.replay_parked(local_invoker())["refused"] == 2
+    assert {item["quarantine_id"] for item in quarantined.items()} == kept
+
+
 def test_a_quarantined_form_keeps_its_bytes_and_expires(api, table, quarantined, installations):
     from local import samples
     from local.wire import php_form_encode

@@ -574,6 +574,7 @@ def test_only_the_licence_syncs_may_open_the_kept_tokens_and_each_job_may_do_its
     assert grants["QuarantineRequeueFunction"] == {
         ("dynamodb:Scan", json.dumps({"Fn::GetAtt": ["QuarantineTable", "Arn"]})),
         ("dynamodb:DeleteItem", json.dumps({"Fn::GetAtt": ["QuarantineTable", "Arn"]})),
+        ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["QuarantineTable", "Arn"]})),
         ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["RescueQueue", "Arn"]})),
     }
     schedules = _of_type(translated, "AWS::Scheduler::Schedule")

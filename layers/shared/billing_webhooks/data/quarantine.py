@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from billing_webhooks.data import toolkit
 from billing_webhooks.settings import settings
@@ -38,14 +38,18 @@ def _expires_at(now: datetime) -> int:
     return int((now + timedelta(days=settings().quarantine_days)).timestamp())
 
 
-def _count(sender: str, route: str, now: datetime) -> None:
+def _count_key(sender: str, route: str) -> str:
+    return CAP_PREFIX + hashlib.sha256(f"{sender}\n{route}".encode()).hexdigest()[:32]
+
+
+def _count(counted_as: str, route: str, now: datetime) -> None:
     """One more of the sender's deliveries on the route, unless it has its cap already (the count
     expires with the quarantine period, so a sender is capped per period)."""
     counted, _ = toolkit.conditional_write(
         "update_item",
         "The delivery could not be quarantined; retry later.",
         TableName=_table(),
-        Key={"quarantine_id": {"S": CAP_PREFIX + hashlib.sha256(f"{sender}\n{route}".encode()).hexdigest()[:32]}},
+        Key={"quarantine_id": {"S": counted_as}},
         UpdateExpression="ADD kept :one SET expires_at = if_not_exists(expires_at, :expires)",
         ConditionExpression="attribute_not_exists(kept) OR kept < :cap",
         ExpressionAttributeValues={
@@ -61,9 +65,10 @@ def _count(sender: str, route: str, now: datetime) -> None:
 def keep(parcel: dict[str, Any], errors: list[dict[str, Any]], sender: str, now: datetime) -> str:
     """Put the parcel in quarantine (once), counted against the sender's cap on its route; its
     quarantine id. It expires QUARANTINE_DAYS from now (DynamoDB's TTL)."""
-    identifier = quarantine_id(parcel)
+    identifier, counted_as = quarantine_id(parcel), _count_key(sender, parcel["route"])
     item = {
         "quarantine_id": identifier,
+        "counted_as": counted_as,  # its sender's count, given back when it is requeued
         "route": parcel["route"],
         "function": parcel["function"],
         "received_at": parcel["received_at"],
@@ -80,26 +85,59 @@ def keep(parcel: dict[str, Any], errors: list[dict[str, Any]], sender: str, now:
     )
     if kept:  # a redelivery of one already kept counts nothing
         try:
-            _count(sender, parcel["route"], now)
+            _count(counted_as, parcel["route"], now)
         except QuarantineFull:
             release(identifier)
             raise
     return identifier
 
 
-def parcels() -> Iterator[tuple[str, dict[str, Any]]]:
-    """(quarantine id, parcel) of every quarantined delivery."""
+class Kept(NamedTuple):
+    quarantine_id: str
+    parcel: dict[str, Any]
+    counted_as: str | None  # the sender's count it took a place in (None: kept before it was noted)
+
+
+def parcels() -> Iterator[Kept]:
+    """Every quarantined delivery."""
     pages = (
         toolkit.dynamodb()
         .get_paginator("scan")
-        .paginate(TableName=_table(), ProjectionExpression="quarantine_id, parcel", ConsistentRead=True)
+        .paginate(TableName=_table(), ProjectionExpression="quarantine_id, parcel, counted_as", ConsistentRead=True)
     )
     for page in pages:
         for item in page["Items"]:
             if "parcel" in item:  # not a sender's count
-                yield item["quarantine_id"]["S"], json.loads(item["parcel"]["S"])
+                counted_as = item.get("counted_as", {}).get("S")
+                yield Kept(item["quarantine_id"]["S"], json.loads(item["parcel"]["S"]), counted_as)
+
+
+def requeued(kept: Kept) -> None:
+    """Take a delivery out of quarantine for a replay, and give its place in its sender's count
+    back in the same write: one refused again is kept and counted again, so however many replays
+    a still-refused delivery goes through, it holds one place (before, each replay took another
+    and the cap then refused what was already kept)."""
+    if kept.counted_as is None:
+        return release(kept.quarantine_id)
+    given_back = toolkit.transact(
+        "The delivery could not be requeued; retry later.",
+        [
+            {"Delete": {"TableName": _table(), "Key": {"quarantine_id": {"S": kept.quarantine_id}}}},
+            {
+                "Update": {
+                    "TableName": _table(),
+                    "Key": {"quarantine_id": {"S": kept.counted_as}},
+                    "UpdateExpression": "ADD kept :less",
+                    "ConditionExpression": "kept > :none",
+                    "ExpressionAttributeValues": {":less": {"N": "-1"}, ":none": {"N": "0"}},
+                }
+            },
+        ],
+    )
+    if not given_back:  # its count expired meanwhile (DynamoDB's TTL): nothing to give back
+        release(kept.quarantine_id)
 
 
 def release(identifier: str) -> None:
-    """Take a delivery out of quarantine (requeued for a replay, or over its sender's cap)."""
+    """Take a delivery out of quarantine (over its sender's cap, or requeued: see requeued)."""
     toolkit.dynamodb().delete_item(TableName=_table(), Key={"quarantine_id": {"S": identifier}})

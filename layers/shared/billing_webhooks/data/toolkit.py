@@ -83,6 +83,24 @@ def conditional_write(operation: str, unavailable: str, **request: Any) -> tuple
     return True, {}
 
 
+def transact(unavailable: str, items: list[dict[str, Any]]) -> bool:
+    """One TransactWriteItems: True when written, False when a condition in it refused it (the
+    cancellation's reasons say so), ServiceUnavailable(unavailable) on any fault."""
+    try:
+        dynamodb().transact_write_items(TransactItems=items)
+    except ClientError as exc:
+        reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons") or []]
+        message = str(exc.response.get("Error", {}).get("Message", ""))
+        if _error_code(exc) == "TransactionCanceledException" and (
+            "ConditionalCheckFailed" in reasons or "ConditionalCheckFailed" in message
+        ):
+            return False
+        raise fault(exc, unavailable) from None
+    except BotoCoreError as exc:
+        raise fault(exc, unavailable) from None
+    return True
+
+
 _deserialize = TypeDeserializer().deserialize
 
 
