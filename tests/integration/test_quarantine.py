@@ -86,7 +86,8 @@ def test_a_fixed_model_replays_the_quarantined_delivery_and_the_still_refused_re
     assert record["notification_type"] == "NewPayment"
     [still] = quarantined.items()
     assert still["route"] == "POST /billing/account-state-change"
-    assert quarantine.quarantine_id(json.loads(still["parcel"])) == still["quarantine_id"]
+    [kept] = quarantine.parcels()
+    assert quarantine.quarantine_id(kept.parcel) == still["quarantine_id"] == kept.quarantine_id
 
 
 def test_a_delivery_still_refused_on_every_replay_stays_in_quarantine_with_its_credentials(
@@ -138,10 +139,46 @@ def test_a_quarantined_form_keeps_its_bytes_and_expires(api, table, quarantined,
     status, _, _ = post(api, "/bitrix24/app-payment", form, FORM)
     assert status == 422
     [item] = quarantined.items()
-    kept = json.loads(item["parcel"])["body"]
+    kept = item["body"].decode()  # the body apart from the parcel's JSON: its own bytes
     assert 'raw="as sent"' in kept and "note=%22quoted%22" in kept and len(kept) < len(form)
     assert samples.PORTAL_APPLICATION_TOKEN not in kept
     assert int(item["expires_at"]) > 0
+
+
+@pytest.mark.parametrize("character", ["\x01", '"', "é"])
+def test_the_largest_form_the_routes_take_is_kept_at_about_its_own_size(
+    api, table, quarantined, installations, character
+):
+    from local import samples
+    from local.wire import php_form_encode
+    from tests.integration.test_deliveries import FORM
+
+    body = samples.bitrix24_payment_body()
+    body["data"]["DAYS"] = "not a number"
+    form = (php_form_encode(body) + "&note=").encode()
+    filler = character.encode()
+    form += filler * ((64 * 1024 - len(form)) // len(filler))  # as sent, unencoded: a JSON escape each
+    status, _, problem = post(api, "/bitrix24/app-payment", form, FORM)
+    assert status == 422 and "Kept in quarantine" in problem["detail"], problem
+    [item] = quarantined.items()
+    size = sum(
+        len(name) + len(value if isinstance(value, bytes) else str(value).encode()) for name, value in item.items()
+    )
+    assert size <= 2 * len(form), (size, len(form))
+    [kept] = quarantine.parcels()  # as the requeue reads it: the body's bytes, as sent
+    assert kept.parcel["body"].endswith(filler.decode() * 1000) and len(kept.parcel["body"].encode()) > len(form) - 200
+
+
+def test_a_delivery_with_thousands_of_bad_fields_keeps_the_first_errors_and_how_many_more(api, table, quarantined):
+    payment = json.loads(seeds.billing_seed_texts()["NewPayment"])
+    payment["details"]["invoice_id"] = [f"not-an-id-{number}" for number in range(3000)]
+    status, _, problem = post(api, "/billing/new-payment", json.dumps(payment), BILLING_AUTH)
+    assert status == 422 and "Kept in quarantine" in problem["detail"]
+    [item] = quarantined.items()
+    errors = json.loads(item["errors"])
+    assert len(item["errors"].encode()) <= quarantine.ERRORS_KEPT_BYTES
+    assert errors[0]["field"] == "details.invoice_id.0" and errors[-1]["field"] == "(more)"
+    assert errors[-1]["message"] == f"{3000 - (len(errors) - 1)} more error(s) not kept"
 
 
 def test_a_sender_past_its_quarantine_cap_is_refused_unkept_and_counted(api, table, quarantined, monkeypatch):

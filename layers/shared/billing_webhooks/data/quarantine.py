@@ -72,8 +72,15 @@ def keep(parcel: dict[str, Any], errors: list[dict[str, Any]], sender: str, now:
         "route": parcel["route"],
         "function": parcel["function"],
         "received_at": parcel["received_at"],
-        "errors": json.dumps(errors, ensure_ascii=False),
-        "parcel": json.dumps(parcel, ensure_ascii=False, separators=(",", ":")),
+        "errors": _bounded_errors(errors),
+        # The body apart, as its own bytes: inside the parcel's JSON a control character is six
+        # (a 64 KiB form of them was a 391 KB item, near DynamoDB's 400 KB; now about 66 KB).
+        "parcel": json.dumps(
+            {name: value for name, value in parcel.items() if name != "body"},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ),
+        "body": parcel["body"].encode("utf-8", "surrogatepass"),
         "expires_at": _expires_at(now),
     }
     kept, _ = toolkit.conditional_write(
@@ -92,6 +99,24 @@ def keep(parcel: dict[str, Any], errors: list[dict[str, Any]], sender: str, now:
     return identifier
 
 
+ERRORS_KEPT_BYTES = 16 * 1024  # the validation errors kept beside a parcel: the first ones, named
+
+
+def _bounded_errors(errors: list[dict[str, Any]]) -> str:
+    """The errors as JSON, at most ERRORS_KEPT_BYTES (a form of 1,000 bad fields has 1,000): the
+    first ones, then how many more there were."""
+    kept: list[dict[str, Any]] = []
+    size = 2
+    for error in errors:
+        text = json.dumps(error, ensure_ascii=False)
+        if size + len(text.encode()) + 64 > ERRORS_KEPT_BYTES:
+            kept.append({"field": "(more)", "message": f"{len(errors) - len(kept)} more error(s) not kept"})
+            break
+        kept.append(error)
+        size += len(text.encode()) + 1
+    return json.dumps(kept, ensure_ascii=False)
+
+
 class Kept(NamedTuple):
     quarantine_id: str
     parcel: dict[str, Any]
@@ -103,13 +128,19 @@ def parcels() -> Iterator[Kept]:
     pages = (
         toolkit.dynamodb()
         .get_paginator("scan")
-        .paginate(TableName=_table(), ProjectionExpression="quarantine_id, parcel, counted_as", ConsistentRead=True)
+        .paginate(
+            TableName=_table(),
+            ProjectionExpression="quarantine_id, parcel, body, counted_as",
+            ConsistentRead=True,
+        )
     )
     for page in pages:
         for item in page["Items"]:
             if "parcel" in item:  # not a sender's count
-                counted_as = item.get("counted_as", {}).get("S")
-                yield Kept(item["quarantine_id"]["S"], json.loads(item["parcel"]["S"]), counted_as)
+                parcel = json.loads(item["parcel"]["S"])
+                if "body" in item:  # kept apart (an item kept before has it in the parcel)
+                    parcel["body"] = bytes(item["body"]["B"]).decode("utf-8", "surrogatepass")
+                yield Kept(item["quarantine_id"]["S"], parcel, item.get("counted_as", {}).get("S"))
 
 
 def requeued(kept: Kept) -> None:

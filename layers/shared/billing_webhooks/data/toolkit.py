@@ -38,6 +38,8 @@ def _attribute(value: Any) -> dict[str, Any]:
         return {"L": [_attribute(child) for child in value]}
     if value is None:
         return {"NULL": True}
+    if isinstance(value, bytes):
+        return {"B": value}
     raise TypeError(f"{type(value).__name__} cannot be stored")
 
 
