@@ -1,10 +1,12 @@
 """The template as SAM translates it: resources, routes, least-privilege policies."""
 
+import fnmatch
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -416,6 +418,69 @@ def test_operators_are_alarmed_on_5xx_every_functions_errors_and_throttles_and_t
     for name, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "OpsTopic"}], name
         assert alarm["Properties"]["TreatMissingData"] == "notBreaching", name
+
+
+def _substituted(value: Any) -> Any:
+    """A template value as it would be deployed: stack `billing` in account 123456789012."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        text = value["Fn::Sub"]
+        for name, actual in (
+            ("AWS::Partition", "aws"),
+            ("AWS::AccountId", "123456789012"),
+            ("AWS::StackName", "billing"),
+        ):
+            text = text.replace("${" + name + "}", actual)
+        return text
+    if isinstance(value, list):
+        return [_substituted(item) for item in value]
+    return value
+
+
+def _key_allows(policy: dict, principal: str, action: str, context: dict[str, str]) -> bool:
+    """Whether a key policy alone lets `principal` (a role's ARN, path and all) call `action`
+    with this encryption context: what KMS decides for the statements this template writes
+    (Allow, ArnLike on aws:PrincipalArn, StringEquals on the context). A statement naming the
+    account's root with no condition delegates to IAM: counted as allowing anyone."""
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if statement["Effect"] != "Allow" or not any(fnmatch.fnmatchcase(action, pattern) for pattern in actions):
+            continue
+        condition = statement.get("Condition", {})
+        arns = _substituted(condition.get("ArnLike", {}).get("aws:PrincipalArn", "*"))
+        arns = arns if isinstance(arns, list) else [arns]
+        if not any(fnmatch.fnmatchcase(principal, pattern) for pattern in arns):
+            continue
+        wanted = condition.get("StringEquals", {})
+        if all(context.get(key.removeprefix("kms:EncryptionContext:")) == value for key, value in wanted.items()):
+            return True
+    return False
+
+
+def test_only_the_roles_the_token_keys_policy_names_may_open_or_seal_portal_tokens(translated):
+    policy = translated["TokenStoreKey"]["Properties"]["KeyPolicy"]
+    roles = {
+        name.removesuffix("Role"): "arn:aws:iam::123456789012:role"
+        + _substituted(resource["Properties"].get("Path", "/"))
+        + f"billing-{name}-ABC123"
+        for name, resource in _of_type(translated, "AWS::IAM::Role").items()
+    }
+    pair = {"member_id": "a223c6b3710f85df22e9377d6c4f7553"}
+    kept_refresh_token = {**pair, "purpose": "install-refresh-token"}
+    openers = {name for name, arn in roles.items() if _key_allows(policy, arn, "kms:Decrypt", pair)}
+    assert openers == {"LicenceSyncRunFunction", "PortalSyncFunction"}
+    assert {name for name, arn in roles.items() if _key_allows(policy, arn, "kms:Decrypt", kept_refresh_token)} == {
+        "LicenceSyncRunFunction",
+        "PortalSyncFunction",
+        "AppInstallFunction",
+        "AppUpdateFunction",
+    }
+    sealers = {name for name, arn in roles.items() if _key_allows(policy, arn, "kms:Encrypt", pair)}
+    assert sealers == {"LicenceSyncRunFunction", "PortalSyncFunction", "AppInstallFunction", "AppUpdateFunction"}
+    # Anyone else of the account, with whatever IAM grants of their own: no crypto, no grant.
+    for other in ("arn:aws:iam::123456789012:role/Admin", "arn:aws:iam::123456789012:user/ops"):
+        for action in ("kms:Decrypt", "kms:Encrypt", "kms:ReEncryptFrom", "kms:GenerateDataKey", "kms:CreateGrant"):
+            assert not _key_allows(policy, other, action, kept_refresh_token), (other, action)
+    assert _key_allows(policy, "arn:aws:iam::123456789012:role/Admin", "kms:PutKeyPolicy", {})  # still administered
 
 
 def test_the_ops_topic_key_rotates_and_lets_cloudwatch_alarms_publish(translated):
