@@ -67,6 +67,9 @@ class AwsFaults:
         events = boto3.DEFAULT_SESSION.events
         events.register("before-call", self._count)
         events.register("before-send", self._fault)
+        from billing_webhooks.data import aws
+
+        aws.client.cache_clear()  # a client made before copied the session's hooks without these
         return self
 
     def _count(self, model: Any, **_: Any) -> None:

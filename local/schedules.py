@@ -116,9 +116,15 @@ class WriteCounter:
     def __init__(self) -> None:
         import boto3
 
+        from billing_webhooks.data import aws
+
         self.count = 0
         boto3.DEFAULT_SESSION or boto3.setup_default_session()
         boto3.DEFAULT_SESSION.events.register("before-call", self._seen)
+        # A client copies its session's hooks when it is made: one made before this hook would
+        # never show it a write, and every job's peek would stay as first read (a job run at each
+        # of its instants: 72 licence sync runs a simulated 6 hours, minutes of a test).
+        aws.client.cache_clear()
 
     def _seen(self, model: Any, **_: Any) -> None:
         if f"{model.service_model.service_name}.{model.name}" in WRITES:

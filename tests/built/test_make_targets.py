@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 
+import boto3
 import pytest
 import requests
 
@@ -196,6 +198,87 @@ def test_the_tools_find_the_running_make_dev_stack_whatever_its_ports(make_dev):
         timeout=60,
     )
     assert cli.returncode == 0 and json.loads(cli.stdout)["account_id"] == 504, cli.stderr
+
+
+def test_make_devs_clock_plays_a_licence_running_out_unpaid_as_a_person_would_with_curl(make_dev):
+    """The walk docs/development.md gives, over HTTP alone: a portal paid for two more days
+    installs the app; the clock moves ten days, a quarter day at a time. Last of this module's
+    make dev tests: the clock only moves forward."""
+    import secrets
+
+    from local.wire import php_form_encode
+
+    fake = f"http://127.0.0.1:{make_dev['ports']['FAKE_BITRIX24_PORT']}"
+    domain, member_id = "clock-walk.bitrix24.de", secrets.token_hex(16)
+    now = datetime.fromisoformat(requests.get(f"{fake}/_clock", timeout=10).json()["now"].replace("Z", "+00:00"))
+    ends = now + timedelta(days=2)
+    made = requests.put(
+        f"{fake}/_portals/{domain}",
+        json={"member_id": member_id, "STATUS": "P", "paid_until": ends.isoformat(), "application_token": "a" * 32},
+        timeout=10,
+    )
+    assert made.status_code == 200, made.text
+    pair = requests.post(f"{fake}/_portals/{domain}/users", json={"admin": True}, timeout=10).json()
+    install = {
+        "event": "ONAPPINSTALL",
+        "event_handler_id": "12",
+        "data": {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"},
+        "ts": str(int(now.timestamp())),
+        "auth": {
+            "access_token": pair["AUTH_ID"],
+            "expires_in": "3600",
+            "scope": "crm",
+            "domain": domain,
+            "server_endpoint": "https://oauth.bitrix.info/rest/",
+            "status": "S",
+            "client_endpoint": f"https://{domain}/rest/",
+            "member_id": member_id,
+            "user_id": "1",
+            "refresh_token": pair["REFRESH_ID"],
+            "application_token": "a" * 32,
+        },
+    }
+    posted = requests.post(
+        f"{make_dev['api']}/bitrix24/app-install",
+        data=php_form_encode(install),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=60,
+    )
+    assert posted.status_code == 200, posted.text
+    answers = []
+    for _ in range(10 * 4):  # POST /_clock: a quarter day at a time, answered once the stack is quiet
+        moved = requests.post(f"{fake}/_clock", json={"advance_seconds": 6 * 3600}, timeout=600)
+        assert moved.status_code == 200, moved.text
+        shown = requests.get(f"{make_dev['api']}/entitlements/{member_id}", timeout=10).json()
+        answers.append((shown["entitled"], shown["reason"], shown.get("grace_until")))
+    reasons = [answer[:2] for answer in answers]
+    assert reasons[0] == (True, "paid") and reasons[-1] == (False, "licence_expired"), reasons
+    grace = [answer for answer in answers if answer[1] == "licence_expired_in_grace"]
+    # In grace from the end instant (known to DAYS' whole day), for the grace's 3 days, then not.
+    grace_until = datetime.fromisoformat(grace[0][2].replace("Z", "+00:00"))
+    assert timedelta(days=3) <= grace_until - ends <= timedelta(days=4), (grace_until, ends)
+    order = [(True, "paid"), (True, "licence_expired_in_grace"), (False, "licence_expired")]
+    assert set(reasons) <= set(order) and reasons == sorted(reasons, key=order.index), reasons
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=f"http://127.0.0.1:{make_dev['ports']['MOTO_PORT']}",
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    url = sqs.get_queue_url(QueueName="local-events")["QueueUrl"]
+    told, seen = [], set()
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", []):
+        for message in batch:
+            event = json.loads(message["Body"])
+            if event["id"] not in seen and event["detail-type"] == "EntitlementChanged":
+                seen.add(event["id"])
+                if event["detail"]["member_id"] == member_id:
+                    told.append((event["detail"]["entitled"], event["detail"]["reason"]))
+    # The install's verdict, then exactly two: in grace, then expired.
+    assert told == [(True, "paid"), (True, "licence_expired_in_grace"), (False, "licence_expired")], told
+    refreshes = requests.get(f"{fake}/_portals/{domain}", timeout=10).json()["refreshes_by_day"]
+    assert refreshes and max(refreshes.values()) <= 1, refreshes
 
 
 def test_the_tools_say_where_they_looked_when_no_make_dev_runs(tmp_path):
