@@ -456,6 +456,13 @@ def _key_allows(policy: dict, principal: str, action: str, context: dict[str, st
     return False
 
 
+def test_what_a_stack_delete_would_lose_for_good_is_retained_the_tables_and_the_key_that_seals_tokens(translated):
+    tables = _of_type(translated, "AWS::DynamoDB::Table")
+    assert len(tables) == 6
+    for name, resource in {**tables, "TokenStoreKey": translated["TokenStoreKey"]}.items():
+        assert (resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy")) == ("Retain", "Retain"), name
+
+
 def test_only_the_roles_the_token_keys_policy_names_may_open_or_seal_portal_tokens(translated):
     policy = translated["TokenStoreKey"]["Properties"]["KeyPolicy"]
     roles = {
