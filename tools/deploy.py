@@ -240,7 +240,11 @@ def print_endpoints(stack_name: str, region: str) -> None:
     for route in template.routes():
         print(f"  {value(route.function.removesuffix('Function') + 'Url')}")
     print("\nRead API (AWS_IAM-signed GET; the billing-webhooks CLI reads it too):")
+    print(f"  {value('EntitlementsApiUrl')}/<member_id>   may this portal use the app now, and why")
     print(f"  {value('AccountsApiUrl')}")
+    print("\nEvents for your systems (docs/events.md):")
+    print(f"  bus    {value('BillingEventsBusName')}")
+    print(f"  queue  {value('EntitlementChangedQueueUrl')}   every EntitlementChanged")
     print("\nRescue queue (deliveries parked while storage failed; ReplayFunction runs them):")
     print(f"  {value('RescueQueueUrl')}")
     print("\nSecrets (read one with the first command, replace it with the second):")

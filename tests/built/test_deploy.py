@@ -203,3 +203,7 @@ def test_after_deploying_it_prints_the_install_url_first_every_webhook_url_and_e
     webhooks = printed.split("Webhook URLs")[1].split("\n\n")[0].splitlines()[1:]
     assert sorted(line.strip() for line in webhooks) == sorted(f"{base}{route.path}" for route in template.routes())
     assert "Read API" in printed and "Rescue queue" in printed
+    # What the README tells a vendor to use: the entitlement answer and the events, each named.
+    assert f"{base}/entitlements/<member_id>" in printed and "(no output" not in printed
+    for key in ("BillingEventsBusName", "EntitlementChangedQueueUrl"):
+        assert next(output["OutputValue"] for output in outputs if output["OutputKey"] == key) in printed
