@@ -237,12 +237,14 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--region", default=argparse.SUPPRESS, help="default: samconfig.toml's, or AWS_REGION")
     parser = argparse.ArgumentParser(prog="billing-webhooks", description=__doc__.splitlines()[0], parents=[common])
     kinds = parser.add_subparsers(dest="kind", required=True)
-    account_commands = kinds.add_parser("accounts", parents=[common]).add_subparsers(dest="command", required=True)
-    account_commands.add_parser("show", parents=[common]).add_argument("account_id")
-    history = account_commands.add_parser("history", parents=[common])
+    account_commands = kinds.add_parser(
+        "accounts", parents=[common], help="a billing account: its view, notifications, invoices, products, balances"
+    ).add_subparsers(dest="command", required=True)
+    account_commands.add_parser("show", parents=[common], help="the account's view").add_argument("account_id")
+    history = account_commands.add_parser("history", parents=[common], help="its notifications, newest first")
     history.add_argument("--type", dest="notification_type")
     for name in ("invoices", "products", "balances"):
-        listing = account_commands.add_parser(name, parents=[common])
+        listing = account_commands.add_parser(name, parents=[common], help=f"its {name}, a page at a time")
         if name == "invoices":
             listing.add_argument("--status", choices=("issued", "unpaid", "paid"))
     for command in ("history", "invoices", "products", "balances"):
@@ -250,18 +252,24 @@ def _parser() -> argparse.ArgumentParser:
         listing.add_argument("account_id")
         listing.add_argument("--limit")
         listing.add_argument("--cursor")
-    portals = kinds.add_parser("portals", parents=[common]).add_subparsers(dest="command", required=True)
-    portals.add_parser("show", parents=[common]).add_argument("member_id")
-    portals.add_parser("sync", parents=[common]).add_argument("member_id")
-    entitlement_commands = kinds.add_parser("entitlements", parents=[common]).add_subparsers(
-        dest="command", required=True
+    portals = kinds.add_parser(
+        "portals", parents=[common], help="a portal's installation, licence and licence sync"
+    ).add_subparsers(dest="command", required=True)
+    portals.add_parser("show", parents=[common], help="its installation and licence").add_argument("member_id")
+    portals.add_parser("sync", parents=[common], help="ask its app.info now (a licence check)").add_argument(
+        "member_id"
     )
-    entitlement_commands.add_parser("show", parents=[common]).add_argument("member_id")
-    links = kinds.add_parser("links", parents=[common]).add_subparsers(dest="command", required=True)
-    link_set = links.add_parser("set", parents=[common])
+    entitlement_commands = kinds.add_parser(
+        "entitlements", parents=[common], help="may a portal use the app now, and why"
+    ).add_subparsers(dest="command", required=True)
+    entitlement_commands.add_parser("show", parents=[common], help="its entitlement").add_argument("member_id")
+    links = kinds.add_parser(
+        "links", parents=[common], help="which billing account decides a portal's entitlement"
+    ).add_subparsers(dest="command", required=True)
+    link_set = links.add_parser("set", parents=[common], help="link the portal to an account (an operator's link wins)")
     link_set.add_argument("member_id")
     link_set.add_argument("account_id")
-    links.add_parser("clear", parents=[common]).add_argument("member_id")
+    links.add_parser("clear", parents=[common], help="unlink the portal").add_argument("member_id")
     return parser
 
 
@@ -293,6 +301,14 @@ def _answer(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `billing-webhooks … | head -1`: the reader had enough, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     as_json = getattr(args, "json", False)
     try:

@@ -49,3 +49,42 @@ def test_the_cli_refuses_what_it_cannot_read_with_a_usage_line(capsys):
     with pytest.raises(SystemExit):
         cli.main(["accounts"])
     assert "usage: billing-webhooks" in capsys.readouterr().err
+
+
+def test_help_describes_every_command(capsys):
+    for argv, commands in (
+        (["--help"], ("accounts", "portals", "entitlements", "links")),
+        (["accounts", "--help"], ("show", "history", "invoices", "products", "balances")),
+        (["portals", "--help"], ("show", "sync")),
+        (["links", "--help"], ("set", "clear")),
+    ):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        shown = capsys.readouterr().out
+        for command in commands:  # each listed with a line saying what it does
+            [line] = [line for line in shown.splitlines() if line.strip().startswith(command + " ")]
+            assert len(line.split(maxsplit=1)) == 2, (argv, line)
+
+
+def test_output_cut_short_by_its_reader_ends_quietly():
+    """`billing-webhooks … | head -1`: the reader stops reading; no BrokenPipeError traceback.
+    (argparse's own --help already swallows it: the command here prints a long answer.)"""
+    import subprocess
+    import sys
+
+    from local.template import ROOT
+
+    long_answer = "from tools import cli; cli._main = lambda argv: print('a line of a long answer\\n' * 100_000) or 0"
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader has gone before the first line
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys; {long_answer}; sys.exit(cli.main([]))"],
+        cwd=ROOT,
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    os.close(writer)
+    assert done.returncode == 0 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
