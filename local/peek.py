@@ -9,6 +9,7 @@ Same port variables as `make dev` (DYNAMODB_LOCAL_PORT, MOTO_PORT).
 """
 
 import json
+import os
 import sys
 
 import boto3
@@ -120,6 +121,9 @@ def main() -> None:
                     f"{record['account_key']}{alert}"
                 )
             print(f"{len(found)} record(s) in NotificationsTable")
+        sys.stdout.flush()  # here, where a reader gone is caught, not at exit
+    except BrokenPipeError:  # `make records | head`: the reader had enough; the stack is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     except Exception as error:  # noqa: BLE001 (one line for a person, not a trace)
         sys.exit(
             f"Cannot read the make dev stack at {dynamodb_url} and {moto_url} ({error.__class__.__name__}): "

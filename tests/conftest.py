@@ -1,5 +1,6 @@
 import json
 import os
+import subprocess
 from decimal import Decimal
 
 import boto3
@@ -139,3 +140,23 @@ def invoke(function: LocalFunction, event: dict) -> tuple[int, dict, dict]:
     """Call a handler as Lambda would; return (status, headers, JSON body)."""
     response = function.handler(event, LambdaContext(function.route.function))
     return response["statusCode"], response["headers"], json.loads(response["body"], parse_float=Decimal)
+
+
+def run_into_a_closed_pipe(argv: list[str], environment: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`argv` run from the project's root with its stdout a pipe whose reader has gone (as under
+    `| head -1` once head has its line): what it says on stderr, and how it ends."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        return subprocess.run(
+            argv,
+            cwd=template.ROOT,
+            env=environment,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)

@@ -302,7 +302,9 @@ def _answer(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return _main(argv)
+        status = _main(argv)
+        sys.stdout.flush()  # here, where a reader gone is caught, not at exit
+        return status
     except BrokenPipeError:  # `billing-webhooks … | head -1`: the reader had enough, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0

@@ -69,22 +69,10 @@ def test_help_describes_every_command(capsys):
 def test_output_cut_short_by_its_reader_ends_quietly():
     """`billing-webhooks … | head -1`: the reader stops reading; no BrokenPipeError traceback.
     (argparse's own --help already swallows it: the command here prints a long answer.)"""
-    import subprocess
     import sys
 
-    from local.template import ROOT
+    from tests.conftest import run_into_a_closed_pipe
 
     long_answer = "from tools import cli; cli._main = lambda argv: print('a line of a long answer\\n' * 100_000) or 0"
-    reader, writer = os.pipe()
-    os.close(reader)  # the reader has gone before the first line
-    done = subprocess.run(
-        [sys.executable, "-c", f"import sys; {long_answer}; sys.exit(cli.main([]))"],
-        cwd=ROOT,
-        stdout=writer,
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    os.close(writer)
+    done = run_into_a_closed_pipe([sys.executable, "-c", f"import sys; {long_answer}; sys.exit(cli.main([]))"])
     assert done.returncode == 0 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
