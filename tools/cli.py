@@ -188,7 +188,11 @@ def _entitlement_text(answer: dict[str, Any]) -> str:
         f"{answer['licence']['as_of']})",
         "  account "
         + (
-            f"{account['account_id']}: {account['state']}, overdue invoices {account['overdue_invoices'] or 'none'}"
+            (
+                f"{account['account_id']}: {account['state']}, overdue invoices {account['overdue_invoices'] or 'none'}"
+                if account["state"] is not None
+                else f"{account['account_id']}: no notification has named it yet (its state unknown)"
+            )
             if account
             else "not linked"
         ),

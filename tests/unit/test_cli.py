@@ -76,3 +76,18 @@ def test_output_cut_short_by_its_reader_ends_quietly():
     long_answer = "from tools import cli; cli._main = lambda argv: print('a line of a long answer\\n' * 100_000) or 0"
     done = run_into_a_closed_pipe([sys.executable, "-c", f"import sys; {long_answer}; sys.exit(cli.main([]))"])
     assert done.returncode == 0 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
+def test_a_portal_linked_to_an_account_nothing_has_named_yet_reads_so_not_none():
+    answer = {
+        "member_id": "a223c6b3710f85df22e9377d6c4f7553",
+        "entitled": True,
+        "reason": "paid",
+        "until": "2027-01-01T00:00:00.000Z",
+        "grace_until": None,
+        "licence": {"state": "active", "source": "app.info", "as_of": "2026-12-01T00:00:00.000Z"},
+        "account": {"account_id": 999999, "state": None, "overdue_invoices": [], "trial": None},
+        "as_of": "2026-12-07T00:00:00.000Z",
+    }
+    text = cli._entitlement_text(answer)
+    assert "account 999999: no notification has named it yet" in text and "None" not in text
