@@ -124,8 +124,11 @@ def main() -> None:
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", str(os.environ["POWERTOOLS_LOG_LEVEL"] != "INFO").lower())
         # Each stream the template declares, polled as Lambda would: the account view, the
         # entitlements an installation moves, and the events each change tells.
+        # The sample portal's first check before the streams are read (from their start): its
+        # entitlement is then decided once, from the checked licence. The other way round it was
+        # a race: the install's stale licence decided first (not entitled, then paid: two events).
+        stack.check_sample_licence()
         pollers = [StreamPoller(name, stack.endpoints, log=print).start() for name in STREAM_FUNCTIONS]
-        stack.check_sample_licence()  # its entitlement decided (the stream), the first event on the bus
         api = LocalApi(int(os.environ.get("LOCAL_API_PORT", 3000))).start()
         # The stack's test clock: POST /_clock on the fake's port moves it and runs what falls due.
         stack.bitrix24.deliver_to = api.url
