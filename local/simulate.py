@@ -283,12 +283,10 @@ class Simulation:
     def _billing_delivered(self, portal: Portal, at: float, notification: Notification) -> None:
         import requests
 
-        from local.traffic import BILLING_HEADERS
+        from local.traffic import BILLING_HEADERS, route_paths
 
         if not hasattr(self, "_billing_paths"):
-            from local import template
-
-            self._billing_paths = {route.function.removesuffix("Function"): route.path for route in template.routes()}
+            self._billing_paths = route_paths()
         answer = requests.post(
             f"{self.api_url}{self._billing_paths[notification.kind]}",
             data=json.dumps(notification.body),

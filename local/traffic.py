@@ -31,11 +31,16 @@ def _json_number(value: object) -> object:
     raise TypeError(type(value).__name__)
 
 
+def route_paths() -> dict[str, str]:
+    """Each route's path by its function's name without `Function` (`UnPaidInvoice`: `/billing/unpaid-invoice`)."""
+    return {route.function.removesuffix("Function"): route.path for route in template.routes()}
+
+
 def distinct_deliveries(count: int, run: str = "load") -> list[Delivery]:
     """`count` deliveries, each its own notification: the 8 billing types with fresh ids in turn,
     and every ninth an ONAPPPAYMENT of the sample portal with its own `ts` (form-encoded, as on
     the wire). `run` keeps the ids of separate runs apart."""
-    paths = {route.function.removesuffix("Function"): route.path for route in template.routes()}
+    paths = route_paths()
     kinds = sorted(seeds.billing_seeds().items())
     deliveries = []
     for number in range(count):

@@ -108,12 +108,11 @@ def _bounded_errors(errors: list[dict[str, Any]]) -> str:
     kept: list[dict[str, Any]] = []
     size = 2
     for error in errors:
-        text = json.dumps(error, ensure_ascii=False)
-        if size + len(text.encode()) + 64 > ERRORS_KEPT_BYTES:
+        size += len(json.dumps(error, ensure_ascii=False).encode()) + 1
+        if size + 64 > ERRORS_KEPT_BYTES:
             kept.append({"field": "(more)", "message": f"{len(errors) - len(kept)} more error(s) not kept"})
             break
         kept.append(error)
-        size += len(text.encode()) + 1
     return json.dumps(kept, ensure_ascii=False)
 
 
