@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode
 from urllib.request import Request as HttpRequest
 from urllib.request import urlopen
 
+from local import template
 from local.clock import TestClock, iso
 
 OAUTH_HOST = "oauth.bitrix.info"
@@ -34,15 +35,8 @@ ACCESS_TOKEN_SECONDS = 3600  # Bitrix24's access tokens live an hour
 REFRESH_TOKEN_SECONDS = 180 * 86400  # and its refresh tokens 180 days
 BUCKET_SIZE, BUCKET_LEAK_PER_SECOND = 50, 2.0  # each portal's REST requests: 2 a second, a burst of 50
 DAY_SECONDS = 86400
-CERTIFICATE_SUFFIXES = (
-    "bitrix24.com",
-    "bitrix24.ru",
-    "bitrix24.de",
-    "bitrix24.eu",
-    "bitrix24.by",
-    "bitrix24.kz",
-    "bitrix24.ua",
-)
+# Every zone of Bitrix24's cloud, as the template's default lets in (its parameter names the source).
+CERTIFICATE_SUFFIXES = tuple(template.parameter_default("Bitrix24DomainSuffixes").split(","))
 
 
 @dataclass
@@ -87,7 +81,9 @@ class Portal:
     token_expiry: dict[str, float] = field(default_factory=dict)
     refresh_expires: float | None = None
     user_refresh: dict[str, tuple[float, bool]] = field(default_factory=dict)  # refresh token -> (end, admin)
-    admin_tokens: set[str] = field(default_factory=set)  # access tokens of its administrators
+    # Access tokens of its ordinary users (not administrators): the installer's pair, and every pair
+    # refreshed from it, is an administrator's, as Bitrix24 lets only administrators install apps.
+    ordinary_tokens: set[str] = field(default_factory=set)
     bucket_level: float = 0.0
     bucket_at: float = 0.0
     refreshes_by_day: dict[str, int] = field(default_factory=dict)
@@ -143,15 +139,15 @@ class Portal:
         self.expired_tokens |= {self.access_token, *self.earlier_tokens, *self.token_expiry}
         self.refresh_token = f"revoked-{secrets.token_hex(12)}"
         self.user_refresh.clear()
-        self.admin_tokens.clear()
+        self.ordinary_tokens.clear()
 
     def user_pair(self, admin: bool, now: float) -> dict[str, Any]:
         """The pair a user's app page receives (AUTH_ID, REFRESH_ID), an administrator's or not."""
         access, refresh = f"access-{secrets.token_hex(12)}", f"refresh-{secrets.token_hex(12)}"
         self.token_expiry[access] = now + ACCESS_TOKEN_SECONDS
         self.user_refresh[refresh] = (now + REFRESH_TOKEN_SECONDS, admin)
-        if admin:
-            self.admin_tokens.add(access)
+        if not admin:
+            self.ordinary_tokens.add(access)
         return {"AUTH_ID": access, "REFRESH_ID": refresh, "AUTH_EXPIRES": ACCESS_TOKEN_SECONDS, "admin": admin}
 
     def over_bucket(self, now: float) -> bool:
@@ -679,7 +675,7 @@ class FakeBitrix24:
                 if method == "app.info":
                     return self._answer(200, portal.app_info(now))
                 if method == "user.admin":
-                    return self._answer(200, {"result": form.get("auth", "") in portal.admin_tokens})
+                    return self._answer(200, {"result": form.get("auth", "") not in portal.ordinary_tokens})
                 if portal.binds == "redirect":
                     return self._answer(302, {}, {"Location": portal.redirect_to})
                 if portal.binds == "down":

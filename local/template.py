@@ -47,6 +47,11 @@ def load() -> dict[str, Any]:
     return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 (SafeLoader subclass)
 
 
+def parameter_default(name: str) -> str:
+    """A template parameter's default, as a stack deployed with none given holds it."""
+    return str(load()["Parameters"][name]["Default"])
+
+
 def resources(kind: str) -> dict[str, dict[str, Any]]:
     return {name: res for name, res in load()["Resources"].items() if res["Type"] == kind}
 

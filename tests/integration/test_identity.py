@@ -4,14 +4,16 @@ an identity is bound only when Bitrix24's OAuth server vouches for it."""
 
 import pytest
 
+from billing_webhooks.settings import Settings
 from billing_webhooks.wire.credentials import token_sha256
-from local import samples
+from local import samples, template
 from local.fake_bitrix24 import Portal
 from tests.integration.test_installations import (
     ACCESS,
     DOMAIN,
     MEMBER,
     NEW_TOKEN,
+    PORTALS,
     TOKEN,
     acme,  # noqa: F401 (fixture)
     deliver,
@@ -124,6 +126,72 @@ def test_row_6_the_oauth_check_compares_the_portal_it_names_with_the_events_doma
     status, problem = deliver(api, "app_install", lifecycle("app_install", refresh_token="other-refresh"))
     assert status == 403 and "another portal" in problem["detail"]
     assert installations.get(member_id=MEMBER) is None
+
+
+def test_row_8_an_ordinary_user_of_the_portal_cannot_set_its_application_token(api, table, installations, acme, stack):
+    """Any user who opens the app receives a pair in its page (AUTH_ID, REFRESH_ID): enough for
+    the OAuth server to vouch for the portal, but only an administrator's word changes the token."""
+    assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
+    for kind in ("app_update", "app_install"):
+        pair = acme.user_pair(False, stack.clock.time())
+        refreshes = acme.calls.get("refresh", 0)
+        body = lifecycle(
+            kind, ts=1466440000, token=NEW_TOKEN, access_token=pair["AUTH_ID"], refresh_token=pair["REFRESH_ID"]
+        )
+        status, problem = deliver(api, kind, body)
+        assert status == 403 and "administrator" in problem["detail"], (kind, problem)
+        assert acme.calls.get("refresh", 0) == refreshes  # the insider's refresh token was never spent
+    record = installations.get(member_id=MEMBER)
+    assert record["application_token_sha256"] == token_sha256(TOKEN)
+    assert deliver(api, "app_payment", payment(ts=1466500000, STATUS="P", DAYS="30"))[0] == 200  # the owner's
+    # An administrator's page pair changes it.
+    pair = acme.user_pair(True, stack.clock.time())
+    body = lifecycle(
+        "app_update", ts=1466440000, token=NEW_TOKEN, access_token=pair["AUTH_ID"], refresh_token=pair["REFRESH_ID"]
+    )
+    assert deliver(api, "app_update", body)[0] == 200
+    assert installations.get(member_id=MEMBER)["application_token_sha256"] == token_sha256(NEW_TOKEN)
+
+
+def test_row_9_a_vouched_update_binds_the_domain_bitrix24_names_not_an_unvouched_claims(
+    api, table, installations, acme, evil
+):
+    # The owner's install arrived unvouched (no refresh token); a stranger's unvouched claim on
+    # the same member_id then wrote its own domain.
+    assert deliver(api, "app_install", lifecycle("app_install", refresh_token=None))[0] == 200
+    assert deliver(api, "app_install", _claim(refresh_token=None, ts="1466440000"))[0] == 200
+    assert installations.get(member_id=MEMBER)["domain"] == EVIL
+    # The owner's vouched update binds the member_id to the domain the OAuth server names.
+    status, answer = deliver(api, "app_update", lifecycle("app_update", ts=1466450000))
+    assert (status, answer["status"]) == (200, "stored"), answer
+    record = installations.get(member_id=MEMBER)
+    assert (record["domain"], record["vouched"]) == (DOMAIN, True)
+    assert record["application_token_sha256"] == token_sha256(TOKEN)
+    # From now on the owner's events count and the stranger's are refused.
+    assert deliver(api, "app_payment", payment(ts=1466500000, STATUS="P", DAYS="30"))[0] == 200
+    assert deliver(api, "app_install", _claim(refresh_token=None, ts="1466510000"))[0] == 403
+    assert deliver(api, "app_install", lifecycle("app_install", ts=1466520000))[0] == 200
+
+
+def test_row_10_an_install_from_every_zone_of_bitrix24s_cloud_is_stored(api, table, installations, stack):
+    zones = template.parameter_default("Bitrix24DomainSuffixes").split(",")
+    assert {"bitrix24.es", "bitrix24.com.br", "bitrix24.jp", "bitrix24.uk", "bitrix24.com.tr"} <= set(zones)
+    for number, zone in enumerate(zones):
+        domain, member_id = f"zone-{number}.{zone}", f"member-of-zone-{number}"
+        stack.bitrix24.portals[domain] = PORTALS[domain] = Portal(
+            f"access-{number}", samples.APP_CODE, member_id=member_id, refresh_token=f"refresh-{number}"
+        )
+        auth = {"domain": domain, "client_endpoint": f"https://{domain}/rest/", "member_id": member_id}
+        body = lifecycle("app_install", access_token=f"access-{number}", refresh_token=f"refresh-{number}", **auth)
+        status, answer = deliver(api, "app_install", body)
+        assert (status, answer.get("status")) == (200, "stored"), (zone, answer)
+        assert installations.get(member_id=member_id)["vouched"] is True, zone
+
+
+def test_the_layers_default_zones_are_the_templates():
+    assert Settings.model_fields["bitrix24_domain_suffixes"].default == template.parameter_default(
+        "Bitrix24DomainSuffixes"
+    )
 
 
 # What each read answer may hold, key by key (docs/accounts.md): anything else, under any name, fails.

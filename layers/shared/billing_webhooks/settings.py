@@ -40,8 +40,11 @@ class Settings(BaseModel):
     # Behaviour, with the template's defaults.
     billing_signature: Literal["off", "required"] = "off"  # "required": billing deliveries must be signed too
     bitrix24_app_code: str = ""  # installs naming another CODE are refused; empty: none are believed
+    # Every zone of Bitrix24's cloud: the template's Bitrix24DomainSuffixes (a test holds them equal).
     bitrix24_domain_suffixes: str = (
-        "bitrix24.com,bitrix24.ru,bitrix24.de,bitrix24.eu,bitrix24.by,bitrix24.kz,bitrix24.ua"
+        "bitrix24.com,bitrix24.eu,bitrix24.de,bitrix24.es,bitrix24.com.br,bitrix24.fr,bitrix24.it,"
+        "bitrix24.pl,bitrix24.com.tr,bitrix24.uk,bitrix24.in,bitrix24.cn,bitrix24.id,bitrix24.vn,"
+        "bitrix24.jp,bitrix24.ru,bitrix24.by,bitrix24.kz,bitrix24.ua"
     )
     bitrix24_oauth_hosts: str = "oauth.bitrix.info,oauth.bitrix24.tech"
     bitrix24_portal_timeout_seconds: PositiveFloat = 3.0

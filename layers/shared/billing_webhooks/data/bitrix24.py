@@ -215,6 +215,12 @@ def read_app_info(url: str, access_token: str) -> AppInfo:
         raise PortalUnavailable("The portal's app.info answer is not readable.") from None
 
 
+def is_administrator(domain: Any, client_endpoint: Any, access_token: str) -> bool:
+    """POST `user.admin` with an event's access token: whether its user administers the portal
+    (Bitrix24 lets only administrators install apps). TokenRefused, or PortalUnavailable."""
+    return call(rest_url(domain, client_endpoint, "user.admin"), access_token) is True
+
+
 def refresh_tokens(server_endpoint: str, refresh_token: str, client_id: str, client_secret: str) -> dict[str, Any]:
     """Bitrix24's OAuth server's answer to a refresh: a new access and refresh token, and the
     `member_id` and `client_endpoint` they belong to. The request goes as Bitrix24 documents it

@@ -114,8 +114,13 @@ def update(
         values["language_id"] = event.data.LANGUAGE_ID
     gone: tuple[str, ...] = ()
     if confirmation.vouched:  # its tokens may be new (a reinstall's): due for a check now, reachable again
+        # Bound to the domain the OAuth server named (the authenticator compared it with the
+        # event's): never the one an unvouched claim on this member_id wrote.
         values.update(
-            vouched=True, sync_shard=schedule.sync_shard(event.auth.member_id), next_check_at=int(now.timestamp())
+            vouched=True,
+            domain=event.auth.domain.lower(),
+            sync_shard=schedule.sync_shard(event.auth.member_id),
+            next_check_at=int(now.timestamp()),
         )
         gone = schedule.UNREACHABLE_ATTRIBUTES
     condition = "attribute_exists(member_id) AND #status = :installed AND #lifecycle_ts < :lifecycle_ts"

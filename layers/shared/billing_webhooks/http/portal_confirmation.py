@@ -46,7 +46,7 @@ class PortalConfirms:
         if delivery.replay is not None and isinstance(delivery.replay.get("sender"), dict):
             # The portal confirmed it when the delivery arrived; the parcel kept its answer, not its token.
             confirmed = PortalConfirmation.model_validate(delivery.replay["sender"])
-            confirm = lambda vouch=True, required=False: confirmed  # noqa: E731
+            confirm = lambda vouch=True, required=False, administrator=False: confirmed  # noqa: E731
         else:
             access_token = auth.get("access_token")
             # Parked for longer than its access token lived (recovery/parcels.py): the refresh token
@@ -56,9 +56,11 @@ class PortalConfirms:
                 raise MissingCredentials("auth[access_token] is required to confirm the installation with the portal.")
             url = bitrix24.app_info_url(auth.get("domain"), auth.get("client_endpoint"))  # refuses before any call
 
-            def confirm(vouch: bool = True, required: bool = False) -> PortalConfirmation:
+            def confirm(vouch: bool = True, required: bool = False, administrator: bool = False) -> PortalConfirmation:
                 if ran_out:
                     fresh = _vouched_with_kept_token(member_id, str(auth.get("domain") or ""))
+                    if administrator:
+                        _require_administrator(auth, member_id, fresh)
                     return PortalConfirmation(
                         info=_confirmed_app_info(bitrix24.app_info(url, fresh)),
                         handlers=bindings.handler_urls(delivery.event),
@@ -74,6 +76,8 @@ class PortalConfirms:
                 except PortalUnavailable as failure:  # down or slow: parked and replayed, never dropped
                     _keep_refresh_token(auth, member_id)
                     raise PortalUnconfirmed(f"{failure.detail} Parked: replayed until the portal answers.") from None
+                if administrator:  # asked before the OAuth server: an insider's refresh token is never spent
+                    _require_administrator(auth, member_id, str(access_token))
                 vouched, pending = (
                     _member_id_vouched(auth, member_id, may_wait=not required, replay=delivery.is_replay)
                     if vouch
@@ -102,7 +106,7 @@ class PortalConfirms:
         except ServiceUnavailable:
             # Storage is down and the delivery will be parked: ask the portal now, while we hold the
             # access token, so that its replay needs no token (a refusal answers as it would have).
-            delivery.confirmation = confirm(vouch=True).model_dump(mode="json")
+            delivery.confirmation = confirm(vouch=True, administrator=True).model_dump(mode="json")
             raise
         installed = installation is not None and installation.get("status") == installations.INSTALLED
         if self.known_portal and not installed:
@@ -114,21 +118,44 @@ class PortalConfirms:
         if bound and installation is not None and installation.get("domain") != domain:
             raise WrongCredentials("This portal is installed on another domain.")
         token_changes = installation is None or not token_matches(installation, digest)
-        # Whoever holds a portal's access token (any of its users) may not swap its application
-        # token: a new one must be vouched for, and a bound identity is checked only when it changes,
-        # or when its kept pair needs mending (refused, in doubt, missing): the event's refresh
-        # token, vouched for, renews it.
+        # Whoever holds a portal's access token (any of its users: the app's page receives a pair)
+        # may not swap its application token: a new one for a member_id we know must come from a
+        # portal administrator (user.admin) and, once bound, be vouched for. A bound identity is
+        # checked only when its token changes, or when its kept pair needs mending (refused, in
+        # doubt, missing): the event's refresh token, vouched for, renews it.
         mend = (
             bound
             and not token_changes
             and isinstance(auth.get("refresh_token"), str)
             and _pair_needs_mending(member_id)
         )
-        return confirm(vouch=not bound or token_changes or mend, required=bound and token_changes)
+        return confirm(
+            vouch=not bound or token_changes or mend,
+            required=bound and token_changes,
+            administrator=installation is not None and token_changes,
+        )
 
 
 portal_confirms_install = PortalConfirms(known_portal=False)
 portal_confirms_update = PortalConfirms(known_portal=True)
+
+
+def _require_administrator(auth: dict[str, Any], member_id: str, access_token: str) -> None:
+    """The event's user administers the portal, by the portal's own word (`user.admin`); else
+    refused: an ordinary user's token (any user who opens the app has one) sets no app token."""
+    try:
+        administrator = bitrix24.is_administrator(auth.get("domain"), auth.get("client_endpoint"), access_token)
+    except bitrix24.TokenRefused:
+        raise WrongCredentials("The portal refused the event's access token (user.admin).") from None
+    except PortalUnavailable as failure:  # parked as app.info's silence is, its refresh token kept
+        _keep_refresh_token(auth, member_id)
+        raise PortalUnconfirmed(f"{failure.detail} Parked: replayed until the portal answers.") from None
+    if not administrator:
+        metrics.add_metric(name="TokenChangeByNonAdministrator", unit=MetricUnit.Count, value=1)
+        raise WrongCredentials(
+            "Only a portal administrator may change the app's application token: the event's access "
+            "token is an ordinary user's (user.admin answered false)."
+        )
 
 
 def _keep_refresh_token(auth: dict[str, Any], member_id: str) -> None:
