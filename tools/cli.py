@@ -201,6 +201,19 @@ def _entitlement_text(answer: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _conflicts_text(answer: dict[str, Any]) -> str:
+    lines = [
+        f"Portal {conflict['member_id']}: linked to account {conflict['linked_to']} ({conflict['link_source']});"
+        f" also named by account{'s' if len(conflict['also_named_by']) > 1 else ''} "
+        + ", ".join(str(account) for account in conflict["also_named_by"])
+        for conflict in answer["conflicts"]
+    ] or ["No link conflicts: no account's code names a portal another account decides."]
+    if answer["cursor"]:
+        lines.append(f"more: --cursor {answer['cursor']}")
+    lines.append("Settle one with `links set <member_id> <account_id>` or `links clear <member_id>`.")
+    return "\n".join(lines)
+
+
 def _sync_line(sync: dict[str, Any]) -> str:
     if not sync.get("reachable", True):
         return (
@@ -273,7 +286,14 @@ def _parser() -> argparse.ArgumentParser:
     link_set = links.add_parser("set", parents=[common], help="link the portal to an account (an operator's link wins)")
     link_set.add_argument("member_id")
     link_set.add_argument("account_id")
-    links.add_parser("clear", parents=[common], help="unlink the portal").add_argument("member_id")
+    links.add_parser(
+        "clear", parents=[common], help="unlink the portal: no account decides it until an operator links one"
+    ).add_argument("member_id")
+    conflicts = links.add_parser(
+        "conflicts", parents=[common], help="portals another account's code names while one decides them"
+    )
+    conflicts.add_argument("--limit")
+    conflicts.add_argument("--cursor")
     return parser
 
 
@@ -284,6 +304,8 @@ def _answer(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
         return reads.portal(args.member_id), _portal_text
     if args.kind == "entitlements":
         return reads.entitlement(args.member_id), _entitlement_text
+    if args.kind == "links" and args.command == "conflicts":
+        return reads.link_conflicts(limit=args.limit, cursor=args.cursor), _conflicts_text
     if args.kind == "links":
         from billing_webhooks.domain import links
 

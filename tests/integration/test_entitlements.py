@@ -332,3 +332,87 @@ def test_an_account_whose_code_is_the_portals_domain_is_linked_by_default(api, s
     assert (
         linked["account"]["account_id"] == OTHER + 1 and synced.get(member_id=MEMBER)["link_source"] == "account_code"
     )
+
+
+BLOCKED = {"state": "Blocked", "date_from": "2019-03-01 00:00:00 +02:00", "date_to": ""}
+
+
+def _account_state(api, account_id: int, code: str, notification: str, state: dict | None = None) -> None:
+    details = {**seeds.billing_seeds()["AccountStateChange"]["details"], **({"new_state": state} if state else {})}
+    post(
+        api,
+        "AccountStateChange",
+        "account-state-change",
+        id=notification,
+        account_id=account_id,
+        account_code=code,
+        details=details,
+    )
+
+
+def _settled(projector, kept, check, seconds: float = 20) -> dict:
+    deadline = time.monotonic() + seconds
+    while not check(item := kept.get(member_id=MEMBER) or {}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert check(item), item
+    return item
+
+
+def test_the_first_default_link_stands_and_another_account_naming_the_portal_is_a_conflict_never_applied(
+    api, synced, projector, bus_events
+):
+    from billing_webhooks.http import reads
+
+    _account_state(api, OTHER, MEMBER, "first-account")
+    _settled(projector, synced, lambda item: item.get("account_id") == OTHER)
+    # A second account coded with the portal's member_id (any case), blocked: it decides nothing.
+    for number in range(3):
+        _account_state(api, OTHER + 1, MEMBER.upper(), f"second-account-{number}", BLOCKED)
+        _account_state(api, OTHER, MEMBER, f"first-account-again-{number}")
+    item = _settled(projector, synced, lambda item: item.get("link_conflicts") == [f"billing#{OTHER + 1}"])
+    assert item["account_id"] == OTHER and entitlement(api)["entitled"] is True
+    assert [event for event in bus_events(2, seconds=3) if event[0] == "EntitlementChanged"] == []  # no flapping
+    listed = reads.link_conflicts()
+    assert listed["conflicts"] == [
+        {"member_id": MEMBER, "linked_to": OTHER, "link_source": "account_code", "also_named_by": [OTHER + 1]}
+    ]
+    # An operator settles it: the conflict goes with the decision.
+    from billing_webhooks.domain import links
+
+    assert links.link(MEMBER, OTHER + 1)["reason"] == "account_blocked"
+    assert reads.link_conflicts()["conflicts"] == []
+
+
+def test_links_clear_pins_no_link_until_an_operator_sets_one(api, synced, projector):
+    from billing_webhooks.domain import links
+
+    _account_state(api, OTHER, MEMBER, "before-the-clear", BLOCKED)
+    _settled(projector, synced, lambda item: item.get("account_id") == OTHER)
+    assert links.unlink(MEMBER)["account"] is None
+    _account_state(api, OTHER, MEMBER, "after-the-clear", BLOCKED)
+    time.sleep(2)  # the projector has had its chance
+    item = synced.get(member_id=MEMBER)
+    assert "account_id" not in item and item["link_source"] == "operator" and entitlement(api)["entitled"] is True
+
+
+def test_an_account_whose_code_changes_loses_the_link_its_old_code_made(api, synced, projector):
+    _account_state(api, OTHER, MEMBER, "coded-with-the-portal", BLOCKED)
+    _settled(projector, synced, lambda item: item.get("account_id") == OTHER)
+    _account_state(api, OTHER, "someone-else-entirely", "coded-elsewhere", BLOCKED)
+    _settled(projector, synced, lambda item: "account_id" not in item)
+    assert entitlement(api)["entitled"] is True
+
+
+def test_a_strangers_unvouched_install_whose_member_id_is_a_portals_domain_captures_no_link(
+    api, synced, projector, stack
+):
+    from local.fake_bitrix24 import Portal
+    from tests.integration.test_identity import EVIL, _claim  # noqa: PLC0415
+    from tests.integration.test_installations import deliver
+
+    stack.bitrix24.portals[EVIL] = Portal("evil-access-token", samples.APP_CODE, member_id="evil-member")
+    claim = _claim(refresh_token=None, member_id=samples.PORTAL_DOMAIN)
+    assert deliver(api, "app_install", claim)[0] == 200  # kept, unvouched
+    _account_state(api, OTHER, samples.PORTAL_DOMAIN, "coded-with-the-domain", BLOCKED)
+    item = _settled(projector, synced, lambda item: item.get("account_id") == OTHER)  # the real portal's
+    assert entitlement(api)["reason"] == "account_blocked" and item["link_source"] == "account_code"

@@ -188,6 +188,26 @@ def test_row_10_an_install_from_every_zone_of_bitrix24s_cloud_is_stored(api, tab
         assert installations.get(member_id=member_id)["vouched"] is True, zone
 
 
+def _oauth_requests(stack) -> int:
+    return sum(1 for request in stack.bitrix24.requests if request.path.startswith("/oauth/token/"))
+
+
+def test_row_11_strangers_cost_nothing_a_made_up_refresh_token_is_sent_to_bitrix24_once(
+    api, table, installations, acme, evil, stack
+):
+    for attempt in range(3):
+        status, problem = deliver(api, "app_install", _claim(refresh_token="made-up-refresh-token"))
+        assert status == 403 and "refused" in problem["detail"], problem
+        assert _oauth_requests(stack) == 1, attempt  # the vendor's credentials spent once, not per attempt
+    # A portal nobody has: refused, nothing asked of the OAuth server.
+    nowhere = {"domain": "nobody-here.bitrix24.com", "client_endpoint": "https://nobody-here.bitrix24.com/rest/"}
+    status, problem = deliver(api, "app_install", lifecycle("app_install", member_id="m-nowhere", **nowhere))
+    assert status == 403 and "No Bitrix24 portal" in problem["detail"], problem
+    assert _oauth_requests(stack) == 1 and installations.get(member_id="m-nowhere") is None
+    # The owner's genuine install is not held up by any of it.
+    assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
+
+
 def test_the_layers_default_zones_are_the_templates():
     assert Settings.model_fields["bitrix24_domain_suffixes"].default == template.parameter_default(
         "Bitrix24DomainSuffixes"

@@ -261,6 +261,8 @@ def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_nee
             f"kms:Decrypt if {json.dumps(PENDING_ONLY, sort_keys=True)}",
             json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]}),
         ),
+        # ... and take a place in the portal's REST bucket before each request to it.
+        ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["RestBucketsTable", "Arn"]})),
     }
     expected = {
         # The fallback map: a portal installed by hand is not taken over by an install naming it.
@@ -458,6 +460,8 @@ def _key_allows(policy: dict, principal: str, action: str, context: dict[str, st
 
 def test_what_a_stack_delete_would_lose_for_good_is_retained_the_tables_and_the_key_that_seals_tokens(translated):
     tables = _of_type(translated, "AWS::DynamoDB::Table")
+    # The REST buckets hold nothing that outlives a minute and a half (their TTL): not kept.
+    assert tables.pop("RestBucketsTable")["Properties"]["TimeToLiveSpecification"]["Enabled"] is True
     assert len(tables) == 6
     for name, resource in {**tables, "TokenStoreKey": translated["TokenStoreKey"]}.items():
         assert (resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy")) == ("Retain", "Retain"), name
@@ -625,6 +629,7 @@ def test_only_the_licence_syncs_may_open_the_kept_tokens_and_each_job_may_do_its
         ("kms:Decrypt", key),
         ("kms:Encrypt", key),
         _reads_secret("Bitrix24AppCredentials"),
+        ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["RestBucketsTable", "Arn"]})),  # a place in the bucket
     }
     assert grants["PortalSyncFunction"] == opens_tokens
     assert grants["LicenceSyncRunFunction"] == opens_tokens | {

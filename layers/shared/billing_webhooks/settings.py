@@ -31,6 +31,8 @@ class Settings(BaseModel):
     entitlements_table_name: str
     billing_events_bus_name: str
     projection_failures_queue_url: str
+    # Each portal's REST bucket shared across containers (data/rest_buckets.py); empty: per container only.
+    rest_buckets_table_name: str = ""
     # Secrets Manager secret ids: required.
     billing_secret_id: str
     billing_signing_secret_id: str

@@ -180,6 +180,7 @@ def call(url: str, access_token: str, params: list[tuple[str, str]] | None = Non
     import urllib.request
 
     method = url.rsplit("/", 1)[-1]
+    _place_in_the_bucket(urlsplit(url).hostname or "")
     request = urllib.request.Request(
         url,
         data=urlencode([("auth", access_token), *(params or [])]).encode(),
@@ -190,6 +191,36 @@ def call(url: str, access_token: str, params: list[tuple[str, str]] | None = Non
     if not isinstance(answer, dict) or "result" not in answer:
         raise PortalUnavailable(f"The portal answered {method} without a result ({_portal_error(answer)}).")
     return answer["result"]
+
+
+MOST_BUCKET_WAIT_SECONDS = 10.0
+
+
+def _place_in_the_bucket(host: str) -> None:
+    """Wait for a place in the portal's REST bucket, shared by every container (data/rest_buckets.py),
+    so that however many call it at once, none is answered QUERY_LIMIT_EXCEEDED. A bucket that
+    stays full is an outage to retry; a bucket that cannot be read lets the call go (each
+    container's own pacer still spaces its requests)."""
+    import time
+
+    from billing_webhooks import clock
+    from billing_webhooks.data import rest_buckets
+    from billing_webhooks.errors import ServiceUnavailable
+
+    if not rest_buckets.enabled():
+        return
+    waited = 0.0
+    while True:
+        try:
+            wait = rest_buckets.take(host, clock.epoch())
+        except ServiceUnavailable:
+            return
+        if not wait:
+            return
+        if waited + wait > MOST_BUCKET_WAIT_SECONDS:
+            raise PortalUnavailable("The portal's REST bucket is full (2 requests a second, a burst of 50).")
+        time.sleep(wait)
+        waited += wait
 
 
 def app_info(url: str, access_token: str) -> AppInfo:

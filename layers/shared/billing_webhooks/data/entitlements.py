@@ -36,21 +36,97 @@ def get(member_id: str) -> dict[str, Any] | None:
     return toolkit.get(_table(), _key(member_id), UNAVAILABLE)
 
 
-def link(member_id: str, account_key: str, account_id: Any, source: str) -> bool:
-    """Link the portal to an account. A default link (account_code) never replaces an operator's."""
+LINK = ("account_key", "account_id", "link_source")
+MOST_CONFLICTS = 20  # accounts kept per portal as conflicting with its link: enough to show who
+
+
+def link(member_id: str, account_key: str, account_id: Any) -> None:
+    """An operator's link: it replaces any, and settles the portal's conflicts."""
+    toolkit.update(
+        _table(),
+        _key(member_id),
+        UNAVAILABLE,
+        values={"account_key": account_key, "account_id": account_id, "link_source": OPERATOR},
+        remove=("link_conflicts",),
+    )
+
+
+def pin_unlinked(member_id: str) -> None:
+    """An operator's `links clear`: no account decides the portal, and no default link is made
+    until an operator links it again."""
+    toolkit.update(
+        _table(),
+        _key(member_id),
+        UNAVAILABLE,
+        values={"link_source": OPERATOR},
+        remove=("account_key", "account_id", "link_conflicts"),
+    )
+
+
+def link_by_default(member_id: str, account_key: str, account_id: Any) -> tuple[bool, dict[str, Any]]:
+    """The default link (by account_code), only to a portal no account or operator decides yet, or
+    already this account's: the first stands. (written, the item as it was when refused)."""
+    return toolkit.update(
+        _table(),
+        _key(member_id),
+        UNAVAILABLE,
+        values={"account_key": account_key, "account_id": account_id, "link_source": ACCOUNT_CODE},
+        condition="attribute_not_exists(#link_source) OR (#link_source = :default AND #account_key = :account_key)",
+        condition_values={":default": ACCOUNT_CODE},
+        return_old=True,
+    )
+
+
+def unlink_default(member_id: str, account_key: str) -> bool:
+    """This account's default link gone (its code names the portal no more); an operator's stays."""
     written, _ = toolkit.update(
         _table(),
         _key(member_id),
         UNAVAILABLE,
-        values={"account_key": account_key, "account_id": account_id, "link_source": source},
-        condition=None if source == OPERATOR else "attribute_not_exists(#link_source) OR #link_source <> :operator",
-        condition_values=None if source == OPERATOR else {":operator": OPERATOR},
+        remove=LINK,
+        condition="#link_source = :default AND #account_key = :account_key",
+        condition_values={":default": ACCOUNT_CODE, ":account_key": account_key},
     )
     return written
 
 
-def unlink(member_id: str) -> None:
-    toolkit.update(_table(), _key(member_id), UNAVAILABLE, remove=("account_key", "account_id", "link_source"))
+def note_conflict(member_id: str, account_key: str) -> bool:
+    """Another account names a portal already linked: kept to be shown, never applied. True when
+    it is new (a redelivery, or the account's next notification, notes nothing)."""
+    written, _ = toolkit.update(
+        _table(),
+        _key(member_id),
+        UNAVAILABLE,
+        expression="SET #link_conflicts = list_append(if_not_exists(#link_conflicts, :none), :conflict)",
+        condition="attribute_not_exists(#link_conflicts) OR "
+        "(size(#link_conflicts) < :most AND NOT contains(#link_conflicts, :account_key))",
+        condition_values={
+            ":none": [],
+            ":conflict": [account_key],
+            ":account_key": account_key,
+            ":most": MOST_CONFLICTS,
+        },
+    )
+    return written
+
+
+def with_conflicts(limit: int, start_key: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], Any]:
+    """Up to `limit` portals whose link another account contests, and where the next page starts
+    (an operator's list: Scan pages, filtered, until enough are found or the table ends)."""
+    found: list[dict[str, Any]] = []
+    while True:
+        request: dict[str, Any] = {
+            "TableName": _table(),
+            "Limit": limit - len(found),
+            "FilterExpression": "attribute_exists(link_conflicts)",
+            "ProjectionExpression": "member_id, account_id, link_source, link_conflicts",
+        }
+        if start_key:
+            request["ExclusiveStartKey"] = start_key
+        items, start_key = toolkit.scan(UNAVAILABLE, **request)
+        found += items
+        if start_key is None or len(found) >= limit:
+            return found, start_key
 
 
 def _shard(member_id: str) -> str:

@@ -44,6 +44,26 @@ def pending(member_id: str) -> dict[str, Any] | None:
     return toolkit.get(_table(), _key(member_id), UNAVAILABLE, attributes=PENDING)
 
 
+# A refresh token Bitrix24's OAuth server refused, by its SHA-256 (never the token): an item of
+# its own beside the portals' (readable with the flags alone), gone when such a token would have
+# expired anyway. The same made-up token is never sent with the vendor's credentials twice.
+REFUSED_REFRESH_TOKEN = "refused-refresh-token#"
+
+
+def refused_before(token_sha256: str) -> bool:
+    item = toolkit.get(_table(), _key(REFUSED_REFRESH_TOKEN + token_sha256), UNAVAILABLE, attributes=MENDING_FLAGS)
+    return item is not None
+
+
+def remember_refused(token_sha256: str, error: str, expires_at: int) -> None:
+    toolkit.update(
+        _table(),
+        _key(REFUSED_REFRESH_TOKEN + token_sha256),
+        UNAVAILABLE,
+        values={"refused": error, "expires_at": expires_at},
+    )
+
+
 def put_issued(member_id: str, sealed: str, access_expires_at: int, server_endpoint: str, issued_at: str) -> None:
     """Tokens Bitrix24 just issued outside a claimed refresh (an install's check of its member_id):
     the newest pair, whatever was kept; a refresh in flight then fails its write and re-reads."""

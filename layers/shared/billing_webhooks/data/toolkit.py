@@ -179,13 +179,22 @@ def update(
     return conditional_write("update_item", unavailable, **request)
 
 
-def query(unavailable: str, **request: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """One Query page: (items, where the next page starts, or None)."""
+def _page(operation: str, unavailable: str, request: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
     try:
-        answer = dynamodb().query(**request)
+        answer = getattr(dynamodb(), operation)(**request)
     except (BotoCoreError, ClientError) as exc:
         raise fault(exc, unavailable) from None
     return [from_item(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+
+
+def query(unavailable: str, **request: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One Query page: (items, where the next page starts, or None)."""
+    return _page("query", unavailable, request)
+
+
+def scan(unavailable: str, **request: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One Scan page (an operator's listing, never a delivery's path): (items, the next page's start)."""
+    return _page("scan", unavailable, request)
 
 
 def claim(

@@ -23,6 +23,7 @@ from billing_webhooks.errors import PortalUnavailable, ServiceUnavailable
 from billing_webhooks.models.base import utc_timestamp
 from billing_webhooks.observability import logger, metrics
 from billing_webhooks.settings import settings
+from billing_webhooks.wire.credentials import token_sha256
 
 EARLY_SECONDS = 60  # an access token this close to its end is refreshed first: it would expire in flight
 # A claimed refresh not written by then is given up (its claimer died): others may claim. Past the
@@ -100,6 +101,27 @@ def keep_unvouched(member_id: str, refresh_token: str, server_endpoint: str) -> 
         logger.error("portal tokens not kept", extra={"member_id": member_id, "error": exc.__class__.__name__})
         return False
     return True
+
+
+REFRESH_TOKEN_SECONDS = 180 * 86400  # how long Bitrix24's refresh tokens live
+
+
+def refused_before(refresh_token: str) -> bool:
+    """Bitrix24's OAuth server refused this very refresh token before (the store down: not known)."""
+    try:
+        return tokens.refused_before(token_sha256(refresh_token))
+    except ServiceUnavailable:
+        return False
+
+
+def remember_refused(refresh_token: str, error: str) -> None:
+    """A refresh token refused stays refused (each works once): remembered as long as it could
+    have lived, so that a stranger's made-up one costs one request with the vendor's credentials."""
+    expires_at = int(clock.epoch()) + REFRESH_TOKEN_SECONDS
+    try:
+        tokens.remember_refused(token_sha256(refresh_token), error, expires_at)
+    except ServiceUnavailable:
+        logger.warning("a refused refresh token could not be remembered")
 
 
 def needs_mending(member_id: str) -> bool:

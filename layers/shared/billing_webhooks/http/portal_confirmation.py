@@ -119,10 +119,11 @@ class PortalConfirms:
             raise WrongCredentials("This portal is installed on another domain.")
         token_changes = installation is None or not token_matches(installation, digest)
         # Whoever holds a portal's access token (any of its users: the app's page receives a pair)
-        # may not swap its application token: a new one for a member_id we know must come from a
-        # portal administrator (user.admin) and, once bound, be vouched for. A bound identity is
-        # checked only when its token changes, or when its kept pair needs mending (refused, in
-        # doubt, missing): the event's refresh token, vouched for, renews it.
+        # may not set its application token: a new one must come from a portal administrator
+        # (user.admin: Bitrix24 lets only administrators install apps) and, once the portal is
+        # bound, be vouched for. A bound identity is checked only when its token changes, or when
+        # its kept pair needs mending (refused, in doubt, missing): the event's refresh token,
+        # vouched for, renews it.
         mend = (
             bound
             and not token_changes
@@ -132,7 +133,7 @@ class PortalConfirms:
         return confirm(
             vouch=not bound or token_changes or mend,
             required=bound and token_changes,
-            administrator=installation is not None and token_changes,
+            administrator=token_changes,
         )
 
 
@@ -228,9 +229,13 @@ def _member_id_vouched(
         logger.warning("member_id not vouched for", extra={"why": unverifiable[0]})
         return False, False
     server_endpoint = str(auth.get("server_endpoint") or "")
+    if portal_tokens.refused_before(str(refresh_token)):  # each works once: refused, never asked again
+        raise WrongCredentials("Bitrix24's OAuth server refused the event's refresh token before.")
     try:
         owner = bitrix24.refresh_tokens(server_endpoint, str(refresh_token), str(client_id), str(client_secret))
-    except bitrix24.TokenRefused:
+    except bitrix24.TokenRefused as refused:
+        if refused.error != bitrix24.PAYMENT_REQUIRED:  # the app unpaid says nothing of the token
+            portal_tokens.remember_refused(str(refresh_token), refused.error)
         raise WrongCredentials("Bitrix24's OAuth server refused the event's refresh token.") from None
     except PortalUnavailable:
         if portal_tokens.keep_unvouched(member_id, str(refresh_token), server_endpoint):

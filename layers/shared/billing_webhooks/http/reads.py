@@ -177,6 +177,28 @@ def history(
     return {"account_id": number, "notifications": shown, "cursor": _encode_cursor(last_key)}
 
 
+def link_conflicts(*, limit: str | None = None, cursor: str | None = None) -> dict[str, Any]:
+    """The portals another billing account's code names while one decides them: never applied by
+    itself, shown for an operator to settle (`links set` or `links clear`)."""
+    from billing_webhooks.domain import links
+
+    start = _decode_cursor(cursor, ("member_id",), lambda found: True) if cursor else None
+    try:
+        items, last_key = links.conflicts(_limit(limit), start)
+    except Unstorable:  # DynamoDB refused the request itself: only a forged cursor gets this far
+        raise BadRequest("The cursor is not one this API gave.") from None
+    shown = [
+        {
+            "member_id": item["member_id"],
+            "linked_to": item.get("account_id"),
+            "link_source": item.get("link_source"),
+            "also_named_by": [int(key.partition("#")[2]) for key in item.get("link_conflicts", [])],
+        }
+        for item in items
+    ]
+    return {"conflicts": shown, "cursor": _encode_cursor(last_key)}
+
+
 def portal(member_id: str) -> dict[str, Any]:
     installation = installations.get(member_id) if 0 < len(member_id) <= MAX_MEMBER_ID_LENGTH else None
     if installation is None:
