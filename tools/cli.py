@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import tomllib
+from decimal import Decimal
 from typing import Any
 
 from local import template
@@ -353,11 +354,12 @@ def _main(argv: list[str] | None) -> int:
     from billing_webhooks.http import reads
     from billing_webhooks.http.responses import problem_document
 
+    synced: dict[str, Any] | None = None
     try:
         if args.kind == "portals" and args.command == "sync":
-            outcome = sync_portal(args.member_id, sync_function)
+            synced = sync_portal(args.member_id, sync_function)
             if not as_json:
-                print(f"Synced: {outcome['outcome']}" + (f" ({outcome['because']})" if outcome.get("because") else ""))
+                print(f"Synced: {synced['outcome']}" + (f" ({synced['because']})" if synced.get("because") else ""))
         answer, text = _answer(args)
     except StackNotFound as error:
         print(f"billing-webhooks: {error}", file=sys.stderr)
@@ -368,8 +370,23 @@ def _main(argv: list[str] | None) -> int:
             file=sys.stdout if as_json else sys.stderr,
         )
         return 1
-    print(reads.to_json(answer) if as_json else text(json.loads(reads.to_json(answer))))
-    return 0
+    # Read back with Decimal: money is shown as the answer writes it (20, 20.50), never as a float's 20.0.
+    print(reads.to_json(answer) if as_json else text(json.loads(reads.to_json(answer), parse_float=Decimal)))
+    return _sync_status(synced, answer) if synced is not None else 0
+
+
+# `portals sync`'s exit status, for scripts: 0 the portal answered and its licence is active or in
+# trial; 4 it answered, and the app is unpaid (its licence ended, or PAYMENT_REQUIRED); 3 it could
+# not be checked (unreachable, tokens in doubt, not vouched, no tokens kept, not installed, failed).
+SYNC_CHECKED, SYNC_UNCHECKED, SYNC_UNPAID = 0, 3, 4
+
+
+def _sync_status(synced: dict[str, Any], portal: dict[str, Any]) -> int:
+    if synced["outcome"] == "unpaid":
+        return SYNC_UNPAID
+    if synced["outcome"] != "ok":
+        return SYNC_UNCHECKED
+    return SYNC_CHECKED if portal["licence"]["state"] in ("active", "trial") else SYNC_UNPAID
 
 
 if __name__ == "__main__":

@@ -286,3 +286,18 @@ def test_row_7_reads_answer_only_their_allowed_keys_and_nothing_derived_from_a_s
     account = requests.get(f"{api.url}/accounts/504", timeout=10)
     if account.status_code == 200:
         assert set(account.json()) == ACCOUNT_KEYS
+
+
+def test_every_request_to_bitrix24_is_one_log_line_without_a_token(api, table, installations, acme, capsys):
+    """Bitrix24's Market asks for the REST request and response logs (kept 3 days at least)."""
+    import json
+
+    capsys.readouterr()
+    assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
+    out = capsys.readouterr().out
+    lines = [json.loads(line) for line in out.splitlines() if '"bitrix24-rest"' in line]
+    asked = [(line["method"], line["portal"], line["status"]) for line in lines]
+    assert ("app.info", DOMAIN, "200") in asked and ("user.admin", DOMAIN, "200") in asked
+    assert ("oauth/token", "oauth.bitrix.info", "200") in asked
+    assert all(isinstance(line["duration_ms"], int) for line in lines)
+    assert not any(secret in out for secret in (ACCESS, TOKEN, acme.refresh_token, "local-app-client-secret"))

@@ -5,6 +5,7 @@ import copy
 import os
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 
 import boto3
@@ -372,3 +373,69 @@ def test_the_php_sdks_own_install_fixture_is_believed_on_app_info_without_a_refr
     assert (status, answer["status"]) == (200, "stored")
     assert installations.get(member_id=MEMBER)["status"] == "installed"
     assert '"MemberUnverified":[1.0]' in capsys.readouterr().out
+
+
+def _kept_of_the_portal(dynamodb) -> dict[str, list[dict]]:
+    from tests.conftest import Table
+
+    tables = {
+        "InstallationsTable": ("member_id",),
+        "PortalTokensTable": ("member_id",),
+        "EntitlementsTable": ("member_id",),
+        "NotificationsTable": ("notification_id", "notification_type"),
+    }
+    return {
+        name: [
+            item
+            for item in Table(dynamodb, name, key).items()
+            if item.get("member_id") == MEMBER or item.get("account_key") == f"bitrix24#{MEMBER}"
+        ]
+        for name, key in tables.items()
+    }
+
+
+def test_an_uninstall_destroys_the_portals_kept_tokens_at_once(api, table, installations, acme, dynamodb):
+    assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
+    assert _kept_of_the_portal(dynamodb)["PortalTokensTable"]  # vouched: its pair kept, sealed
+    body = lifecycle("app_uninstall", ts=1466500000)
+    body["data"]["CLEAN"] = "0"
+    assert deliver(api, "app_uninstall", body)[0] == 200
+    kept = _kept_of_the_portal(dynamodb)
+    assert kept["PortalTokensTable"] == []
+    assert (
+        kept["InstallationsTable"][0]["status"] == "uninstalled" and "licence_status" in kept["InstallationsTable"][0]
+    )
+
+
+def test_an_uninstall_with_clean_leaves_only_the_portals_audit_record(
+    api, table, installations, acme, dynamodb, installation_stream
+):
+    assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
+    assert deliver(api, "app_payment", payment(ts=1466450000, STATUS="P", DAYS="30"))[0] == 200
+    body = lifecycle("app_uninstall", ts=1466500000)
+    body["data"]["CLEAN"] = "1"
+    status, answer = deliver(api, "app_uninstall", body)
+    assert status == 200, answer
+    time.sleep(3)  # the installation's stream has decided what it would: nothing is kept for it
+    kept = _kept_of_the_portal(dynamodb)
+    assert (kept["PortalTokensTable"], kept["EntitlementsTable"], kept["NotificationsTable"]) == ([], [], [])
+    [audit] = kept["InstallationsTable"]
+    assert set(audit) == {
+        "member_id",
+        "domain",
+        "status",
+        "vouched",
+        "installed_at",
+        "uninstalled_at",
+        "lifecycle_ts",
+        "purged_at",
+    }
+    assert (audit["domain"], audit["status"]) == (DOMAIN, "uninstalled")
+    # Whatever moves later (a check, an account naming it) keeps nothing for it either.
+    from billing_webhooks.domain import entitlement_updates, links
+
+    entitlement_updates.recompute(MEMBER)
+    links.account_moved(880999, MEMBER)
+    assert _kept_of_the_portal(dynamodb)["EntitlementsTable"] == []
+    # Its identity stays bound: a claim from another domain is still refused; the owner reinstalls.
+    assert deliver(api, "app_install", lifecycle("app_install", ts=1466600000))[0] == 200

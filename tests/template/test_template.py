@@ -241,6 +241,9 @@ FLAGS_ONLY = {
 PENDING_ONLY = {"StringEquals": {"kms:EncryptionContext:purpose": portal_tokens.PENDING_PURPOSE}}
 
 
+ERASED = ("PortalTokensTable", "NotificationsTable", "EntitlementsTable")
+
+
 def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_needs(translated):
     record = ("dynamodb:PutItem", TABLE)
     read, update = ("dynamodb:GetItem", INSTALLATIONS), ("dynamodb:UpdateItem", INSTALLATIONS)
@@ -284,7 +287,18 @@ def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_nee
         }
         | seal,
         "AppPaymentFunction": {record, read, update, _reads_secret("Bitrix24PortalSecret")},
-        "AppUninstallFunction": {record, read, update, _reads_secret("Bitrix24PortalSecret")},
+        # ... and an uninstall erases: the kept tokens, and with CLEAN the portal's records and entitlement.
+        "AppUninstallFunction": {
+            record,
+            read,
+            update,
+            _reads_secret("Bitrix24PortalSecret"),
+            (
+                "dynamodb:DeleteItem",
+                json.dumps([{"Fn::GetAtt": [name, "Arn"]} for name in ERASED]),
+            ),
+            ("dynamodb:Query", json.dumps({"Fn::Sub": "${NotificationsTable.Arn}/index/by-account"})),
+        },
     }
     for function, grants in expected.items():
         assert _grants(translated, function) == grants | {PARK, SIGN, *QUARANTINE}, function

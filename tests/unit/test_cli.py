@@ -91,3 +91,31 @@ def test_a_portal_linked_to_an_account_nothing_has_named_yet_reads_so_not_none()
     }
     text = cli._entitlement_text(answer)
     assert "account 999999: no notification has named it yet" in text and "None" not in text
+
+
+@pytest.mark.parametrize(
+    ("outcome", "state", "status"),
+    [
+        ("ok", "active", 0),
+        ("ok", "trial", 0),
+        ("ok", "expired", 4),
+        ("ok", "trial_ended", 4),
+        ("unpaid", "active", 4),
+        ("unreachable", "active", 3),
+        ("tokens in doubt", "active", 3),
+        ("failed", "active", 3),
+        ("not vouched", "active", 3),
+    ],
+)
+def test_portals_sync_exits_nonzero_when_the_portal_could_not_be_checked_or_is_unpaid(outcome, state, status):
+    assert cli._sync_status({"outcome": outcome}, {"licence": {"state": state}}) == status
+
+
+def test_money_is_printed_as_the_answer_writes_it_never_as_a_float(monkeypatch, capsys):
+    from decimal import Decimal
+
+    monkeypatch.setattr(cli, "attach", lambda: None)
+    answer = {"amount": Decimal("2E+1"), "balance": Decimal("20.5"), "debt": Decimal("0.10")}
+    monkeypatch.setattr(cli, "_answer", lambda args: (answer, lambda shown: " ".join(map(str, shown.values()))))
+    assert cli.main(["accounts", "show", "504", "--local"]) == 0
+    assert capsys.readouterr().out.strip() == "20 20.5 0.10"

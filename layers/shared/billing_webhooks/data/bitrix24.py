@@ -12,7 +12,7 @@ from those checked parts, never follows a redirect, and gives up after a short t
 import ipaddress
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode, urlsplit
 
 from pydantic import ValidationError
@@ -134,18 +134,47 @@ def _fetch(request: Any, what: str, timeout: float | None = None) -> Any:
     """Open a checked URL (never following a redirect), within `timeout` (the portal timeout
     unless given); its JSON, or PortalUnavailable naming `what` (never the URL: it may hold a
     secret), AnswerLost when the request went out and no answer came."""
+    import time
+
+    started, status = time.monotonic(), "no answer"
     try:
         with _opener().open(request, timeout=timeout or settings().bitrix24_portal_timeout_seconds) as response:
+            status = str(response.status)
             return json.loads(response.read(MAX_ANSWER_BYTES), parse_float=Decimal)  # cut short: unreadable
     except Exception as exc:  # HTTP errors, redirects, TLS, timeouts, garbage: it did not answer
-        refused = _refused_token(exc)
-        if refused:
-            raise TokenRefused(f"{what} refused the token ({refused}).", refused) from None
-        if getattr(exc, "code", None) == 404:
-            raise NoSuchPortal(f"{what} answered 404: no portal there.") from None
-        if _answer_lost(exc):
-            raise AnswerLost(f"{what} took the request and never answered ({_describe(exc)}).") from None
-        raise PortalUnavailable(f"{what} did not answer ({_describe(exc)}).") from None
+        status = str(getattr(exc, "code", None) or exc.__class__.__name__)
+        _raise_as_answered(exc, what)
+    finally:
+        _log_request(request, status, time.monotonic() - started)
+
+
+def _log_request(request: Any, status: str, seconds: float) -> None:
+    """One line per request to Bitrix24: its method and host, never its query or body (they hold
+    tokens and the app's secret)."""
+    from billing_webhooks.observability import rest_log
+
+    url = request.full_url if hasattr(request, "full_url") else str(request)
+    parts = urlsplit(url)
+    rest_log().info(
+        "bitrix24 request",
+        extra={
+            "method": parts.path.removeprefix("/rest/").strip("/") or "/",
+            "portal": parts.hostname,
+            "status": status,
+            "duration_ms": round(seconds * 1000),
+        },
+    )
+
+
+def _raise_as_answered(exc: Exception, what: str) -> NoReturn:
+    refused = _refused_token(exc)
+    if refused:
+        raise TokenRefused(f"{what} refused the token ({refused}).", refused) from None
+    if getattr(exc, "code", None) == 404:
+        raise NoSuchPortal(f"{what} answered 404: no portal there.") from None
+    if _answer_lost(exc):
+        raise AnswerLost(f"{what} took the request and never answered ({_describe(exc)}).") from None
+    raise PortalUnavailable(f"{what} did not answer ({_describe(exc)}).") from None
 
 
 # Bitrix24's named refusals of a token: not an outage, a credential refused (HTTP 401 from a

@@ -188,3 +188,8 @@ def linked_to(account_key: str) -> list[str]:
         Limit=100,
     )
     return [item["member_id"] for item in items]
+
+
+def forget(member_id: str) -> None:
+    """The portal's entitlement item gone (its administrator asked to erase the app's data)."""
+    toolkit.delete(_table(), _key(member_id), UNAVAILABLE)

@@ -173,3 +173,26 @@ def on_domain(domain: str) -> list[str]:
         ExpressionAttributeValues={":domain": {"S": domain}},
     )
     return [item["member_id"] for item in items]
+
+
+AUDIT = ("member_id", "domain", "status", "vouched", "installed_at", "uninstalled_at", "lifecycle_ts", "purged_at")
+
+
+def reduce_to_audit(member_id: str, lifecycle_ts: int, purged_at: str) -> bool:
+    """The uninstalled portal's record cut to its audit (who, where, when installed and
+    uninstalled, that it was purged; `vouched` and `lifecycle_ts` keep its identity bound and its
+    order), if it is still the uninstall stamped `lifecycle_ts`: False when a reinstall came since."""
+    kept = get(member_id)
+    if kept is None:
+        return False
+    gone = tuple(name for name in kept if name not in AUDIT)
+    written, _ = toolkit.update(
+        _table(),
+        {"member_id": member_id},
+        UNREADABLE,
+        values={"purged_at": purged_at},
+        remove=gone,
+        condition="#status = :uninstalled AND #lifecycle_ts = :ts",
+        condition_values={":uninstalled": UNINSTALLED, ":ts": lifecycle_ts},
+    )
+    return written

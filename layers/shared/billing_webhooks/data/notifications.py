@@ -195,3 +195,28 @@ def scan_billing_records(
         yield [toolkit.from_item(item) for item in answer["Items"]], start_key
         if start_key is None:
             return
+
+
+def forget_account(account_key: str) -> int:
+    """Every record of an account (a portal's lifecycle events: `bitrix24#<member_id>`) deleted,
+    a page at a time; how many."""
+    unavailable = "The portal's records cannot be purged right now; retry later."
+    deleted, start_key = 0, None
+    while True:
+        request: dict[str, Any] = {
+            "TableName": settings().table_name,
+            "IndexName": BY_ACCOUNT_INDEX,
+            "Limit": 100,
+            "KeyConditionExpression": "account_key = :key",
+            "ExpressionAttributeValues": {":key": {"S": account_key}},
+            "ProjectionExpression": "notification_id, notification_type",
+        }
+        if start_key is not None:
+            request["ExclusiveStartKey"] = start_key
+        records, start_key = toolkit.query(unavailable, **request)
+        for record in records:
+            key = {name: record[name] for name in ("notification_id", "notification_type")}
+            toolkit.delete(settings().table_name, key, unavailable)
+            deleted += 1
+        if start_key is None:
+            return deleted

@@ -173,3 +173,15 @@ def release(member_id: str, claimed: int, refused: str | None = None, doubt_sinc
         condition_values=values,
     )
     return written
+
+
+def forget(member_id: str, uninstalled_at: str) -> bool:
+    """The portal's kept tokens destroyed (the app uninstalled at `uninstalled_at`), unless a pair
+    was issued since (a reinstall that came first): False then."""
+    return toolkit.delete(
+        _table(),
+        _key(member_id),
+        UNAVAILABLE,
+        condition="attribute_not_exists(#issued_at) OR #issued_at <= :uninstalled",
+        condition_values={":uninstalled": uninstalled_at},
+    )

@@ -179,6 +179,26 @@ def update(
     return conditional_write("update_item", unavailable, **request)
 
 
+def delete(
+    table: str,
+    key: dict[str, Any],
+    unavailable: str,
+    *,
+    condition: str | None = None,
+    condition_values: dict[str, Any] | None = None,
+) -> bool:
+    """One DeleteItem, if `condition` holds (every `#name` in it stands for itself): True when
+    deleted (or nothing was there), False when the condition refused it."""
+    request: dict[str, Any] = {"TableName": table, "Key": to_item(key)}
+    if condition:
+        request["ConditionExpression"] = condition
+        if names := {f"#{name}": name for name in re.findall(r"#(\w+)", condition)}:
+            request["ExpressionAttributeNames"] = names
+        if condition_values:
+            request["ExpressionAttributeValues"] = to_item(condition_values)
+    return conditional_write("delete_item", unavailable, **request)[0]
+
+
 def _page(operation: str, unavailable: str, request: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
     try:
         answer = getattr(dynamodb(), operation)(**request)

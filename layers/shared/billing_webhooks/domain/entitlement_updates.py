@@ -11,7 +11,7 @@ from typing import Any
 
 from billing_webhooks import clock
 from billing_webhooks.data import entitlements, installations
-from billing_webhooks.domain import accounts
+from billing_webhooks.domain import accounts, erasure
 from billing_webhooks.domain.entitlement_events import changed_events
 from billing_webhooks.domain.entitlements import decide
 from billing_webhooks.errors import ServiceUnavailable
@@ -33,12 +33,14 @@ def _linked_account(kept: dict[str, Any]) -> dict[str, Any] | None:
     return found
 
 
-def decided(member_id: str, kept: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The portal's entitlement decided at `now` from its installation and linked account (`kept`:
-    its EntitlementsTable item, or {}), written nowhere."""
+def decided(
+    member_id: str, kept: dict[str, Any], now: datetime, installation: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The portal's entitlement decided at `now` from its installation (read here unless given)
+    and linked account (`kept`: its EntitlementsTable item, or {}), written nowhere."""
     return decide(
         member_id,
-        installations.get(member_id),
+        installation if installation is not None else installations.get(member_id),
         _linked_account(kept),
         now,
         timedelta(days=settings().entitlement_grace_days),
@@ -67,7 +69,10 @@ def recompute(member_id: str, now: datetime | None = None) -> tuple[dict[str, An
     now = now or clock.now()
     for _ in range(MAX_ATTEMPTS):
         kept = entitlements.get(member_id) or {}
-        answer = decided(member_id, kept, now)
+        installation = installations.get(member_id)
+        if erasure.purged(installation):  # its data erased (CLEAN): none is kept, whatever moved
+            return decided(member_id, {}, now, installation), False
+        answer = decided(member_id, kept, now, installation)
         digest = _digest(answer)
         if kept.get("entitlement_digest") == digest:
             return kept["entitlement"], False

@@ -16,7 +16,7 @@ from billing_webhooks.data.installations import (
     record_check,
     update_installation,
 )
-from billing_webhooks.domain import schedule
+from billing_webhooks.domain import erasure, schedule
 from billing_webhooks.domain.licence import (
     FROM_APP_INFO,
     FROM_PAYMENT,
@@ -134,12 +134,15 @@ def uninstall(event: AppUninstallEvent, delivery: Delivery, now: datetime) -> bo
     if delivery.sender is None:  # known only from the configured secret map: nothing to mark
         return None
     values = {"status": UNINSTALLED, "uninstalled_at": utc_timestamp(now), "lifecycle_ts": _event_ts(event)}
-    return update_installation(
+    applied = update_installation(
         event.auth.member_id,
         values,
         "attribute_exists(member_id) AND #lifecycle_ts < :lifecycle_ts",
         remove=schedule.SYNC_ATTRIBUTES,
     )
+    if applied is not False:  # written now, or by this same uninstall before (a replay): erased once
+        erasure.after_uninstall(event.auth.member_id, event.data.CLEAN == 1, _event_ts(event), now)
+    return applied
 
 
 def refresh_licence(event: AppPaymentEvent, delivery: Delivery, now: datetime) -> bool | None:

@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from billing_webhooks.data import entitlements, installations
-from billing_webhooks.domain import accounts
+from billing_webhooks.domain import accounts, erasure
 from billing_webhooks.domain.entitlement_updates import recompute
 from billing_webhooks.observability import logger, metrics
 
@@ -42,12 +42,12 @@ def _named_by(account_code: Any) -> list[str]:
         for member_id in dict.fromkeys((code, code.lower())):
             kept = installations.get(member_id)
             if kept is not None:
-                return [member_id] if kept.get("vouched") is True else []
+                return [member_id] if kept.get("vouched") is True and not erasure.purged(kept) else []
         return []
     return [
         member_id
         for member_id in installations.on_domain(code.lower())
-        if (installations.get(member_id) or {}).get("vouched") is True
+        if (kept := installations.get(member_id) or {}).get("vouched") is True and not erasure.purged(kept)
     ]
 
 
