@@ -234,14 +234,18 @@ def print_endpoints(stack_name: str, region: str) -> None:
     def value(key: str) -> str:
         return outputs[key]["OutputValue"] if key in outputs else f"(no output {key})"
 
+    print("\nYour app asks here whether a portal may use it now (AWS_IAM-signed GET; docs/integration.md):")
+    print(f"  {value('EntitlementsApiUrl')}/<member_id>")
+    print(f"  allow execute-api:Invoke on {value('EntitlementsRouteArn')}")
     print("\nPaste into your app's settings (installation event handler); each install binds the rest itself:")
     print(f"  {value('AppInstallUrl')}")
     print("\nWebhook URLs (the billing system's 8 /billing/… take the token below):")
     for route in template.routes():
         print(f"  {value(route.function.removesuffix('Function') + 'Url')}")
     print("\nRead API (AWS_IAM-signed GET; the billing-webhooks CLI reads it too):")
-    print(f"  {value('EntitlementsApiUrl')}/<member_id>   may this portal use the app now, and why")
     print(f"  {value('AccountsApiUrl')}")
+    print("\nOperations dashboard (deliveries, quarantine, licence checks, entitlements, events, alarms):")
+    print(f"  {value('OperationsDashboardUrl')}")
     print("\nEvents for your systems (docs/events.md):")
     print(f"  bus    {value('BillingEventsBusName')}")
     print(f"  queue  {value('EntitlementChangedQueueUrl')}   every EntitlementChanged")

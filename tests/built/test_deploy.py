@@ -155,7 +155,7 @@ def test_a_required_question_on_a_closed_input_names_the_variable_to_set(monkeyp
     assert deploy.ask("Your app's CODE", "APP_CODE", required=True) == "vendor.app"
 
 
-def test_after_deploying_it_prints_the_install_url_first_every_webhook_url_and_each_secrets_commands(
+def test_after_deploying_it_prints_the_entitlement_url_first_every_webhook_url_and_each_secrets_commands(
     built_template, capsys, monkeypatch
 ):
     import boto3
@@ -193,8 +193,8 @@ def test_after_deploying_it_prints_the_install_url_first_every_webhook_url_and_e
     with stubber:
         deploy.print_endpoints("bitrix24-billing-webhooks", "eu-central-1")
     printed = capsys.readouterr().out
-    first_url = next(line.strip() for line in printed.splitlines() if line.strip().startswith("https://"))
-    assert first_url == f"{base}/bitrix24/app-install"
+    urls = [line.strip() for line in printed.splitlines() if line.strip().startswith("https://")]
+    assert urls[:2] == [f"{base}/entitlements/<member_id>", f"{base}/bitrix24/app-install"]
     for route in template.routes():
         assert f"{base}{route.path}" in printed
     for secret in deploy.SECRET_SHAPES:
@@ -205,5 +205,5 @@ def test_after_deploying_it_prints_the_install_url_first_every_webhook_url_and_e
     assert "Read API" in printed and "Rescue queue" in printed
     # What the README tells a vendor to use: the entitlement answer and the events, each named.
     assert f"{base}/entitlements/<member_id>" in printed and "(no output" not in printed
-    for key in ("BillingEventsBusName", "EntitlementChangedQueueUrl"):
+    for key in ("BillingEventsBusName", "EntitlementChangedQueueUrl", "EntitlementsRouteArn", "OperationsDashboardUrl"):
         assert next(output["OutputValue"] for output in outputs if output["OutputKey"] == key) in printed

@@ -152,7 +152,8 @@ def test_each_webhook_route_is_post_only_and_reaches_its_function(translated):
         assert list(paths[path]) == ["post"]
         integration = paths[path]["post"]["x-amazon-apigateway-integration"]
         assert integration["payloadFormatVersion"] == "2.0"
-        assert f"${{{function}.Arn}}" in integration["uri"]["Fn::Sub"]
+        # Through the function's alias `live`: a deploy shifts traffic to a new version gradually.
+        assert f"${{{function}Aliaslive}}" in integration["uri"]["Fn::Sub"]
 
 
 # SAM's own policy for a DynamoDB stream source, on the functions that read a table's stream.
@@ -584,7 +585,7 @@ def test_the_read_routes_are_get_only_and_signed_with_aws_iam(translated):
         assert list(paths[path]) == ["get"], path
         operation = paths[path]["get"]
         assert operation["security"] == [{"AWS_IAM": []}], path
-        assert f"${{{function}.Arn}}" in operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+        assert f"${{{function}Aliaslive}}" in operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
     for path in ROUTES:  # while the webhook routes stay open to their senders
         assert paths[path]["post"].get("security") in (None, [{"NONE": []}], [])
     schemes = api["Properties"]["Body"]["components"]["securitySchemes"]
@@ -675,7 +676,7 @@ def test_only_the_licence_syncs_may_open_the_kept_tokens_and_each_job_may_do_its
     assert schedules["EntitlementDeadlinesFunctionEveryMinute"]["Properties"]["ScheduleExpression"] == "rate(1 minute)"
     for name, schedule in schedules.items():
         function = name.removesuffix("DuePortals").removesuffix("EveryMinute")
-        assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": [function, "Arn"]}
+        assert schedule["Properties"]["Target"]["Arn"] == {"Ref": f"{function}Aliaslive"}  # through its alias
     index = {
         index["IndexName"]: index for index in translated["InstallationsTable"]["Properties"]["GlobalSecondaryIndexes"]
     }
@@ -687,7 +688,7 @@ def _mapping(translated: dict, function: str) -> dict:
     [mapping] = [
         mapping["Properties"]
         for mapping in _of_type(translated, "AWS::Lambda::EventSourceMapping").values()
-        if mapping["Properties"]["FunctionName"] == {"Ref": function}
+        if mapping["Properties"]["FunctionName"] == {"Ref": f"{function}Aliaslive"}  # through its alias
     ]
     return mapping
 
@@ -727,10 +728,10 @@ def test_the_projector_reads_new_billing_records_from_the_stream_with_bounded_re
     [mapping] = [
         mapping
         for mapping in _of_type(translated, "AWS::Lambda::EventSourceMapping").values()
-        if mapping["Properties"]["FunctionName"] == {"Ref": "AccountProjectorFunction"}
+        if mapping["Properties"]["FunctionName"] == {"Ref": "AccountProjectorFunctionAliaslive"}
     ]
     props = mapping["Properties"]
-    assert props["FunctionName"] == {"Ref": "AccountProjectorFunction"}
+    assert props["FunctionName"] == {"Ref": "AccountProjectorFunctionAliaslive"}
     assert props["EventSourceArn"] == {"Fn::GetAtt": ["NotificationsTable", "StreamArn"]}
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"] and props["BisectBatchOnFunctionError"] is True
     assert 0 < props["MaximumRetryAttempts"] <= 10
@@ -757,3 +758,51 @@ def test_the_accounts_table_is_one_item_per_part_of_an_account(translated):
         {"AttributeName": "part", "KeyType": "RANGE"},
     ]
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_every_function_deploys_through_its_alias_gradually_rolling_back_on_the_stacks_error_alarms(translated):
+    functions = _of_type(translated, "AWS::Lambda::Function")
+    aliases = {
+        alias["Properties"]["FunctionName"]["Ref"] for alias in _of_type(translated, "AWS::Lambda::Alias").values()
+    }
+    assert aliases == set(functions)
+    groups = _of_type(translated, "AWS::CodeDeploy::DeploymentGroup")
+    assert len(groups) == len(functions)
+    for group in groups.values():
+        props = group["Properties"]
+        assert props["AutoRollbackConfiguration"]["Enabled"] is True
+        assert {alarm["Name"]["Ref"] for alarm in props["AlarmConfiguration"]["Alarms"]} == {
+            "ApiServerErrorsAlarm",
+            "BillingFunctionErrorsAlarm",
+            "OtherFunctionErrorsAlarm",
+            "JobFunctionErrorsAlarm",
+        }
+
+
+def test_the_operations_dashboard_shows_every_figure_an_operator_watches(translated):
+    body = translated["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(body)["widgets"]
+    shown = json.dumps(widgets)
+    for figure in (
+        "Invocations",  # deliveries by route
+        "Stored",
+        "Duplicate",
+        "Rejected",  # refusals by reason
+        "Quarantined",
+        "Parked",
+        "ApproximateNumberOfMessagesVisible",  # parked now
+        "LicenceSyncOk",
+        "PortalTokensRefreshed",
+        "PortalUnreachable",
+        "PortalTokensInDoubt",
+        "EntitlementsChanged",
+        "EventsPublished",
+        "LinkConflicts",
+    ):
+        assert figure in shown, figure
+    alarms = {name for name, resource in _of_type(translated, "AWS::CloudWatch::Alarm").items()}
+    [panel] = [widget for widget in widgets if widget["type"] == "alarm"]
+    assert {alarm.removeprefix("${").removesuffix(".Arn}") for alarm in panel["properties"]["alarms"]} <= alarms
+    from local import template
+
+    assert "${AWS::StackName}-operations" in template.load()["Outputs"]["OperationsDashboardUrl"]["Value"]["Fn::Sub"]

@@ -12,9 +12,11 @@ it are reported, and Lambda delivers them again from that record (ReportBatchIte
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from billing_webhooks.data import events, toolkit
 from billing_webhooks.domain.entitlement_events import changed_events
-from billing_webhooks.observability import logger
+from billing_webhooks.observability import logger, metrics
 
 
 def told(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -36,7 +38,7 @@ def publish_in_order(stream_event: dict[str, Any]) -> dict[str, Any]:
     records = stream_event.get("Records") or []
     for index, record in enumerate(records):
         try:
-            events.publish(told(record))
+            published = events.publish(told(record))
         except Exception as exc:  # an outage, or a record we cannot read: Lambda retries from here
             logger.error(
                 "events not published", extra={"error": exc.__class__.__name__, "records_left": len(records) - index}
@@ -46,4 +48,6 @@ def publish_in_order(stream_event: dict[str, Any]) -> dict[str, Any]:
                     {"itemIdentifier": later["dynamodb"]["SequenceNumber"]} for later in records[index:]
                 ]
             }
+        if published:  # the dashboard's events line
+            metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=published)
     return {"batchItemFailures": []}
