@@ -202,6 +202,59 @@ def _entitlement_text(answer: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _more_line(answer: dict[str, Any]) -> list[str]:
+    return [f"more: --cursor {answer['cursor']}"] if answer.get("cursor") else []
+
+
+def _portal_list_text(answer: dict[str, Any]) -> str:
+    if answer["list"] == "link-conflicts":
+        return _conflicts_text({"conflicts": answer["portals"], "cursor": answer["cursor"]})
+    lines = [
+        "  ".join(f"{name} {value}" for name, value in portal.items() if value is not None and name != "member_id")
+        for portal in answer["portals"]
+    ]
+    shown = [f"{portal['member_id']}  {line}" for portal, line in zip(answer["portals"], lines, strict=True)]
+    return "\n".join((shown or [f"No portal is {answer['list'].replace('-', ' ')}."]) + _more_line(answer))
+
+
+def _story_text(answer: dict[str, Any]) -> str:
+    lines = [f"Portal {answer['domain']} ({answer['member_id']}), in time order:"]
+    for line in answer["story"]:
+        data = line.get("data") or {}
+        said = ", ".join(f"{name} {value}" for name, value in data.items() if value not in (None, "")) if data else ""
+        lines.append(f"  {line['at']}  {line['what']}" + (f" ({said})" if said else ""))
+    now = answer.get("entitlement")
+    if now:
+        lines.append(
+            f"Now: {'entitled' if now['entitled'] else 'NOT entitled'} ({now['reason']}); "
+            f"{answer['entitlement_changes_told']} change(s) told; linked account {answer['linked_account'] or 'none'}"
+        )
+    return "\n".join(lines)
+
+
+def _quarantine_list_text(answer: dict[str, Any]) -> str:
+    lines = [
+        f"{kept['quarantine_id']}  {kept.get('route')}  received {kept.get('received_at')}"
+        for kept in answer["quarantine"]
+    ]
+    return "\n".join((lines or ["The quarantine is empty."]) + _more_line(answer))
+
+
+def _quarantine_text(answer: dict[str, Any]) -> str:
+    errors = [f"  {error.get('field', '')}: {error.get('message', '')}" for error in answer["errors"]]
+    shown = answer["body"] + ("…" if answer["body_length"] > len(answer["body"]) else "")
+    return "\n".join(
+        [
+            f"Quarantined {answer['quarantine_id']}: {answer['route']} ({answer['function']}),"
+            f" received {answer['received_at']}",
+            "Refused because:",
+            *errors,
+            f"Body ({answer['body_length']} characters):",
+            shown,
+        ]
+    )
+
+
 def _conflicts_text(answer: dict[str, Any]) -> str:
     lines = [
         f"Portal {conflict['member_id']}: linked to account {conflict['linked_to']} ({conflict['link_source']});"
@@ -209,8 +262,7 @@ def _conflicts_text(answer: dict[str, Any]) -> str:
         + ", ".join(str(account) for account in conflict["also_named_by"])
         for conflict in answer["conflicts"]
     ] or ["No link conflicts: no account's code names a portal another account decides."]
-    if answer["cursor"]:
-        lines.append(f"more: --cursor {answer['cursor']}")
+    lines += _more_line(answer)
     lines.append("Settle one with `links set <member_id> <account_id>` or `links clear <member_id>`.")
     return "\n".join(lines)
 
@@ -274,6 +326,30 @@ def _parser() -> argparse.ArgumentParser:
         "portals", parents=[common], help="a portal's installation, licence and licence sync"
     ).add_subparsers(dest="command", required=True)
     portals.add_parser("show", parents=[common], help="its installation and licence").add_argument("member_id")
+    listing = portals.add_parser("list", parents=[common], help="the portals an operator watches, a page at a time")
+    which = listing.add_mutually_exclusive_group(required=True)
+    for name, said in (
+        ("unreachable", "Bitrix24 refused its tokens, or they are in doubt"),
+        ("tokens-in-doubt", "a refresh's answer was lost: its administrator reinstalls or updates"),
+        ("not-vouched", "installs Bitrix24's OAuth server has not vouched for"),
+        ("in-grace", "entitled only by a grace period now"),
+        ("link-conflicts", "another account's code names it while one decides it"),
+    ):
+        which.add_argument(f"--{name}", dest="which", action="store_const", const=name, help=said)
+    listing.add_argument("--limit")
+    listing.add_argument("--cursor")
+    portals.add_parser(
+        "story", parents=[common], help="its life in time order: install, payments, checks, uninstall, entitlement"
+    ).add_argument("member_id")
+    quarantine = kinds.add_parser(
+        "quarantine", parents=[common], help="deliveries our models refused, kept to be replayed"
+    ).add_subparsers(dest="command", required=True)
+    quarantined = quarantine.add_parser("list", parents=[common], help="the kept deliveries, a page at a time")
+    quarantined.add_argument("--limit")
+    quarantined.add_argument("--cursor")
+    quarantine.add_parser("show", parents=[common], help="one kept delivery: its errors and body").add_argument(
+        "quarantine_id"
+    )
     portals.add_parser("sync", parents=[common], help="ask its app.info now (a licence check)").add_argument(
         "member_id"
     )
@@ -301,6 +377,14 @@ def _parser() -> argparse.ArgumentParser:
 def _answer(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     from billing_webhooks.http import reads
 
+    if args.kind == "portals" and args.command == "list":
+        return reads.portal_list(args.which, limit=args.limit, cursor=args.cursor), _portal_list_text
+    if args.kind == "portals" and args.command == "story":
+        return reads.portal_story(args.member_id), _story_text
+    if args.kind == "quarantine" and args.command == "list":
+        return reads.quarantine_list(limit=args.limit, cursor=args.cursor), _quarantine_list_text
+    if args.kind == "quarantine":
+        return reads.quarantine_show(args.quarantine_id), _quarantine_text
     if args.kind == "portals":
         return reads.portal(args.member_id), _portal_text
     if args.kind == "entitlements":

@@ -201,6 +201,76 @@ def test_the_tools_find_the_running_make_dev_stack_whatever_its_ports(make_dev):
     assert cli.returncode == 0 and json.loads(cli.stdout)["account_id"] == 504, cli.stderr
 
 
+def test_the_operators_lists_a_portals_story_and_the_quarantine_work_against_make_dev(make_dev):
+    import secrets
+
+    from local import seeds
+    from local.wire import php_form_encode
+
+    environment = {
+        name: value for name, value in HOST_ENVIRONMENT.items() if name not in ("DYNAMODB_LOCAL_PORT", "MOTO_PORT")
+    }
+
+    def cli(*arguments: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "billing-webhooks"), *arguments, "--local"],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    # An install no OAuth server vouched for (it carries no refresh token), from the fake's portal.
+    fake = f"http://127.0.0.1:{make_dev['ports']['FAKE_BITRIX24_PORT']}"
+    domain, member_id = "lists.bitrix24.es", secrets.token_hex(16)
+    made = requests.put(
+        f"{fake}/_portals/{domain}", json={"member_id": member_id, "STATUS": "T", "DAYS": 14}, timeout=10
+    )
+    assert made.status_code == 200, made.text
+    pair = requests.post(f"{fake}/_portals/{domain}/users", json={"admin": True}, timeout=10).json()
+    install = {
+        "event": "ONAPPINSTALL",
+        "data": {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "es"},
+        "ts": str(int(time.time())),
+        "auth": {
+            "access_token": pair["AUTH_ID"],
+            "domain": domain,
+            "server_endpoint": "https://oauth.bitrix.info/rest/",
+            "client_endpoint": f"https://{domain}/rest/",
+            "member_id": member_id,
+            "application_token": "b" * 32,
+        },
+    }
+    posted = requests.post(
+        f"{make_dev['api']}/bitrix24/app-install",
+        data=php_form_encode(install),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=60,
+    )
+    assert posted.status_code == 200, posted.text
+    # A billing notification our model refuses: kept in quarantine.
+    refused = requests.post(
+        f"{make_dev['api']}/billing/new-payment",
+        data=seeds.billing_seed_texts()["NewPayment"].replace('"amount": 2000', '"amount": "two thousand"'),
+        headers={"Authorization": "Bearer local-billing-token", "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert refused.status_code == 422, refused.text
+
+    unvouched = cli("portals", "list", "--not-vouched")
+    assert unvouched.returncode == 0 and member_id in unvouched.stdout and domain in unvouched.stdout, unvouched
+    unreachable = cli("portals", "list", "--unreachable", "--json")
+    assert unreachable.returncode == 0 and json.loads(unreachable.stdout)["portals"] == [], unreachable
+    story = cli("portals", "story", member_id)
+    assert story.returncode == 0 and "ONAPPINSTALL" in story.stdout and "installed" in story.stdout, story
+    assert "Now: " in story.stdout and "Traceback" not in story.stderr
+    listed = cli("quarantine", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [kept] = [item for item in json.loads(listed.stdout)["quarantine"] if item["route"] == "POST /billing/new-payment"]
+    shown = cli("quarantine", "show", kept["quarantine_id"])
+    assert shown.returncode == 0 and "details.amount" in shown.stdout and "two thousand" in shown.stdout, shown
+
+
 def test_make_devs_clock_plays_a_licence_running_out_unpaid_as_a_person_would_with_curl(make_dev):
     """The walk docs/development.md gives, over HTTP alone: a portal paid for two more days
     installs the app; the clock moves ten days, a quarter day at a time. Last of this module's

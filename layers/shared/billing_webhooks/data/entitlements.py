@@ -111,22 +111,28 @@ def note_conflict(member_id: str, account_key: str) -> bool:
 
 
 def with_conflicts(limit: int, start_key: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], Any]:
-    """Up to `limit` portals whose link another account contests, and where the next page starts
-    (an operator's list: Scan pages, filtered, until enough are found or the table ends)."""
-    found: list[dict[str, Any]] = []
-    while True:
-        request: dict[str, Any] = {
-            "TableName": _table(),
-            "Limit": limit - len(found),
-            "FilterExpression": "attribute_exists(link_conflicts)",
-            "ProjectionExpression": "member_id, account_id, link_source, link_conflicts",
-        }
-        if start_key:
-            request["ExclusiveStartKey"] = start_key
-        items, start_key = toolkit.scan(UNAVAILABLE, **request)
-        found += items
-        if start_key is None or len(found) >= limit:
-            return found, start_key
+    """Up to `limit` portals whose link another account contests, and where the next page starts."""
+    return toolkit.scan_until(
+        UNAVAILABLE,
+        limit,
+        start_key,
+        TableName=_table(),
+        FilterExpression="attribute_exists(link_conflicts)",
+        ProjectionExpression="member_id, account_id, link_source, link_conflicts",
+    )
+
+
+def in_grace(limit: int, start_key: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], Any]:
+    """Up to `limit` portals entitled only by a grace period now, and where the next page starts."""
+    return toolkit.scan_until(
+        UNAVAILABLE,
+        limit,
+        start_key,
+        TableName=_table(),
+        FilterExpression="contains(entitlement.reason, :grace)",
+        ExpressionAttributeValues={":grace": {"S": "_in_grace"}},
+        ProjectionExpression="member_id, entitlement",
+    )
 
 
 def _shard(member_id: str) -> str:

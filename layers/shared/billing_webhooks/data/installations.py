@@ -196,3 +196,27 @@ def reduce_to_audit(member_id: str, lifecycle_ts: int, purged_at: str) -> bool:
         condition_values={":uninstalled": UNINSTALLED, ":ts": lifecycle_ts},
     )
     return written
+
+
+# An operator's lists (`billing-webhooks portals list`): a filtered Scan each.
+LISTS = {
+    "unreachable": ("attribute_exists(unreachable_because)", {}),
+    "tokens-in-doubt": ("unreachable_because = :doubt", {":doubt": {"S": "tokens_in_doubt"}}),
+    "not-vouched": ("attribute_not_exists(vouched) OR vouched <> :true", {":true": {"BOOL": True}}),
+}
+
+
+def listed(
+    which: str, limit: int, start_key: dict[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    condition, values = LISTS[which]
+    return toolkit.scan_until(
+        UNREADABLE,
+        limit,
+        start_key,
+        TableName=_table(),
+        FilterExpression=condition,
+        ProjectionExpression="member_id, #domain, #status, vouched, unreachable_because, unreachable_since",
+        ExpressionAttributeNames={"#domain": "domain", "#status": "status"},
+        **({"ExpressionAttributeValues": values} if values else {}),
+    )

@@ -171,3 +171,20 @@ def requeued(kept: Kept) -> None:
 def release(identifier: str) -> None:
     """Take a delivery out of quarantine (over its sender's cap, or requeued: see requeued)."""
     toolkit.dynamodb().delete_item(TableName=_table(), Key={"quarantine_id": {"S": identifier}})
+
+
+def listed(limit: int, start_key: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], Any]:
+    """Up to `limit` quarantined deliveries (not the senders' counts), without their bodies."""
+    return toolkit.scan_until(
+        "The quarantine cannot be read right now; retry later.",
+        limit,
+        start_key,
+        TableName=_table(),
+        FilterExpression="attribute_exists(parcel)",
+        ProjectionExpression="quarantine_id, route, #function, received_at, expires_at",
+        ExpressionAttributeNames={"#function": "function"},
+    )
+
+
+def get(identifier: str) -> dict[str, Any] | None:
+    return toolkit.get(_table(), {"quarantine_id": identifier}, "The quarantine cannot be read right now; retry later.")

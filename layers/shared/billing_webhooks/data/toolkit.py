@@ -217,6 +217,22 @@ def scan(unavailable: str, **request: Any) -> tuple[list[dict[str, Any]], dict[s
     return _page("scan", unavailable, request)
 
 
+def scan_until(
+    unavailable: str, limit: int, start_key: dict[str, Any] | None = None, **request: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Up to `limit` items a filtered Scan finds, and where the next page starts (None: the table
+    ends): Scan pages until enough are found (a filter may leave a page empty)."""
+    found: list[dict[str, Any]] = []
+    while True:
+        page = {**request, "Limit": limit - len(found)}
+        if start_key:
+            page["ExclusiveStartKey"] = start_key
+        items, start_key = _page("scan", unavailable, page)
+        found += items
+        if start_key is None or len(found) >= limit:
+            return found, start_key
+
+
 def claim(
     table: str,
     key: dict[str, Any],

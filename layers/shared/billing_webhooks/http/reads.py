@@ -199,6 +199,109 @@ def link_conflicts(*, limit: str | None = None, cursor: str | None = None) -> di
     return {"conflicts": shown, "cursor": _encode_cursor(last_key)}
 
 
+PORTAL_LISTS = ("unreachable", "tokens-in-doubt", "not-vouched", "in-grace", "link-conflicts")
+
+
+def portal_list(which: str, *, limit: str | None = None, cursor: str | None = None) -> dict[str, Any]:
+    """An operator's list of portals (`portals list --unreachable` …), a page at a time."""
+    if which not in PORTAL_LISTS:
+        raise BadRequest(f"A list is one of {', '.join(PORTAL_LISTS)}.")
+    if which == "link-conflicts":
+        conflicts = link_conflicts(limit=limit, cursor=cursor)
+        return {"list": which, "portals": conflicts["conflicts"], "cursor": conflicts["cursor"]}
+    start = _decode_cursor(cursor, ("member_id",), lambda found: True) if cursor else None
+    try:
+        if which == "in-grace":
+            items, last_key = entitlements.in_grace(_limit(limit), start)
+            shown = [
+                {"member_id": item["member_id"], **{k: item["entitlement"].get(k) for k in ("reason", "grace_until")}}
+                for item in items
+            ]
+        else:
+            items, last_key = installations.listed(which, _limit(limit), start)
+            shown = [{name: item.get(name) for name in LISTED} for item in items]
+    except Unstorable:  # DynamoDB refused the request itself: only a forged cursor gets this far
+        raise BadRequest("The cursor is not one this API gave.") from None
+    return {"list": which, "portals": shown, "cursor": _encode_cursor(last_key)}
+
+
+LISTED = ("member_id", "domain", "status", "vouched", "unreachable_because", "unreachable_since")
+STORY_RECORDS = 500  # a portal's lifecycle records told in its story, at most (newest kept)
+
+
+def portal_story(member_id: str) -> dict[str, Any]:
+    """A portal's life in time order, from what the stack keeps: its installation's instants,
+    every lifecycle event it sent (install, update, payment, uninstall), its licence checks and
+    its entitlement now (and how many changes it told)."""
+    installation = installations.get(member_id) if 0 < len(member_id) <= MAX_MEMBER_ID_LENGTH else None
+    if installation is None:
+        raise NotFound("No installation of the app is known for this member_id.")
+    told: list[dict[str, Any]] = []
+    start_key = None
+    while len(told) < STORY_RECORDS:
+        records, start_key = notifications.history(f"bitrix24#{member_id}", limit=100, start_key=start_key)
+        for record in records:
+            payload = record.get("payload") or {}
+            data = payload.get("data") if isinstance(payload, dict) else None
+            told.append({"at": record.get("event_time"), "what": record.get("notification_type"), "data": data})
+        if start_key is None:
+            break
+    for name, what in (
+        ("installed_at", "installed"),
+        ("vouched_at", "vouched for by Bitrix24's OAuth server"),
+        ("unreachable_since", f"unreachable ({installation.get('unreachable_because')})"),
+        ("last_checked_at", f"last licence check: {installation.get('last_check_outcome')}"),
+        ("uninstalled_at", "uninstalled"),
+        ("purged_at", "its data purged (CLEAN)"),
+    ):
+        if installation.get(name):
+            told.append({"at": installation[name], "what": what, "data": None})
+    kept = entitlements.get(member_id) or {}
+    now = entitlement(member_id) if kept or installation.get("status") else None
+    return {
+        "member_id": member_id,
+        "domain": installation.get("domain"),
+        "story": sorted(told, key=lambda line: str(line["at"])),
+        "entitlement": now,
+        "entitlement_changes_told": int(kept.get("sequence") or 0),
+        "linked_account": kept.get("account_id"),
+    }
+
+
+def quarantine_list(*, limit: str | None = None, cursor: str | None = None) -> dict[str, Any]:
+    """The deliveries our models refused, kept to be replayed (without their bodies)."""
+    from billing_webhooks.data import quarantine
+
+    start = _decode_cursor(cursor, ("quarantine_id",), lambda found: True) if cursor else None
+    try:
+        items, last_key = quarantine.listed(_limit(limit), start)
+    except Unstorable:
+        raise BadRequest("The cursor is not one this API gave.") from None
+    return {"quarantine": items, "cursor": _encode_cursor(last_key)}
+
+
+QUARANTINE_BODY_SHOWN = 4096  # characters of a quarantined body shown
+
+
+def quarantine_show(identifier: str) -> dict[str, Any]:
+    """One quarantined delivery: where it came, why it was refused, its body (tokens cut when it
+    was kept), the first characters."""
+    from billing_webhooks.data import quarantine
+
+    item = quarantine.get(identifier) if 0 < len(identifier) <= 128 else None
+    if item is None or "parcel" not in item:
+        raise NotFound("No quarantined delivery has this id.")
+    body = item.get("body")
+    text = bytes(getattr(body, "value", body) or b"").decode("utf-8", "replace")
+    return {
+        "quarantine_id": identifier,
+        **{name: item.get(name) for name in ("route", "function", "received_at", "expires_at")},
+        "errors": json.loads(item.get("errors") or "[]"),
+        "body": text[:QUARANTINE_BODY_SHOWN],
+        "body_length": len(text),
+    }
+
+
 def portal(member_id: str) -> dict[str, Any]:
     installation = installations.get(member_id) if 0 < len(member_id) <= MAX_MEMBER_ID_LENGTH else None
     if installation is None:
