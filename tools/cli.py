@@ -305,6 +305,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--stack-name", default=argparse.SUPPRESS, help="default: samconfig.toml's")
     common.add_argument("--region", default=argparse.SUPPRESS, help="default: samconfig.toml's, or AWS_REGION")
+    paging = argparse.ArgumentParser(add_help=False)  # a listing's page: how many, and where it goes on
+    paging.add_argument("--limit", help="how many at most (default 50)")
+    paging.add_argument("--cursor", help="where the page goes on (the last page printed it)")
     parser = argparse.ArgumentParser(prog="billing-webhooks", description=__doc__.splitlines()[0], parents=[common])
     kinds = parser.add_subparsers(dest="kind", required=True)
     account_commands = kinds.add_parser(
@@ -326,7 +329,9 @@ def _parser() -> argparse.ArgumentParser:
         "portals", parents=[common], help="a portal's installation, licence and licence sync"
     ).add_subparsers(dest="command", required=True)
     portals.add_parser("show", parents=[common], help="its installation and licence").add_argument("member_id")
-    listing = portals.add_parser("list", parents=[common], help="the portals an operator watches, a page at a time")
+    listing = portals.add_parser(
+        "list", parents=[common, paging], help="the portals an operator watches, a page at a time"
+    )
     which = listing.add_mutually_exclusive_group(required=True)
     for name, said in (
         ("unreachable", "Bitrix24 refused its tokens, or they are in doubt"),
@@ -336,17 +341,13 @@ def _parser() -> argparse.ArgumentParser:
         ("link-conflicts", "another account's code names it while one decides it"),
     ):
         which.add_argument(f"--{name}", dest="which", action="store_const", const=name, help=said)
-    listing.add_argument("--limit")
-    listing.add_argument("--cursor")
     portals.add_parser(
         "story", parents=[common], help="its life in time order: install, payments, checks, uninstall, entitlement"
     ).add_argument("member_id")
     quarantine = kinds.add_parser(
         "quarantine", parents=[common], help="deliveries our models refused, kept to be replayed"
     ).add_subparsers(dest="command", required=True)
-    quarantined = quarantine.add_parser("list", parents=[common], help="the kept deliveries, a page at a time")
-    quarantined.add_argument("--limit")
-    quarantined.add_argument("--cursor")
+    quarantine.add_parser("list", parents=[common, paging], help="the kept deliveries, a page at a time")
     quarantine.add_parser("show", parents=[common], help="one kept delivery: its errors and body").add_argument(
         "quarantine_id"
     )
@@ -366,11 +367,9 @@ def _parser() -> argparse.ArgumentParser:
     links.add_parser(
         "clear", parents=[common], help="unlink the portal: no account decides it until an operator links one"
     ).add_argument("member_id")
-    conflicts = links.add_parser(
-        "conflicts", parents=[common], help="portals another account's code names while one decides them"
+    links.add_parser(
+        "conflicts", parents=[common, paging], help="portals another account's code names while one decides them"
     )
-    conflicts.add_argument("--limit")
-    conflicts.add_argument("--cursor")
     return parser
 
 

@@ -62,6 +62,18 @@ def make(*arguments: str, env: dict[str, str] | None = None, timeout: float = 90
     )
 
 
+def _post_install(make_dev: dict, install: dict) -> requests.Response:
+    """ONAPPINSTALL posted as Bitrix24 posts it: a PHP-style form."""
+    from local.wire import php_form_encode
+
+    return requests.post(
+        f"{make_dev['api']}/bitrix24/app-install",
+        data=php_form_encode(install),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=60,
+    )
+
+
 def test_make_help_lists_exactly_the_targets_the_suite_runs():
     result = make("help")
     assert result.returncode == 0
@@ -205,7 +217,6 @@ def test_the_operators_lists_a_portals_story_and_the_quarantine_work_against_mak
     import secrets
 
     from local import seeds
-    from local.wire import php_form_encode
 
     environment = {
         name: value for name, value in HOST_ENVIRONMENT.items() if name not in ("DYNAMODB_LOCAL_PORT", "MOTO_PORT")
@@ -241,12 +252,7 @@ def test_the_operators_lists_a_portals_story_and_the_quarantine_work_against_mak
             "application_token": "b" * 32,
         },
     }
-    posted = requests.post(
-        f"{make_dev['api']}/bitrix24/app-install",
-        data=php_form_encode(install),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-        timeout=60,
-    )
+    posted = _post_install(make_dev, install)
     assert posted.status_code == 200, posted.text
     # A billing notification our model refuses: kept in quarantine.
     refused = requests.post(
@@ -276,8 +282,6 @@ def test_make_devs_clock_plays_a_licence_running_out_unpaid_as_a_person_would_wi
     installs the app; the clock moves ten days, a quarter day at a time. Last of this module's
     make dev tests: the clock only moves forward."""
     import secrets
-
-    from local.wire import php_form_encode
 
     fake = f"http://127.0.0.1:{make_dev['ports']['FAKE_BITRIX24_PORT']}"
     domain, member_id = "clock-walk.bitrix24.de", secrets.token_hex(16)
@@ -309,12 +313,7 @@ def test_make_devs_clock_plays_a_licence_running_out_unpaid_as_a_person_would_wi
             "application_token": "a" * 32,
         },
     }
-    posted = requests.post(
-        f"{make_dev['api']}/bitrix24/app-install",
-        data=php_form_encode(install),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-        timeout=60,
-    )
+    posted = _post_install(make_dev, install)
     assert posted.status_code == 200, posted.text
     answers = []
     for _ in range(10 * 4):  # POST /_clock: a quarter day at a time, answered once the stack is quiet
