@@ -90,6 +90,10 @@ replay-quarantine: ## Replay what make dev quarantined (authenticated, refused 4
 replay-quarantine: $(VENV)/.installed
 	$(PY) -m local.replay --quarantined
 
+redrive-alerts: ## Publish the alerts make dev left pending (their first attempt stalled), as AlertRedriveFunction does
+redrive-alerts: $(VENV)/.installed
+	$(PY) -m local.redrive
+
 rebuild-accounts: ## Rebuild make dev's account view from its NotificationsTable (idempotent)
 rebuild-accounts: $(VENV)/.installed
 	$(PY) -m local.rebuild

@@ -4,6 +4,7 @@ Ports: DYNAMODB_LOCAL_PORT (8000), MOTO_PORT (5000), LOCAL_API_PORT (3000), all 
 """
 
 import base64
+import errno
 import faulthandler
 import json
 import os
@@ -87,6 +88,9 @@ def taken_ports() -> list[str]:
     for variable, default, what in PORTS:
         port = int(os.environ.get(variable) or default)
         with socket.socket() as sock:
+            # As the servers bind: a port whose last connections linger in TIME_WAIT (a make dev
+            # stopped a moment ago) is free to them, so it is free here too.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
@@ -133,8 +137,12 @@ def main() -> None:
         # The stack's test clock: POST /_clock on the fake's port moves it and runs what falls due.
         stack.bitrix24.deliver_to = api.url
         stack.bitrix24.clock_answer = clock_runner(stack.clock, stack.bitrix24, pollers).answer
-        print(f"\nDynamoDB Local  {stack.dynamodb.url}   (table NotificationsTable)")
-        print(f"moto server     {stack.moto.url}   (SNS AlertsTopic, SQS local-alerts, secrets)")
+        tables = ", ".join(template.resources("AWS::DynamoDB::Table"))
+        print(f"\nDynamoDB Local  {stack.dynamodb.url}   (tables {tables})")
+        print(
+            f"moto server     {stack.moto.url}   (SNS AlertsTopic, SQS local-alerts and local-events: "
+            "`make alerts`, `make events`; secrets)"
+        )
         print(
             f"fake Bitrix24   http://127.0.0.1:{stack.bitrix24.port}   (HTTPS proxy answering every portal's "
             f"app.info, event.get, event.bind, batch; sample portal {samples.PORTAL_DOMAIN} pre-installed;\n"
@@ -159,7 +167,8 @@ def main() -> None:
             event = json.loads(path.read_text())
             if "rawPath" in event:  # not the stream event (events/account_projector.json)
                 print(curl_line(api.url, event), "\n")
-        print("A delivery answered 503 (or 502 for a bind) is parked on RescueQueue; `make replay` runs it again.\n")
+        print("A delivery answered 503 (or 502 for a bind) is parked on RescueQueue; `make replay` runs it again;")
+        print("an alert left pending (its first attempt stalled) goes out with `make redrive-alerts`.\n")
         print("Try these first, in another terminal:")
         print("  1. Post an unpaid invoice:")
         print(f"     {curl_line(api.url, json.loads((EVENTS / 'unpaid_invoice.json').read_text()))}")
@@ -193,5 +202,21 @@ def main() -> None:
         print("\nStopped.")
 
 
+def run() -> None:
+    """`make dev`: a port another program takes between the check and the bind (a race the check
+    cannot close) is said in one line, as a taken port is, never as a traceback."""
+    try:
+        main()
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"make dev: a port was taken while make dev started ({error.strerror}): run it again, "
+            "or choose other ports (DYNAMODB_LOCAL_PORT, MOTO_PORT, LOCAL_API_PORT, FAKE_BITRIX24_PORT)",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    main()
+    run()

@@ -38,6 +38,7 @@ HERE = {
     "alerts",
     "replay",
     "replay-quarantine",
+    "redrive-alerts",
     "rebuild-accounts",
     "load",
     "openapi",
@@ -198,7 +199,7 @@ def test_the_tools_find_the_running_make_dev_stack_whatever_its_ports(make_dev):
     while "1 alert(s)" not in (alerts := make("alerts", env=environment)).stdout and time.monotonic() < deadline:
         time.sleep(0.5)
     assert alerts.returncode == 0 and "1 alert(s)" in alerts.stdout, alerts.stdout + alerts.stderr
-    for target in ("replay", "replay-quarantine"):
+    for target in ("replay", "replay-quarantine", "redrive-alerts"):
         result = make(target, env=environment)
         assert result.returncode == 0 and "Traceback" not in result.stderr, (target, result.stderr[-2000:])
     rebuilt = make("rebuild-accounts", env=environment)

@@ -802,7 +802,8 @@ def test_the_operations_dashboard_shows_every_figure_an_operator_watches(transla
         assert figure in shown, figure
     alarms = {name for name, resource in _of_type(translated, "AWS::CloudWatch::Alarm").items()}
     [panel] = [widget for widget in widgets if widget["type"] == "alarm"]
-    assert {alarm.removeprefix("${").removesuffix(".Arn}") for alarm in panel["properties"]["alarms"]} <= alarms
+    named = {alarm.rpartition(":alarm:${")[2].removesuffix("}") for alarm in panel["properties"]["alarms"]}
+    assert named <= alarms and len(named) == 7
     from local import template
 
     assert "${AWS::StackName}-operations" in template.load()["Outputs"]["OperationsDashboardUrl"]["Value"]["Fn::Sub"]
