@@ -44,6 +44,7 @@ def _components() -> dict[str, Any]:
                 "status": {"enum": ["stored", "duplicate", "stale"]},
                 "notification_id": {"type": "string"},
                 "type": {"type": "string"},
+                "detail": {"type": "string", "description": "Why, where the status alone would puzzle (stale)"},
             },
         },
         "Problem": {

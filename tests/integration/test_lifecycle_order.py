@@ -1,5 +1,5 @@
 """Late lifecycle events: kept as records, never written over newer installation state, and
-answered "stale" (with a Stale metric) so that the sender and the operator can tell."""
+answered "stale" (with a Stale metric and a detail saying why) so that the sender and the operator can tell."""
 
 import json
 
@@ -33,6 +33,7 @@ def test_an_update_older_than_the_last_lifecycle_event_is_stale_and_changes_noth
         lifecycle("app_update", ts=INSTALLED_TS + 100, token=NEW_TOKEN, application_token="an-older-token"),
     )
     assert (status, answer["status"]) == (200, "stale")
+    assert "newer event" in answer["detail"]  # said why, for whoever reads the answer
     record = installations.get(member_id=MEMBER)
     assert (
         record["application_token_sha256"] == token_sha256(NEW_TOKEN) and record["lifecycle_ts"] == INSTALLED_TS + 200

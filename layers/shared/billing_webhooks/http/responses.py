@@ -17,8 +17,17 @@ def _response(status: int, body: dict[str, Any], content_type: str, headers: dic
     }
 
 
+# What an outcome means, said beside it where a person would otherwise wonder.
+HINTS = {
+    "stale": "Kept as a record, but it changed nothing: the portal's installation already holds a newer "
+    "event (a later ts) than this one.",
+}
+
+
 def accepted(outcome: str, notification_id: str, notification_type: str) -> dict:
     body = {"status": outcome, "notification_id": notification_id, "type": notification_type}
+    if outcome in HINTS:
+        body["detail"] = HINTS[outcome]
     return _response(200, body, "application/json", {})
 
 
