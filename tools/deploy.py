@@ -149,6 +149,33 @@ def check() -> None:
         )
     if not (os.environ.get("REGION") or deploy_settings().get("region") or _aws_region()):
         raise Refused("no AWS region: give one with make deploy REGION=…, or set it in your AWS configuration")
+    settle(load_config())  # the first time's questions, and what AWS would refuse, before any build
+
+
+def _refused_settings(settings: dict[str, Any]) -> str | None:
+    """What AWS (or the template) would refuse of the settings, after a whole build: said now."""
+    import re
+
+    code = parse_overrides(settings.get("parameter_overrides", "")).get("Bitrix24AppCode", "")
+    pattern = template.load()["Parameters"]["Bitrix24AppCode"]["AllowedPattern"]
+    if not re.fullmatch(pattern, str(code)):
+        return (
+            f"APP_CODE {str(code)!r} is not an app CODE the template takes (letters, digits, '.', '_', '-'): "
+            "give it with make deploy APP_CODE=…"
+        )
+    bucket = settings.get("s3_bucket")
+    if bucket:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            boto3.client("s3", region_name=settings["region"]).head_bucket(Bucket=bucket)
+        except (ClientError, BotoCoreError):
+            return (
+                f"the artifacts bucket {bucket!r} does not exist in {settings['region']} (or is not yours): create it, "
+                "or give another with make deploy ARTIFACTS_BUCKET=… (nothing was saved or built)"
+            )
+    return None
 
 
 # --- the deploy ---
@@ -207,6 +234,8 @@ def settle(config: dict[str, Any]) -> dict[str, Any]:
         if os.environ.get(variable) and section.get(key) != os.environ[variable]:
             section[key], changed = os.environ[variable], True
     global_.setdefault("stack_name", DEFAULT_STACK_NAME)
+    if refused := _refused_settings(deploy_settings(config)):  # never saved: the next run asks again
+        raise Refused(refused)
     if changed:
         save_config(config)
         print(f"Saved in {SAMCONFIG.name}: later runs ask nothing.")

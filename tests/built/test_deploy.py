@@ -142,6 +142,32 @@ def test_the_deploy_command_deploys_the_built_architecture_with_our_samconfig_an
     assert own_bucket[own_bucket.index("--s3-bucket") + 1] == "mine" and "--resolve-s3" not in own_bucket
 
 
+def test_what_aws_would_refuse_after_a_build_is_refused_before_it_and_never_saved(tmp_path, monkeypatch):
+    import boto3
+    from botocore.stub import Stubber
+
+    monkeypatch.setattr(deploy, "SAMCONFIG", tmp_path / "samconfig.toml")
+    for name in ("REGION", "APP_CODE", "ARTIFACTS_BUCKET", "STACK_NAME", "ALERT_EMAIL", "OPS_EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("builtins.input", lambda prompt: (_ for _ in ()).throw(EOFError))
+    monkeypatch.setenv("REGION", "eu-central-1")
+    # An APP_CODE the template's pattern refuses (moto would take it; AWS would not).
+    monkeypatch.setenv("APP_CODE", "vendor app!")
+    with pytest.raises(deploy.Refused, match="APP_CODE 'vendor app!'"):
+        deploy.settle(deploy.load_config())
+    assert not (tmp_path / "samconfig.toml").exists()
+    # A bucket that does not exist: said, and not saved for every later run to fail on.
+    monkeypatch.setenv("APP_CODE", "vendor.app")
+    monkeypatch.setenv("ARTIFACTS_BUCKET", "no-such-bucket")
+    s3 = boto3.client("s3", region_name="eu-central-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(s3)
+    stubber.add_client_error("head_bucket", "404", "Not Found", 404, expected_params={"Bucket": "no-such-bucket"})
+    monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: s3)
+    with stubber, pytest.raises(deploy.Refused, match="artifacts bucket 'no-such-bucket' does not exist"):
+        deploy.settle(deploy.load_config())
+    assert not (tmp_path / "samconfig.toml").exists()
+
+
 def test_a_required_question_on_a_closed_input_names_the_variable_to_set(monkeypatch):
     def closed(prompt):
         raise EOFError
