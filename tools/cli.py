@@ -65,6 +65,18 @@ def use_deployed_stack(stack_name: str | None, region: str | None) -> dict[str, 
         ) from None
     except BotoCoreError as error:
         raise StackNotFound(f"stack {stack_name} in {region} cannot be reached: {error}") from None
+    resources = set(template.load()["Resources"])
+    missing = sorted(
+        str(value["Ref"])
+        for value in template.load()["Globals"]["Function"]["Environment"]["Variables"].values()
+        if isinstance(value, dict) and value.get("Ref") in resources and not ids.get(value["Ref"])
+    )
+    if missing:  # a stack deployed without the SAM transform (a moto rehearsal), or another stack
+        raise StackNotFound(
+            f"stack {stack_name} in {region} holds no {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}: "
+            "it is not this product's stack as AWS deploys it (a rehearsal against moto has none); "
+            "pass --stack-name, or use --local for the running make dev stack"
+        )
     os.environ.update(
         {
             name: value

@@ -9,15 +9,18 @@ from botocore.stub import Stubber
 from tools import cli
 
 
-def test_the_deployed_stack_named_in_samconfig_gives_the_cli_its_tables(monkeypatch):
+def _referenced_resources() -> list[str]:
+    from local import template
+
+    resources = set(template.load()["Resources"])
+    variables = template.load()["Globals"]["Function"]["Environment"]["Variables"].values()
+    return [value["Ref"] for value in variables if isinstance(value, dict) and value.get("Ref") in resources]
+
+
+def _stack(monkeypatch, resources: dict[str, str]) -> Stubber:
     client = boto3.client(
         "cloudformation", region_name="eu-central-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
-    resources = {
-        "NotificationsTable": "prod-NotificationsTable-1A",
-        "AccountsTable": "prod-AccountsTable-2B",
-        "InstallationsTable": "prod-InstallationsTable-3C",
-    }
     stubber = Stubber(client)
     stubber.add_response(
         "list_stack_resources",
@@ -37,12 +40,30 @@ def test_the_deployed_stack_named_in_samconfig_gives_the_cli_its_tables(monkeypa
     )
     monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: client)
     monkeypatch.setattr(os, "environ", {})  # what the CLI sets stays out of the other tests' environment
-    with stubber:
+    return stubber
+
+
+def test_the_deployed_stack_named_in_samconfig_gives_the_cli_its_tables(monkeypatch):
+    resources = {name: f"prod-{name}-1A" for name in _referenced_resources()}
+    resources |= {
+        "NotificationsTable": "prod-NotificationsTable-1A",
+        "AccountsTable": "prod-AccountsTable-2B",
+        "InstallationsTable": "prod-InstallationsTable-3C",
+    }
+    with _stack(monkeypatch, resources):
         cli.use_deployed_stack(None, "eu-central-1")
     assert os.environ["TABLE_NAME"] == "prod-NotificationsTable-1A"
     assert os.environ["ACCOUNTS_TABLE_NAME"] == "prod-AccountsTable-2B"
     assert os.environ["INSTALLATIONS_TABLE_NAME"] == "prod-InstallationsTable-3C"
     assert os.environ["AWS_DEFAULT_REGION"] == "eu-central-1"
+
+
+def test_a_stack_without_the_products_resources_is_said_in_one_line_not_a_traceback(monkeypatch, capsys):
+    # A stack rehearsed against moto (no SAM transform) holds a few tables and no function.
+    with _stack(monkeypatch, {"NotificationsTable": "rehearsed-NotificationsTable"}):
+        assert cli.main(["accounts", "show", "504"]) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "holds no" in said[0] and "--local" in said[0], said
 
 
 def test_the_cli_refuses_what_it_cannot_read_with_a_usage_line(capsys):
