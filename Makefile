@@ -140,7 +140,7 @@ deploy: $(VENV)/.installed
 	$(MAKE) --no-print-directory build ARCH=$(ARCH)
 	$(PY) -m tools.deploy deploy $(ARCH)
 
-# Cold start, warm cost, AWS calls, memory and sizes against floors (x86_64 build; ~5 minutes).
+# Cold start, warm cost, AWS calls, memory and sizes against floors (x86_64 build; ~7 minutes).
 bench: ## Cold start, warm cost, AWS calls, memory, sizes against floors (~7 minutes)
 bench: setup
 	SAM_CLI=$(abspath $(SAM)) $(PY) -m bench.run
