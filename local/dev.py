@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import threading
+import warnings
 
 import boto3
 
@@ -125,6 +126,9 @@ def main() -> None:
         )
         # One console line per delivery; DEV_LOG_LEVEL=INFO shows the handlers' JSON logs and metrics.
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("DEV_LOG_LEVEL", "ERROR")
+        os.environ["BITRIX24_REST_LOG_LEVEL"] = os.environ["POWERTOOLS_LOG_LEVEL"]  # the Bitrix24 request lines too
+        # Powertools warns of an empty metric set on every flush, metrics disabled or not: not for a person.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", str(os.environ["POWERTOOLS_LOG_LEVEL"] != "INFO").lower())
         # Each stream the template declares, polled as Lambda would: the account view, the
         # entitlements an installation moves, and the events each change tells.

@@ -24,6 +24,7 @@ import random
 import statistics
 import sys
 import time
+import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,7 +144,14 @@ class Simulation:
         started = time.monotonic()
         with LocalStack() as stack:
             stack.export_to_process()
-            os.environ.update({"POWERTOOLS_LOG_LEVEL": "CRITICAL", "POWERTOOLS_METRICS_DISABLED": "true"})
+            os.environ.update(
+                {
+                    "POWERTOOLS_LOG_LEVEL": "CRITICAL",
+                    "BITRIX24_REST_LOG_LEVEL": "CRITICAL",
+                    "POWERTOOLS_METRICS_DISABLED": "true",
+                }
+            )
+            warnings.filterwarnings("ignore", message="No application metrics to publish")
             from billing_webhooks.observability import metrics
 
             metrics.add_metric = lambda **_: None  # type: ignore[method-assign]  # Lambda ships them: not printed here

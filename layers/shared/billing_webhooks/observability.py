@@ -22,5 +22,7 @@ def rest_log() -> Logger:
     whatever LogLevel says, under a service of its own ("bitrix24-rest") to filter by."""
     global _rest_log
     if _rest_log is None:
-        _rest_log = Logger(service="bitrix24-rest", level="INFO", utc=True)
+        from billing_webhooks.settings import settings
+
+        _rest_log = Logger(service="bitrix24-rest", level=settings().bitrix24_rest_log_level, utc=True)
     return _rest_log

@@ -33,6 +33,9 @@ class Settings(BaseModel):
     projection_failures_queue_url: str
     # Each portal's REST bucket shared across containers (data/rest_buckets.py); empty: per container only.
     rest_buckets_table_name: str = ""
+    # The Bitrix24 request log's level (observability.rest_log): INFO in AWS, whatever LOG_LEVEL
+    # says (Bitrix24's Market asks for these logs); make dev and the simulation quiet it.
+    bitrix24_rest_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # Secrets Manager secret ids: required.
     billing_secret_id: str
     billing_signing_secret_id: str
