@@ -37,6 +37,8 @@ BUCKET_SIZE, BUCKET_LEAK_PER_SECOND = 50, 2.0  # each portal's REST requests: 2 
 DAY_SECONDS = 86400
 # Every zone of Bitrix24's cloud, as the template's default lets in (its parameter names the source).
 CERTIFICATE_SUFFIXES = tuple(template.parameter_default("Bitrix24DomainSuffixes").split(","))
+# Self-hosted portals (Bitrix24 on a company's own domain): on none of the cloud zones above.
+SELF_HOSTED_SUFFIX = "self-hosted.example"
 
 
 @dataclass
@@ -354,7 +356,7 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    names = [x509.DNSName(f"*.{suffix}") for suffix in CERTIFICATE_SUFFIXES] + [
+    names = [x509.DNSName(f"*.{suffix}") for suffix in (*CERTIFICATE_SUFFIXES, SELF_HOSTED_SUFFIX)] + [
         x509.DNSName(host) for host in OAUTH_HOSTS
     ]
     leaf = (

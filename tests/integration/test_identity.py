@@ -208,6 +208,34 @@ def test_row_11_strangers_cost_nothing_a_made_up_refresh_token_is_sent_to_bitrix
     assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
 
 
+def test_row_10b_a_self_hosted_portal_installs_once_bitrix24s_oauth_server_vouches_for_its_domain(
+    api, table, installations, stack
+):
+    from billing_webhooks.jobs.portal_sync import sync_now
+    from local.fake_bitrix24 import SELF_HOSTED_SUFFIX
+
+    domain, member_id = f"crm.{SELF_HOSTED_SUFFIX}", "member-of-a-self-hosted-portal"
+    portal = Portal("own-access", samples.APP_CODE, status="P", days=30, member_id=member_id, refresh_token="own-r")
+    stack.bitrix24.portals[domain] = PORTALS[domain] = portal
+    auth = {"domain": domain, "client_endpoint": f"https://{domain}/rest/", "member_id": member_id}
+    # Without a refresh token nothing vouches for the domain: refused, and the host never called.
+    status, problem = deliver(
+        api, "app_install", lifecycle("app_install", access_token="own-access", refresh_token=None, **auth)
+    )
+    assert status == 403 and "self-hosted" in problem["detail"] and not portal.calls, problem
+    # Another portal's refresh token names another domain: refused, the host never called.
+    status, _ = deliver(
+        api, "app_install", lifecycle("app_install", access_token="own-access", **auth, refresh_token="evil-refresh")
+    )
+    assert status == 403 and "app.info" not in portal.calls
+    status, answer = deliver(
+        api, "app_install", lifecycle("app_install", access_token="own-access", refresh_token="own-r", **auth)
+    )
+    assert (status, answer["status"]) == (200, "stored"), answer
+    assert installations.get(member_id=member_id)["vouched"] is True
+    assert sync_now([member_id])[0]["outcome"] == "ok"  # its licence is checked there too
+
+
 def test_the_layers_default_zones_are_the_templates():
     assert Settings.model_fields["bitrix24_domain_suffixes"].default == template.parameter_default(
         "Bitrix24DomainSuffixes"
@@ -288,16 +316,28 @@ def test_row_7_reads_answer_only_their_allowed_keys_and_nothing_derived_from_a_s
         assert set(account.json()) == ACCOUNT_KEYS
 
 
-def test_every_request_to_bitrix24_is_one_log_line_without_a_token(api, table, installations, acme, capsys):
+def test_every_request_to_bitrix24_is_one_log_line_without_a_token(api, table, installations, acme):
     """Bitrix24's Market asks for the REST request and response logs (kept 3 days at least)."""
-    import json
+    import logging
 
-    capsys.readouterr()
-    assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
-    out = capsys.readouterr().out
-    lines = [json.loads(line) for line in out.splitlines() if '"bitrix24-rest"' in line]
+    from billing_webhooks.observability import rest_log
+
+    kept: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            kept.append(record)
+
+    handler = Keep()
+    logging.getLogger(rest_log().name).addHandler(handler)
+    try:
+        assert deliver(api, "app_install", lifecycle("app_install"))[0] == 200
+    finally:
+        logging.getLogger(rest_log().name).removeHandler(handler)
+    lines = [vars(record) for record in kept]
     asked = [(line["method"], line["portal"], line["status"]) for line in lines]
     assert ("app.info", DOMAIN, "200") in asked and ("user.admin", DOMAIN, "200") in asked
     assert ("oauth/token", "oauth.bitrix.info", "200") in asked
     assert all(isinstance(line["duration_ms"], int) for line in lines)
-    assert not any(secret in out for secret in (ACCESS, TOKEN, acme.refresh_token, "local-app-client-secret"))
+    said = str(lines)
+    assert not any(secret in said for secret in (ACCESS, TOKEN, acme.refresh_token, "local-app-client-secret"))

@@ -41,12 +41,26 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
-def app_info_url(domain: Any, client_endpoint: Any) -> str:
-    return rest_url(domain, client_endpoint, "app.info")
+def app_info_url(domain: Any, client_endpoint: Any, *, vouched: bool = False) -> str:
+    return rest_url(domain, client_endpoint, "app.info", vouched=vouched)
 
 
-def rest_url(domain: Any, client_endpoint: Any, method: str) -> str:
-    """The URL of a REST `method` of the portal named by the event, or a refusal if it names anything else."""
+def off_the_cloud(domain: Any, client_endpoint: Any) -> bool:
+    """The event names a portal endpoint we would call but for its domain, which is on none of
+    Bitrix24's cloud zones (a self-hosted portal): called only once Bitrix24's OAuth server
+    vouches for that domain. Anything else wrong with it is refused here, before any call."""
+    try:
+        rest_url(domain, client_endpoint, "app.info")
+    except WrongCredentials:
+        rest_url(domain, client_endpoint, "app.info", vouched=True)  # refuses what is wrong beyond the zone
+        return True
+    return False
+
+
+def rest_url(domain: Any, client_endpoint: Any, method: str, *, vouched: bool = False) -> str:
+    """The URL of a REST `method` of the portal named by the event, or a refusal if it names
+    anything else. `vouched`: Bitrix24's OAuth server named this domain for the portal's tokens,
+    so a domain off Bitrix24's cloud zones (a self-hosted portal) is called too."""
     if not isinstance(domain, str) or not isinstance(client_endpoint, str):
         raise WrongCredentials("auth[domain] and auth[client_endpoint] are required.")
     try:
@@ -61,7 +75,7 @@ def rest_url(domain: Any, client_endpoint: Any, method: str) -> str:
         raise WrongCredentials("auth[client_endpoint] must not carry credentials or a port.")
     if not host or host != domain.strip().lower():
         raise WrongCredentials("auth[client_endpoint] must be on the portal's own auth[domain].")
-    if _is_ip_literal(host) or not _on_allowed_suffix(host):
+    if _is_ip_literal(host) or not (vouched or _on_allowed_suffix(host)):
         raise WrongCredentials(f"{host!r} is not on an allowed Bitrix24 domain.")
     if parts.path.rstrip("/") != "/rest" or parts.query or parts.fragment:
         raise WrongCredentials("auth[client_endpoint] must be the portal's /rest/ endpoint.")
@@ -275,10 +289,10 @@ def read_app_info(url: str, access_token: str) -> AppInfo:
         raise PortalUnavailable("The portal's app.info answer is not readable.") from None
 
 
-def is_administrator(domain: Any, client_endpoint: Any, access_token: str) -> bool:
+def is_administrator(domain: Any, client_endpoint: Any, access_token: str, *, vouched: bool = False) -> bool:
     """POST `user.admin` with an event's access token: whether its user administers the portal
     (Bitrix24 lets only administrators install apps). TokenRefused, or PortalUnavailable."""
-    return call(rest_url(domain, client_endpoint, "user.admin"), access_token) is True
+    return call(rest_url(domain, client_endpoint, "user.admin", vouched=vouched), access_token) is True
 
 
 def refresh_tokens(server_endpoint: str, refresh_token: str, client_id: str, client_secret: str) -> dict[str, Any]:

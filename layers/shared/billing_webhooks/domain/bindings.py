@@ -47,10 +47,11 @@ def handler_urls(event: dict[str, Any]) -> dict[str, str]:
     return {name: f"{scheme}://{domain}{prefix}{path}" for name, path in LIFECYCLE_ROUTES.items()}
 
 
-def bind_missing(event: Bitrix24Event, handlers: dict[str, str], token: str) -> list[str]:
-    """Bind each of `handlers` the portal does not have yet, with `token`; the events bound now."""
+def bind_missing(event: Bitrix24Event, handlers: dict[str, str], token: str, vouched: bool = False) -> list[str]:
+    """Bind each of `handlers` the portal does not have yet, with `token`; the events bound now.
+    `vouched`: its domain is vouched for (a self-hosted portal's is called then only)."""
     domain, endpoint = event.auth.domain, event.auth.client_endpoint
-    present = bitrix24.call(bitrix24.rest_url(domain, endpoint, "event.get"), token)
+    present = bitrix24.call(bitrix24.rest_url(domain, endpoint, "event.get", vouched=vouched), token)
     bound = {
         (str(handler.get("event", "")).upper(), handler.get("handler"))
         for handler in (present if isinstance(present, list) else [])
@@ -63,7 +64,9 @@ def bind_missing(event: Bitrix24Event, handlers: dict[str, str], token: str) -> 
         (f"cmd[{name}]", "event.bind?" + urlencode({"event": name, "handler": url}))
         for name, url in sorted(missing.items())
     ]
-    answer = bitrix24.call(bitrix24.rest_url(domain, endpoint, "batch"), token, [("halt", "0"), *commands])
+    answer = bitrix24.call(
+        bitrix24.rest_url(domain, endpoint, "batch", vouched=vouched), token, [("halt", "0"), *commands]
+    )
     refused = answer.get("result_error") if isinstance(answer, dict) else None
     if refused:
         raise PortalUnavailable(f"The portal refused event.bind for {', '.join(sorted(refused))}.")
@@ -84,7 +87,7 @@ def _subscribe(event: AppInstallEvent | AppUpdateEvent, confirmation: PortalConf
         )
         return
     try:
-        newly = bind_missing(event, confirmation.handlers, access_token.get_secret_value())
+        newly = bind_missing(event, confirmation.handlers, access_token.get_secret_value(), confirmation.vouched)
     except PortalUnavailable as error:
         metrics.add_metric(name="BindFailed", unit=MetricUnit.Count, value=1)
         raise BindingFailed(

@@ -64,7 +64,9 @@ def pacer(member_id: str) -> Pacer:
 
 def _ask_app_info(installation: dict[str, Any], pacer: Pacer) -> AppInfo:
     member_id = installation["member_id"]
-    url = bitrix24.app_info_url(installation.get("domain"), installation.get("client_endpoint"))
+    url = bitrix24.app_info_url(
+        installation.get("domain"), installation.get("client_endpoint"), vouched=installation.get("vouched") is True
+    )
     access = portal_tokens.access(member_id)
     pacer.wait()
     try:

@@ -54,19 +54,24 @@ class PortalConfirms:
             ran_out = delivery.is_replay and not (isinstance(access_token, str) and access_token)
             if not ran_out and (not isinstance(access_token, str) or not access_token):
                 raise MissingCredentials("auth[access_token] is required to confirm the installation with the portal.")
-            url = bitrix24.app_info_url(auth.get("domain"), auth.get("client_endpoint"))  # refuses before any call
+            # A self-hosted portal (a domain on none of Bitrix24's cloud zones) is called only once
+            # Bitrix24's OAuth server names that domain for the event's tokens; anything else
+            # wrong with the endpoint is refused here, before any call.
+            self_hosted = bitrix24.off_the_cloud(auth.get("domain"), auth.get("client_endpoint"))
+            url = bitrix24.app_info_url(auth.get("domain"), auth.get("client_endpoint"), vouched=self_hosted)
 
             def confirm(vouch: bool = True, required: bool = False, administrator: bool = False) -> PortalConfirmation:
                 if ran_out:
                     fresh = _vouched_with_kept_token(member_id, str(auth.get("domain") or ""))
                     if administrator:
-                        _require_administrator(auth, member_id, fresh)
+                        _require_administrator(auth, member_id, fresh, self_hosted)
                     return PortalConfirmation(
                         info=_confirmed_app_info(bitrix24.app_info(url, fresh)),
                         handlers=bindings.handler_urls(delivery.event),
                         vouched=True,
                         fresh_access_token=SecretStr(fresh),
                     )
+                vouched_first = self_hosted and _self_hosted_vouched(auth, member_id, delivery.is_replay)
                 try:
                     info = _confirmed_app_info(bitrix24.app_info(url, str(access_token)))
                 except bitrix24.NoSuchPortal:  # nothing there answers app.info: a made-up portal, ours to refuse
@@ -77,10 +82,10 @@ class PortalConfirms:
                     _keep_refresh_token(auth, member_id)
                     raise PortalUnconfirmed(f"{failure.detail} Parked: replayed until the portal answers.") from None
                 if administrator:  # asked before the OAuth server: an insider's refresh token is never spent
-                    _require_administrator(auth, member_id, str(access_token))
+                    _require_administrator(auth, member_id, str(access_token), self_hosted)
                 vouched, pending = (
                     _member_id_vouched(auth, member_id, may_wait=not required, replay=delivery.is_replay)
-                    if vouch
+                    if vouch and not vouched_first
                     else (True, False)
                 )
                 if required and not vouched:
@@ -141,11 +146,26 @@ portal_confirms_install = PortalConfirms(known_portal=False)
 portal_confirms_update = PortalConfirms(known_portal=True)
 
 
-def _require_administrator(auth: dict[str, Any], member_id: str, access_token: str) -> None:
+def _self_hosted_vouched(auth: dict[str, Any], member_id: str, replay: bool) -> bool:
+    """A self-hosted portal's domain vouched for by Bitrix24's OAuth server before it is called
+    at all (its answer names the member_id and this domain); refused when it cannot be."""
+    vouched, _ = _member_id_vouched(auth, member_id, may_wait=False, replay=replay)
+    if not vouched:
+        raise WrongCredentials(
+            f"{str(auth.get('domain'))[:253]!r} is on none of Bitrix24's cloud zones: a self-hosted portal "
+            "installs once Bitrix24's OAuth server vouches for it (the event needs its auth[refresh_token], "
+            "and Bitrix24AppCredentials the app's client id and secret)."
+        )
+    return True
+
+
+def _require_administrator(auth: dict[str, Any], member_id: str, access_token: str, vouched: bool = False) -> None:
     """The event's user administers the portal, by the portal's own word (`user.admin`); else
     refused: an ordinary user's token (any user who opens the app has one) sets no app token."""
     try:
-        administrator = bitrix24.is_administrator(auth.get("domain"), auth.get("client_endpoint"), access_token)
+        administrator = bitrix24.is_administrator(
+            auth.get("domain"), auth.get("client_endpoint"), access_token, vouched=vouched
+        )
     except bitrix24.TokenRefused:
         raise WrongCredentials("The portal refused the event's access token (user.admin).") from None
     except PortalUnavailable as failure:  # parked as app.info's silence is, its refresh token kept
