@@ -46,7 +46,8 @@ def test_a_confirmed_install_binds_payment_update_and_uninstall_to_this_stacks_o
     status, answer = deliver(api, "app_install", fresh("app_install"))
     assert (status, answer["status"]) == (200, "stored")
     assert bound(acme) == {event: api.url + path for event, path in ROUTES.items()}
-    assert stack.bitrix24.methods_called(DOMAIN) == ["app.info", "event.get", "batch"]
+    # app.info confirms the app; user.admin, that an administrator set its token (docs/security.md).
+    assert stack.bitrix24.methods_called(DOMAIN) == ["app.info", "user.admin", "event.get", "batch"]
     batch = stack.bitrix24.requests[-1]
     assert batch.auth == ACCESS and batch.form["halt"] == "0"  # the token in the body, not in the URL
     commands = {key: dict(parse_qsl(value.partition("?")[2])) for key, value in batch.form.items() if key != "halt"}
@@ -242,4 +243,4 @@ def test_a_redirect_from_a_bind_call_is_not_followed(api, table, installations, 
     assert status == 502 and "HTTP 302" in answer["detail"]
     asked = {request.host for request in stack.bitrix24.requests}
     assert asked == {f"{DOMAIN}:443", "oauth.bitrix.info:443"}  # never the redirect's target
-    assert stack.bitrix24.methods_called(DOMAIN) == ["app.info", "event.get"]
+    assert stack.bitrix24.methods_called(DOMAIN) == ["app.info", "user.admin", "event.get"]
