@@ -234,6 +234,9 @@ def test_row_10b_a_self_hosted_portal_installs_once_bitrix24s_oauth_server_vouch
     assert (status, answer["status"]) == (200, "stored"), answer
     assert installations.get(member_id=member_id)["vouched"] is True
     assert sync_now([member_id])[0]["outcome"] == "ok"  # its licence is checked there too
+    # Bound there, an update keeping its token needs no refresh token (its domain was vouched for).
+    update = lifecycle("app_update", ts=1466450000, access_token="own-access", refresh_token=None, **auth)
+    assert deliver(api, "app_update", update)[0] == 200
 
 
 def test_the_layers_default_zones_are_the_templates():

@@ -46,7 +46,7 @@ class PortalConfirms:
         if delivery.replay is not None and isinstance(delivery.replay.get("sender"), dict):
             # The portal confirmed it when the delivery arrived; the parcel kept its answer, not its token.
             confirmed = PortalConfirmation.model_validate(delivery.replay["sender"])
-            confirm = lambda vouch=True, required=False, administrator=False: confirmed  # noqa: E731
+            confirm = lambda vouch=True, required=False, administrator=False, domain_bound=False: confirmed  # noqa: E731
         else:
             access_token = auth.get("access_token")
             # Parked for longer than its access token lived (recovery/parcels.py): the refresh token
@@ -60,7 +60,9 @@ class PortalConfirms:
             self_hosted = bitrix24.off_the_cloud(auth.get("domain"), auth.get("client_endpoint"))
             url = bitrix24.app_info_url(auth.get("domain"), auth.get("client_endpoint"), vouched=self_hosted)
 
-            def confirm(vouch: bool = True, required: bool = False, administrator: bool = False) -> PortalConfirmation:
+            def confirm(
+                vouch: bool = True, required: bool = False, administrator: bool = False, domain_bound: bool = False
+            ) -> PortalConfirmation:
                 if ran_out:
                     fresh = _vouched_with_kept_token(member_id, str(auth.get("domain") or ""))
                     if administrator:
@@ -71,7 +73,10 @@ class PortalConfirms:
                         vouched=True,
                         fresh_access_token=SecretStr(fresh),
                     )
-                vouched_first = self_hosted and _self_hosted_vouched(auth, member_id, delivery.is_replay)
+                # A self-hosted domain this member_id is bound to was vouched for already.
+                vouched_first = (
+                    self_hosted and not domain_bound and _self_hosted_vouched(auth, member_id, delivery.is_replay)
+                )
                 try:
                     info = _confirmed_app_info(bitrix24.app_info(url, str(access_token)))
                 except bitrix24.NoSuchPortal:  # nothing there answers app.info: a made-up portal, ours to refuse
@@ -139,6 +144,7 @@ class PortalConfirms:
             vouch=not bound or token_changes or mend,
             required=bound and token_changes,
             administrator=token_changes,
+            domain_bound=bound,  # on this domain: checked above
         )
 
 
