@@ -133,6 +133,116 @@ def test_make_deploy_twice_against_moto_creates_then_updates_the_stack_and_the_s
     assert "bitrix24-billing-webhooks" in output
 
 
+def _rehearsal_environment(moto_endpoint: str) -> dict[str, str]:
+    return {
+        **_without_aws(HOST_ENVIRONMENT),
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "rehearsal",
+        "AWS_SECRET_ACCESS_KEY": "rehearsal",
+        "SAM_CLI_TELEMETRY": "0",
+    }
+
+
+@pytest.fixture
+def own_moto():
+    """A moto of this test's own: a stack deleted in a moto that updated it before leaves behind
+    what a new stack then collides with (moto's, not AWS's, bookkeeping)."""
+    moto = services.start_moto()
+    yield f"http://localhost:{moto.port}"
+    moto.stop()
+
+
+def test_sam_delete_keeps_the_tables_and_the_token_key_and_a_redeployed_stack_reads_the_kept_data(repository, own_moto):
+    """docs/operations.md's teardown and reattach, rehearsed: data written before `sam delete` is
+    read after a redeploy (the tables and TokenStoreKey are kept; the kept items copied over)."""
+    moto_endpoint = own_moto
+    clients = {
+        name: boto3.client(
+            name, endpoint_url=moto_endpoint, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+        )
+        for name in ("cloudformation", "dynamodb", "kms", "s3")
+    }
+    environment = _rehearsal_environment(moto_endpoint)
+    stack_name = "bitrix24-teardown-rehearsal"  # deployed, deleted, deployed again
+
+    def resources() -> dict[str, str]:
+        pages = clients["cloudformation"].get_paginator("list_stack_resources").paginate(StackName=stack_name)
+        return {
+            r["LogicalResourceId"]: r["PhysicalResourceId"] for page in pages for r in page["StackResourceSummaries"]
+        }
+
+    try:
+        clients["s3"].create_bucket(
+            Bucket="rehearsal-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
+    except clients["s3"].exceptions.BucketAlreadyOwnedByYou:
+        pass
+    deploy = (
+        f"REGION={REGION}",
+        "APP_CODE=vendor.app",
+        "ARTIFACTS_BUCKET=rehearsal-artifacts",
+        f"STACK_NAME={stack_name}",
+    )
+    deployed = _make_deploy(repository, environment, *deploy)
+    assert deployed.returncode == 0, (deployed.stdout + deployed.stderr)[-3000:]
+    before = resources()
+    member_id, context = "a223c6b3710f85df22e9377d6c4f7553", {"purpose": "portal-tokens"}
+    context["member_id"] = member_id
+    sealed = clients["kms"].encrypt(
+        KeyId=before["TokenStoreKey"], Plaintext=b"the kept pair", EncryptionContext=context
+    )
+    clients["dynamodb"].put_item(
+        TableName=before["EntitlementsTable"], Item={"member_id": {"S": member_id}, "entitled": {"BOOL": True}}
+    )
+    clients["dynamodb"].put_item(
+        TableName=before["PortalTokensTable"],
+        Item={"member_id": {"S": member_id}, "sealed": {"B": sealed["CiphertextBlob"]}},
+    )
+
+    deleted = subprocess.run(
+        [
+            str(ROOT / ".venv-sam" / "bin" / "sam"),
+            "delete",
+            "--stack-name",
+            stack_name,
+            "--region",
+            REGION,
+            "--no-prompts",
+        ],
+        cwd=repository,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert deleted.returncode == 0, (deleted.stdout + deleted.stderr)[-3000:]
+    tables = clients["dynamodb"].list_tables()["TableNames"]
+    for name in (
+        "NotificationsTable",
+        "InstallationsTable",
+        "AccountsTable",
+        "EntitlementsTable",
+        "PortalTokensTable",
+        "QuarantineTable",
+    ):
+        assert before[name] in tables, name  # kept
+
+    redeployed = _make_deploy(repository, environment, *deploy)
+    assert redeployed.returncode == 0, (redeployed.stdout + redeployed.stderr)[-3000:]
+    after = resources()
+    assert after["EntitlementsTable"] != before["EntitlementsTable"]  # a new stack makes new tables
+    for name in ("EntitlementsTable", "PortalTokensTable"):  # docs/operations.md: copied over
+        for item in clients["dynamodb"].scan(TableName=before[name])["Items"]:
+            clients["dynamodb"].put_item(TableName=after[name], Item=item)
+    entitlement = clients["dynamodb"].get_item(
+        TableName=after["EntitlementsTable"], Key={"member_id": {"S": member_id}}
+    )
+    assert entitlement["Item"]["entitled"] == {"BOOL": True}
+    kept = clients["dynamodb"].get_item(TableName=after["PortalTokensTable"], Key={"member_id": {"S": member_id}})
+    opened = clients["kms"].decrypt(CiphertextBlob=kept["Item"]["sealed"]["B"], EncryptionContext=context)
+    assert opened["Plaintext"] == b"the kept pair"  # the kept key opens what it sealed before the delete
+
+
 def test_make_clean_removes_what_make_made_in_the_copy_and_leaves_the_sources(repository):
     (repository / ".cache").mkdir(exist_ok=True)
     result = subprocess.run(
