@@ -41,6 +41,19 @@ class LocalStack:
         self.environment = provision.handler_environment(self.endpoints) | self.bitrix24.environment
         return self
 
+    def _empty_rest_buckets(self) -> None:
+        import boto3
+
+        dynamodb = boto3.Session(
+            aws_access_key_id=self.endpoints["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.endpoints["AWS_SECRET_ACCESS_KEY"],
+            region_name=provision.REGION,
+        ).client("dynamodb", endpoint_url=self.endpoints["AWS_ENDPOINT_URL_DYNAMODB"])
+        table = "RestBucketsTable"  # locally, each table is named by its logical id
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="portal"):
+            for item in page["Items"]:
+                dynamodb.delete_item(TableName=table, Key={"portal": item["portal"]})
+
     def stop_dynamodb(self) -> None:
         """An outage: DynamoDB Local goes away (connections refused) until start_dynamodb()."""
         self.dynamodb.stop()
@@ -49,9 +62,11 @@ class LocalStack:
         self.dynamodb = services.start_dynamodb_local(self.dynamodb.port, self.dynamodb_data)
 
     def reset_portals(self) -> None:
-        """Only the sample portal, answering app.info as an installed copy of the sample app."""
+        """Only the sample portal, answering app.info as an installed copy of the sample app; every
+        portal's REST bucket empty again, on the fake's side and ours (RestBucketsTable)."""
         self.bitrix24.portals.clear()
         self.bitrix24.requests.clear()
+        self._empty_rest_buckets()
         self.bitrix24.portals[samples.PORTAL_DOMAIN] = Portal(
             samples.PORTAL_ACCESS_TOKEN,
             samples.APP_CODE,

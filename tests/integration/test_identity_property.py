@@ -66,9 +66,15 @@ class World:
 
 
 def _fresh_world(stack, dynamodb) -> World:
-    for name in ("InstallationsTable", "NotificationsTable", "EntitlementsTable", "PortalTokensTable"):
-        key = ("notification_id", "notification_type") if name == "NotificationsTable" else ("member_id",)
-        Table(dynamodb, name, key).clear()
+    keys = {"NotificationsTable": ("notification_id", "notification_type"), "RestBucketsTable": ("portal",)}
+    for name in (
+        "InstallationsTable",
+        "NotificationsTable",
+        "EntitlementsTable",
+        "PortalTokensTable",
+        "RestBucketsTable",
+    ):
+        Table(dynamodb, name, keys.get(name, ("member_id",))).clear()
     owner = Portal(ACCESS, samples.APP_CODE, status="P", days=30, member_id=MEMBER, refresh_token="owner-refresh")
     stranger = Portal(EVIL_ACCESS, samples.APP_CODE, member_id="evil-member", refresh_token="evil-refresh")
     stack.bitrix24.portals.clear()
