@@ -14,7 +14,8 @@ refresh answers after rotating the pair, DynamoDB throttles 1 % of requests and 
 Every simulated hour each portal's entitlement (EntitlementsTable) is held against what the
 truth says it should be, and the table printed at the end says how often, why and for how long
 it was wrong, what it cost Bitrix24 (refreshes, REST requests) and AWS, and whether any install,
-token pair or event was lost. Settings: PORTALS (1,000), DAYS (365), SEED (1), FAULTS (1).
+token pair or event was lost. Settings: PORTALS (1,000), DAYS (365), SEED (1), FAULTS (1), SHARDS
+(one per core: each shard a process with a stack of its own, its figures merged).
 """
 
 import heapq
