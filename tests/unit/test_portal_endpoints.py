@@ -48,3 +48,22 @@ def test_the_allowed_suffixes_are_configurable(monkeypatch):
     assert portal.app_info_url("b24.crm.example.org", "https://b24.crm.example.org/rest/")
     with pytest.raises(WrongCredentials):
         portal.app_info_url(DOMAIN, "https://acme.bitrix24.com/rest/")
+
+
+def test_a_name_no_portal_has_or_a_redirect_is_no_portal_but_a_dns_outage_is_an_outage():
+    import socket
+    from urllib.error import HTTPError, URLError
+
+    from billing_webhooks.data import bitrix24
+
+    for gone in (
+        URLError(socket.gaierror(socket.EAI_NONAME, "Name or service not known")),
+        HTTPError("https://x.bitrix24.com/rest/app.info", 302, "Found", {}, None),  # type: ignore[arg-type]
+        HTTPError("https://x.bitrix24.com/rest/app.info", 404, "Not Found", {}, None),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(bitrix24.NoSuchPortal):
+            bitrix24._raise_as_answered(gone, "The portal's app.info")
+    passing = URLError(socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"))
+    with pytest.raises(bitrix24.PortalUnavailable) as outage:
+        bitrix24._raise_as_answered(passing, "The portal's app.info")
+    assert not isinstance(outage.value, bitrix24.NoSuchPortal)

@@ -141,7 +141,17 @@ def _answer_lost(exc: Exception) -> bool:
 
 
 class NoSuchPortal(PortalUnavailable):
-    """The host answered 404: no Bitrix24 portal (or no REST) there."""
+    """No Bitrix24 portal (or no REST) there: the host answered 404 or a redirect, or its name
+    does not exist (DNS says so, which a passing outage does not)."""
+
+
+def _no_such_host(exc: Exception) -> bool:
+    import socket
+    from urllib.error import URLError
+
+    reason = getattr(exc, "reason", None) if isinstance(exc, URLError) else None
+    gone = {getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)}
+    return isinstance(reason, socket.gaierror) and reason.errno in gone
 
 
 def _fetch(request: Any, what: str, timeout: float | None = None) -> Any:
@@ -184,8 +194,11 @@ def _raise_as_answered(exc: Exception, what: str) -> NoReturn:
     refused = _refused_token(exc)
     if refused:
         raise TokenRefused(f"{what} refused the token ({refused}).", refused) from None
-    if getattr(exc, "code", None) == 404:
-        raise NoSuchPortal(f"{what} answered 404: no portal there.") from None
+    code = getattr(exc, "code", None)
+    if code == 404 or (isinstance(code, int) and 300 <= code < 400) or _no_such_host(exc):
+        # Nothing there answers a portal's REST (a name no portal has, a page that sends us
+        # elsewhere): a made-up portal is refused, never parked and retried as an outage.
+        raise NoSuchPortal(f"{what} answered {_describe(exc)}: no portal's REST there.") from None
     if _answer_lost(exc):
         raise AnswerLost(f"{what} took the request and never answered ({_describe(exc)}).") from None
     raise PortalUnavailable(f"{what} did not answer ({_describe(exc)}).") from None
@@ -322,6 +335,8 @@ def refresh_tokens(server_endpoint: str, refresh_token: str, client_id: str, cli
 
 def _describe(exc: Exception) -> str:
     code = getattr(exc, "code", None)
+    if _no_such_host(exc):
+        return "no such host"
     return f"HTTP {code}" if isinstance(code, int) else exc.__class__.__name__
 
 

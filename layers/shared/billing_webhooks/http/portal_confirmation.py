@@ -79,8 +79,10 @@ class PortalConfirms:
                 )
                 try:
                     info = _confirmed_app_info(bitrix24.app_info(url, str(access_token)))
-                except bitrix24.NoSuchPortal:  # nothing there answers app.info: a made-up portal, ours to refuse
-                    raise WrongCredentials("No Bitrix24 portal answers at the event's domain.") from None
+                except bitrix24.NoSuchPortal as failure:  # nothing there answers app.info: a made-up portal
+                    raise WrongCredentials(
+                        f"No Bitrix24 portal answers at the event's domain ({failure.detail})."
+                    ) from None
                 except bitrix24.TokenRefused:
                     raise
                 except PortalUnavailable as failure:  # down or slow: parked and replayed, never dropped
