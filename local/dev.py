@@ -189,7 +189,11 @@ def main() -> None:
         # could deadlock on the very lock the interrupted wait() holds, and make dev would never stop.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
-            stopped.wait()
+            # Awake once a second: a SIGTERM the kernel hands to another of our threads only sets
+            # Python's flag, and a main thread blocked in a wait with no timeout never runs its
+            # handler (CI saw make dev ignore SIGTERM for a minute).
+            while not stopped.wait(1):
+                pass
         except KeyboardInterrupt:
             pass
         stopped.set()

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 
@@ -110,6 +111,10 @@ def make_dev():
         if line.startswith("Serving"):
             break
     assert banner and banner[-1].startswith("Serving"), "".join(banner)[-3000:]
+    # Read what it prints from now on, as a terminal would: a full pipe would stall its threads.
+    printed: list[str] = []
+    reader = threading.Thread(target=lambda: printed.extend(iter(process.stdout.readline, "")), daemon=True)
+    reader.start()
     yield {
         "ports": ports,
         "banner": "".join(banner),
@@ -117,7 +122,13 @@ def make_dev():
         "api": f"http://127.0.0.1:{ports['LOCAL_API_PORT']}",
     }
     os.killpg(process.pid, signal.SIGTERM)
-    process.communicate(timeout=60)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError("make dev did not stop within 60 s of SIGTERM: " + "".join(printed)[-3000:]) from None
+    reader.join(10)
+    assert "Stopped." in "".join(printed), "".join(printed)[-3000:]
 
 
 def test_make_dev_prints_the_sample_curl_lines_in_lifecycle_order(make_dev):

@@ -7,6 +7,7 @@ from billing_webhooks.errors import BadRequest, NotFound
 from local import seeds
 from tests.integration.test_deliveries import BILLING_AUTH, post
 from tests.integration.test_installations import MEMBER, acme, deliver, lifecycle, payment  # noqa: F401
+from tests.integration.test_quarantine import quarantined  # noqa: F401 (fixture: the quarantine emptied first)
 
 
 def test_portals_list_pages_the_unvouched_and_the_unreachable_and_refuses_an_unknown_list(
@@ -41,7 +42,7 @@ def test_a_portals_story_tells_its_events_and_its_entitlement_in_time_order(api,
         reads.portal_story("no-such-portal")
 
 
-def test_the_quarantine_is_listed_and_one_delivery_shown_with_its_errors(api, table):
+def test_the_quarantine_is_listed_and_one_delivery_shown_with_its_errors(api, table, quarantined):  # noqa: F811
     from billing_webhooks.http import reads
 
     body = seeds.billing_seed_texts()["NewPayment"].replace('"amount": 2000', '"amount": "two thousand"')
