@@ -257,7 +257,7 @@ def portal_story(member_id: str) -> dict[str, Any]:
         if installation.get(name):
             told.append({"at": installation[name], "what": what, "data": None})
     kept = entitlements.get(member_id) or {}
-    now = entitlement(member_id) if kept or installation.get("status") else None
+    now = entitlement(member_id)  # its installation is known: never NotFound
     return {
         "member_id": member_id,
         "domain": installation.get("domain"),
