@@ -20,7 +20,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # in step). Tests and the benchmark build x86_64 themselves: this machine cannot load arm64 wheels.
 ARCH ?= arm64
 
-.PHONY: help python313 setup lock check dev records alerts events rebuild-accounts test build deploy lint validate bench bench-decoder bench-sync simulate replay replay-quarantine load openapi clean
+.PHONY: help python313 setup lock check dev records alerts events rebuild-accounts test build deploy reattach lint validate bench bench-decoder bench-sync simulate replay replay-quarantine load openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -139,6 +139,11 @@ deploy: $(VENV)/.installed
 	$(PY) -m tools.deploy check
 	$(MAKE) --no-print-directory build ARCH=$(ARCH)
 	$(PY) -m tools.deploy deploy $(ARCH)
+
+# After sam delete and a new deploy (docs/operations.md, "Reattaching"): FROM, the deleted stack's name.
+reattach: ## Copy the tables a deleted stack kept into the deployed one's (FROM=<stack>; default the same name)
+reattach: $(VENV)/.installed
+	$(PY) -m tools.reattach $(FROM)
 
 # Cold start, warm cost, AWS calls, memory and sizes against floors (x86_64 build; ~7 minutes).
 bench: ## Cold start, warm cost, AWS calls, memory, sizes against floors (~7 minutes)

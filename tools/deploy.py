@@ -5,7 +5,8 @@
 
 The first time it asks for the region (default: your AWS configuration's) and the template
 parameters that have no default (your app's CODE, optional alert addresses), or takes them from
-the make variables REGION, APP_CODE, ALERT_EMAIL, OPS_EMAIL (and ARTIFACTS_BUCKET, STACK_NAME),
+the make variables REGION, APP_CODE, ALERT_EMAIL, OPS_EMAIL (and ARTIFACTS_BUCKET, STACK_NAME, and
+KEPT_TOKEN_STORE_KEY when a new stack takes over a deleted one's kept key: docs/operations.md),
 and saves them in the repository's samconfig.toml; later runs ask nothing. samconfig.toml may
 hold SAM CLI's own forms too (parameter_overrides as a string, a list or a table). The
 `Architecture` it deploys is always the one `make build` built, checked before anything is sent.
@@ -163,6 +164,9 @@ def _refused_settings(settings: dict[str, Any]) -> str | None:
             f"APP_CODE {str(code)!r} is not an app CODE the template takes (letters, digits, '.', '_', '-'): "
             "give it with make deploy APP_CODE=…"
         )
+    if kept_key := parse_overrides(settings.get("parameter_overrides", "")).get("KeptTokenStoreKeyArn"):
+        if refused := _refused_kept_key(kept_key, settings["region"]):
+            return refused
     bucket = settings.get("s3_bucket")
     if bucket:
         import boto3
@@ -175,6 +179,33 @@ def _refused_settings(settings: dict[str, Any]) -> str | None:
                 f"the artifacts bucket {bucket!r} does not exist in {settings['region']} (or is not yours): create it, "
                 "or give another with make deploy ARTIFACTS_BUCKET=… (nothing was saved or built)"
             )
+    return None
+
+
+def _refused_kept_key(arn: str, region: str) -> str | None:
+    """A kept TokenStoreKey the new stack cannot use: not a key ARN, not in this region, or not enabled
+    (pending deletion: cancel that first)."""
+    import re
+
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    pattern = template.load()["Parameters"]["KeptTokenStoreKeyArn"]["AllowedPattern"]
+    if not re.fullmatch(pattern, arn) or arn.split(":")[3] != region:
+        return f"KEPT_TOKEN_STORE_KEY {arn!r} is not a KMS key ARN in {region}: give the kept TokenStoreKey's ARN"
+    try:
+        state = boto3.client("kms", region_name=region).describe_key(KeyId=arn)["KeyMetadata"]["KeyState"]
+    except ClientError as error:
+        if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) >= 500:
+            return None  # KMS cannot tell now (moto cannot describe a key CloudFormation made): the deploy will
+        return f"KEPT_TOKEN_STORE_KEY {arn!r} cannot be read in {region}: {error} (nothing was saved or built)"
+    except BotoCoreError as error:
+        return f"KEPT_TOKEN_STORE_KEY {arn!r} cannot be read in {region}: {error} (nothing was saved or built)"
+    if state != "Enabled":
+        return (
+            f"KEPT_TOKEN_STORE_KEY {arn!r} is {state}: cancel its deletion and enable it "
+            "(aws kms cancel-key-deletion, enable-key) before deploying with it (nothing was saved or built)"
+        )
     return None
 
 
@@ -225,6 +256,11 @@ def settle(config: dict[str, Any]) -> dict[str, Any]:
         answers = first_time(settings)
         deploy["region"] = answers["region"]
         deploy["parameter_overrides"] = answers["parameter_overrides"]
+        changed = True
+    kept_key = os.environ.get("KEPT_TOKEN_STORE_KEY", "").strip()  # reattaching (docs/operations.md)
+    overrides = parse_overrides(deploy.get("parameter_overrides", ""))
+    if kept_key and overrides.get("KeptTokenStoreKeyArn") != kept_key:
+        deploy["parameter_overrides"] = {**overrides, "KeptTokenStoreKeyArn": kept_key}
         changed = True
     for variable, key, section in (
         ("STACK_NAME", "stack_name", global_),
@@ -278,6 +314,9 @@ def print_endpoints(stack_name: str, region: str) -> None:
     print("\nEvents for your systems (docs/events.md):")
     print(f"  bus    {value('BillingEventsBusName')}")
     print(f"  queue  {value('EntitlementChangedQueueUrl')}   every EntitlementChanged")
+    print("\nKept if the stack is deleted: the six tables and the key sealing portal tokens (note its ARN;")
+    print("docs/operations.md, Reattaching: make deploy KEPT_TOKEN_STORE_KEY=<it>, then make reattach):")
+    print(f"  {value('TokenStoreKeyArn')}")
     print("\nRescue queue (deliveries parked while storage failed; ReplayFunction runs them):")
     print(f"  {value('RescueQueueUrl')}")
     print("\nSecrets (read one with the first command, replace it with the second):")

@@ -147,7 +147,15 @@ def test_what_aws_would_refuse_after_a_build_is_refused_before_it_and_never_save
     from botocore.stub import Stubber
 
     monkeypatch.setattr(deploy, "SAMCONFIG", tmp_path / "samconfig.toml")
-    for name in ("REGION", "APP_CODE", "ARTIFACTS_BUCKET", "STACK_NAME", "ALERT_EMAIL", "OPS_EMAIL"):
+    for name in (
+        "REGION",
+        "APP_CODE",
+        "ARTIFACTS_BUCKET",
+        "STACK_NAME",
+        "ALERT_EMAIL",
+        "OPS_EMAIL",
+        "KEPT_TOKEN_STORE_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr("builtins.input", lambda prompt: (_ for _ in ()).throw(EOFError))
     monkeypatch.setenv("REGION", "eu-central-1")
@@ -164,6 +172,20 @@ def test_what_aws_would_refuse_after_a_build_is_refused_before_it_and_never_save
     stubber.add_client_error("head_bucket", "404", "Not Found", 404, expected_params={"Bucket": "no-such-bucket"})
     monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: s3)
     with stubber, pytest.raises(deploy.Refused, match="artifacts bucket 'no-such-bucket' does not exist"):
+        deploy.settle(deploy.load_config())
+    assert not (tmp_path / "samconfig.toml").exists()
+    # A kept key that is no key ARN of this region, or one scheduled for deletion: said before a build.
+    monkeypatch.delenv("ARTIFACTS_BUCKET")
+    monkeypatch.setenv("KEPT_TOKEN_STORE_KEY", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab")
+    with pytest.raises(deploy.Refused, match="is not a KMS key ARN in eu-central-1"):
+        deploy.settle(deploy.load_config())
+    kms = boto3.Session().client("kms", region_name="eu-central-1", aws_access_key_id="x", aws_secret_access_key="x")
+    monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: kms)
+    arn = "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab"
+    monkeypatch.setenv("KEPT_TOKEN_STORE_KEY", arn)
+    stubber = Stubber(kms)
+    stubber.add_response("describe_key", {"KeyMetadata": {"KeyId": "1234abcd-12ab", "KeyState": "PendingDeletion"}})
+    with stubber, pytest.raises(deploy.Refused, match="is PendingDeletion: cancel its deletion"):
         deploy.settle(deploy.load_config())
     assert not (tmp_path / "samconfig.toml").exists()
 

@@ -67,8 +67,12 @@ def moto_endpoint():
 
 
 def _make_deploy(repository: Path, environment: dict[str, str], *variables: str) -> subprocess.CompletedProcess:
+    return _make("deploy", repository, environment, *variables)
+
+
+def _make(target: str, repository: Path, environment: dict[str, str], *variables: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["make", "deploy", *variables],
+        ["make", "--no-print-directory", target, *variables],
         cwd=repository,
         env=environment,
         stdin=subprocess.DEVNULL,
@@ -152,9 +156,9 @@ def own_moto():
     moto.stop()
 
 
-def test_sam_delete_keeps_the_tables_and_the_token_key_and_a_redeployed_stack_reads_the_kept_data(repository, own_moto):
+def test_sam_delete_keeps_the_tables_and_the_token_key_and_a_redeployed_stack_reattaches_them(repository, own_moto):
     """docs/operations.md's teardown and reattach, rehearsed: data written before `sam delete` is
-    read after a redeploy (the tables and TokenStoreKey are kept; the kept items copied over)."""
+    read after a redeploy that takes over the kept TokenStoreKey and `make reattach`."""
     moto_endpoint = own_moto
     clients = {
         name: boto3.client(
@@ -170,6 +174,9 @@ def test_sam_delete_keeps_the_tables_and_the_token_key_and_a_redeployed_stack_re
         return {
             r["LogicalResourceId"]: r["PhysicalResourceId"] for page in pages for r in page["StackResourceSummaries"]
         }
+
+    def entitled(table: str, member_id: str) -> dict:
+        return clients["dynamodb"].get_item(TableName=table, Key={"member_id": {"S": member_id}})["Item"]["entitled"]
 
     try:
         clients["s3"].create_bucket(
@@ -187,13 +194,15 @@ def test_sam_delete_keeps_the_tables_and_the_token_key_and_a_redeployed_stack_re
     assert deployed.returncode == 0, (deployed.stdout + deployed.stderr)[-3000:]
     before = resources()
     member_id, context = "a223c6b3710f85df22e9377d6c4f7553", {"purpose": "portal-tokens"}
+    newer = "b" * 32  # also written by the new stack before the reattach: its own answer stands
     context["member_id"] = member_id
     sealed = clients["kms"].encrypt(
         KeyId=before["TokenStoreKey"], Plaintext=b"the kept pair", EncryptionContext=context
     )
-    clients["dynamodb"].put_item(
-        TableName=before["EntitlementsTable"], Item={"member_id": {"S": member_id}, "entitled": {"BOOL": True}}
-    )
+    for member, value in ((member_id, True), (newer, False)):
+        clients["dynamodb"].put_item(
+            TableName=before["EntitlementsTable"], Item={"member_id": {"S": member}, "entitled": {"BOOL": value}}
+        )
     clients["dynamodb"].put_item(
         TableName=before["PortalTokensTable"],
         Item={"member_id": {"S": member_id}, "sealed": {"B": sealed["CiphertextBlob"]}},
@@ -226,21 +235,36 @@ def test_sam_delete_keeps_the_tables_and_the_token_key_and_a_redeployed_stack_re
         "QuarantineTable",
     ):
         assert before[name] in tables, name  # kept
+    # moto cannot describe a key CloudFormation made (its policy is kept as a dict): listed, then
+    kept_key = next(key for key in clients["kms"].list_keys()["Keys"] if key["KeyId"] == before["TokenStoreKey"])
+    kept_key["Arn"] = kept_key["KeyArn"]
 
-    redeployed = _make_deploy(repository, environment, *deploy)
+    redeployed = _make_deploy(repository, environment, *deploy, f"KEPT_TOKEN_STORE_KEY={kept_key['Arn']}")
     assert redeployed.returncode == 0, (redeployed.stdout + redeployed.stderr)[-3000:]
     after = resources()
     assert after["EntitlementsTable"] != before["EntitlementsTable"]  # a new stack makes new tables
-    for name in ("EntitlementsTable", "PortalTokensTable"):  # docs/operations.md: copied over
-        for item in clients["dynamodb"].scan(TableName=before[name])["Items"]:
-            clients["dynamodb"].put_item(TableName=after[name], Item=item)
-    entitlement = clients["dynamodb"].get_item(
-        TableName=after["EntitlementsTable"], Key={"member_id": {"S": member_id}}
+    assert "TokenStoreKey" not in after  # ... but no key: it seals under the kept one
+    aliases = {alias["AliasName"]: alias.get("TargetKeyId") for alias in clients["kms"].list_aliases()["Aliases"]}
+    assert aliases[f"alias/{stack_name}-token-store"] == kept_key["KeyId"]
+    clients["dynamodb"].put_item(
+        TableName=after["EntitlementsTable"], Item={"member_id": {"S": newer}, "entitled": {"BOOL": True}}
     )
-    assert entitlement["Item"]["entitled"] == {"BOOL": True}
+
+    reattached = _make("reattach", repository, environment)
+    assert reattached.returncode == 0, (reattached.stdout + reattached.stderr)[-3000:]
+    assert (
+        f"EntitlementsTable: 1 copied from {before['EntitlementsTable']}, 1 already there (kept)" in reattached.stdout
+    )
+    assert f"PortalTokensTable: 1 copied from {before['PortalTokensTable']}" in reattached.stdout
+    assert entitled(after["EntitlementsTable"], member_id) == {"BOOL": True}  # the kept answer, read back
+    assert entitled(after["EntitlementsTable"], newer) == {"BOOL": True}  # what the new stack wrote stands
     kept = clients["dynamodb"].get_item(TableName=after["PortalTokensTable"], Key={"member_id": {"S": member_id}})
-    opened = clients["kms"].decrypt(CiphertextBlob=kept["Item"]["sealed"]["B"], EncryptionContext=context)
-    assert opened["Plaintext"] == b"the kept pair"  # the kept key opens what it sealed before the delete
+    opened = clients["kms"].decrypt(
+        CiphertextBlob=kept["Item"]["sealed"]["B"], EncryptionContext=context, KeyId=f"alias/{stack_name}-token-store"
+    )
+    assert opened["Plaintext"] == b"the kept pair"  # the stack's own key alias opens what was sealed before
+    again = _make("reattach", repository, environment)
+    assert again.returncode == 0 and "EntitlementsTable: 0 copied" in again.stdout, again.stdout + again.stderr
 
 
 def test_make_clean_removes_what_make_made_in_the_copy_and_leaves_the_sources(repository):

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow
 ELSEWHERE = {
     "build": "test_deploy.py",
     "deploy": "test_deploy_rehearsal.py",
+    "reattach": "test_deploy_rehearsal.py (after sam delete and a new deploy)",
     "clean": "test_deploy_rehearsal.py",
     "test": "this run",
     "check": "this run (make test's first step)",

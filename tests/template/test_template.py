@@ -184,6 +184,10 @@ def _grants(translated: dict, function: str, *managed: str) -> set[tuple[str, st
 
 
 TABLE = json.dumps({"Fn::GetAtt": ["NotificationsTable", "Arn"]})
+# TokenStoreKey's ARN, or the kept key's a reattached stack names (KeptTokenStoreKeyArn).
+TOKEN_STORE_KEY = json.dumps(
+    {"Fn::If": ["ReattachesTokenStoreKey", {"Ref": "KeptTokenStoreKeyArn"}, {"Fn::GetAtt": ["TokenStoreKey", "Arn"]}]}
+)
 PUBLISH = (
     "sns:Publish",
     json.dumps(
@@ -260,10 +264,10 @@ def test_each_bitrix24_function_may_only_touch_the_installation_as_its_event_nee
             json.dumps({"Fn::GetAtt": ["PortalTokensTable", "Arn"]}),
         ),
         ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["PortalTokensTable", "Arn"]})),
-        ("kms:Encrypt", json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]})),
+        ("kms:Encrypt", TOKEN_STORE_KEY),
         (
             f"kms:Decrypt if {json.dumps(PENDING_ONLY, sort_keys=True)}",
-            json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]}),
+            TOKEN_STORE_KEY,
         ),
         # ... and take a place in the portal's REST bucket before each request to it.
         ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["RestBucketsTable", "Arn"]})),
@@ -631,7 +635,7 @@ def _all_grants(translated: dict) -> dict[str, set[tuple[str, str]]]:
 
 
 def test_only_the_licence_syncs_may_open_the_kept_tokens_and_each_job_may_do_its_job_alone(translated):
-    key = json.dumps({"Fn::GetAtt": ["TokenStoreKey", "Arn"]})
+    key = TOKEN_STORE_KEY
     tokens_table = json.dumps({"Fn::GetAtt": ["PortalTokensTable", "Arn"]})
     grants = _all_grants(translated)
     assert {name for name, granted in grants.items() if ("kms:Decrypt", key) in granted} == TOKEN_OPENERS
@@ -807,3 +811,38 @@ def test_the_operations_dashboard_shows_every_figure_an_operator_watches(transla
     from local import template
 
     assert "${AWS::StackName}-operations" in template.load()["Outputs"]["OperationsDashboardUrl"]["Value"]["Fn::Sub"]
+
+
+def _as_deployed(value: Any, conditions: dict[str, bool]) -> Any:
+    """`value` with every Fn::If decided by `conditions` (as CloudFormation decides them)."""
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            condition, when_true, when_false = value["Fn::If"]
+            return _as_deployed(when_true if conditions[condition] else when_false, conditions)
+        return {key: _as_deployed(item, conditions) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_deployed(item, conditions) for item in value]
+    return value
+
+
+def test_a_stack_reattached_to_a_kept_token_key_makes_none_and_seals_and_opens_only_under_the_kept_one(translated):
+    reattached = {"ReattachesTokenStoreKey": True, "MakesTokenStoreKey": False}
+    assert translated["TokenStoreKey"]["Condition"] == "MakesTokenStoreKey"  # not made
+    others = {name: resource for name, resource in translated.items() if name != "TokenStoreKey"}
+    deployed = json.dumps(_as_deployed(others, reattached))
+    assert '"TokenStoreKey"' not in deployed  # nothing names the key the stack did not make
+    alias = _as_deployed(translated["TokenStoreKeyAlias"], reattached)
+    assert alias["Properties"]["TargetKeyId"] == {"Ref": "KeptTokenStoreKeyArn"}
+    kept = json.dumps({"Ref": "KeptTokenStoreKeyArn"})
+    roles = _as_deployed(_of_type(translated, "AWS::IAM::Role"), reattached)
+    granted = {
+        name
+        for name, role in roles.items()
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if json.dumps(statement["Resource"]) == kept and "kms:Encrypt" in json.dumps(statement["Action"])
+    }
+    assert {name.removesuffix("Role") for name in granted} == TOKEN_OPENERS | {
+        "AppInstallFunction",
+        "AppUpdateFunction",
+    }
