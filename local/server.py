@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from local import template
+from local import signatures, template
 
 # API Gateway passes these through as text; any other body arrives base64-encoded (forms included).
 _TEXT_MEDIA_TYPES = ("application/json", "text/")
@@ -200,7 +200,8 @@ class _LoopbackServer(ThreadingHTTPServer):
 class LocalApi:
     def __init__(self, port: int, log: Callable[[str], None] | None = print) -> None:
         self.functions = {route.route_key: LocalFunction(route) for route in template.routes()}
-        # The read API's routes carry path parameters; AWS signs them (AWS_IAM), `make dev` does not.
+        # The read API's routes carry path parameters and are AWS_IAM in AWS: here a signature, when
+        # sent, is checked as API Gateway checks it (local/signatures.py); an unsigned read is served.
         readers: dict[str, LocalFunction] = {}
         self.read_routes = [
             (route, _pattern(route.path), readers.setdefault(route.function, LocalFunction(route)))
@@ -251,6 +252,14 @@ class LocalApi:
                 "statusCode": 404,
                 "headers": {"Content-Type": "application/json"},
                 "body": json.dumps({"message": "Not Found"}),
+            }
+        elif route_key and (
+            refused := signatures.refusal(request.command, path, raw_query, dict(request.headers.items()))
+        ):
+            response = {  # as API Gateway refuses a read API request signed wrong (AWS_IAM)
+                "statusCode": 403,
+                "headers": {"Content-Type": "application/json"},
+                "body": json.dumps({"message": refused}),
             }
         else:
             event = http_api_event(

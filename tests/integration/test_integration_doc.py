@@ -1,8 +1,12 @@
 """docs/integration.md's Python example, run as the page gives it, against the local stack's read
 API: a vendor following the page gets the portal's entitlement (and None for a portal unknown)."""
 
+import os
 import re
+import subprocess
 import urllib.request
+
+import requests
 
 from local import samples
 from local.template import ROOT
@@ -29,3 +33,49 @@ def test_following_the_integration_page_a_signed_request_reads_a_portals_entitle
     signature = sent[0].get_header("Authorization")
     assert signature.startswith("AWS4-HMAC-SHA256 Credential=") and "/us-east-1/execute-api/aws4_request" in signature
     assert entitlement(f"{api.url}/entitlements", "0" * 32, "us-east-1") is None  # no such installation
+
+
+def _signed_get(url: str, secret: str = "local", region: str = "us-east-1") -> requests.Response:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="GET", url=url)
+    SigV4Auth(Credentials("local", secret), "execute-api", region).add_auth(request)
+    return requests.get(url, headers=dict(request.headers), timeout=30)
+
+
+def test_the_local_read_api_checks_a_signature_as_api_gateway_does_so_the_pages_200_means_signed_right(
+    api, stack, table, installations
+):
+    url = f"{api.url}/entitlements/{samples.PORTAL_MEMBER_ID}"
+    assert _signed_get(url).status_code == 200
+    wrong_secret = _signed_get(url, secret="not-the-secret")
+    assert (
+        wrong_secret.status_code == 403 and "signature we calculated does not match" in wrong_secret.json()["message"]
+    )
+    assert _signed_get(url, region="eu-west-1").status_code == 403  # scoped to another region
+    signed = _signed_get(url)
+    moved = requests.get(
+        f"{api.url}/entitlements/{'0' * 32}", headers=dict(signed.request.headers), timeout=30
+    )  # a signature for one portal presented for another
+    assert moved.status_code == 403
+    assert requests.get(url, timeout=30).status_code == 200  # unsigned: make dev serves curl and browsers
+
+
+def test_the_pages_curl_example_signs_as_the_local_read_api_checks(api, stack, table, installations):
+    """curl's own signer (an implementation apart from botocore's) against the local check."""
+    page = (ROOT / "docs" / "integration.md").read_text()
+    [command] = re.findall(r"### curl\n\n```bash\n(.*?)```", page, flags=re.DOTALL)
+    command = command.replace("eu-central-1:execute-api", "us-east-1:execute-api")
+    command = re.sub(r'"https://[^"]*/entitlements/', f'"{api.url}/entitlements/', command)
+    command = command.rstrip() + " --silent --output /dev/null --write-out '%{http_code}'"
+
+    def status(secret: str) -> str:
+        environment = {"PATH": os.environ["PATH"], "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": secret}
+        return subprocess.run(
+            ["bash", "-c", command], env={**environment, "AWS_SESSION_TOKEN": ""}, capture_output=True, text=True
+        ).stdout
+
+    assert status("local") == "200"
+    assert status("not-the-secret") == "403"
