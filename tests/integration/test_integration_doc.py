@@ -1,6 +1,7 @@
 """docs/integration.md's Python example, run as the page gives it, against the local stack's read
 API: a vendor following the page gets the portal's entitlement (and None for a portal unknown)."""
 
+import json
 import os
 import re
 import subprocess
@@ -79,3 +80,39 @@ def test_the_pages_curl_example_signs_as_the_local_read_api_checks(api, stack, t
 
     assert status("local") == "200"
     assert status("not-the-secret") == "403"
+
+
+def test_the_pages_node_example_reads_a_portals_entitlement_signed(api, stack, table, installations, tmp_path):
+    """The page's Node.js module as given, with the AWS SDK's signer (package.json), from Node."""
+    page = (ROOT / "docs" / "integration.md").read_text()
+    [module] = re.findall(r"### Node.js[^\n]*\n\n```javascript\n(.*?)```", page, flags=re.DOTALL)
+    folder = ROOT / ".cache" / "integration-example"  # beside node_modules, where Node finds the SDK
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "entitlement.mjs").write_text(module)
+    (folder / "run.mjs").write_text(
+        'import { entitlement } from "./entitlement.mjs";\n'
+        "const [url, memberId] = process.argv.slice(2);\n"
+        'console.log(JSON.stringify(await entitlement(url, memberId, "us-east-1")));\n'
+    )
+
+    def run(member_id: str, secret: str = "local") -> subprocess.CompletedProcess:
+        environment = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),  # no ~/.aws of this machine's: the environment's keys alone
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": secret,
+        }
+        return subprocess.run(
+            ["node", str(folder / "run.mjs"), f"{api.url}/entitlements", member_id],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    answered = run(samples.PORTAL_MEMBER_ID)
+    assert answered.returncode == 0, answered.stderr[-2000:]
+    assert json.loads(answered.stdout)["member_id"] == samples.PORTAL_MEMBER_ID
+    assert json.loads(run("0" * 32).stdout) is None  # no such installation
+    refused = run(samples.PORTAL_MEMBER_ID, secret="not-the-secret")
+    assert refused.returncode != 0 and "entitlements answered 403" in refused.stderr
