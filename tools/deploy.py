@@ -165,7 +165,7 @@ def _refused_settings(settings: dict[str, Any]) -> str | None:
             "give it with make deploy APP_CODE=…"
         )
     if kept_key := parse_overrides(settings.get("parameter_overrides", "")).get("KeptTokenStoreKeyArn"):
-        if refused := _refused_kept_key(kept_key, settings["region"]):
+        if refused := _refused_kept_key(kept_key, settings["region"], settings.get("stack_name", DEFAULT_STACK_NAME)):
             return refused
     bucket = settings.get("s3_bucket")
     if bucket:
@@ -182,9 +182,10 @@ def _refused_settings(settings: dict[str, Any]) -> str | None:
     return None
 
 
-def _refused_kept_key(arn: str, region: str) -> str | None:
+def _refused_kept_key(arn: str, region: str, stack_name: str) -> str | None:
     """A kept TokenStoreKey the new stack cannot use: not a key ARN, not in this region, or not enabled
-    (pending deletion: cancel that first)."""
+    (pending deletion: cancel that first); or a live stack's own key it would trade for another,
+    leaving every token it sealed unopenable."""
     import re
 
     import boto3
@@ -193,6 +194,11 @@ def _refused_kept_key(arn: str, region: str) -> str | None:
     pattern = template.load()["Parameters"]["KeptTokenStoreKeyArn"]["AllowedPattern"]
     if not re.fullmatch(pattern, arn) or arn.split(":")[3] != region:
         return f"KEPT_TOKEN_STORE_KEY {arn!r} is not a KMS key ARN in {region}: give the kept TokenStoreKey's ARN"
+    if (own := _stack_token_store_key(stack_name, region)) and not arn.endswith(f"/{own}"):
+        return (
+            f"stack {stack_name} is deployed with a TokenStoreKey of its own ({own}), which sealed its tokens: "
+            "KEPT_TOKEN_STORE_KEY is for a stack deployed again after sam delete (nothing was saved or built)"
+        )
     try:
         state = boto3.client("kms", region_name=region).describe_key(KeyId=arn)["KeyMetadata"]["KeyState"]
     except ClientError as error:
@@ -207,6 +213,21 @@ def _refused_kept_key(arn: str, region: str) -> str | None:
             "(aws kms cancel-key-deletion, enable-key) before deploying with it (nothing was saved or built)"
         )
     return None
+
+
+def _stack_token_store_key(stack_name: str, region: str) -> str | None:
+    """The id of the TokenStoreKey the deployed stack made, if it stands and made one."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        pages = boto3.client("cloudformation", region_name=region).get_paginator("list_stack_resources")
+        resources = [item for page in pages.paginate(StackName=stack_name) for item in page["StackResourceSummaries"]]
+    except (ClientError, BotoCoreError):  # no such stack (deleted): nothing to trade
+        return None
+    return next(
+        (item.get("PhysicalResourceId") for item in resources if item["LogicalResourceId"] == "TokenStoreKey"), None
+    )
 
 
 # --- the deploy ---

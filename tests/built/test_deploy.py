@@ -179,12 +179,34 @@ def test_what_aws_would_refuse_after_a_build_is_refused_before_it_and_never_save
     monkeypatch.setenv("KEPT_TOKEN_STORE_KEY", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab")
     with pytest.raises(deploy.Refused, match="is not a KMS key ARN in eu-central-1"):
         deploy.settle(deploy.load_config())
-    kms = boto3.Session().client("kms", region_name="eu-central-1", aws_access_key_id="x", aws_secret_access_key="x")
-    monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: kms)
+    clients = {
+        name: boto3.Session().client(name, region_name="eu-central-1", aws_access_key_id="x", aws_secret_access_key="x")
+        for name in ("kms", "cloudformation")
+    }
+    monkeypatch.setattr(boto3, "client", lambda name, **kwargs: clients[name])
     arn = "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab"
     monkeypatch.setenv("KEPT_TOKEN_STORE_KEY", arn)
-    stubber = Stubber(kms)
+    # The stack stands with a key of its own: trading it would leave its tokens unopenable.
+    own = {"LogicalResourceId": "TokenStoreKey", "PhysicalResourceId": "9999ffff-99ff"}
+    standing = {
+        "StackResourceSummaries": [
+            {
+                **own,
+                "ResourceType": "AWS::KMS::Key",
+                "LastUpdatedTimestamp": "2026-12-01",
+                "ResourceStatus": "CREATE_COMPLETE",
+            }
+        ]
+    }
+    with Stubber(clients["cloudformation"]) as stack:
+        stack.add_response("list_stack_resources", standing)
+        with pytest.raises(deploy.Refused, match="a TokenStoreKey of its own"):
+            deploy.settle(deploy.load_config())
+    stubber = Stubber(clients["kms"])
     stubber.add_response("describe_key", {"KeyMetadata": {"KeyId": "1234abcd-12ab", "KeyState": "PendingDeletion"}})
+    gone = Stubber(clients["cloudformation"])
+    gone.add_client_error("list_stack_resources", "ValidationError", "Stack does not exist")
+    gone.activate()
     with stubber, pytest.raises(deploy.Refused, match="is PendingDeletion: cancel its deletion"):
         deploy.settle(deploy.load_config())
     assert not (tmp_path / "samconfig.toml").exists()
