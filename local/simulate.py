@@ -473,13 +473,42 @@ class Simulation:
             "billing_accounts": sum(1 for p in self.by_member.values() if p.account is not None),
             "billing_answers": {str(status): count for status, count in self.billing_answers.items()},
             "unexplained_examples": self.unexplained,
-            "most_refreshed": max(
-                (fake.portals[p.life.domain].refreshes_by_day for p in self.by_member.values()),
-                key=_most_in_30_days,
-                default={},
-            ),
+            **self._most_refreshed(),
             **kept,
             **events,
+        }
+
+    def _most_refreshed(self) -> dict[str, Any]:
+        """The most refreshed portal's refreshes by day, and its life: what a budget broken asks first."""
+        portals = self.fake.portals
+        worst = max(
+            self.by_member.values(),
+            key=lambda portal: _most_in_30_days(portals[portal.life.domain].refreshes_by_day),
+            default=None,
+        )
+        if worst is None:
+            return {"most_refreshed": {}, "most_refreshed_life": {}}
+
+        def day(at: float | None) -> str | None:
+            return None if at is None else time.strftime("%Y-%m-%dT%H:%M", time.gmtime(at))
+
+        life = worst.life
+        return {
+            "most_refreshed": portals[life.domain].refreshes_by_day,
+            "most_refreshed_life": {
+                "domain": life.domain,
+                "install_at": day(life.install_at),
+                "trial_days": life.trial_days,
+                "period_days": life.period_days,
+                "pays": life.pays,
+                "paid": worst.paid,
+                "undelivered": [(day(at), fate, after_end) for at, fate, after_end in worst.undelivered],
+                "uninstall_at": day(life.uninstall_at),
+                "uninstall_delivered": life.uninstall_delivered,
+                "reinstall_at": day(life.reinstall_at),
+                "install_answers": worst.answered,
+                "bitrix24_calls": dict(portals[life.domain].calls),
+            },
         }
 
     @outside_the_product
@@ -651,7 +680,10 @@ def merge_shards(shards: list[dict[str, Any]]) -> dict[str, Any]:
             key: [example for figures in shards for example in figures[key]][:10]
             for key in ("unexplained_examples", "lost_examples", "event_examples")
         },
-        "most_refreshed": max((figures["most_refreshed"] for figures in shards), key=_most_in_30_days),
+        **{
+            key: max(shards, key=lambda figures: _most_in_30_days(figures["most_refreshed"]))[key]
+            for key in ("most_refreshed", "most_refreshed_life")
+        },
     }
 
 

@@ -66,7 +66,10 @@ def test_a_small_simulated_year_holds_every_invariant(seed):
     } == {}
     # Only where Bitrix24 lost the answer to the install's own vouching refresh.
     assert figures["installs_unvouched_after_a_lost_answer"] <= figures["bitrix24_faults"]["lost"]
-    assert figures["refreshes_per_portal_per_30_days"]["max"] <= 2, figures["most_refreshed"]
+    assert figures["refreshes_per_portal_per_30_days"]["max"] <= 2, (
+        figures["most_refreshed"],
+        figures["most_refreshed_life"],
+    )
     assert figures["installs_lost"] == 0 and figures["pairs_lost_to_a_slow_answer"] == 0, figures["lost_examples"]
     assert figures["unreachable_but_installed"] == 0, figures["lost_examples"]
     assert figures["events_missing"] == 0 and figures["events_extra"] == 0, figures["event_examples"]
@@ -74,6 +77,4 @@ def test_a_small_simulated_year_holds_every_invariant(seed):
     # Neither sender redelivers: a billing notification refused is lost (5xx: parked, replayed).
     assert figures["billing_accounts"] > 0
     assert [status for status in figures["billing_answers"] if status.startswith("4")] == []
-    # An install, a trial's end and its grace's last check may fall within 30 days: 3 at most.
     assert figures["refreshes_per_portal_per_30_days"]["mean"] <= 2
-    assert figures["refreshes_per_portal_per_30_days"]["max"] <= 3, figures["most_refreshed"]

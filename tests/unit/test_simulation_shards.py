@@ -36,6 +36,7 @@ def _shard(portals: int, wrong: dict[str, int], lags: dict[str, list[float]], **
         "lost_examples": [],
         "event_examples": [],
         "most_refreshed": {"2027-01-01": 1},
+        "most_refreshed_life": {"domain": f"shard{portals}"},
     }
     return base | figures
 
@@ -48,6 +49,7 @@ def test_shards_add_their_counts_and_pool_their_lags_before_the_percentiles():
         {"late": [10 * HOUR], "lost": [5 * HOUR]},
         refreshes_per_portal_per_30_days={"mean": 2.0, "max": 3},
         most_refreshed={"2027-01-01": 2, "2027-01-02": 1},
+        most_refreshed_life={"domain": "the most refreshed"},
     )
     year = merge_shards([one, three])
     assert (year["portals"], year["shards"], year["seconds"]) == (4, 2, 100)
@@ -56,4 +58,5 @@ def test_shards_add_their_counts_and_pool_their_lags_before_the_percentiles():
     assert year["refreshes_per_portal_per_30_days"] == {"mean": 1.75, "max": 3}  # weighed by portals
     assert year["install_answers"] == {"200": 4} and year["events_extra"] == 1
     assert year["most_refreshed"] == {"2027-01-01": 2, "2027-01-02": 1}
+    assert year["most_refreshed_life"] == {"domain": "the most refreshed"}  # its life, from its shard
     assert "4 portals" in table(year) and "2 shard(s)" in table(year)
