@@ -154,7 +154,7 @@ bench-decoder: ## What decoding a hostile 64 KiB body costs, shape by shape (sec
 bench-decoder: $(VENV)/.installed
 	$(PY) -m bench.decoder
 
-simulate: ## A simulated year held hour by hour against the fake Bitrix24's truth (PORTALS 1000, DAYS 365, SEED 1, FAULTS 1, SHARDS cores)
+simulate: ## A simulated year held hour by hour against the fake Bitrix24's truth (PORTALS 1000, DAYS 365: ~2 h; SEED 1, FAULTS 1, SHARDS cores)
 simulate: $(VENV)/.installed node_modules/.installed
 	$(PY) -m local.simulate
 
