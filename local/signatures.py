@@ -25,7 +25,8 @@ MISMATCH = (
 
 def refusal(method: str, path: str, raw_query: str, headers: Mapping[str, str]) -> str | None:
     """Why API Gateway would refuse this request's signature, or None (unsigned, or signed right)."""
-    authorization = next((value for name, value in headers.items() if name.lower() == "authorization"), "")
+    lowered = {name.lower(): value for name, value in headers.items()}
+    authorization = lowered.get("authorization", "")
     if not authorization:
         return None
     found = _AUTHORIZATION.fullmatch(authorization.strip())
@@ -37,18 +38,18 @@ def refusal(method: str, path: str, raw_query: str, headers: Mapping[str, str]) 
         return f"Credential should be scoped to a valid region and service execute-api, not {found['region']}/{found['service']}"
     return (
         None
-        if hmac.compare_digest(found["signature"], _signature(method, path, raw_query, headers, found))
+        if hmac.compare_digest(found["signature"], _signature(method, path, raw_query, lowered, found))
         else MISMATCH
     )
 
 
-def _signature(method: str, path: str, raw_query: str, headers: Mapping[str, str], found: re.Match[str]) -> str:
-    """The signature botocore's signer computes for this request at the instant it names."""
+def _signature(method: str, path: str, raw_query: str, lowered: dict[str, str], found: re.Match[str]) -> str:
+    """The signature botocore's signer computes for this request at the instant it names (`lowered`:
+    its headers by lower-case name)."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    lowered = {name.lower(): value for name, value in headers.items()}
     signed = found["headers"].split(";")
     url = f"http://{lowered.get('host', '')}{path}" + (f"?{raw_query}" if raw_query else "")
     request = AWSRequest(method=method, url=url, headers={name: lowered.get(name, "") for name in signed})

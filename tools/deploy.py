@@ -215,19 +215,25 @@ def _refused_kept_key(arn: str, region: str, stack_name: str) -> str | None:
     return None
 
 
+def stack_resources(cloudformation: Any, stack_name: str) -> dict[str, str]:
+    """Each resource of the stack: its logical id, its physical id (ClientError if no such stack)."""
+    pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name)
+    return {
+        item["LogicalResourceId"]: item.get("PhysicalResourceId", "")
+        for page in pages
+        for item in page["StackResourceSummaries"]
+    }
+
+
 def _stack_token_store_key(stack_name: str, region: str) -> str | None:
     """The id of the TokenStoreKey the deployed stack made, if it stands and made one."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        pages = boto3.client("cloudformation", region_name=region).get_paginator("list_stack_resources")
-        resources = [item for page in pages.paginate(StackName=stack_name) for item in page["StackResourceSummaries"]]
+        return stack_resources(boto3.client("cloudformation", region_name=region), stack_name).get("TokenStoreKey")
     except (ClientError, BotoCoreError):  # no such stack (deleted): nothing to trade
         return None
-    return next(
-        (item.get("PhysicalResourceId") for item in resources if item["LogicalResourceId"] == "TokenStoreKey"), None
-    )
 
 
 # --- the deploy ---

@@ -38,15 +38,6 @@ class Refused(Exception):
     """Nothing can be copied: the message says why, in one line."""
 
 
-def _stack_resources(cloudformation: Any, stack_name: str) -> dict[str, str]:
-    pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name)
-    return {
-        item["LogicalResourceId"]: item["PhysicalResourceId"]
-        for page in pages
-        for item in page["StackResourceSummaries"]
-    }
-
-
 def kept_tables(table_names: list[str], kept_from: str, current: dict[str, str]) -> dict[str, str]:
     """Each kept table's name, by the name CloudFormation gave it, never the stack's own table."""
     found = {}
@@ -98,7 +89,7 @@ def reattach(kept_from: str | None = None) -> list[str]:
     kept_from = kept_from or stack_name
     cloudformation = boto3.client("cloudformation", region_name=region)
     dynamodb = boto3.client("dynamodb", region_name=region)
-    current = _stack_resources(cloudformation, stack_name)
+    current = deploy.stack_resources(cloudformation, stack_name)
     table_names = [name for page in dynamodb.get_paginator("list_tables").paginate() for name in page["TableNames"]]
     lines = []
     for logical, source in kept_tables(table_names, kept_from, current).items():
