@@ -89,6 +89,11 @@ class Portal:
     bucket_level: float = 0.0
     bucket_at: float = 0.0
     refreshes_by_day: dict[str, int] = field(default_factory=dict)
+    # Refresh tokens as a user's app page or an install or update received them, never refreshed:
+    # refreshing one is how the stack vouches for the event (its administrator's act, not a renewal).
+    handed_out: set[str] = field(default_factory=set)
+    chain_refreshed: bool = False  # `refresh_token` (the samples' installer's) refreshed at least once
+    vouchings_by_day: dict[str, int] = field(default_factory=dict)
 
     # What `PUT /_portals/<domain>` may set (docs/development.md): app.info's fields, how the portal
     # and its OAuth server answer.
@@ -141,13 +146,17 @@ class Portal:
         self.expired_tokens |= {self.access_token, *self.earlier_tokens, *self.token_expiry}
         self.refresh_token = f"revoked-{secrets.token_hex(12)}"
         self.user_refresh.clear()
+        self.handed_out.clear()
         self.ordinary_tokens.clear()
 
-    def user_pair(self, admin: bool, now: float) -> dict[str, Any]:
-        """The pair a user's app page receives (AUTH_ID, REFRESH_ID), an administrator's or not."""
+    def user_pair(self, admin: bool, now: float, *, handed_out: bool = True) -> dict[str, Any]:
+        """The pair a user's app page receives (AUTH_ID, REFRESH_ID), an administrator's or not;
+        `handed_out` False: the pair a refresh of one answers."""
         access, refresh = f"access-{secrets.token_hex(12)}", f"refresh-{secrets.token_hex(12)}"
         self.token_expiry[access] = now + ACCESS_TOKEN_SECONDS
         self.user_refresh[refresh] = (now + REFRESH_TOKEN_SECONDS, admin)
+        if handed_out:
+            self.handed_out.add(refresh)
         if not admin:
             self.ordinary_tokens.add(access)
         return {"AUTH_ID": access, "REFRESH_ID": refresh, "AUTH_EXPIRES": ACCESS_TOKEN_SECONDS, "admin": admin}
@@ -226,6 +235,7 @@ class Portal:
             "calls": dict(self.calls),
             "bindings": list(self.bindings),
             "refreshes_by_day": dict(self.refreshes_by_day),
+            "vouchings_by_day": dict(self.vouchings_by_day),
             "truth": self.truth(now),
         }
 
@@ -400,10 +410,11 @@ class FakeBitrix24:
         if portal.refresh_token == token and (portal.refresh_expires is None or now < portal.refresh_expires):
             portal.refresh_token = f"refresh-{secrets.token_hex(12)}"
             portal.refresh_expires = now + REFRESH_TOKEN_SECONDS
+            portal.chain_refreshed = True
             return portal.issue(now), portal.refresh_token
         ends, admin = portal.user_refresh.pop(token, (0.0, False))
         if now < ends:
-            pair = portal.user_pair(admin, now)
+            pair = portal.user_pair(admin, now, handed_out=False)
             return pair["AUTH_ID"], pair["REFRESH_ID"]
         return None
 
@@ -428,14 +439,18 @@ class FakeBitrix24:
                 return 400, {"error": "invalid_grant", "error_description": "The refresh token is revoked"}
             if portal.oauth == "payment_required":
                 return 402, {"error": "PAYMENT_REQUIRED", "error_description": "The application is not paid"}
+            vouching = token in portal.handed_out or (token == portal.refresh_token and not portal.chain_refreshed)
             pair = self._refreshed(portal, token, now)
             if pair is None:
                 break
+            portal.handed_out.discard(token)
             if portal.oauth == "lost" or (portal.lost_rate and random.random() < portal.lost_rate):
                 portal.count("lost")  # rotated at Bitrix24; the answer never reaches the caller
                 return 0, {}
             day = iso(now)[:10]
             portal.refreshes_by_day[day] = portal.refreshes_by_day.get(day, 0) + 1
+            if vouching:
+                portal.vouchings_by_day[day] = portal.vouchings_by_day.get(day, 0) + 1
             return 200, {
                 "access_token": pair[0],
                 "refresh_token": pair[1],

@@ -48,7 +48,9 @@ RENEWAL_LOST = "a renewal's ONAPPPAYMENT lost (found after the end, by the grace
 GRACE_PAYMENT_LOST = "a payment in the grace whose ONAPPPAYMENT was lost (found at the grace's last check)"
 PAYMENT_LOST = "a payment's ONAPPPAYMENT lost, after the grace (found at the keep-alive)"
 UNINSTALL_LOST = "an uninstall whose event was lost (found at the keep-alive)"
-INSTALL_PARKED = "an install its portal or OAuth server did not answer at once, vouched for at the next sync"
+INSTALL_PARKED = (
+    "an install (or reinstall) its portal or OAuth server did not answer at once, replayed or vouched later"
+)
 # Bitrix24 rotated the install's refresh token and its answer never came: no token is left to vouch
 # with, so the install waits for the portal's next install or update (docs/licence-sync.md).
 INSTALL_ANSWER_LOST = "an install whose vouching answer Bitrix24 lost (until the portal's next install or update)"
@@ -375,6 +377,8 @@ class Simulation:
             return INSTALL_ANSWER_LOST
         if reason.startswith("not_vouched") or (portal.parked and reason == "none"):
             return INSTALL_PARKED
+        if reason == "not_installed" and portal.answered and portal.answered[-1] != 200:
+            return INSTALL_PARKED  # a reinstall parked: its uninstall's answer stands until the replay
         if portal.account is not None and portal.account.late_at(now):
             return BILLING_LATE
         if until is not None and (expected, ours) in ((GRACE_CLASS, GRANTED), (REFUSED, GRACE_CLASS)):
@@ -419,6 +423,7 @@ class Simulation:
                 billing = [] if portal.account is None else portal.account.told(now, self.start)
                 self.unexplained.append(
                     f"hour {round((now - self.start) / HOUR)} {portal.life.domain}: {answer} {truth} billing {billing}"
+                    f" installs answered {portal.answered}"
                 )
             if portal.wrong_since is not None and portal.wrong_cause != cause:
                 # The truth moved again while we were wrong (a payment lost after an end known to
@@ -438,6 +443,12 @@ class Simulation:
                 self.lags[portal.wrong_cause].append(now - portal.wrong_since)
         fake, months = self.fake, self.days / 30
         refreshes_30 = [_most_in_30_days(fake.portals[p.life.domain].refreshes_by_day) for p in self.by_member.values()]
+        renewals_30 = [_most_in_30_days(_renewals_by_day(fake.portals[p.life.domain])) for p in self.by_member.values()]
+        once_30 = [  # every refresh of a portal installed once, its install's vouching included
+            _most_in_30_days(fake.portals[p.life.domain].refreshes_by_day)
+            for p in self.by_member.values()
+            if len(p.answered) == 1
+        ]
         rest = sum(
             sum(fake.portals[p.life.domain].calls.get(name, 0) for name in ("app.info", "event.get", "event.bind"))
             for p in self.by_member.values()
@@ -458,6 +469,15 @@ class Simulation:
             "refreshes_per_portal_per_30_days": {
                 "mean": round(sum(refreshes_30) / max(len(refreshes_30), 1), 2),
                 "max": max(refreshes_30, default=0),
+            },
+            "renewals_per_portal_per_30_days": {
+                "mean": round(sum(renewals_30) / max(len(renewals_30), 1), 2),
+                "max": max(renewals_30, default=0),
+            },
+            "refreshes_installed_once_per_30_days": {
+                "portals": len(once_30),
+                "mean": round(sum(once_30) / max(len(once_30), 1), 2),
+                "max": max(once_30, default=0),
             },
             "rest_requests_per_portal_per_day": round(rest / max(len(self.by_member) * self.days, 1), 3),
             "requests_over_the_bucket": over_bucket,
@@ -483,7 +503,7 @@ class Simulation:
         portals = self.fake.portals
         worst = max(
             self.by_member.values(),
-            key=lambda portal: _most_in_30_days(portals[portal.life.domain].refreshes_by_day),
+            key=lambda portal: _most_in_30_days(_renewals_by_day(portals[portal.life.domain])),
             default=None,
         )
         if worst is None:
@@ -494,8 +514,9 @@ class Simulation:
 
         life = worst.life
         return {
-            "most_refreshed": portals[life.domain].refreshes_by_day,
+            "most_refreshed": _renewals_by_day(portals[life.domain]),
             "most_refreshed_life": {
+                "vouchings_by_day": portals[life.domain].vouchings_by_day,
                 "domain": life.domain,
                 "install_at": day(life.install_at),
                 "trial_days": life.trial_days,
@@ -643,6 +664,8 @@ def merge_shards(shards: list[dict[str, Any]]) -> dict[str, Any]:
         for cause, values in figures["lags"].items():
             lags[cause] += values
     first = shards[0]
+    installed_once = [figures["refreshes_installed_once_per_30_days"] for figures in shards]
+    once_portals = sum(once["portals"] for once in installed_once)
     return {
         "portals": portals,
         "days": first["days"],
@@ -657,6 +680,15 @@ def merge_shards(shards: list[dict[str, Any]]) -> dict[str, Any]:
         "refreshes_per_portal_per_30_days": {
             "mean": weighed("refreshes_per_portal_per_30_days", "mean", digits=2),
             "max": max(figures["refreshes_per_portal_per_30_days"]["max"] for figures in shards),
+        },
+        "renewals_per_portal_per_30_days": {
+            "mean": weighed("renewals_per_portal_per_30_days", "mean", digits=2),
+            "max": max(figures["renewals_per_portal_per_30_days"]["max"] for figures in shards),
+        },
+        "refreshes_installed_once_per_30_days": {
+            "portals": once_portals,
+            "mean": round(sum(once["mean"] * once["portals"] for once in installed_once) / max(once_portals, 1), 2),
+            "max": max(once["max"] for once in installed_once),
         },
         "rest_requests_per_portal_per_day": weighed("rest_requests_per_portal_per_day", digits=3),
         "aws_requests_per_portal_per_month": weighed("aws_requests_per_portal_per_month", digits=1),
@@ -695,6 +727,13 @@ def _tells(before: tuple, after: tuple) -> bool:
     return before[1:3] != after[1:3] or day_apart(before[3], after[3]) or day_apart(before[4], after[4])
 
 
+def _renewals_by_day(portal: Any) -> dict[str, int]:
+    """A portal's refreshes of the pair the stack keeps, by day: all but the vouchings, each the
+    first refresh of the pair an install or update brought (its administrator's act, not a check)."""
+    vouched = portal.vouchings_by_day
+    return {day: left for day, count in portal.refreshes_by_day.items() if (left := count - vouched.get(day, 0))}
+
+
 def _most_in_30_days(by_day: dict[str, int]) -> int:
     from datetime import date, timedelta
 
@@ -722,9 +761,14 @@ def table(figures: dict[str, Any]) -> str:
         )
     if not figures["wrong_hours"]:
         lines.append("  wrong: none")
-    refreshes = figures["refreshes_per_portal_per_30_days"]
+    refreshes, renewals = figures["refreshes_per_portal_per_30_days"], figures["renewals_per_portal_per_30_days"]
+    once = figures["refreshes_installed_once_per_30_days"]
     lines += [
-        f"  OAuth refreshes per portal per 30 days   mean {refreshes['mean']}, most {refreshes['max']}",
+        f"  OAuth refreshes per portal per 30 days   mean {refreshes['mean']}, most {refreshes['max']}"
+        " (installs' and updates' vouchings included)",
+        f"  renewals of the kept pair per 30 days    mean {renewals['mean']}, most {renewals['max']}",
+        f"  refreshes, portals installed once         mean {once['mean']}, most {once['max']}"
+        f" ({once['portals']} portals, their install's vouching included)",
         f"  REST requests per portal per day          {figures['rest_requests_per_portal_per_day']}",
         f"  REST requests over the bucket             {figures['requests_over_the_bucket']}",
         f"  AWS requests per portal per month         {figures['aws_requests_per_portal_per_month']}",

@@ -152,3 +152,5 @@ def test_ninety_days_of_a_monthly_subscriber_paying_on_time_cost_at_most_four_re
     assert sum(portal.refreshes_by_day.values()) <= 4 and max(portal.refreshes_by_day.values()) <= 1, (
         portal.refreshes_by_day
     )
+    # The fake tells the install's vouching (the first refresh of the pair the event brought) apart.
+    assert list(portal.vouchings_by_day.values()) == [1] and min(portal.refreshes_by_day) in portal.vouchings_by_day

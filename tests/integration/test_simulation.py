@@ -66,7 +66,11 @@ def test_a_small_simulated_year_holds_every_invariant(seed):
     } == {}
     # Only where Bitrix24 lost the answer to the install's own vouching refresh.
     assert figures["installs_unvouched_after_a_lost_answer"] <= figures["bitrix24_faults"]["lost"]
-    assert figures["refreshes_per_portal_per_30_days"]["max"] <= 2, (
+    # At most 2 refreshes in any 30 days: every one of a portal installed once, its install's
+    # vouching included; the renewals of the kept pair of one reinstalled (each install's
+    # vouching is its administrator's act, and may come after the checks it cannot undo).
+    assert figures["refreshes_installed_once_per_30_days"]["max"] <= 2, figures["refreshes_installed_once_per_30_days"]
+    assert figures["renewals_per_portal_per_30_days"]["max"] <= 2, (
         figures["most_refreshed"],
         figures["most_refreshed_life"],
     )

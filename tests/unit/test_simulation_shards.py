@@ -16,6 +16,8 @@ def _shard(portals: int, wrong: dict[str, int], lags: dict[str, list[float]], **
         "wrong_hours": wrong,
         "lags": lags,
         "refreshes_per_portal_per_30_days": {"mean": 1.0, "max": 2},
+        "renewals_per_portal_per_30_days": {"mean": 1.0, "max": 2},
+        "refreshes_installed_once_per_30_days": {"portals": portals, "mean": 1.0, "max": 2},
         "rest_requests_per_portal_per_day": 0.1,
         "aws_requests_per_portal_per_month": 20.0,
         "aws_faults": {"dynamodb throttled": 3},
@@ -48,6 +50,8 @@ def test_shards_add_their_counts_and_pool_their_lags_before_the_percentiles():
         {"late": 1, "lost": 5},
         {"late": [10 * HOUR], "lost": [5 * HOUR]},
         refreshes_per_portal_per_30_days={"mean": 2.0, "max": 3},
+        renewals_per_portal_per_30_days={"mean": 1.5, "max": 2},
+        refreshes_installed_once_per_30_days={"portals": 1, "mean": 2.0, "max": 2},
         most_refreshed={"2027-01-01": 2, "2027-01-02": 1},
         most_refreshed_life={"domain": "the most refreshed"},
     )
@@ -56,6 +60,9 @@ def test_shards_add_their_counts_and_pool_their_lags_before_the_percentiles():
     assert year["wrong_hours"] == {"late": 3, "lost": 5}
     assert year["lag_hours"]["late"] == {"p50": 1.0, "p99": 10.0, "max": 10.0}
     assert year["refreshes_per_portal_per_30_days"] == {"mean": 1.75, "max": 3}  # weighed by portals
+    assert year["renewals_per_portal_per_30_days"] == {"mean": 1.38, "max": 2}
+    # Weighed by the portals installed once, not by all: 1 of the first shard's, 1 of the second's.
+    assert year["refreshes_installed_once_per_30_days"] == {"portals": 2, "mean": 1.5, "max": 2}
     assert year["install_answers"] == {"200": 4} and year["events_extra"] == 1
     assert year["most_refreshed"] == {"2027-01-01": 2, "2027-01-02": 1}
     assert year["most_refreshed_life"] == {"domain": "the most refreshed"}  # its life, from its shard
