@@ -536,8 +536,10 @@ class Simulation:
     def _kept(self) -> dict[str, Any]:
         """Installs and pairs lost: what the tables hold against the truth, at the end."""
         from billing_webhooks.data import installations, tokens
+        from billing_webhooks.models.base import from_utc_timestamp
 
         lost_installs, lost_pairs, in_doubt, unreachable, answer_lost = [], [], [], [], []
+        doubt_hours: list[float] = []  # how long each pair in doubt at the end has been so
         for member_id, portal in self.by_member.items():
             truth = self.fake.portals[portal.life.domain]
             kept = installations.get(member_id) or {}
@@ -559,6 +561,8 @@ class Simulation:
             because = kept.get("unreachable_because")
             if truth.installed and because == "tokens_in_doubt":
                 in_doubt.append(portal.life.domain)
+                since = from_utc_timestamp(str(kept.get("unreachable_since"))).timestamp()
+                doubt_hours.append(round((self.stack.clock.time() - since) / HOUR, 1))
             elif truth.installed and because:
                 unreachable.append(portal.life.domain)
                 if pair.get("refused"):
@@ -568,6 +572,7 @@ class Simulation:
             "installs_unvouched_after_a_lost_answer": len(answer_lost),
             "pairs_lost_to_a_slow_answer": len(lost_pairs),
             "pairs_in_doubt_at_the_end": len(in_doubt),
+            "pairs_in_doubt_hours": sorted(doubt_hours),
             "unreachable_but_installed": len(unreachable),
             "lost_examples": (lost_installs + lost_pairs + unreachable)[:5],
         }
@@ -712,6 +717,7 @@ def merge_shards(shards: list[dict[str, Any]]) -> dict[str, Any]:
             key: [example for figures in shards for example in figures[key]][:10]
             for key in ("unexplained_examples", "lost_examples", "event_examples")
         },
+        "pairs_in_doubt_hours": sorted(hours for figures in shards for hours in figures["pairs_in_doubt_hours"]),
         **{
             key: max(shards, key=lambda figures: _most_in_30_days(figures["most_refreshed"]))[key]
             for key in ("most_refreshed", "most_refreshed_life")
@@ -777,7 +783,8 @@ def table(figures: dict[str, Any]) -> str:
         f"  installs lost                             {figures['installs_lost']}",
         f"  installs unvouched: Bitrix24 lost the answer  {figures['installs_unvouched_after_a_lost_answer']}",
         f"  pairs lost to a slow answer               {figures['pairs_lost_to_a_slow_answer']}",
-        f"  pairs in doubt at the end                 {figures['pairs_in_doubt_at_the_end']}",
+        f"  pairs in doubt at the end                 {figures['pairs_in_doubt_at_the_end']}"
+        f" (in doubt for {figures['pairs_in_doubt_hours']} h: until its administrator reinstalls or updates)",
         f"  unreachable but installed                 {figures['unreachable_but_installed']}",
         f"  EntitlementChanged told                   {figures['events_told']}"
         f" (missing {figures['events_missing']}, extra {figures['events_extra']})",

@@ -30,6 +30,7 @@ def _shard(portals: int, wrong: dict[str, int], lags: dict[str, list[float]], **
         "installs_unvouched_after_a_lost_answer": 0,
         "pairs_lost_to_a_slow_answer": 0,
         "pairs_in_doubt_at_the_end": 0,
+        "pairs_in_doubt_hours": [],
         "unreachable_but_installed": 0,
         "events_missing": 0,
         "events_extra": 0,
@@ -54,6 +55,8 @@ def test_shards_add_their_counts_and_pool_their_lags_before_the_percentiles():
         refreshes_installed_once_per_30_days={"portals": 1, "mean": 2.0, "max": 2},
         most_refreshed={"2027-01-01": 2, "2027-01-02": 1},
         most_refreshed_life={"domain": "the most refreshed"},
+        pairs_in_doubt_at_the_end=2,
+        pairs_in_doubt_hours=[700.0, 12.5],
     )
     year = merge_shards([one, three])
     assert (year["portals"], year["shards"], year["seconds"]) == (4, 2, 100)
@@ -64,6 +67,7 @@ def test_shards_add_their_counts_and_pool_their_lags_before_the_percentiles():
     # Weighed by the portals installed once, not by all: 1 of the first shard's, 1 of the second's.
     assert year["refreshes_installed_once_per_30_days"] == {"portals": 2, "mean": 1.5, "max": 2}
     assert year["install_answers"] == {"200": 4} and year["events_extra"] == 1
+    assert year["pairs_in_doubt_at_the_end"] == 2 and year["pairs_in_doubt_hours"] == [12.5, 700.0]
     assert year["most_refreshed"] == {"2027-01-01": 2, "2027-01-02": 1}
     assert year["most_refreshed_life"] == {"domain": "the most refreshed"}  # its life, from its shard
     assert "4 portals" in table(year) and "2 shard(s)" in table(year)
