@@ -499,13 +499,16 @@ class Simulation:
         }
 
     def _most_refreshed(self) -> dict[str, Any]:
-        """The most refreshed portal's refreshes by day, and its life: what a budget broken asks first."""
+        """The most refreshed portal, by what its budget counts (every refresh of a portal installed
+        once, the renewals of one reinstalled): its refreshes by day, and its life. What a budget
+        broken asks first."""
         portals = self.fake.portals
-        worst = max(
-            self.by_member.values(),
-            key=lambda portal: _most_in_30_days(_renewals_by_day(portals[portal.life.domain])),
-            default=None,
-        )
+
+        def budgeted(portal: Portal) -> dict[str, int]:
+            counted = portals[portal.life.domain]
+            return counted.refreshes_by_day if len(portal.answered) == 1 else _renewals_by_day(counted)
+
+        worst = max(self.by_member.values(), key=lambda portal: _most_in_30_days(budgeted(portal)), default=None)
         if worst is None:
             return {"most_refreshed": {}, "most_refreshed_life": {}}
 
@@ -514,8 +517,9 @@ class Simulation:
 
         life = worst.life
         return {
-            "most_refreshed": _renewals_by_day(portals[life.domain]),
+            "most_refreshed": budgeted(worst),
             "most_refreshed_life": {
+                "refreshes_by_day": portals[life.domain].refreshes_by_day,
                 "vouchings_by_day": portals[life.domain].vouchings_by_day,
                 "domain": life.domain,
                 "install_at": day(life.install_at),
