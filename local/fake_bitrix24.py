@@ -92,8 +92,10 @@ class Portal:
     # Refresh tokens as a user's app page or an install or update received them, never refreshed:
     # refreshing one is how the stack vouches for the event (its administrator's act, not a renewal).
     handed_out: set[str] = field(default_factory=set)
-    chain_refreshed: bool = False  # `refresh_token` (the samples' installer's) refreshed at least once
     vouchings_by_day: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.handed_out.add(self.refresh_token)  # the samples' installer's, as its install carries it
 
     # What `PUT /_portals/<domain>` may set (docs/development.md): app.info's fields, how the portal
     # and its OAuth server answer.
@@ -410,7 +412,6 @@ class FakeBitrix24:
         if portal.refresh_token == token and (portal.refresh_expires is None or now < portal.refresh_expires):
             portal.refresh_token = f"refresh-{secrets.token_hex(12)}"
             portal.refresh_expires = now + REFRESH_TOKEN_SECONDS
-            portal.chain_refreshed = True
             return portal.issue(now), portal.refresh_token
         ends, admin = portal.user_refresh.pop(token, (0.0, False))
         if now < ends:
@@ -439,7 +440,7 @@ class FakeBitrix24:
                 return 400, {"error": "invalid_grant", "error_description": "The refresh token is revoked"}
             if portal.oauth == "payment_required":
                 return 402, {"error": "PAYMENT_REQUIRED", "error_description": "The application is not paid"}
-            vouching = token in portal.handed_out or (token == portal.refresh_token and not portal.chain_refreshed)
+            vouching = token in portal.handed_out
             pair = self._refreshed(portal, token, now)
             if pair is None:
                 break
